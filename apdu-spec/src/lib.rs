@@ -1,0 +1,42 @@
+//! The contract at the linkcard card edge, shared by the card and every host.
+//!
+//! * [`command`]: zero-copy parsing of ISO 7816-4 command APDUs (cases 1, 2S, 3S, 4S, 2E, 3E, 4E);
+//! * [`class`]: CLA decoding (logical channel, secure messaging, command chaining);
+//! * [`status`]: status words with names and meanings;
+//! * [`aid`]: application identifiers and the AIDs this project uses;
+//! * [`tlv`]: bounded BER-TLV reading and writing;
+//! * [`gp`]: GlobalPlatform card-manager commands, life cycles and GET STATUS records;
+//! * [`loopback`]: the command set of the diagnostic loopback applet;
+//! * [`builder`] (feature `alloc`): owned commands for hosts, split into chained or extended APDUs.
+//!
+//! Nothing in this crate panics on input: every parser returns an error the card answers with a status word.
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod aid;
+#[cfg(feature = "alloc")]
+pub mod builder;
+pub mod class;
+pub mod command;
+pub mod gp;
+pub mod ins;
+pub mod loopback;
+pub mod status;
+pub mod tlv;
+
+pub use aid::Aid;
+pub use class::Class;
+pub use command::{CommandView, MalformedCommand};
+pub use status::StatusWord;

@@ -1,0 +1,132 @@
+//! The linkcard card image: the card runtime with the applets built into it.
+//!
+//! Every transport (in-process tests, the PC/SC virtual card, the firmware) runs this same [`LinkcardCard`].
+//! A new card is OP_READY with one factory instance, the loopback applet `F04C4E4B43FF01` (multi-selectable,
+//! extended length), and INSTALL can create more instances of the load files in [`LinkcardImage::LOAD_FILES`].
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod loopback;
+
+use apdu_spec::{Aid, CommandView, StatusWord, aid};
+use card_os::{Applet, Card, Context, FactoryInstance, Image, LoadFile, Reply};
+
+pub use loopback::Loopback;
+
+/// The card as every transport uses it.
+pub type LinkcardCard = Card<LinkcardImage>;
+
+/// The applet types of the linkcard image.
+#[derive(Debug)]
+pub enum LinkcardImage {}
+
+/// One instance of any applet type in the image.
+#[derive(Debug)]
+pub enum LinkcardApplet {
+    /// The diagnostic loopback applet.
+    Loopback(Loopback),
+}
+
+/// Historical bytes: category 80, then compact-TLV "card issuer's data" (tag 5, length 8) = "linkcard".
+const HISTORICAL_BYTES: [u8; 10] = [0x80, 0x58, b'l', b'i', b'n', b'k', b'c', b'a', b'r', b'd'];
+
+impl Image for LinkcardImage {
+    type Applet = LinkcardApplet;
+
+    const HISTORICAL_BYTES: &'static [u8] = &HISTORICAL_BYTES;
+
+    const LOAD_FILES: &'static [LoadFile] = &[LoadFile {
+        aid: aid::LOOPBACK_LOAD_FILE,
+        modules: &[aid::LOOPBACK_MODULE],
+    }];
+
+    const FACTORY_INSTANCES: &'static [FactoryInstance] = &[FactoryInstance {
+        module: aid::LOOPBACK_MODULE,
+        aid: aid::LOOPBACK_APPLET,
+        parameters: &[apdu_spec::loopback::flags::MULTI_SELECTABLE
+            | apdu_spec::loopback::flags::EXTENDED_LENGTH],
+        privileges: [0, 0, 0],
+    }];
+
+    fn instantiate(
+        module: &Aid,
+        _aid: &Aid,
+        parameters: &[u8],
+    ) -> Result<LinkcardApplet, StatusWord> {
+        if *module == aid::LOOPBACK_MODULE {
+            return Loopback::new(parameters).map(LinkcardApplet::Loopback);
+        }
+        Err(StatusWord::REFERENCED_DATA_NOT_FOUND)
+    }
+}
+
+impl Applet for LinkcardApplet {
+    fn select(&mut self, ctx: &mut Context) -> bool {
+        match self {
+            Self::Loopback(a) => a.select(ctx),
+        }
+    }
+    fn deselect(&mut self, ctx: &mut Context) {
+        match self {
+            Self::Loopback(a) => a.deselect(ctx),
+        }
+    }
+    fn process(
+        &mut self,
+        ctx: &mut Context,
+        command: &CommandView<'_>,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        match self {
+            Self::Loopback(a) => a.process(ctx, command, reply),
+        }
+    }
+    fn multi_selectable(&self) -> bool {
+        match self {
+            Self::Loopback(a) => a.multi_selectable(),
+        }
+    }
+    fn extended_length(&self) -> bool {
+        match self {
+            Self::Loopback(a) => a.extended_length(),
+        }
+    }
+    fn reset(&mut self) {
+        match self {
+            Self::Loopback(a) => a.reset(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factory_card_has_its_instances() {
+        let mut card = LinkcardCard::new();
+        let atr = card.power_on();
+        assert_eq!(&atr.as_bytes()[..4], &[0x3B, 0x8A, 0x80, 0x01]);
+        let mut out = [0u8; 300];
+        // GET STATUS for applications lists every factory instance.
+        let n = card.transmit(&[0x80, 0xF2, 0x40, 0x02, 0x02, 0x4F, 0x00, 0x00], &mut out);
+        assert_eq!(&out[n - 2..n], &[0x90, 0x00]);
+        let listed = &out[..n - 2];
+        for f in LinkcardImage::FACTORY_INSTANCES {
+            assert!(
+                listed.windows(f.aid.len()).any(|w| w == f.aid.as_bytes()),
+                "{:?} missing",
+                f.aid
+            );
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The linkcard card runtime: a Java Card/GlobalPlatform-style operating system for one card image.
+//!
+//! * [`card`]: the APDU engine every transport drives ([`Card::power_on`], [`Card::transmit`],
+//!   [`Card::power_off`]): length checks, command chaining, response chaining with 61xx/GET RESPONSE;
+//! * [`runtime`]: logical channels, SELECT, MANAGE CHANNEL and dispatch;
+//! * [`card_manager`]: the GlobalPlatform Issuer Security Domain (GET STATUS, INSTALL, DELETE, SET STATUS);
+//! * [`registry`]: installed instances and their life cycle;
+//! * [`applet`]: the [`Applet`] trait, the [`Context`] and [`Reply`] an applet gets;
+//! * [`image`]: the applet types a card image carries ([`Image`]);
+//! * [`atr`]: the Answer To Reset.
+//!
+//! No allocator, no `unsafe`, and no panic reachable from input: every byte string gets a status word.
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod applet;
+pub mod atr;
+pub mod card;
+pub mod card_manager;
+pub mod image;
+pub mod registry;
+pub mod runtime;
+
+pub use applet::{Applet, Context, Reply};
+pub use atr::Atr;
+pub use card::{CHAIN_BUFFER, Card, RESPONSE_BUFFER};
+pub use image::{FactoryInstance, Image, LoadFile};
+
+#[cfg(test)]
+mod tests;

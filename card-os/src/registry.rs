@@ -1,0 +1,83 @@
+//! The applet registry: installed instances in installation order, with their GlobalPlatform state.
+
+use apdu_spec::gp::app_state;
+use apdu_spec::{Aid, StatusWord};
+use heapless::Vec;
+
+/// Most applet instances one card holds.
+pub const MAX_INSTANCES: usize = 16;
+
+/// One installed instance.
+#[derive(Debug)]
+pub struct Entry<A> {
+    /// Instance AID.
+    pub aid: Aid,
+    /// The load file it was created from.
+    pub load_file: Aid,
+    /// Application life cycle byte (GP §5.3.1).
+    pub state: u8,
+    /// Privileges.
+    pub privileges: [u8; 3],
+    /// The applet object.
+    pub applet: A,
+}
+
+impl<A> Entry<A> {
+    /// Selectable: SELECTABLE or an application-specific state, and not LOCKED.
+    pub fn selectable(&self) -> bool {
+        !app_state::is_locked(self.state)
+            && self.state & app_state::SELECTABLE == app_state::SELECTABLE
+    }
+}
+
+/// Installed instances, in installation order (which is also the order of partial-AID selection).
+#[derive(Debug)]
+pub struct Registry<A> {
+    entries: Vec<Entry<A>, MAX_INSTANCES>,
+}
+
+impl<A> Default for Registry<A> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<A> Registry<A> {
+    /// Adds an instance; 6A84 when the registry is full.
+    pub fn add(&mut self, entry: Entry<A>) -> Result<usize, StatusWord> {
+        self.entries
+            .push(entry)
+            .map_err(|_| StatusWord::NOT_ENOUGH_MEMORY)?;
+        Ok(self.entries.len() - 1)
+    }
+    /// Removes the instance at `index`; later indices shift down by one.
+    pub fn remove(&mut self, index: usize) -> Option<Entry<A>> {
+        (index < self.entries.len()).then(|| self.entries.remove(index))
+    }
+    /// The index of the instance with exactly this AID.
+    pub fn position(&self, aid: &[u8]) -> Option<usize> {
+        self.entries.iter().position(|e| e.aid.as_bytes() == aid)
+    }
+    /// The entry at `index`.
+    pub fn get(&self, index: usize) -> Option<&Entry<A>> {
+        self.entries.get(index)
+    }
+    /// The entry at `index`, mutably.
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut Entry<A>> {
+        self.entries.get_mut(index)
+    }
+    /// All entries in installation order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<A>> {
+        self.entries.iter()
+    }
+    /// Number of instances.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    /// Whether no instance is installed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

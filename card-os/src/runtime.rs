@@ -1,0 +1,390 @@
+//! Routing inside the card: logical channels, SELECT and MANAGE CHANNEL, and dispatch to the selected applet
+//! or the card manager (JCRE 3 §4, ISO 7816-4 §7.1.1 and §7.1.2).
+//!
+//! * **SELECT by AID** (`00 A4 04 P2`, data = full or partial AID): candidates are the card manager and then the
+//!   selectable instances in installation order. P2 `00` takes the first match, P2 `02` the next one after the
+//!   applet currently selected on the channel; P2 `0C`/`0E` ask for no FCI. No match: 6A82 and the channel keeps
+//!   its applet. The old applet is deselected before the new one's `select` runs; if that refuses, 6999 and
+//!   the channel has no applet selected (commands then get 6999 until a SELECT succeeds). No data selects the card manager.
+//!   A non-multi-selectable applet already active on another channel: 6985, nothing changes.
+//! * **MANAGE CHANNEL** open (`P1 00`, P2 `00` = lowest free channel, returned as one data byte, or P2 = 1-19)
+//!   and close (`P1 80`, P2 = channel, or `00` for the CLA's channel). A channel opened from the basic channel
+//!   gets the default applet; one opened from channel *k* gets *k*'s applet. Closed or nonexistent channel: 6881;
+//!   none free: 6A81; closing the basic channel: 6A86.
+//! * The default applet on the basic channel after reset is the first selectable instance holding the GP Card
+//!   Reset privilege, else the card manager. While the card is CARD_LOCKED or TERMINATED only the card manager can
+//!   be selected.
+
+use apdu_spec::gp::{CardLifeCycle, privileges};
+use apdu_spec::{Class, CommandView, StatusWord, aid, ins};
+
+use crate::applet::{Applet, Context, Reply};
+use crate::card_manager::StatusCursor;
+use crate::image::Image;
+use crate::registry::{Entry, Registry};
+
+/// Number of logical channels (0-19).
+pub const CHANNELS: usize = 20;
+
+/// What is selected on a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Selected {
+    CardManager,
+    Applet(usize),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Channel {
+    pub(crate) open: bool,
+    pub(crate) selected: Option<Selected>,
+}
+
+/// Occurrence asked for by SELECT P2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Occurrence {
+    First,
+    Next,
+}
+
+/// Everything the card keeps between commands except the APDU buffers.
+pub(crate) struct Runtime<I: Image> {
+    pub(crate) life_cycle: CardLifeCycle,
+    pub(crate) registry: Registry<I::Applet>,
+    pub(crate) channels: [Channel; CHANNELS],
+    pub(crate) status_cursor: Option<StatusCursor>,
+}
+
+impl<I: Image> Runtime<I> {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::default();
+        for factory in I::FACTORY_INSTANCES {
+            let load_file = I::LOAD_FILES
+                .iter()
+                .find(|lf| lf.modules.contains(&factory.module));
+            if let (Some(load_file), Ok(applet)) = (
+                load_file,
+                I::instantiate(&factory.module, &factory.aid, factory.parameters),
+            ) {
+                // A factory list longer than the registry is a build mistake the image's tests catch.
+                let _ = registry.add(Entry {
+                    aid: factory.aid,
+                    load_file: load_file.aid,
+                    state: apdu_spec::gp::app_state::SELECTABLE,
+                    privileges: factory.privileges,
+                    applet,
+                });
+            }
+        }
+        Self {
+            life_cycle: CardLifeCycle::OpReady,
+            registry,
+            channels: [Channel::default(); CHANNELS],
+            status_cursor: None,
+        }
+    }
+
+    /// Power loss or reset: every channel but the basic one closes, sessions are cleared, the default applet
+    /// is selected on the basic channel.
+    pub(crate) fn reset(&mut self) {
+        self.channels = [Channel::default(); CHANNELS];
+        self.status_cursor = None;
+        for index in 0..self.registry.len() {
+            if let Some(entry) = self.registry.get_mut(index) {
+                entry.applet.reset();
+            }
+        }
+    }
+
+    pub(crate) fn open_basic_channel(&mut self) {
+        let target = self.default_selection();
+        let selected = self.select_on(0, target).then_some(target);
+        if let Some(basic) = self.channels.get_mut(0) {
+            *basic = Channel {
+                open: true,
+                selected,
+            };
+        }
+    }
+
+    pub(crate) fn channel_open(&self, channel: u8) -> bool {
+        self.channels
+            .get(usize::from(channel))
+            .is_some_and(|c| c.open)
+    }
+
+    fn selected_on(&self, channel: u8) -> Option<Selected> {
+        self.channels
+            .get(usize::from(channel))
+            .and_then(|c| c.selected)
+    }
+
+    fn set_selected(&mut self, channel: u8, selected: Option<Selected>) {
+        if let Some(c) = self.channels.get_mut(usize::from(channel)) {
+            c.selected = selected;
+        }
+    }
+
+    fn only_card_manager(&self) -> bool {
+        matches!(
+            self.life_cycle,
+            CardLifeCycle::CardLocked | CardLifeCycle::Terminated
+        )
+    }
+
+    fn default_selection(&self) -> Selected {
+        if self.only_card_manager() {
+            return Selected::CardManager;
+        }
+        self.registry
+            .iter()
+            .position(|e| e.selectable() && e.privileges[0] & privileges::CARD_RESET != 0)
+            .map_or(Selected::CardManager, Selected::Applet)
+    }
+
+    fn aid_of(&self, target: Selected) -> Option<apdu_spec::Aid> {
+        match target {
+            Selected::CardManager => Some(aid::CARD_MANAGER),
+            Selected::Applet(i) => self.registry.get(i).map(|e| e.aid),
+        }
+    }
+
+    fn selectable(&self, target: Selected) -> bool {
+        match target {
+            Selected::CardManager => true,
+            Selected::Applet(i) => {
+                !self.only_card_manager() && self.registry.get(i).is_some_and(Entry::selectable)
+            }
+        }
+    }
+
+    fn multi_selectable(&self, target: Selected) -> bool {
+        match target {
+            Selected::CardManager => true,
+            Selected::Applet(i) => self
+                .registry
+                .get(i)
+                .is_some_and(|e| e.applet.multi_selectable()),
+        }
+    }
+
+    /// Whether `target` is selected on a channel other than `except`.
+    fn active_elsewhere(&self, target: Selected, except: Option<u8>) -> bool {
+        self.channels.iter().enumerate().any(|(n, c)| {
+            c.open && c.selected == Some(target) && Some(n) != except.map(usize::from)
+        })
+    }
+
+    /// Runs the applet's `select`; the card manager always accepts.
+    fn select_on(&mut self, channel: u8, target: Selected) -> bool {
+        match target {
+            Selected::CardManager => true,
+            Selected::Applet(i) => self.registry.get_mut(i).is_some_and(|e| {
+                let mut ctx = Context::new(e.aid, channel, true);
+                e.applet.select(&mut ctx)
+            }),
+        }
+    }
+
+    fn deselect_on(&mut self, channel: u8) {
+        if let Some(Selected::Applet(i)) = self.selected_on(channel)
+            && let Some(e) = self.registry.get_mut(i)
+        {
+            let mut ctx = Context::new(e.aid, channel, false);
+            e.applet.deselect(&mut ctx);
+        }
+        self.set_selected(channel, None);
+    }
+
+    /// Deselects every applet instance matching `evict` on every channel (the card manager stays).
+    pub(crate) fn deselect_where(&mut self, evict: impl Fn(usize) -> bool) {
+        for channel in 0..CHANNELS as u8 {
+            if let Some(Selected::Applet(i)) = self.selected_on(channel)
+                && evict(i)
+            {
+                self.deselect_on(channel);
+            }
+        }
+    }
+
+    /// After the registry entry at `removed` is gone, later indices move down by one.
+    pub(crate) fn forget_index(&mut self, removed: usize) {
+        for c in &mut self.channels {
+            if let Some(Selected::Applet(i)) = c.selected {
+                c.selected = match i.cmp(&removed) {
+                    core::cmp::Ordering::Less => Some(Selected::Applet(i)),
+                    core::cmp::Ordering::Equal => None,
+                    core::cmp::Ordering::Greater => Some(Selected::Applet(i - 1)),
+                };
+            }
+        }
+    }
+
+    /// Whether instance `index` is selected on any channel.
+    pub(crate) fn is_selected_anywhere(&self, index: usize) -> bool {
+        self.active_elsewhere(Selected::Applet(index), None)
+    }
+
+    /// Routes one complete command (chaining already undone).
+    pub(crate) fn dispatch(
+        &mut self,
+        command: &CommandView<'_>,
+        class: Class,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        let channel = class.channel();
+        if class.interindustry()
+            && command.ins() == ins::SELECT
+            && command.p1() == ins::SELECT_BY_NAME
+        {
+            return self.select(channel, command, reply);
+        }
+        if class.interindustry() && command.ins() == ins::MANAGE_CHANNEL {
+            return self.manage_channel(channel, command, reply);
+        }
+        match self.selected_on(channel) {
+            None => Err(StatusWord::APPLET_SELECT_FAILED),
+            Some(Selected::CardManager) => {
+                if command.is_extended() {
+                    return Err(StatusWord::WRONG_LENGTH);
+                }
+                self.card_manager(class, command, reply)
+            }
+            Some(Selected::Applet(i)) => {
+                let entry = self.registry.get_mut(i).ok_or(StatusWord::UNKNOWN)?;
+                if command.is_extended() && !entry.applet.extended_length() {
+                    return Err(StatusWord::WRONG_LENGTH);
+                }
+                let mut ctx = Context::new(entry.aid, channel, false);
+                entry.applet.process(&mut ctx, command, reply)
+            }
+        }
+    }
+
+    fn find(
+        &self,
+        name: &[u8],
+        occurrence: Occurrence,
+        current: Option<Selected>,
+    ) -> Option<Selected> {
+        let candidates = core::iter::once(Selected::CardManager)
+            .chain((0..self.registry.len()).map(Selected::Applet))
+            .filter(|t| {
+                self.selectable(*t) && self.aid_of(*t).is_some_and(|a| a.starts_with(name))
+            });
+        match (occurrence, current) {
+            (Occurrence::Next, Some(current))
+                if self.aid_of(current).is_some_and(|a| a.starts_with(name)) =>
+            {
+                candidates.skip_while(|t| *t != current).nth(1)
+            }
+            _ => candidates.into_iter().next(),
+        }
+    }
+
+    fn select(
+        &mut self,
+        channel: u8,
+        command: &CommandView<'_>,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        if command.is_extended() {
+            return Err(StatusWord::WRONG_LENGTH);
+        }
+        let occurrence = match command.p2() & 0xF3 {
+            0x00 => Occurrence::First,
+            0x02 => Occurrence::Next,
+            _ => return Err(StatusWord::INCORRECT_P1P2),
+        };
+        let current = self.selected_on(channel);
+        let target = if command.data().is_empty() {
+            Selected::CardManager
+        } else {
+            self.find(command.data(), occurrence, current)
+                .ok_or(StatusWord::NOT_FOUND)?
+        };
+        if !self.multi_selectable(target) && self.active_elsewhere(target, Some(channel)) {
+            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        self.deselect_on(channel);
+        if !self.select_on(channel, target) {
+            return Err(StatusWord::APPLET_SELECT_FAILED);
+        }
+        self.set_selected(channel, Some(target));
+        match target {
+            Selected::CardManager => self.card_manager_select(command, reply),
+            Selected::Applet(i) => {
+                let entry = self.registry.get_mut(i).ok_or(StatusWord::UNKNOWN)?;
+                let mut ctx = Context::new(entry.aid, channel, true);
+                entry.applet.process(&mut ctx, command, reply)
+            }
+        }
+    }
+
+    fn manage_channel(
+        &mut self,
+        channel: u8,
+        command: &CommandView<'_>,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        if command.is_extended() || !command.data().is_empty() {
+            return Err(StatusWord::WRONG_LENGTH);
+        }
+        match command.p1() {
+            ins::MANAGE_CHANNEL_OPEN => {
+                let new = match command.p2() {
+                    0 => (1..CHANNELS as u8)
+                        .find(|n| !self.channel_open(*n))
+                        .ok_or(StatusWord::FUNCTION_NOT_SUPPORTED)?,
+                    n if usize::from(n) >= CHANNELS => {
+                        return Err(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED);
+                    }
+                    n if self.channel_open(n) => return Err(StatusWord::CONDITIONS_NOT_SATISFIED),
+                    n => n,
+                };
+                let target = if channel == 0 {
+                    Some(self.default_selection())
+                } else {
+                    self.selected_on(channel)
+                };
+                if let Some(target) = target {
+                    if !self.multi_selectable(target) && self.active_elsewhere(target, Some(new)) {
+                        return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+                    }
+                    if !self.select_on(new, target) {
+                        return Err(StatusWord::APPLET_SELECT_FAILED);
+                    }
+                }
+                if let Some(c) = self.channels.get_mut(usize::from(new)) {
+                    *c = Channel {
+                        open: true,
+                        selected: target,
+                    };
+                }
+                if command.p2() == 0 {
+                    reply.push(&[new])
+                } else {
+                    Ok(())
+                }
+            }
+            ins::MANAGE_CHANNEL_CLOSE => {
+                let closing = if command.p2() == 0 {
+                    channel
+                } else {
+                    command.p2()
+                };
+                if closing == 0 {
+                    return Err(StatusWord::INCORRECT_P1P2);
+                }
+                if !self.channel_open(closing) {
+                    return Err(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED);
+                }
+                self.deselect_on(closing);
+                if let Some(c) = self.channels.get_mut(usize::from(closing)) {
+                    *c = Channel::default();
+                }
+                Ok(())
+            }
+            _ => Err(StatusWord::INCORRECT_P1P2),
+        }
+    }
+}

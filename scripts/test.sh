@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, lints, all tests, the card crates for the Cortex-M4 target (no allocator),
+# and the conformance suite against the in-process card. Installs what it needs when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_rust
+ensure_card_target
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (host workspace, all targets)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "card crates for thumbv7em-none-eabihf (no std, no allocator)"
+cargo build --locked --release -p apdu-spec -p card-os -p card-image --target "$CARD_TARGET"
+# A bare-metal binary without #[global_allocator]: it fails to build if anything on the card needs `alloc`.
+cargo clippy --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET" -- -D warnings
+cargo build --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET"
+size_report firmware/target/"$CARD_TARGET"/release/linkcard-firmware
+
+step "cargo test (workspace)"
+cargo test --workspace --locked
+
+step "conformance suite, in-process card"
+cargo run --locked --quiet -p host-tools --bin linkcard -- conformance run --in-process

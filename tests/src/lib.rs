@@ -1,0 +1,12 @@
+//! Workspace-level tests for linkcard.
+//!
+//! The conformance scripts live in `tests/conformance` (format: `tests/conformance/README.md`); the
+//! integration test `tests/conformance.rs` runs every one of them on an in-process card. Run them with
+//! `cargo test -p linkcard-tests`, or with `linkcard conformance run` for a readable report.
+
+use std::path::PathBuf;
+
+/// The directory of conformance scripts in this workspace.
+pub fn conformance_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance")
+}
