@@ -32,3 +32,26 @@ ensure_card_target() {
 size_report() {
   if command -v size >/dev/null 2>&1; then size "$1"; fi
 }
+
+# Debian packages the PC/SC build and the system tests need.
+SYSTEM_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc)
+
+# Installs the missing SYSTEM_PACKAGES with apt-get; fails loudly (never skips) when that is impossible.
+ensure_system_packages() {
+  local missing=() package
+  for package in "${SYSTEM_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$package")
+    fi
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  step "installing system packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: missing system packages (${missing[*]}) and no root apt-get to install them;" \
+         "install them, then run this again" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, lints, all tests, the card crates for the Cortex-M4 target (no allocator),
-# and the conformance suite against the in-process card. Installs what it needs when missing.
+# the conformance suite against the in-process card, and the system tests over a real pcscd.
+# Installs what it needs when missing (the Rust target; Debian packages for PC/SC, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_rust
 ensure_card_target
+ensure_system_packages
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -26,3 +28,6 @@ cargo test --workspace --locked
 
 step "conformance suite, in-process card"
 cargo run --locked --quiet -p host-tools --bin linkcard -- conformance run --in-process
+
+step "system tests over a real pcscd"
+bash scripts/system-test.sh

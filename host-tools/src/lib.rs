@@ -4,7 +4,10 @@
 //!   card ([`InProcessChannel`]) and an APDU trace ([`Traced`]);
 //! * [`script`]: the conformance script format (`*.apdu`, see `tests/conformance/README.md`) and its
 //!   response [`Pattern`]s;
-//! * [`conformance`]: runs scripts against a channel and reports the outcome for people or as JSON.
+//! * [`conformance`]: runs scripts against a channel and reports the outcome for people or as JSON;
+//! * [`pcsc_channel`]: the same channel over PC/SC readers (real, or the virtual card behind pcscd);
+//! * [`vpcd`]: the card image as a virtual card for pcscd's vpcd driver (`linkcard card emulate`);
+//! * [`latency`]: APDU round-trip statistics for the benchmark.
 //!
 //! The `linkcard` command line tool is built on these modules.
 #![forbid(unsafe_code)]
@@ -13,7 +16,10 @@
 pub mod channel;
 pub mod conformance;
 pub mod hex;
+pub mod latency;
+pub mod pcsc_channel;
 pub mod script;
+pub mod vpcd;
 
 pub use channel::{CardChannel, ChannelError, InProcessChannel, Traced};
 pub use conformance::{Report, ScriptOutcome};

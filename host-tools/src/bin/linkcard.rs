@@ -2,13 +2,21 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use card_image::LinkcardCard;
 use clap::{Args, Parser, Subcommand};
 use host_tools::conformance::{self, collect_script_paths, default_script_dir};
+use host_tools::pcsc_channel::{self, PcscChannel, ReaderChoice};
 use host_tools::script::{self, Script};
+use host_tools::{Traced, hex, vpcd};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Every script passed (or parsed).
 const EXIT_OK: u8 = 0;
@@ -30,6 +38,54 @@ enum Command {
     /// Conformance scripts (*.apdu): run them against a card, or check their syntax.
     #[command(subcommand)]
     Conformance(ConformanceCommand),
+    /// List PC/SC readers, with the ATR of the card in each.
+    #[command(after_help = READERS_AFTER_HELP)]
+    Readers,
+    /// The card image itself: run it as a virtual card.
+    #[command(subcommand)]
+    Card(CardCommand),
+}
+
+const READERS_AFTER_HELP: &str = "\
+Readers are numbered from 0; `--reader` options take a number, a full reader name, or a part of a name that
+only one reader has (case-insensitive). Exit status: 0 (also with no readers), 2 when pcscd cannot be reached.";
+
+#[derive(Debug, Subcommand)]
+enum CardCommand {
+    /// Run the card image as a virtual card in pcscd's vpcd reader (package vsmartcard-vpcd).
+    #[command(after_help = EMULATE_AFTER_HELP)]
+    Emulate(EmulateArgs),
+}
+
+const EMULATE_AFTER_HELP: &str = "\
+The virtual card connects to vpcd, the pcscd reader driver, which then shows a card in the reader
+\"Virtual PCD 00 00\" (slot 0) or \"Virtual PCD 00 01\" (slot 1). Any PC/SC client can use it:
+    linkcard conformance run --reader \"Virtual PCD 00 00\"
+    opensc-tool -r 0 -s 00A4040008A000000151000000
+    scriptor -r \"Virtual PCD 00 00\" commands.txt
+pcscd must be running (`pcscd -f` in another terminal, or the system service). The card reconnects on its
+own when pcscd restarts, keeps its installed applets while it runs, and stops on Ctrl-C or SIGTERM.
+
+Security: vpcd listens on ALL network interfaces (port 35963 and up): whoever reaches that port can act as a
+card to this machine's pcscd. Firewall it, or run pcscd with a reader configuration of its own (-c DIR).";
+
+#[derive(Debug, Args)]
+struct EmulateArgs {
+    /// Host where vpcd (pcscd) listens.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// vpcd's port for slot 0; slot N uses PORT + N.
+    #[arg(long, default_value_t = host_tools::vpcd::DEFAULT_PORT)]
+    port: u16,
+
+    /// Slot to serve (repeat for several independent cards: --slot 0 --slot 1).
+    #[arg(long = "slot", default_values_t = [0u16], value_parser = clap::value_parser!(u16).range(0..=15))]
+    slots: Vec<u16>,
+
+    /// Log every APDU (debug level) on standard error; RUST_LOG works too.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 const RUN_AFTER_HELP: &str = "\
@@ -60,9 +116,18 @@ enum ConformanceCommand {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Run on the card image in this process, a fresh card per script (the default; the only transport yet).
-    #[arg(long)]
+    /// Run on the card image in this process, a fresh card per script (the default).
+    #[arg(long, conflicts_with = "reader")]
     in_process: bool,
+
+    /// Run on the card in this PC/SC reader (number, name, or unique part of a name), with a warm reset
+    /// before each script.
+    #[arg(long, short = 'r')]
+    reader: Option<String>,
+
+    /// With --reader: how long to wait for a card, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    wait: f64,
 
     /// Print the report as JSON on standard output instead of text.
     #[arg(long)]
@@ -89,6 +154,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Conformance(ConformanceCommand::Run(args)) => run(&args),
         Command::Conformance(ConformanceCommand::Check(args)) => check(&args),
+        Command::Readers => readers(),
+        Command::Card(CardCommand::Emulate(args)) => emulate(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -100,13 +167,24 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<u8> {
-    // In process is the only transport so far; `--in-process` exists so scripts and CI can say so
-    // explicitly, and keep working when other transports arrive.
-    let _ = args.in_process;
     let Some(scripts) = load_scripts(&args.paths)? else {
         return Ok(EXIT_ERROR);
     };
-    let report = conformance::run_in_process(&scripts, args.verbose);
+    let report = match &args.reader {
+        Some(reader) => {
+            let wait = Duration::try_from_secs_f64(args.wait)
+                .context("--wait must be a number of seconds")?;
+            let mut channel = PcscChannel::open(&ReaderChoice::parse(reader), wait)
+                .with_context(|| format!("cannot use reader \"{reader}\""))?;
+            if args.verbose {
+                conformance::run_on_channel(&scripts, &mut Traced::new(&mut channel))
+            } else {
+                conformance::run_on_channel(&scripts, &mut channel)
+            }
+        }
+        // In process is the default; `--in-process` lets scripts and CI say so explicitly.
+        None => conformance::run_in_process(&scripts, args.verbose),
+    };
     if args.json {
         println!(
             "{}",
@@ -120,6 +198,81 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_FAILED
     })
+}
+
+fn readers() -> anyhow::Result<u8> {
+    let readers = pcsc_channel::list_readers().context("cannot list PC/SC readers")?;
+    if readers.is_empty() {
+        println!("no readers");
+    }
+    for (index, reader) in readers.iter().enumerate() {
+        match &reader.atr {
+            Some(atr) => println!(
+                "{index}: {}  card present, ATR {}",
+                reader.name,
+                hex::spaced(atr)
+            ),
+            None => println!("{index}: {}  no card", reader.name),
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
+    let default_level = if args.verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let stop = vpcd::Stop::new();
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).context("cannot install the Ctrl-C/SIGTERM handler")?;
+    let signal_handle = signals.handle();
+    let on_signal = Arc::clone(&stop);
+    let signal_thread = std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            tracing::info!("signal {signal}: stopping");
+            on_signal.request();
+        }
+    });
+
+    println!("ATR {}", hex::spaced(LinkcardCard::ATR.as_bytes()));
+    let mut cards = Vec::new();
+    for &slot in &args.slots {
+        let port = args
+            .port
+            .checked_add(slot)
+            .context("--port + --slot is beyond 65535")?;
+        let endpoint = vpcd::Endpoint {
+            host: args.host.clone(),
+            port,
+            slot,
+        };
+        let stop = Arc::clone(&stop);
+        cards.push(std::thread::spawn(move || {
+            let mut card = Box::new(LinkcardCard::new());
+            let announce = |e: &vpcd::Endpoint| {
+                println!(
+                    "virtual card on slot {} connected to {e} (reader \"Virtual PCD 00 {:02}\")",
+                    e.slot, e.slot
+                );
+            };
+            vpcd::run(&endpoint, &mut card, &stop, &announce);
+        }));
+    }
+    for card in cards {
+        if card.join().is_err() {
+            stop.request();
+        }
+    }
+    signal_handle.close();
+    let _ = signal_thread.join();
+    println!("stopped");
+    Ok(EXIT_OK)
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<u8> {

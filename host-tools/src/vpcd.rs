@@ -1,0 +1,254 @@
+//! The card image as a virtual card behind pcscd, through the vsmartcard `vpcd` reader driver.
+//!
+//! vpcd is a pcscd reader driver that listens on TCP (port 35963 for its first slot, "Virtual PCD 00 00",
+//! 35964 for the second, "Virtual PCD 00 01"); the virtual card is the TCP **client**. Every message, both
+//! ways, is a big-endian u16 length followed by that many bytes:
+//!
+//! | from vpcd | meaning | reply |
+//! |---|---|---|
+//! | 1 byte `00` | power off | none |
+//! | 1 byte `01` | power on | none |
+//! | 1 byte `02` | reset | none |
+//! | 1 byte `04` | send the ATR | the ATR |
+//! | any other 1 byte | (a control byte vpcd may add, or a malformed APDU: they look the same) | `67 00` |
+//! | 0 bytes, or more than a command APDU can hold | malformed | `67 00` (the bytes are read, to stay in step) |
+//! | anything else | a command APDU | the response APDU |
+//!
+//! **vpcd listens on all network interfaces**: whoever can reach its port can act as a card to this machine's
+//! pcscd. Firewall the port, or give pcscd a reader configuration of its own (`pcscd -c DIR`).
+//!
+//! TCP_NODELAY is set on the connection and TCP_QUICKACK before every read: without them each APDU waits for a
+//! delayed ACK (~40 ms on Linux). When the connection drops (pcscd restarted) the card is powered off and the
+//! bridge reconnects with exponential back-off; the same card object is kept, so what the card stores survives.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use apdu_spec::StatusWord;
+use card_image::LinkcardCard;
+use socket2::SockRef;
+use tracing::{debug, info};
+
+use crate::hex;
+
+/// vpcd's port for slot 0 (0x8C7B); slot N listens on this port + N.
+pub const DEFAULT_PORT: u16 = 35963;
+
+/// The largest command APDU the card can take: header, extended Lc, a full chain buffer, extended Le.
+const MAX_COMMAND: usize = 4 + 3 + card_os::CHAIN_BUFFER + 2;
+
+/// Back-off between connection attempts: from the first to the longest wait.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const LONGEST_RETRY: Duration = Duration::from_secs(2);
+
+/// Where one virtual card connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// vpcd's host (127.0.0.1 unless pcscd runs elsewhere).
+    pub host: String,
+    /// vpcd's port for this slot.
+    pub port: u16,
+    /// The slot number, for messages.
+    pub slot: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// Tells every bridge to stop, and wakes the ones blocked in a read by shutting their connections.
+#[derive(Debug, Default)]
+pub struct Stop {
+    requested: AtomicBool,
+    connections: Mutex<Vec<TcpStream>>,
+}
+
+impl Stop {
+    /// A shared stop switch.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Requests a stop.
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        let connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for connection in connections.iter() {
+            // Already closed is fine: the point is to end a blocking read.
+            let _ = connection.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Whether a stop was requested.
+    pub fn requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    fn watch(&self, connection: &TcpStream) {
+        if let Ok(clone) = connection.try_clone() {
+            self.connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(clone);
+        }
+        if self.requested() {
+            let _ = connection.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn unwatch(&self, connection: &TcpStream) {
+        let Ok(address) = connection.local_addr() else {
+            return;
+        };
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|c| c.local_addr().is_ok_and(|a| a != address));
+    }
+
+    /// Sleeps for `duration` or until a stop is requested.
+    fn sleep(&self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        while !self.requested() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
+    }
+}
+
+/// Runs one virtual card until `stop` is requested: connects to vpcd, serves it, reconnects when it goes away.
+/// `on_connect` is called after each successful connection (the CLI prints a line).
+pub fn run(
+    endpoint: &Endpoint,
+    card: &mut LinkcardCard,
+    stop: &Stop,
+    on_connect: &dyn Fn(&Endpoint),
+) {
+    let mut retry = FIRST_RETRY;
+    let mut hinted = false;
+    while !stop.requested() {
+        match TcpStream::connect((endpoint.host.as_str(), endpoint.port)) {
+            Ok(connection) => {
+                retry = FIRST_RETRY;
+                hinted = false;
+                stop.watch(&connection);
+                on_connect(endpoint);
+                let outcome = serve(&connection, card);
+                stop.unwatch(&connection);
+                // The reader is gone: the card loses power, its registry stays.
+                card.power_off();
+                match outcome {
+                    Ok(()) => info!(
+                        slot = endpoint.slot,
+                        "vpcd at {endpoint} closed the connection"
+                    ),
+                    Err(e) => info!(
+                        slot = endpoint.slot,
+                        "connection to vpcd at {endpoint} lost: {e}"
+                    ),
+                }
+            }
+            Err(e) => {
+                if !hinted {
+                    info!(
+                        slot = endpoint.slot,
+                        "cannot connect to vpcd at {endpoint}: {e} (is pcscd running with the vpcd driver?); retrying"
+                    );
+                    hinted = true;
+                } else {
+                    debug!(
+                        slot = endpoint.slot,
+                        "cannot connect to vpcd at {endpoint}: {e}; retrying in {retry:?}"
+                    );
+                }
+                stop.sleep(retry);
+                retry = (retry * 2).min(LONGEST_RETRY);
+            }
+        }
+    }
+}
+
+/// Serves one connection until vpcd closes it (`Ok`) or it fails.
+pub fn serve(connection: &TcpStream, card: &mut LinkcardCard) -> io::Result<()> {
+    connection.set_nodelay(true)?;
+    let socket = SockRef::from(connection);
+    let mut reader = connection;
+    let mut writer = connection;
+    let mut message = vec![0u8; MAX_COMMAND];
+    let mut response = vec![0u8; card_os::RESPONSE_BUFFER + 2];
+    loop {
+        // Linux turns quick ACKs off again after a while: ask before every read.
+        socket.set_tcp_quickack(true)?;
+        let mut length = [0u8; 2];
+        match reader.read_exact(&mut length) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let length = usize::from(u16::from_be_bytes(length));
+        let Some(payload) = message.get_mut(..length).filter(|p| !p.is_empty()) else {
+            // Empty, or longer than any APDU the card can take: read it away and refuse it.
+            io::copy(&mut (&mut reader).take(length as u64), &mut io::sink())?;
+            debug!("malformed message of {length} bytes");
+            send(&mut writer, &StatusWord::WRONG_LENGTH.to_bytes())?;
+            continue;
+        };
+        reader.read_exact(payload)?;
+        match payload {
+            [0x00] => {
+                debug!("power off");
+                card.power_off();
+            }
+            [0x01] => {
+                debug!("power on");
+                card.power_on();
+            }
+            [0x02] => {
+                debug!("reset");
+                card.power_on();
+            }
+            [0x04] => {
+                let atr = LinkcardCard::ATR;
+                debug!("ATR {}", hex::spaced(atr.as_bytes()));
+                send(&mut writer, atr.as_bytes())?;
+            }
+            [other] => {
+                debug!("unknown control byte {other:02X}");
+                send(&mut writer, &StatusWord::WRONG_LENGTH.to_bytes())?;
+            }
+            apdu => {
+                let n = card.transmit(apdu, &mut response);
+                let answer = response.get(..n).unwrap_or(&[]);
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let status = match answer {
+                        [.., sw1, sw2] => StatusWord::from_bytes(*sw1, *sw2).name(),
+                        _ => "no status",
+                    };
+                    debug!("C-APDU {}", hex::spaced(apdu));
+                    debug!("R-APDU {} ({status})", hex::spaced(answer));
+                }
+                send(&mut writer, answer)?;
+            }
+        }
+    }
+}
+
+fn send(writer: &mut &TcpStream, payload: &[u8]) -> io::Result<()> {
+    let length = u16::try_from(payload.len())
+        .map_err(|_| io::Error::other("response longer than 65535 bytes"))?;
+    let mut message = Vec::with_capacity(2 + payload.len());
+    message.extend_from_slice(&length.to_be_bytes());
+    message.extend_from_slice(payload);
+    writer.write_all(&message)
+}

@@ -1,0 +1,151 @@
+//! The vpcd bridge against a fake vpcd: a TCP server on 127.0.0.1 speaking vpcd's framing (u16 length + payload).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use card_image::LinkcardCard;
+use host_tools::vpcd::{self, Endpoint, Stop};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The fake vpcd side of one connection.
+struct FakeVpcd {
+    connection: TcpStream,
+}
+
+impl FakeVpcd {
+    fn accept(listener: &TcpListener) -> Self {
+        let (connection, _) = listener.accept().expect("the bridge connects");
+        connection.set_read_timeout(Some(TIMEOUT)).unwrap();
+        Self { connection }
+    }
+
+    fn send(&mut self, payload: &[u8]) {
+        let mut message = (payload.len() as u16).to_be_bytes().to_vec();
+        message.extend_from_slice(payload);
+        self.connection.write_all(&message).unwrap();
+    }
+
+    fn receive(&mut self) -> Vec<u8> {
+        let mut length = [0u8; 2];
+        self.connection
+            .read_exact(&mut length)
+            .expect("a reply within the timeout");
+        let mut payload = vec![0u8; usize::from(u16::from_be_bytes(length))];
+        self.connection.read_exact(&mut payload).unwrap();
+        payload
+    }
+
+    fn exchange(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.send(apdu);
+        self.receive()
+    }
+
+    /// Sends a control byte (power off/on, reset): vpcd expects no reply to these.
+    fn control(&mut self, byte: u8) {
+        self.send(&[byte]);
+    }
+}
+
+fn start_bridge(listener: &TcpListener) -> (Arc<Stop>, JoinHandle<()>) {
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        port: listener.local_addr().unwrap().port(),
+        slot: 0,
+    };
+    let stop = Stop::new();
+    let bridge_stop = Arc::clone(&stop);
+    let bridge = std::thread::spawn(move || {
+        let mut card = Box::new(LinkcardCard::new());
+        vpcd::run(&endpoint, &mut card, &bridge_stop, &|_| {});
+    });
+    (stop, bridge)
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    let digits: String = text.split_whitespace().collect();
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+const SELECT_ISD: &str = "00 A4 04 00 08 A0 00 00 01 51 00 00 00 00";
+const ISD_FCI: &str = "6F 10 84 08 A0 00 00 01 51 00 00 00 A5 04 9F 65 01 FF 90 00";
+
+#[test]
+fn speaks_the_vpcd_protocol_and_survives_reconnection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (stop, bridge) = start_bridge(&listener);
+    let mut vpcd = FakeVpcd::accept(&listener);
+
+    // ATR request, then power on and an APDU.
+    assert_eq!(vpcd.exchange(&[0x04]), LinkcardCard::ATR.as_bytes());
+    vpcd.control(0x01);
+    assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
+
+    // One-byte messages that are not control codes, empty and oversize messages: 67 00, and the stream stays in step.
+    assert_eq!(vpcd.exchange(&[0x07]), hex("67 00"));
+    assert_eq!(vpcd.exchange(&[]), hex("67 00"));
+    assert_eq!(vpcd.exchange(&vec![0x80; 5000]), hex("67 00"));
+    assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
+
+    // Reset clears transient state: an open logical channel is closed.
+    assert_eq!(vpcd.exchange(&hex("00 70 00 00 01")), hex("01 90 00"));
+    vpcd.control(0x02);
+    assert_eq!(vpcd.exchange(&hex("01 A4 04 00 00")), hex("68 81"));
+
+    // Power off: the card answers nothing useful until powered again.
+    vpcd.control(0x00);
+    assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex("6F 00"));
+    vpcd.control(0x01);
+
+    // Install an instance, drop the connection (pcscd restarting), accept the reconnection: the instance is there.
+    let install = "80 E6 0C 00 1E 06 F04C4E4B43FF 07 F04C4E4B43FF00 07 F04C4E4B43FF02 01 00 03 C9 01 01 00 00";
+    assert_eq!(vpcd.exchange(&hex(install)), hex("00 90 00"));
+    drop(vpcd);
+    let mut vpcd = FakeVpcd::accept(&listener);
+    vpcd.control(0x01);
+    assert_eq!(
+        vpcd.exchange(&hex("00 A4 04 00 07 F04C4E4B43FF02 00")),
+        hex("6F 09 84 07 F04C4E4B43FF02 90 00")
+    );
+
+    // A stop request ends the bridge even while it waits in a read.
+    stop.request();
+    bridge.join().unwrap();
+}
+
+#[test]
+fn stop_ends_the_retry_loop_when_nothing_listens() {
+    // Bind and drop to get a port where nothing listens.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        slot: 1,
+    };
+    let stop = Stop::new();
+    let bridge_stop = Arc::clone(&stop);
+    let bridge = std::thread::spawn(move || {
+        let mut card = Box::new(LinkcardCard::new());
+        vpcd::run(&endpoint, &mut card, &bridge_stop, &|_| {});
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    stop.request();
+    // Bounded wait, so a bridge that ignores the stop fails the test instead of hanging it.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(bridge.join().is_ok()));
+    assert_eq!(
+        finished.recv_timeout(TIMEOUT),
+        Ok(true),
+        "the bridge kept retrying after the stop request"
+    );
+}
