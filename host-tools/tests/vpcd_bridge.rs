@@ -50,11 +50,12 @@ impl FakeVpcd {
     }
 }
 
-fn start_bridge(listener: &TcpListener) -> (Arc<Stop>, JoinHandle<()>) {
+/// Runs the bridge for one virtual card in a thread.
+fn spawn_bridge(port: u16, slot: u16) -> (Arc<Stop>, JoinHandle<()>) {
     let endpoint = Endpoint {
         host: "127.0.0.1".into(),
-        port: listener.local_addr().unwrap().port(),
-        slot: 0,
+        port,
+        slot,
     };
     let stop = Stop::new();
     let bridge_stop = Arc::clone(&stop);
@@ -79,7 +80,7 @@ const ISD_FCI: &str = "6F 10 84 08 A0 00 00 01 51 00 00 00 A5 04 9F 65 01 FF 90 
 #[test]
 fn speaks_the_vpcd_protocol_and_survives_reconnection() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (stop, bridge) = start_bridge(&listener);
+    let (stop, bridge) = spawn_bridge(listener.local_addr().unwrap().port(), 0);
     let mut vpcd = FakeVpcd::accept(&listener);
 
     // ATR request, then power on and an APDU.
@@ -127,17 +128,7 @@ fn stop_ends_the_retry_loop_when_nothing_listens() {
         .local_addr()
         .unwrap()
         .port();
-    let endpoint = Endpoint {
-        host: "127.0.0.1".into(),
-        port,
-        slot: 1,
-    };
-    let stop = Stop::new();
-    let bridge_stop = Arc::clone(&stop);
-    let bridge = std::thread::spawn(move || {
-        let mut card = Box::new(LinkcardCard::new());
-        vpcd::run(&endpoint, &mut card, &bridge_stop, &|_| {});
-    });
+    let (stop, bridge) = spawn_bridge(port, 1);
     std::thread::sleep(Duration::from_millis(200));
     stop.request();
     // Bounded wait, so a bridge that ignores the stop fails the test instead of hanging it.
