@@ -7,7 +7,9 @@
 //! * [`registry`]: installed instances and their life cycle;
 //! * [`applet`]: the [`Applet`] trait, the [`Context`] and [`Reply`] an applet gets;
 //! * [`image`]: the applet types a card image carries ([`Image`]);
-//! * [`atr`]: the Answer To Reset.
+//! * [`atr`]: the Answer To Reset;
+//! * [`nvm`]: page flash as a backend trait, a RAM backend and a tear-injecting wrapper for tests;
+//! * [`store`]: the journaled persistent store with all-or-nothing transactions across power loss.
 //!
 //! No allocator, no `unsafe`, and no panic reachable from input: every byte string gets a status word.
 #![no_std]
@@ -27,13 +29,17 @@ pub mod atr;
 pub mod card;
 pub mod card_manager;
 pub mod image;
+pub mod nvm;
 pub mod registry;
 pub mod runtime;
+pub mod store;
 
 pub use applet::{Applet, Context, Reply};
 pub use atr::Atr;
 pub use card::{CHAIN_BUFFER, Card, RESPONSE_BUFFER};
 pub use image::{FactoryInstance, Image, LoadFile};
 
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;
