@@ -9,7 +9,9 @@
 //! * [`image`]: the applet types a card image carries ([`Image`]);
 //! * [`atr`]: the Answer To Reset;
 //! * [`nvm`]: page flash as a backend trait, a RAM backend and a tear-injecting wrapper for tests;
-//! * [`store`]: the journaled persistent store with all-or-nothing transactions across power loss.
+//! * [`store`]: the journaled persistent store with all-or-nothing transactions across power loss;
+//! * [`pin`]: `OwnerPIN`-style PIN over the store;
+//! * [`transient`]: RAM buffers cleared (zeroized) on reset or deselect.
 //!
 //! No allocator, no `unsafe`, and no panic reachable from input: every byte string gets a status word.
 #![no_std]
@@ -30,9 +32,11 @@ pub mod card;
 pub mod card_manager;
 pub mod image;
 pub mod nvm;
+pub mod pin;
 pub mod registry;
 pub mod runtime;
 pub mod store;
+pub mod transient;
 
 pub use applet::{Applet, Context, Reply};
 pub use atr::Atr;

@@ -135,6 +135,35 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         }
     }
 
+    /// Writes data and commits it at once even while a transaction is open, which neither includes it nor can
+    /// undo it (Java Card's non-atomic updates, used for PIN try counters). The open transaction, if it already
+    /// changed the same bytes, sees the new value too. Needs one free page image in the transaction's budget.
+    pub fn write_now(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
+        if !self.in_transaction {
+            return self.write(address, data);
+        }
+        // Commit the write alone: set the transaction's images aside, journal this write, then restore them.
+        let pending = core::mem::take(&mut self.dirty);
+        self.in_transaction = false;
+        let result = self.write(address, data);
+        self.dirty = pending;
+        self.in_transaction = true;
+        result?;
+        // Pages the transaction holds in RAM must carry the new bytes too, or its commit would undo them.
+        let mut done = 0;
+        while done < data.len() {
+            let (page, offset, len) = self.segment(address + done, data.len() - done)?;
+            if let Some((_, image)) = self.dirty.iter_mut().find(|(p, _)| *p == page) {
+                image
+                    .get_mut(offset..offset + len)
+                    .ok_or(StoreError::OutOfRange)?
+                    .copy_from_slice(data.get(done..done + len).ok_or(StoreError::OutOfRange)?);
+            }
+            done += len;
+        }
+        Ok(())
+    }
+
     /// Opens a transaction.
     pub fn begin(&mut self) -> Result<(), StoreError> {
         if self.in_transaction {

@@ -74,6 +74,32 @@ fn writes_transactions_and_their_errors() {
 }
 
 #[test]
+fn write_now_escapes_the_transaction() {
+    let mut store = TestStore::open(Memory::default()).unwrap();
+    store.begin().unwrap();
+    store.write(10, &[1, 1]).unwrap();
+    store.write_now(11, &[5]).unwrap(); // same page as the transaction's write
+    store.write_now(700, &[6]).unwrap(); // another page
+    store.abort();
+    let data = data_of(&store);
+    assert_eq!(
+        (data[10], data[11], data[700]),
+        (0xFF, 5, 6),
+        "the abort undid only the transaction"
+    );
+    store.begin().unwrap();
+    store.write(10, &[2, 2]).unwrap();
+    store.write_now(12, &[7]).unwrap();
+    store.commit().unwrap();
+    let data = data_of(&TestStore::open(store.into_nvm()).unwrap());
+    assert_eq!(
+        &data[10..13],
+        &[2, 2, 7],
+        "the commit kept the write_now value"
+    );
+}
+
+#[test]
 fn wrong_geometry_is_refused() {
     let small: RamNvm<{ 4 * PAGE }, PAGE> = RamNvm::default();
     assert!(matches!(TestStore::open(small), Err(StoreError::Geometry)));

@@ -1,0 +1,276 @@
+//! PIN with Java Card `OwnerPIN` semantics, kept in the persistent [`Store`].
+//!
+//! * The try counter is decremented and **committed before** the comparison, outside any open transaction
+//!   ([`Store::write_now`]), so neither a power cut nor an abort can give a free guess; a correct PIN restores it.
+//! * The comparison takes the same time whatever the candidate ([`subtle`]); the stored PIN is padded so the
+//!   length does not change the work done.
+//! * The validated flag lives in RAM: [`OwnerPin::reset`] clears it, and the applet calls it on deselect and reset.
+//!
+//! Record layout at the PIN's address: `[tries left, length, PIN padded to MAX_LEN]`.
+
+use subtle::ConstantTimeEq;
+
+use apdu_spec::StatusWord;
+
+use crate::nvm::Nvm;
+use crate::store::{Store, StoreError};
+
+/// Longest PIN.
+pub const MAX_LEN: usize = 16;
+/// Bytes a PIN takes in the store.
+pub const RECORD_LEN: usize = 2 + MAX_LEN;
+/// Highest try limit (the count must fit the low nibble of 63Cx).
+pub const MAX_TRIES: u8 = 15;
+
+/// Why a PIN operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinError {
+    /// Wrong PIN; this many tries are left (63Cx).
+    Wrong {
+        /// Tries left.
+        tries_left: u8,
+    },
+    /// No tries left (6983).
+    Blocked,
+    /// No PIN was ever set (6985).
+    NotSet,
+    /// A PIN or candidate longer than [`MAX_LEN`] (6700), or a try limit outside 1-15 (6A80).
+    BadLength,
+    /// The store failed (6581).
+    Store(StoreError),
+}
+
+impl From<StoreError> for PinError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<PinError> for StatusWord {
+    fn from(error: PinError) -> Self {
+        match error {
+            PinError::Wrong { tries_left } => StatusWord::verify_failed(tries_left),
+            PinError::Blocked => StatusWord::AUTH_METHOD_BLOCKED,
+            PinError::NotSet => StatusWord::CONDITIONS_NOT_SATISFIED,
+            PinError::BadLength => StatusWord::WRONG_LENGTH,
+            PinError::Store(_) => StatusWord::MEMORY_FAILURE,
+        }
+    }
+}
+
+/// A PIN stored at a fixed address of the store.
+#[derive(Debug)]
+pub struct OwnerPin {
+    address: usize,
+    try_limit: u8,
+    validated: bool,
+}
+
+impl OwnerPin {
+    /// A PIN at `address` allowing `try_limit` (1-15) consecutive wrong tries.
+    pub fn new(address: usize, try_limit: u8) -> Result<Self, PinError> {
+        if !(1..=MAX_TRIES).contains(&try_limit) {
+            return Err(PinError::BadLength);
+        }
+        Ok(Self {
+            address,
+            try_limit,
+            validated: false,
+        })
+    }
+
+    /// Sets the PIN and restores the tries, in one atomic write (part of an open transaction, if any).
+    pub fn update<N: Nvm, const P: usize, const D: usize>(
+        &mut self,
+        store: &mut Store<N, P, D>,
+        pin: &[u8],
+    ) -> Result<(), PinError> {
+        if pin.is_empty() || pin.len() > MAX_LEN {
+            return Err(PinError::BadLength);
+        }
+        let mut record = [0u8; RECORD_LEN];
+        let (head, body) = record.split_at_mut(2);
+        head.copy_from_slice(&[self.try_limit, pin.len() as u8]);
+        body.get_mut(..pin.len())
+            .ok_or(PinError::BadLength)?
+            .copy_from_slice(pin);
+        store.write(self.address, &record)?;
+        self.validated = false;
+        Ok(())
+    }
+
+    /// Tries left (0 when blocked).
+    pub fn tries_left<N: Nvm, const P: usize, const D: usize>(
+        &self,
+        store: &Store<N, P, D>,
+    ) -> Result<u8, PinError> {
+        let mut tries = [0u8];
+        store.read(self.address, &mut tries)?;
+        let [tries] = tries;
+        Ok(tries.min(self.try_limit))
+    }
+
+    /// Checks a candidate: the counter is decremented and committed first, then compared in constant time.
+    pub fn check<N: Nvm, const P: usize, const D: usize>(
+        &mut self,
+        store: &mut Store<N, P, D>,
+        candidate: &[u8],
+    ) -> Result<(), PinError> {
+        self.validated = false;
+        if candidate.len() > MAX_LEN {
+            return Err(PinError::BadLength);
+        }
+        let mut record = [0u8; RECORD_LEN];
+        store.read(self.address, &mut record)?;
+        let [tries, length, stored @ ..] = record;
+        if length == 0xFF || usize::from(length) > MAX_LEN {
+            return Err(PinError::NotSet);
+        }
+        // An erased (FF) or out-of-range counter counts as the limit.
+        let tries = tries.min(self.try_limit);
+        if tries == 0 {
+            return Err(PinError::Blocked);
+        }
+        store.write_now(self.address, &[tries - 1])?;
+        let mut padded = [0u8; MAX_LEN];
+        padded
+            .get_mut(..candidate.len())
+            .ok_or(PinError::BadLength)?
+            .copy_from_slice(candidate);
+        let same_length = (candidate.len() as u8).ct_eq(&length);
+        let mut stored_padded = stored;
+        // Bytes past the stored length are compared as zeros on both sides.
+        for (i, byte) in stored_padded.iter_mut().enumerate() {
+            if i >= usize::from(length) {
+                *byte = 0;
+            }
+        }
+        if bool::from(same_length & padded.ct_eq(&stored_padded)) {
+            store.write_now(self.address, &[self.try_limit])?;
+            self.validated = true;
+            Ok(())
+        } else {
+            Err(PinError::Wrong {
+                tries_left: tries - 1,
+            })
+        }
+    }
+
+    /// Whether the PIN was presented correctly since the last reset/deselect.
+    pub fn is_validated(&self) -> bool {
+        self.validated
+    }
+
+    /// Forgets the validation (deselect, reset, power loss).
+    pub fn reset(&mut self) {
+        self.validated = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::nvm::{NvmError, RamNvm, Tear, TearingNvm};
+
+    type Memory = RamNvm<{ 16 * 128 }, 128>;
+    type TestStore<N> = Store<N, 128, 4>;
+    const ADDRESS: usize = 200;
+
+    fn store_with_pin() -> (TestStore<Memory>, OwnerPin) {
+        let mut store = TestStore::open(Memory::default()).unwrap();
+        let mut pin = OwnerPin::new(ADDRESS, 3).unwrap();
+        pin.update(&mut store, b"1234").unwrap();
+        (store, pin)
+    }
+
+    #[test]
+    fn tries_block_and_a_correct_pin_restores_them() {
+        let (mut store, mut pin) = store_with_pin();
+        assert_eq!(
+            pin.check(&mut store, b"0000"),
+            Err(PinError::Wrong { tries_left: 2 })
+        );
+        assert_eq!(
+            pin.check(&mut store, b"123"),
+            Err(PinError::Wrong { tries_left: 1 })
+        );
+        assert!(!pin.is_validated());
+        assert_eq!(pin.check(&mut store, b"1234"), Ok(()));
+        assert!(pin.is_validated());
+        assert_eq!(pin.tries_left(&store), Ok(3));
+        pin.reset();
+        assert!(!pin.is_validated());
+        for left in [2, 1, 0] {
+            assert_eq!(
+                pin.check(&mut store, b"12345"),
+                Err(PinError::Wrong { tries_left: left })
+            );
+        }
+        assert_eq!(pin.check(&mut store, b"1234"), Err(PinError::Blocked));
+        assert_eq!(StatusWord::from(PinError::Blocked), StatusWord(0x6983));
+        assert_eq!(
+            StatusWord::from(PinError::Wrong { tries_left: 2 }),
+            StatusWord(0x63C2)
+        );
+        assert_eq!(pin.check(&mut store, &[0; 17]), Err(PinError::BadLength));
+    }
+
+    #[test]
+    fn an_aborted_transaction_does_not_give_the_try_back() {
+        let (mut store, mut pin) = store_with_pin();
+        store.begin().unwrap();
+        assert_eq!(
+            pin.check(&mut store, b"9999"),
+            Err(PinError::Wrong { tries_left: 2 })
+        );
+        store.abort();
+        assert_eq!(pin.tries_left(&store), Ok(2));
+    }
+
+    #[test]
+    fn unset_pin_is_refused() {
+        let mut store = TestStore::open(Memory::default()).unwrap();
+        let mut pin = OwnerPin::new(ADDRESS, 3).unwrap();
+        assert_eq!(pin.check(&mut store, b"1234"), Err(PinError::NotSet));
+        assert_eq!(OwnerPin::new(ADDRESS, 0).err(), Some(PinError::BadLength));
+    }
+
+    /// Cuts the power at every write of a try: the counter never ends above what the try allows, and a wrong
+    /// candidate is never compared unless its try was counted.
+    #[test]
+    fn power_loss_at_every_write_of_a_try() {
+        let (store, _) = store_with_pin();
+        let base = store.into_nvm();
+        let mut tear_points = 0;
+        for (candidate, lowest, highest) in [(&b"0000"[..], 2, 3), (&b"1234"[..], 2, 3)] {
+            let mut counting =
+                TestStore::open(TearingNvm::new(base.clone(), None, Tear::Half)).unwrap();
+            let mut pin = OwnerPin::new(ADDRESS, 3).unwrap();
+            let _ = pin.check(&mut counting, candidate);
+            let writes = counting.into_nvm().writes();
+            for tear in [Tear::Half, Tear::Garbage] {
+                for at in 0..writes {
+                    let mut store =
+                        TestStore::open(TearingNvm::new(base.clone(), Some(at), tear)).unwrap();
+                    let mut pin = OwnerPin::new(ADDRESS, 3).unwrap();
+                    let outcome = pin.check(&mut store, candidate);
+                    assert_eq!(
+                        outcome,
+                        Err(PinError::Store(StoreError::Nvm(NvmError::PowerLost)))
+                    );
+                    assert!(!pin.is_validated());
+                    let rebooted = TestStore::open(store.into_nvm().into_inner()).unwrap();
+                    let left = pin.tries_left(&rebooted).unwrap();
+                    assert!(
+                        (lowest..=highest).contains(&left),
+                        "{tear:?} at {at}: {left} tries left"
+                    );
+                    tear_points += 1;
+                }
+            }
+        }
+        std::println!("PIN try: {tear_points} torn tries checked");
+    }
+}
