@@ -7,7 +7,8 @@
 //! * [`conformance`]: runs scripts against a channel and reports the outcome for people or as JSON;
 //! * [`pcsc_channel`]: the same channel over PC/SC readers (real, or the virtual card behind pcscd);
 //! * [`vpcd`]: the card image as a virtual card for pcscd's vpcd driver (`linkcard card emulate`);
-//! * [`latency`]: APDU round-trip statistics for the benchmark.
+//! * [`latency`]: APDU round-trip statistics for the benchmark;
+//! * [`file_nvm`]: the card's non-volatile memory kept in a versioned file.
 //!
 //! The `linkcard` command line tool is built on these modules.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 
 pub mod channel;
 pub mod conformance;
+pub mod file_nvm;
 pub mod hex;
 pub mod latency;
 pub mod pcsc_channel;
