@@ -11,6 +11,7 @@
 //! * [`nvm`]: page flash as a backend trait, a RAM backend and a tear-injecting wrapper for tests;
 //! * [`store`]: the journaled persistent store with all-or-nothing transactions across power loss;
 //! * [`pin`]: `OwnerPIN`-style PIN over the store;
+//! * [`records`]: persistent records owned by applet contexts (the firewall's persistent half);
 //! * [`transient`]: RAM buffers cleared (zeroized) on reset or deselect.
 //!
 //! No allocator, no `unsafe`, and no panic reachable from input: every byte string gets a status word.
@@ -33,6 +34,7 @@ pub mod card_manager;
 pub mod image;
 pub mod nvm;
 pub mod pin;
+pub mod records;
 pub mod registry;
 pub mod runtime;
 pub mod store;
