@@ -20,9 +20,12 @@
 //! TCP_NODELAY is set on the connection and TCP_QUICKACK before every read: without them each APDU waits for a
 //! delayed ACK (~40 ms on Linux). When the connection drops (pcscd restarted) the card is powered off and the
 //! bridge reconnects with exponential back-off; the same card object is kept, so what the card stores survives.
+//!
+//! vpcd asks for the ATR about every 400 ms to see whether a card is present, so those requests are logged at
+//! trace level; power changes and every APDU are logged at debug level, inside a `vpcd{slot=N}` span.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,7 +33,7 @@ use std::time::{Duration, Instant};
 use apdu_spec::StatusWord;
 use card_image::LinkcardCard;
 use socket2::SockRef;
-use tracing::{debug, info};
+use tracing::{debug, info, trace};
 
 use crate::hex;
 
@@ -43,6 +46,10 @@ const MAX_COMMAND: usize = 4 + 3 + card_os::CHAIN_BUFFER + 2;
 /// Back-off between connection attempts: from the first to the longest wait.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const LONGEST_RETRY: Duration = Duration::from_secs(2);
+
+/// How long one connection attempt may take. Bounded so that a stop request is honoured even while connecting
+/// to a host that drops packets (the system's own limit is minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where one virtual card connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,10 +142,12 @@ pub fn run(
     stop: &Stop,
     on_connect: &dyn Fn(&Endpoint),
 ) {
+    // Every message below, APDUs included, says which card it is about when several slots run.
+    let _slot = tracing::info_span!("vpcd", slot = endpoint.slot).entered();
     let mut retry = FIRST_RETRY;
     let mut hinted = false;
     while !stop.requested() {
-        match TcpStream::connect((endpoint.host.as_str(), endpoint.port)) {
+        match connect(endpoint) {
             Ok(connection) => {
                 retry = FIRST_RETRY;
                 hinted = false;
@@ -149,34 +158,42 @@ pub fn run(
                 // The reader is gone: the card loses power, its registry stays.
                 card.power_off();
                 match outcome {
-                    Ok(()) => info!(
-                        slot = endpoint.slot,
-                        "vpcd at {endpoint} closed the connection"
-                    ),
-                    Err(e) => info!(
-                        slot = endpoint.slot,
-                        "connection to vpcd at {endpoint} lost: {e}"
-                    ),
+                    // Our own shutdown ended the read: nothing went wrong on vpcd's side.
+                    _ if stop.requested() => {
+                        debug!("disconnected from vpcd at {endpoint}: stopping")
+                    }
+                    Ok(()) => info!("vpcd at {endpoint} closed the connection; reconnecting"),
+                    Err(e) => info!("connection to vpcd at {endpoint} lost: {e}; reconnecting"),
                 }
             }
             Err(e) => {
+                // One hint per outage; the retries themselves are routine (pcscd restarting) and stay at debug.
                 if !hinted {
                     info!(
-                        slot = endpoint.slot,
                         "cannot connect to vpcd at {endpoint}: {e} (is pcscd running with the vpcd driver?); retrying"
                     );
                     hinted = true;
                 } else {
-                    debug!(
-                        slot = endpoint.slot,
-                        "cannot connect to vpcd at {endpoint}: {e}; retrying in {retry:?}"
-                    );
+                    debug!("cannot connect to vpcd at {endpoint}: {e}; retrying in {retry:?}");
                 }
                 stop.sleep(retry);
                 retry = (retry * 2).min(LONGEST_RETRY);
             }
         }
     }
+}
+
+/// Connects to the first of `endpoint`'s addresses that answers, each attempt bounded by [`CONNECT_TIMEOUT`].
+fn connect(endpoint: &Endpoint) -> io::Result<TcpStream> {
+    let mut last_error = None;
+    for address in (endpoint.host.as_str(), endpoint.port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
+            Ok(connection) => return Ok(connection),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host name has no address")))
 }
 
 /// Serves one connection until vpcd closes it (`Ok`) or it fails.
@@ -220,7 +237,8 @@ pub fn serve(connection: &TcpStream, card: &mut LinkcardCard) -> io::Result<()> 
             }
             [0x04] => {
                 let atr = LinkcardCard::ATR;
-                debug!("ATR {}", hex::spaced(atr.as_bytes()));
+                // vpcd's presence poll: frequent, so below debug.
+                trace!("ATR request: {}", hex::spaced(atr.as_bytes()));
                 send(&mut writer, atr.as_bytes())?;
             }
             [other] => {

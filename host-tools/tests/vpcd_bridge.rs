@@ -1,10 +1,12 @@
 //! The vpcd bridge against a fake vpcd: a TCP server on 127.0.0.1 speaking vpcd's framing (u16 length + payload).
+//!
+//! Every wait is bounded (accept, reads, joins), so a broken bridge fails these tests instead of hanging them.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use card_image::LinkcardCard;
 use host_tools::vpcd::{self, Endpoint, Stop};
@@ -17,9 +19,26 @@ struct FakeVpcd {
 }
 
 impl FakeVpcd {
+    /// Waits (at most [`TIMEOUT`]) for the bridge to connect.
     fn accept(listener: &TcpListener) -> Self {
-        let (connection, _) = listener.accept().expect("the bridge connects");
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        let connection = loop {
+            match listener.accept() {
+                Ok((connection, _)) => break connection,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the bridge did not connect within {TIMEOUT:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept failed: {e}"),
+            }
+        };
+        connection.set_nonblocking(false).unwrap();
         connection.set_read_timeout(Some(TIMEOUT)).unwrap();
+        connection.set_write_timeout(Some(TIMEOUT)).unwrap();
         Self { connection }
     }
 
@@ -64,6 +83,18 @@ fn spawn_bridge(port: u16, slot: u16) -> (Arc<Stop>, JoinHandle<()>) {
         vpcd::run(&endpoint, &mut card, &bridge_stop, &|_| {});
     });
     (stop, bridge)
+}
+
+/// Requests a stop and waits (at most [`TIMEOUT`]) for the bridge to end.
+fn stop_and_join(stop: &Stop, bridge: JoinHandle<()>) {
+    stop.request();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(bridge.join().is_ok()));
+    assert_eq!(
+        finished.recv_timeout(TIMEOUT),
+        Ok(true),
+        "the bridge did not end after the stop request"
+    );
 }
 
 fn hex(text: &str) -> Vec<u8> {
@@ -116,8 +147,50 @@ fn speaks_the_vpcd_protocol_and_survives_reconnection() {
     );
 
     // A stop request ends the bridge even while it waits in a read.
-    stop.request();
-    bridge.join().unwrap();
+    stop_and_join(&stop, bridge);
+}
+
+#[test]
+fn the_largest_command_reaches_the_card_and_one_byte_more_does_not() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (stop, bridge) = spawn_bridge(listener.local_addr().unwrap().port(), 0);
+    let mut vpcd = FakeVpcd::accept(&listener);
+    vpcd.control(0x01);
+
+    // A loopback instance that takes extended length, selected on channel 0.
+    let install = "80 E6 0C 00 1E 06 F04C4E4B43FF 07 F04C4E4B43FF00 07 F04C4E4B43FF03 01 00 03 C9 01 02 00 00";
+    assert_eq!(vpcd.exchange(&hex(install)), hex("00 90 00"));
+    assert_eq!(
+        vpcd.exchange(&hex("00 A4 04 0C 07 F04C4E4B43FF03")),
+        hex("90 00")
+    );
+
+    // ECHO of a full chain buffer: header, extended Lc, the data, extended Le — the largest message accepted.
+    let data: Vec<u8> = (0..card_os::CHAIN_BUFFER).map(|i| i as u8).collect();
+    let data_len = u16::try_from(data.len()).unwrap();
+    let mut echo = hex("80 10 00 00 00");
+    echo.extend_from_slice(&data_len.to_be_bytes());
+    echo.extend_from_slice(&data);
+    echo.extend_from_slice(&[0x00, 0x00]);
+    assert_eq!(echo.len(), 4 + 3 + card_os::CHAIN_BUFFER + 2);
+    let mut expected = data.clone();
+    expected.extend_from_slice(&[0x90, 0x00]);
+    assert_eq!(vpcd.exchange(&echo), expected);
+
+    // One byte more is refused by the bridge, read to its end, and the next command is answered.
+    let mut too_long = echo.clone();
+    too_long.push(0x00);
+    assert_eq!(vpcd.exchange(&too_long), hex("67 00"));
+    assert_eq!(
+        vpcd.exchange(&hex("80 10 00 00 02 CA FE 00")),
+        hex("CA FE 90 00")
+    );
+
+    // The largest message vpcd's framing can carry (65535 bytes) is also read away completely.
+    assert_eq!(vpcd.exchange(&vec![0xA5; 0xFFFF]), hex("67 00"));
+    assert_eq!(vpcd.exchange(&[0x04]), LinkcardCard::ATR.as_bytes());
+
+    stop_and_join(&stop, bridge);
 }
 
 #[test]
@@ -130,13 +203,5 @@ fn stop_ends_the_retry_loop_when_nothing_listens() {
         .port();
     let (stop, bridge) = spawn_bridge(port, 1);
     std::thread::sleep(Duration::from_millis(200));
-    stop.request();
-    // Bounded wait, so a bridge that ignores the stop fails the test instead of hanging it.
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(bridge.join().is_ok()));
-    assert_eq!(
-        finished.recv_timeout(TIMEOUT),
-        Ok(true),
-        "the bridge kept retrying after the stop request"
-    );
+    stop_and_join(&stop, bridge);
 }

@@ -240,7 +240,10 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
         }
     });
 
-    println!("ATR {}", hex::spaced(LinkcardCard::ATR.as_bytes()));
+    status_line(&format!(
+        "ATR {}",
+        hex::spaced(LinkcardCard::ATR.as_bytes())
+    ));
     let mut cards = Vec::new();
     for &slot in &args.slots {
         let port = args
@@ -256,10 +259,10 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
         cards.push(std::thread::spawn(move || {
             let mut card = Box::new(LinkcardCard::new());
             let announce = |e: &vpcd::Endpoint| {
-                println!(
+                status_line(&format!(
                     "virtual card on slot {} connected to {e} (reader \"Virtual PCD 00 {:02}\")",
                     e.slot, e.slot
-                );
+                ));
             };
             vpcd::run(&endpoint, &mut card, &stop, &announce);
         }));
@@ -271,8 +274,15 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
     }
     signal_handle.close();
     let _ = signal_thread.join();
-    println!("stopped");
+    status_line("stopped");
     Ok(EXIT_OK)
+}
+
+/// Prints a status line of the long-running emulator; a closed stdout (`| head -1`) must not stop the cards.
+fn status_line(line: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<u8> {
