@@ -150,18 +150,7 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         self.in_transaction = true;
         result?;
         // Pages the transaction holds in RAM must carry the new bytes too, or its commit would undo them.
-        let mut done = 0;
-        while done < data.len() {
-            let (page, offset, len) = self.segment(address + done, data.len() - done)?;
-            if let Some((_, image)) = self.dirty.iter_mut().find(|(p, _)| *p == page) {
-                image
-                    .get_mut(offset..offset + len)
-                    .ok_or(StoreError::OutOfRange)?
-                    .copy_from_slice(data.get(done..done + len).ok_or(StoreError::OutOfRange)?);
-            }
-            done += len;
-        }
-        Ok(())
+        self.copy_to_images(address, data, false)
     }
 
     /// Opens a transaction.
@@ -207,14 +196,34 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
     fn stage(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
         // Check the whole range first, so a refused write stages nothing.
         self.segment(address, data.len())?;
+        self.copy_to_images(address, data, true)
+    }
+
+    /// Copies `data` into the transaction's page images: loading pages it has not touched yet when `load` is
+    /// set (BUFFER_FULL beyond `DIRTY` pages), or skipping them otherwise.
+    fn copy_to_images(
+        &mut self,
+        address: usize,
+        data: &[u8],
+        load: bool,
+    ) -> Result<(), StoreError> {
         let mut done = 0;
         while done < data.len() {
             let (page, offset, len) = self.segment(address + done, data.len() - done)?;
-            let image = self.dirty_image(page)?;
-            image
-                .get_mut(offset..offset + len)
-                .ok_or(StoreError::OutOfRange)?
-                .copy_from_slice(data.get(done..done + len).ok_or(StoreError::OutOfRange)?);
+            let image = if load {
+                Some(self.dirty_image(page)?)
+            } else {
+                self.dirty
+                    .iter_mut()
+                    .find(|(p, _)| *p == page)
+                    .map(|(_, image)| image)
+            };
+            if let Some(image) = image {
+                image
+                    .get_mut(offset..offset + len)
+                    .ok_or(StoreError::OutOfRange)?
+                    .copy_from_slice(data.get(done..done + len).ok_or(StoreError::OutOfRange)?);
+            }
             done += len;
         }
         Ok(())
