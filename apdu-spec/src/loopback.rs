@@ -8,6 +8,15 @@
 //! | `10` ECHO | `00 00` | any | the command data |
 //! | `12` GENERATE | length N (big-endian) | none | N bytes `00 01 02 … FF 00 …` |
 //! | `14` INFO | `00 00` | none | `[logical channel, configuration flags, n, n events…]` |
+//! | `16` PUT | key, `00` (or `01`: leave the transaction open, so the runtime aborts it) | record | none |
+//! | `18` GET | key, `00` | none | the record (6A88 if this instance has none with that key) |
+//! | `1A` REMOVE | key, `00` | none | none |
+//! | `1C` CALL | `00 00` | server AID length, server AID, request | the server's answer (6985 for any refusal) |
+//! | `1E` TRANSFER | key, `00` commit / `01` abort | server AID | none: in one transaction, removes record *key* and asks the server to store it |
+//!
+//! A loopback installed with [`flags::SHAREABLE`] serves calls: request `00 …` answers the caller's AID (as the
+//! runtime stamped it: length, AID) followed by the rest of the request; request `01 key data` stores the record in
+//! the server's own records. Anything else, or any call to an instance without the flag, is refused.
 //!
 //! INFO's events are the instance's last [`EVENT_LOG`] selections and deselections since power-on, oldest
 //! first: `40|channel` for a select, `80|channel` for a deselect. They make the runtime's ordering visible
@@ -25,6 +34,20 @@ pub const ECHO: u8 = 0x10;
 pub const GENERATE: u8 = 0x12;
 /// INFO instruction.
 pub const INFO: u8 = 0x14;
+/// PUT record instruction.
+pub const PUT: u8 = 0x16;
+/// GET record instruction.
+pub const GET: u8 = 0x18;
+/// REMOVE record instruction.
+pub const REMOVE: u8 = 0x1A;
+/// CALL another applet's shareable interface.
+pub const CALL: u8 = 0x1C;
+/// TRANSFER a record to another applet inside one transaction.
+pub const TRANSFER: u8 = 0x1E;
+/// Shareable request: answer the caller's AID.
+pub const SHARE_WHO_CALLS: u8 = 0x00;
+/// Shareable request: store a record.
+pub const SHARE_STORE: u8 = 0x01;
 
 /// How many select/deselect events INFO reports.
 pub const EVENT_LOG: usize = 8;
@@ -41,8 +64,10 @@ pub mod flags {
     pub const EXTENDED_LENGTH: u8 = 0x02;
     /// The instance refuses every selection (its `select` returns false): exercises 6999.
     pub const REFUSE_SELECT: u8 = 0x04;
+    /// The instance serves calls to its shareable interface.
+    pub const SHAREABLE: u8 = 0x08;
     /// All defined flags.
-    pub const ALL: u8 = MULTI_SELECTABLE | EXTENDED_LENGTH | REFUSE_SELECT;
+    pub const ALL: u8 = MULTI_SELECTABLE | EXTENDED_LENGTH | REFUSE_SELECT | SHAREABLE;
 }
 
 /// A loopback command.
@@ -54,6 +79,35 @@ pub enum LoopbackCommand<'a> {
     Generate(usize),
     /// Report the channel and configuration.
     Info,
+    /// Store a record; `leave_open` stores it inside a transaction the applet does not commit.
+    Put {
+        /// Record key.
+        key: u8,
+        /// Record data.
+        data: &'a [u8],
+        /// Leave the transaction open when returning.
+        leave_open: bool,
+    },
+    /// Read a record.
+    Get(u8),
+    /// Delete a record.
+    Remove(u8),
+    /// Call a shareable interface.
+    Call {
+        /// Server AID.
+        server: &'a [u8],
+        /// Request bytes.
+        request: &'a [u8],
+    },
+    /// Move a record to a server inside one transaction, then commit or abort it.
+    Transfer {
+        /// Record key.
+        key: u8,
+        /// Server AID.
+        server: &'a [u8],
+        /// Commit (or abort) the transaction.
+        commit: bool,
+    },
 }
 
 impl<'a> TryFrom<&CommandView<'a>> for LoopbackCommand<'a> {
@@ -67,6 +121,26 @@ impl<'a> TryFrom<&CommandView<'a>> for LoopbackCommand<'a> {
             ECHO if cmd.p1p2() == 0 => Ok(Self::Echo(cmd.data())),
             GENERATE if cmd.data().is_empty() => Ok(Self::Generate(usize::from(cmd.p1p2()))),
             INFO if cmd.p1p2() == 0 && cmd.data().is_empty() => Ok(Self::Info),
+            PUT if cmd.p2() <= 1 => Ok(Self::Put {
+                key: cmd.p1(),
+                data: cmd.data(),
+                leave_open: cmd.p2() == 1,
+            }),
+            GET if cmd.p2() == 0 => Ok(Self::Get(cmd.p1())),
+            REMOVE if cmd.p2() == 0 => Ok(Self::Remove(cmd.p1())),
+            CALL if cmd.p1p2() == 0 => match cmd.data().split_first() {
+                Some((&len, rest)) if rest.len() >= usize::from(len) => {
+                    let (server, request) = rest.split_at(usize::from(len));
+                    Ok(Self::Call { server, request })
+                }
+                _ => Err(StatusWord::WRONG_DATA),
+            },
+            TRANSFER if cmd.p2() <= 1 => Ok(Self::Transfer {
+                key: cmd.p1(),
+                server: cmd.data(),
+                commit: cmd.p2() == 0,
+            }),
+            PUT | GET | REMOVE | CALL | TRANSFER => Err(StatusWord::INCORRECT_P1P2),
             GENERATE | INFO => Err(if cmd.data().is_empty() {
                 StatusWord::INCORRECT_P1P2
             } else {

@@ -105,6 +105,17 @@ impl Applet for LinkcardApplet {
             Self::Loopback(a) => a.reset(),
         }
     }
+    fn shared(
+        &mut self,
+        ctx: &mut Context<'_>,
+        caller: &Aid,
+        request: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), card_os::applet::Refused> {
+        match self {
+            Self::Loopback(a) => a.shared(ctx, caller, request, reply),
+        }
+    }
 }
 
 #[cfg(test)]

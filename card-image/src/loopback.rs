@@ -1,8 +1,10 @@
 //! The loopback applet (see [`apdu_spec::loopback`] for its commands): echoes data, generates responses of any
 //! length and reports its channel, so transports, chaining and extended length can be tested on any card.
 
+use apdu_spec::Aid;
 use apdu_spec::loopback::{self, LoopbackCommand, flags};
 use apdu_spec::{CommandView, StatusWord, tlv};
+use card_os::applet::Refused;
 use card_os::{Applet, Context, Reply};
 use heapless::Deque;
 
@@ -74,6 +76,51 @@ impl Applet for Loopback {
                 }
                 reply.advance(len)
             }
+            LoopbackCommand::Put {
+                key,
+                data,
+                leave_open,
+            } => {
+                if leave_open {
+                    // The runtime aborts a transaction the applet leaves open: this record never lands.
+                    ctx.begin_transaction()?;
+                }
+                ctx.records()?.put(key, data)?;
+                Ok(())
+            }
+            LoopbackCommand::Get(key) => {
+                let spare = reply.spare();
+                let n = ctx.records()?.get(key, spare)?;
+                reply.advance(n)
+            }
+            LoopbackCommand::Remove(key) => Ok(ctx.records()?.remove(key)?),
+            LoopbackCommand::Call { server, request } => {
+                let n = ctx
+                    .call(server, request, reply.spare())
+                    .map_err(|Refused| StatusWord::CONDITIONS_NOT_SATISFIED)?;
+                reply.advance(n)
+            }
+            LoopbackCommand::Transfer {
+                key,
+                server,
+                commit,
+            } => {
+                ctx.begin_transaction()?;
+                let mut request = [0u8; 2 + card_os::runtime::RECORDS.slot_size];
+                let (head, body) = request.split_at_mut(2);
+                let n = ctx.records()?.get(key, body)?;
+                head.copy_from_slice(&[loopback::SHARE_STORE, key]);
+                ctx.records()?.remove(key)?;
+                let mut answer = [0u8; 4];
+                ctx.call(server, request.get(..2 + n).unwrap_or(&[]), &mut answer)
+                    .map_err(|Refused| StatusWord::CONDITIONS_NOT_SATISFIED)?;
+                if commit {
+                    ctx.commit_transaction()
+                } else {
+                    ctx.abort_transaction();
+                    Ok(())
+                }
+            }
             LoopbackCommand::Info => {
                 reply.push(&[ctx.channel(), self.flags, self.events.len() as u8])?;
                 let (older, newer) = self.events.as_slices();
@@ -93,5 +140,31 @@ impl Applet for Loopback {
 
     fn reset(&mut self) {
         self.events.clear();
+    }
+
+    fn shared(
+        &mut self,
+        ctx: &mut Context<'_>,
+        caller: &Aid,
+        request: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), Refused> {
+        if self.flags & flags::SHAREABLE == 0 {
+            return Err(Refused);
+        }
+        match request {
+            [loopback::SHARE_WHO_CALLS, rest @ ..] => {
+                let caller = caller.as_bytes();
+                reply.push(&[caller.len() as u8]).map_err(|_| Refused)?;
+                reply.push(caller).map_err(|_| Refused)?;
+                reply.push(rest).map_err(|_| Refused)
+            }
+            [loopback::SHARE_STORE, key, data @ ..] => ctx
+                .records()
+                .map_err(|_| Refused)?
+                .put(*key, data)
+                .map_err(|_| Refused),
+            _ => Err(Refused),
+        }
     }
 }

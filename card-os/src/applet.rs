@@ -1,7 +1,18 @@
 //! What an applet is to the runtime: the [`Applet`] trait, the [`Context`] it is handed at every entry point, and
 //! the [`Reply`] buffer it writes response data into.
+//!
+//! **Firewall.** The context is the only way an applet reaches anything beyond its own fields: its persistent
+//! records ([`Context::records`], bound by the runtime to the applet's own owner number), store transactions
+//! ([`Context::begin_transaction`]; the runtime aborts any left open when the entry point returns), and other
+//! applets' shareable interfaces ([`Context::call`]). A call goes through the runtime, which finds the server,
+//! checks it is selectable, hands it the caller's AID (stamped by the runtime, never declared by the caller),
+//! lets it answer into a copy, and returns that copy. Every refusal (no such applet, not selectable, the server
+//! says no, a bad request) is the same [`Refused`]. A call inside a transaction is part of it.
 
 use apdu_spec::{Aid, CommandView, StatusWord};
+
+use crate::records::{RecordError, RecordSpace};
+use crate::runtime::{CardNvm, CardStore, STORE_DIRTY, STORE_PAGE};
 
 /// A card application. The runtime calls it on selection, deselection and for every command addressed to it.
 ///
@@ -9,14 +20,14 @@ use apdu_spec::{Aid, CommandView, StatusWord};
 /// with warnings (62xx, 63xx) and discarded with any other status word.
 pub trait Applet {
     /// Called when the applet is selected on `ctx.channel()`; returning `false` refuses selection (6999).
-    fn select(&mut self, ctx: &mut Context) -> bool {
+    fn select(&mut self, ctx: &mut Context<'_>) -> bool {
         let _ = ctx;
         true
     }
 
     /// Called before another applet is selected on the channel, when the channel closes, or when the applet is
     /// locked or the card locked.
-    fn deselect(&mut self, ctx: &mut Context) {
+    fn deselect(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
     }
 
@@ -24,7 +35,7 @@ pub trait Applet {
     /// [`Context::selecting`] set, to answer with its FCI.
     fn process(
         &mut self,
-        ctx: &mut Context,
+        ctx: &mut Context<'_>,
         command: &CommandView<'_>,
         reply: &mut Reply<'_>,
     ) -> Result<(), StatusWord>;
@@ -41,22 +52,71 @@ pub trait Applet {
 
     /// Power was lost or the card reset: clear session state. No deselect is delivered in that case.
     fn reset(&mut self) {}
+
+    /// Serves a call to this applet's shareable interface from `caller` (the AID the runtime stamped): reads
+    /// `request`, answers into `reply`. The default refuses every call.
+    fn shared(
+        &mut self,
+        ctx: &mut Context<'_>,
+        caller: &Aid,
+        request: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), Refused> {
+        let _ = (ctx, caller, request, reply);
+        Err(Refused)
+    }
 }
 
-/// What the runtime tells an applet at an entry point.
-#[derive(Clone, Copy, Debug)]
-pub struct Context {
+/// A shareable-interface call was refused; why is not told (the firewall answers every refusal the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused;
+
+/// What the runtime lends a context: the store and the other applets.
+pub(crate) trait Environment {
+    fn store(&mut self) -> Option<&mut CardStore>;
+    fn call(
+        &mut self,
+        caller: &Aid,
+        server: &[u8],
+        request: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, Refused>;
+}
+
+/// What the runtime hands an applet at an entry point.
+pub struct Context<'a> {
     aid: Aid,
+    owner: u8,
     channel: u8,
     selecting: bool,
+    environment: &'a mut dyn Environment,
 }
 
-impl Context {
-    pub(crate) const fn new(aid: Aid, channel: u8, selecting: bool) -> Self {
+impl core::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Context")
+            .field("aid", &self.aid)
+            .field("owner", &self.owner)
+            .field("channel", &self.channel)
+            .field("selecting", &self.selecting)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(
+        aid: Aid,
+        owner: u8,
+        channel: u8,
+        selecting: bool,
+        environment: &'a mut dyn Environment,
+    ) -> Self {
         Self {
             aid,
+            owner,
             channel,
             selecting,
+            environment,
         }
     }
     /// The AID of the instance being called.
@@ -71,6 +131,54 @@ impl Context {
     pub const fn selecting(&self) -> bool {
         self.selecting
     }
+
+    /// This applet's persistent records, and only them.
+    pub fn records(
+        &mut self,
+    ) -> Result<RecordSpace<'_, CardNvm, STORE_PAGE, STORE_DIRTY>, RecordError> {
+        let owner = self.owner;
+        let store = self
+            .environment
+            .store()
+            .ok_or(RecordError::Store(crate::store::StoreError::Geometry))?;
+        Ok(crate::runtime::RECORDS.space(store, owner))
+    }
+
+    /// Opens a store transaction (one level; the runtime aborts it if the entry point returns without commit).
+    pub fn begin_transaction(&mut self) -> Result<(), StatusWord> {
+        let store = self.environment.store().ok_or(StatusWord::MEMORY_FAILURE)?;
+        store
+            .begin()
+            .map_err(|_| StatusWord::CONDITIONS_NOT_SATISFIED)
+    }
+
+    /// Commits the open transaction.
+    pub fn commit_transaction(&mut self) -> Result<(), StatusWord> {
+        let store = self.environment.store().ok_or(StatusWord::MEMORY_FAILURE)?;
+        store.commit().map_err(|e| match e {
+            crate::store::StoreError::NoTransaction => StatusWord::CONDITIONS_NOT_SATISFIED,
+            _ => StatusWord::MEMORY_FAILURE,
+        })
+    }
+
+    /// Drops the open transaction's changes.
+    pub fn abort_transaction(&mut self) {
+        if let Some(store) = self.environment.store() {
+            store.abort();
+        }
+    }
+
+    /// Calls the shareable interface of the applet `server` (its full AID) with `request`; the answer is copied
+    /// into `response` and its length returned.
+    pub fn call(
+        &mut self,
+        server: &[u8],
+        request: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, Refused> {
+        let caller = self.aid;
+        self.environment.call(&caller, server, request, response)
+    }
 }
 
 /// Response data an applet appends to; bounded by the runtime's response buffer.
@@ -81,7 +189,8 @@ pub struct Reply<'a> {
 }
 
 impl<'a> Reply<'a> {
-    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+    /// A reply writing into `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
         Self { buf, len: 0 }
     }
     /// Appends bytes; 6F00 when they do not fit (an applet bug, not an input error).

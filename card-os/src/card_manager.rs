@@ -145,11 +145,19 @@ impl<I: Image> Runtime<I> {
             } else {
                 app_state::INSTALLED
             };
+            let owner = self.registry.free_owner();
+            // Records a torn DELETE may have left under this owner number are not the new instance's.
+            if let Some(store) = self.store.as_mut() {
+                crate::runtime::RECORDS
+                    .remove_all(store, owner)
+                    .map_err(StatusWord::from)?;
+            }
             self.registry.add(Entry {
                 aid: application,
                 load_file: load_file.aid,
                 state,
                 privileges,
+                owner,
                 applet,
             })?;
         } else {
@@ -183,7 +191,12 @@ impl<I: Image> Runtime<I> {
         if self.is_selected_anywhere(index) {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
-        self.registry.remove(index);
+        if let Some(removed) = self.registry.remove(index)
+            && let Some(store) = self.store.as_mut()
+        {
+            // The instance is gone either way; its records are freed now, or at the next INSTALL after a tear.
+            let _ = crate::runtime::RECORDS.remove_all(store, removed.owner);
+        }
         self.forget_index(index);
         reply.push(&[0x00])
     }

@@ -18,6 +18,8 @@ pub struct Entry<A> {
     pub state: u8,
     /// Privileges.
     pub privileges: [u8; 3],
+    /// The owner number of its persistent records: stable while the instance exists, unlike its position.
+    pub owner: u8,
     /// The applet object.
     pub applet: A,
 }
@@ -29,6 +31,9 @@ impl<A> Entry<A> {
             && self.state & app_state::SELECTABLE == app_state::SELECTABLE
     }
 }
+
+/// One instance with mutable access to the others: (entries before it, the instance, entries after it).
+pub type WithPeers<'a, A> = (&'a mut [Entry<A>], &'a mut Entry<A>, &'a mut [Entry<A>]);
 
 /// Installed instances, in installation order (which is also the order of partial-AID selection).
 #[derive(Debug)]
@@ -63,6 +68,18 @@ impl<A> Registry<A> {
     /// The entry at `index`.
     pub fn get(&self, index: usize) -> Option<&Entry<A>> {
         self.entries.get(index)
+    }
+    /// The lowest owner number no instance uses.
+    pub fn free_owner(&self) -> u8 {
+        (0..=u8::MAX)
+            .find(|o| self.entries.iter().all(|e| e.owner != *o))
+            .unwrap_or(u8::MAX)
+    }
+    /// The entries before `index`, the entry, and the entries after it: an applet and its peers at once.
+    pub fn split_at(&mut self, index: usize) -> Option<WithPeers<'_, A>> {
+        let (before, rest) = self.entries.as_mut_slice().split_at_mut_checked(index)?;
+        let (entry, after) = rest.split_first_mut()?;
+        Some((before, entry, after))
     }
     /// The entry at `index`, mutably.
     pub fn get_mut(&mut self, index: usize) -> Option<&mut Entry<A>> {

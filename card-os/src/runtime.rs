@@ -18,10 +18,30 @@
 use apdu_spec::gp::{CardLifeCycle, privileges};
 use apdu_spec::{Class, CommandView, StatusWord, aid, ins};
 
-use crate::applet::{Applet, Context, Reply};
+use crate::applet::{Applet, Context, Environment, Refused, Reply};
 use crate::card_manager::StatusCursor;
 use crate::image::Image;
+use crate::nvm::RamNvm;
+use crate::records::RecordTable;
 use crate::registry::{Entry, Registry};
+use crate::store::Store;
+
+/// Page size of the card's persistent store.
+pub const STORE_PAGE: usize = 256;
+/// Most pages one store transaction may change.
+pub const STORE_DIRTY: usize = 8;
+/// Pages of persistent memory (journal included).
+pub const STORE_PAGES: usize = 48;
+/// The card's non-volatile memory (in RAM until the file and flash backends are wired in).
+pub type CardNvm = RamNvm<{ STORE_PAGES * STORE_PAGE }, STORE_PAGE>;
+/// The card's persistent store.
+pub type CardStore = Store<CardNvm, STORE_PAGE, STORE_DIRTY>;
+/// Where applet records live: 32 slots of 300 bytes (296 bytes of data each).
+pub const RECORDS: RecordTable = RecordTable {
+    base: 0,
+    slots: 32,
+    slot_size: 300,
+};
 
 /// Number of logical channels (0-19).
 pub const CHANNELS: usize = 20;
@@ -52,6 +72,63 @@ pub(crate) struct Runtime<I: Image> {
     pub(crate) registry: Registry<I::Applet>,
     pub(crate) channels: [Channel; CHANNELS],
     pub(crate) status_cursor: Option<StatusCursor>,
+    /// `None` only if the store could not be opened: record operations then fail with 6581.
+    pub(crate) store: Option<CardStore>,
+}
+
+/// What an applet's context reaches through the runtime: the store, and the other applets (its peers).
+struct Peers<'a, A> {
+    store: Option<&'a mut CardStore>,
+    before: &'a mut [Entry<A>],
+    after: &'a mut [Entry<A>],
+}
+
+/// What a server's context reaches during a call: the store, and no further calls.
+struct ServerEnvironment<'a> {
+    store: Option<&'a mut CardStore>,
+}
+
+impl Environment for ServerEnvironment<'_> {
+    fn store(&mut self) -> Option<&mut CardStore> {
+        self.store.as_deref_mut()
+    }
+    fn call(
+        &mut self,
+        _: &apdu_spec::Aid,
+        _: &[u8],
+        _: &[u8],
+        _: &mut [u8],
+    ) -> Result<usize, Refused> {
+        Err(Refused)
+    }
+}
+
+impl<A: Applet> Environment for Peers<'_, A> {
+    fn store(&mut self) -> Option<&mut CardStore> {
+        self.store.as_deref_mut()
+    }
+
+    fn call(
+        &mut self,
+        caller: &apdu_spec::Aid,
+        server: &[u8],
+        request: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, Refused> {
+        let entry = self
+            .before
+            .iter_mut()
+            .chain(self.after.iter_mut())
+            .find(|e| e.aid.as_bytes() == server && e.selectable())
+            .ok_or(Refused)?;
+        let mut environment = ServerEnvironment {
+            store: self.store.as_deref_mut(),
+        };
+        let mut ctx = Context::new(entry.aid, entry.owner, 0, false, &mut environment);
+        let mut reply = Reply::new(response);
+        entry.applet.shared(&mut ctx, caller, request, &mut reply)?;
+        Ok(reply.len())
+    }
 }
 
 impl<I: Image> Runtime<I> {
@@ -66,11 +143,13 @@ impl<I: Image> Runtime<I> {
                 I::instantiate(&factory.module, &factory.aid, factory.parameters),
             ) {
                 // A factory list longer than the registry is a build mistake the image's tests catch.
+                let owner = registry.free_owner();
                 let _ = registry.add(Entry {
                     aid: factory.aid,
                     load_file: load_file.aid,
                     state: apdu_spec::gp::app_state::SELECTABLE,
                     privileges: factory.privileges,
+                    owner,
                     applet,
                 });
             }
@@ -80,7 +159,33 @@ impl<I: Image> Runtime<I> {
             registry,
             channels: [Channel::default(); CHANNELS],
             status_cursor: None,
+            store: CardStore::open(CardNvm::default()).ok(),
         }
+    }
+
+    /// Runs `entry_point` on instance `index` with a context for `channel`, then aborts any store transaction
+    /// the applet left open (Java Card: a transaction does not outlive the entry point).
+    pub(crate) fn with_applet<R>(
+        &mut self,
+        index: usize,
+        channel: u8,
+        selecting: bool,
+        entry_point: impl FnOnce(&mut I::Applet, &mut Context<'_>) -> R,
+    ) -> Option<R> {
+        let (before, entry, after) = self.registry.split_at(index)?;
+        let mut peers = Peers {
+            store: self.store.as_mut(),
+            before,
+            after,
+        };
+        let mut ctx = Context::new(entry.aid, entry.owner, channel, selecting, &mut peers);
+        let result = entry_point(&mut entry.applet, &mut ctx);
+        if let Some(store) = self.store.as_mut()
+            && store.in_transaction()
+        {
+            store.abort();
+        }
+        Some(result)
     }
 
     /// Power loss or reset: every channel but the basic one closes, sessions are cleared, the default applet
@@ -178,19 +283,15 @@ impl<I: Image> Runtime<I> {
     fn select_on(&mut self, channel: u8, target: Selected) -> bool {
         match target {
             Selected::CardManager => true,
-            Selected::Applet(i) => self.registry.get_mut(i).is_some_and(|e| {
-                let mut ctx = Context::new(e.aid, channel, true);
-                e.applet.select(&mut ctx)
-            }),
+            Selected::Applet(i) => self
+                .with_applet(i, channel, true, |applet, ctx| applet.select(ctx))
+                .unwrap_or(false),
         }
     }
 
     fn deselect_on(&mut self, channel: u8) {
-        if let Some(Selected::Applet(i)) = self.selected_on(channel)
-            && let Some(e) = self.registry.get_mut(i)
-        {
-            let mut ctx = Context::new(e.aid, channel, false);
-            e.applet.deselect(&mut ctx);
+        if let Some(Selected::Applet(i)) = self.selected_on(channel) {
+            self.with_applet(i, channel, false, |applet, ctx| applet.deselect(ctx));
         }
         self.set_selected(channel, None);
     }
@@ -250,12 +351,14 @@ impl<I: Image> Runtime<I> {
                 self.card_manager(class, command, reply)
             }
             Some(Selected::Applet(i)) => {
-                let entry = self.registry.get_mut(i).ok_or(StatusWord::UNKNOWN)?;
+                let entry = self.registry.get(i).ok_or(StatusWord::UNKNOWN)?;
                 if command.is_extended() && !entry.applet.extended_length() {
                     return Err(StatusWord::WRONG_LENGTH);
                 }
-                let mut ctx = Context::new(entry.aid, channel, false);
-                entry.applet.process(&mut ctx, command, reply)
+                self.with_applet(i, channel, false, |applet, ctx| {
+                    applet.process(ctx, command, reply)
+                })
+                .unwrap_or(Err(StatusWord::UNKNOWN))
             }
         }
     }
@@ -312,11 +415,11 @@ impl<I: Image> Runtime<I> {
         self.set_selected(channel, Some(target));
         match target {
             Selected::CardManager => self.card_manager_select(command, reply),
-            Selected::Applet(i) => {
-                let entry = self.registry.get_mut(i).ok_or(StatusWord::UNKNOWN)?;
-                let mut ctx = Context::new(entry.aid, channel, true);
-                entry.applet.process(&mut ctx, command, reply)
-            }
+            Selected::Applet(i) => self
+                .with_applet(i, channel, true, |applet, ctx| {
+                    applet.process(ctx, command, reply)
+                })
+                .unwrap_or(Err(StatusWord::UNKNOWN)),
         }
     }
 
