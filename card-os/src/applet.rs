@@ -12,7 +12,7 @@
 use apdu_spec::{Aid, CommandView, StatusWord};
 
 use crate::records::{RecordError, RecordSpace};
-use crate::runtime::{CardNvm, CardStore, STORE_DIRTY, STORE_PAGE};
+use crate::store::StoreAccess;
 
 /// A card application. The runtime calls it on selection, deselection and for every command addressed to it.
 ///
@@ -73,7 +73,7 @@ pub struct Refused;
 
 /// What the runtime lends a context: the store and the other applets.
 pub(crate) trait Environment {
-    fn store(&mut self) -> Option<&mut CardStore>;
+    fn store(&mut self) -> Option<&mut dyn StoreAccess>;
     fn call(
         &mut self,
         caller: &Aid,
@@ -133,9 +133,7 @@ impl<'a> Context<'a> {
     }
 
     /// This applet's persistent records, and only them.
-    pub fn records(
-        &mut self,
-    ) -> Result<RecordSpace<'_, CardNvm, STORE_PAGE, STORE_DIRTY>, RecordError> {
+    pub fn records(&mut self) -> Result<RecordSpace<'_, dyn StoreAccess + '_>, RecordError> {
         let owner = self.owner;
         let store = self
             .environment

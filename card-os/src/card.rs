@@ -19,7 +19,8 @@ use apdu_spec::{CommandView, StatusWord, ins};
 use crate::applet::Reply;
 use crate::atr::Atr;
 use crate::image::Image;
-use crate::runtime::Runtime;
+use crate::nvm::Nvm;
+use crate::runtime::{CardNvm, Runtime};
 
 /// Largest command data field after chained fragments are joined, and largest extended command data.
 pub const CHAIN_BUFFER: usize = 2048;
@@ -127,15 +128,15 @@ impl Response {
     }
 }
 
-/// A card: the runtime, the applets of image `I`, and the APDU buffers.
-pub struct Card<I: Image> {
+/// A card: the runtime, the applets of image `I`, its non-volatile memory `N`, and the APDU buffers.
+pub struct Card<I: Image, N: Nvm = CardNvm> {
     powered: bool,
-    pub(crate) runtime: Runtime<I>,
+    pub(crate) runtime: Runtime<I, N>,
     chain: Chain,
     response: Response,
 }
 
-impl<I: Image> core::fmt::Debug for Card<I> {
+impl<I: Image, N: Nvm> core::fmt::Debug for Card<I, N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Card")
             .field("powered", &self.powered)
@@ -152,14 +153,22 @@ impl<I: Image> Default for Card<I> {
 }
 
 impl<I: Image> Card<I> {
+    /// A card fresh from the factory, with its memory in RAM: OP_READY, the image's factory instances, powered
+    /// off.
+    pub fn new() -> Self {
+        Self::with_nvm(CardNvm::default())
+    }
+}
+
+impl<I: Image, N: Nvm> Card<I, N> {
     /// The ATR this image answers with.
     pub const ATR: Atr = Atr::with_historical_bytes(I::HISTORICAL_BYTES);
 
-    /// A card fresh from the factory: OP_READY, with the image's factory instances, powered off.
-    pub fn new() -> Self {
+    /// A card on the given non-volatile memory (recovering a transaction a power loss interrupted).
+    pub fn with_nvm(nvm: N) -> Self {
         Self {
             powered: false,
-            runtime: Runtime::new(),
+            runtime: Runtime::new(nvm),
             chain: Chain {
                 header: None,
                 extended: false,
@@ -193,6 +202,11 @@ impl<I: Image> Card<I> {
     /// Whether the card is powered.
     pub fn is_powered(&self) -> bool {
         self.powered
+    }
+
+    /// Hands the non-volatile memory back (the card is gone): tests reboot another card from it.
+    pub fn into_nvm(self) -> Option<N> {
+        self.runtime.store.map(crate::store::Store::into_nvm)
     }
 
     /// The card life cycle state.

@@ -42,7 +42,7 @@ const FCI: [u8; 18] = [
     0x01, 0xFF,
 ];
 
-impl<I: Image> Runtime<I> {
+impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
     pub(crate) fn card_manager_select(
         &mut self,
         command: &CommandView<'_>,

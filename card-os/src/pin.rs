@@ -12,8 +12,7 @@ use subtle::ConstantTimeEq;
 
 use apdu_spec::StatusWord;
 
-use crate::nvm::Nvm;
-use crate::store::{Store, StoreError};
+use crate::store::{StoreAccess, StoreError};
 
 /// Longest PIN.
 pub const MAX_LEN: usize = 16;
@@ -80,9 +79,9 @@ impl OwnerPin {
     }
 
     /// Sets the PIN and restores the tries, in one atomic write (part of an open transaction, if any).
-    pub fn update<N: Nvm, const P: usize, const D: usize>(
+    pub fn update<S: StoreAccess + ?Sized>(
         &mut self,
-        store: &mut Store<N, P, D>,
+        store: &mut S,
         pin: &[u8],
     ) -> Result<(), PinError> {
         if pin.is_empty() || pin.len() > MAX_LEN {
@@ -100,10 +99,7 @@ impl OwnerPin {
     }
 
     /// Tries left (0 when blocked).
-    pub fn tries_left<N: Nvm, const P: usize, const D: usize>(
-        &self,
-        store: &Store<N, P, D>,
-    ) -> Result<u8, PinError> {
+    pub fn tries_left<S: StoreAccess + ?Sized>(&self, store: &S) -> Result<u8, PinError> {
         let mut tries = [0u8];
         store.read(self.address, &mut tries)?;
         let [tries] = tries;
@@ -111,9 +107,9 @@ impl OwnerPin {
     }
 
     /// Checks a candidate: the counter is decremented and committed first, then compared in constant time.
-    pub fn check<N: Nvm, const P: usize, const D: usize>(
+    pub fn check<S: StoreAccess + ?Sized>(
         &mut self,
-        store: &mut Store<N, P, D>,
+        store: &mut S,
         candidate: &[u8],
     ) -> Result<(), PinError> {
         self.validated = false;
@@ -173,6 +169,7 @@ mod tests {
 
     use super::*;
     use crate::nvm::{NvmError, RamNvm, Tear, TearingNvm};
+    use crate::store::Store;
 
     type Memory = RamNvm<{ 16 * 128 }, 128>;
     type TestStore<N> = Store<N, 128, 4>;

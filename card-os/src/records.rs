@@ -9,8 +9,7 @@
 
 use apdu_spec::StatusWord;
 
-use crate::nvm::Nvm;
-use crate::store::{Store, StoreError};
+use crate::store::{StoreAccess, StoreError};
 
 /// Slot header: owner, key, length.
 const HEADER: usize = 4;
@@ -71,9 +70,9 @@ impl RecordTable {
         self.base + slot * self.slot_size
     }
 
-    fn header<N: Nvm, const P: usize, const D: usize>(
+    fn header<S: StoreAccess + ?Sized>(
         &self,
-        store: &Store<N, P, D>,
+        store: &S,
         slot: usize,
     ) -> Result<[u8; HEADER], RecordError> {
         let mut header = [0u8; HEADER];
@@ -81,9 +80,9 @@ impl RecordTable {
         Ok(header)
     }
 
-    fn find<N: Nvm, const P: usize, const D: usize>(
+    fn find<S: StoreAccess + ?Sized>(
         &self,
-        store: &Store<N, P, D>,
+        store: &S,
         owner: u8,
         key: u8,
     ) -> Result<Option<usize>, RecordError> {
@@ -98,9 +97,9 @@ impl RecordTable {
 
     /// Frees every record of `owner` (its instance was deleted). Each slot is freed on its own write, so a
     /// power loss can leave some: the runtime calls this again before the owner number is reused.
-    pub fn remove_all<N: Nvm, const P: usize, const D: usize>(
+    pub fn remove_all<S: StoreAccess + ?Sized>(
         &self,
-        store: &mut Store<N, P, D>,
+        store: &mut S,
         owner: u8,
     ) -> Result<(), RecordError> {
         for slot in 0..self.slots {
@@ -113,10 +112,7 @@ impl RecordTable {
     }
 
     /// Slots in use and free.
-    pub fn usage<N: Nvm, const P: usize, const D: usize>(
-        &self,
-        store: &Store<N, P, D>,
-    ) -> Result<(usize, usize), RecordError> {
+    pub fn usage<S: StoreAccess + ?Sized>(&self, store: &S) -> Result<(usize, usize), RecordError> {
         let mut used = 0;
         for slot in 0..self.slots {
             let [owner, ..] = self.header(store, slot)?;
@@ -128,11 +124,11 @@ impl RecordTable {
     }
 
     /// A view of the records of `owner` (only the runtime decides which owner a caller is).
-    pub fn space<'a, N: Nvm, const P: usize, const D: usize>(
+    pub fn space<'a, S: StoreAccess + ?Sized>(
         &self,
-        store: &'a mut Store<N, P, D>,
+        store: &'a mut S,
         owner: u8,
-    ) -> RecordSpace<'a, N, P, D> {
+    ) -> RecordSpace<'a, S> {
         RecordSpace {
             store,
             table: *self,
@@ -143,13 +139,13 @@ impl RecordTable {
 
 /// One applet's records: every operation is for the owner the runtime bound it to.
 #[derive(Debug)]
-pub struct RecordSpace<'a, N, const P: usize, const D: usize> {
-    store: &'a mut Store<N, P, D>,
+pub struct RecordSpace<'a, S: ?Sized> {
+    store: &'a mut S,
     table: RecordTable,
     owner: u8,
 }
 
-impl<N: Nvm, const P: usize, const D: usize> RecordSpace<'_, N, P, D> {
+impl<S: StoreAccess + ?Sized> RecordSpace<'_, S> {
     /// Creates or replaces record `key` (inside the open store transaction, if any).
     pub fn put(&mut self, key: u8, data: &[u8]) -> Result<(), RecordError> {
         if data.len() > self.table.max_record() {
@@ -229,6 +225,7 @@ impl<N: Nvm, const P: usize, const D: usize> RecordSpace<'_, N, P, D> {
 mod tests {
     use super::*;
     use crate::nvm::RamNvm;
+    use crate::store::Store;
 
     type Memory = RamNvm<{ 24 * 128 }, 128>;
     type TestStore = Store<Memory, 128, 4>;

@@ -21,10 +21,10 @@ use apdu_spec::{Class, CommandView, StatusWord, aid, ins};
 use crate::applet::{Applet, Context, Environment, Refused, Reply};
 use crate::card_manager::StatusCursor;
 use crate::image::Image;
-use crate::nvm::RamNvm;
+use crate::nvm::{Nvm, RamNvm};
 use crate::records::RecordTable;
 use crate::registry::{Entry, Registry};
-use crate::store::Store;
+use crate::store::{Store, StoreAccess};
 
 /// Page size of the card's persistent store.
 pub const STORE_PAGE: usize = 256;
@@ -32,10 +32,10 @@ pub const STORE_PAGE: usize = 256;
 pub const STORE_DIRTY: usize = 8;
 /// Pages of persistent memory (journal included).
 pub const STORE_PAGES: usize = 48;
-/// The card's non-volatile memory (in RAM until the file and flash backends are wired in).
+/// The default non-volatile memory: flash semantics in RAM (a card object lives as long as the process).
 pub type CardNvm = RamNvm<{ STORE_PAGES * STORE_PAGE }, STORE_PAGE>;
-/// The card's persistent store.
-pub type CardStore = Store<CardNvm, STORE_PAGE, STORE_DIRTY>;
+/// The card's persistent store over memory `N`.
+pub type CardStore<N> = Store<N, STORE_PAGE, STORE_DIRTY>;
 /// Where applet records live: 32 slots of 300 bytes (296 bytes of data each).
 pub const RECORDS: RecordTable = RecordTable {
     base: 0,
@@ -67,30 +67,38 @@ enum Occurrence {
 }
 
 /// Everything the card keeps between commands except the APDU buffers.
-pub(crate) struct Runtime<I: Image> {
+pub(crate) struct Runtime<I: Image, N> {
     pub(crate) life_cycle: CardLifeCycle,
     pub(crate) registry: Registry<I::Applet>,
     pub(crate) channels: [Channel; CHANNELS],
     pub(crate) status_cursor: Option<StatusCursor>,
     /// `None` only if the store could not be opened: record operations then fail with 6581.
-    pub(crate) store: Option<CardStore>,
+    pub(crate) store: Option<CardStore<N>>,
 }
 
 /// What an applet's context reaches through the runtime: the store, and the other applets (its peers).
 struct Peers<'a, A> {
-    store: Option<&'a mut CardStore>,
+    store: Option<&'a mut dyn StoreAccess>,
     before: &'a mut [Entry<A>],
     after: &'a mut [Entry<A>],
 }
 
+/// Reborrows a lent store for a shorter time (`as_deref_mut` cannot shorten the trait object's lifetime).
+fn reborrow<'s>(store: &'s mut Option<&mut dyn StoreAccess>) -> Option<&'s mut dyn StoreAccess> {
+    match store {
+        Some(store) => Some(&mut **store),
+        None => None,
+    }
+}
+
 /// What a server's context reaches during a call: the store, and no further calls.
 struct ServerEnvironment<'a> {
-    store: Option<&'a mut CardStore>,
+    store: Option<&'a mut dyn StoreAccess>,
 }
 
 impl Environment for ServerEnvironment<'_> {
-    fn store(&mut self) -> Option<&mut CardStore> {
-        self.store.as_deref_mut()
+    fn store(&mut self) -> Option<&mut dyn StoreAccess> {
+        reborrow(&mut self.store)
     }
     fn call(
         &mut self,
@@ -104,8 +112,8 @@ impl Environment for ServerEnvironment<'_> {
 }
 
 impl<A: Applet> Environment for Peers<'_, A> {
-    fn store(&mut self) -> Option<&mut CardStore> {
-        self.store.as_deref_mut()
+    fn store(&mut self) -> Option<&mut dyn StoreAccess> {
+        reborrow(&mut self.store)
     }
 
     fn call(
@@ -122,7 +130,7 @@ impl<A: Applet> Environment for Peers<'_, A> {
             .find(|e| e.aid.as_bytes() == server && e.selectable())
             .ok_or(Refused)?;
         let mut environment = ServerEnvironment {
-            store: self.store.as_deref_mut(),
+            store: reborrow(&mut self.store),
         };
         let mut ctx = Context::new(entry.aid, entry.owner, 0, false, &mut environment);
         let mut reply = Reply::new(response);
@@ -131,8 +139,8 @@ impl<A: Applet> Environment for Peers<'_, A> {
     }
 }
 
-impl<I: Image> Runtime<I> {
-    pub(crate) fn new() -> Self {
+impl<I: Image, N: Nvm> Runtime<I, N> {
+    pub(crate) fn new(nvm: N) -> Self {
         let mut registry = Registry::default();
         for factory in I::FACTORY_INSTANCES {
             let load_file = I::LOAD_FILES
@@ -159,7 +167,7 @@ impl<I: Image> Runtime<I> {
             registry,
             channels: [Channel::default(); CHANNELS],
             status_cursor: None,
-            store: CardStore::open(CardNvm::default()).ok(),
+            store: CardStore::open(nvm).ok(),
         }
     }
 
@@ -173,8 +181,12 @@ impl<I: Image> Runtime<I> {
         entry_point: impl FnOnce(&mut I::Applet, &mut Context<'_>) -> R,
     ) -> Option<R> {
         let (before, entry, after) = self.registry.split_at(index)?;
+        let store = self
+            .store
+            .as_mut()
+            .map(|store| store as &mut dyn StoreAccess);
         let mut peers = Peers {
-            store: self.store.as_mut(),
+            store,
             before,
             after,
         };

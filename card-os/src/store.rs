@@ -53,6 +53,49 @@ impl From<NvmError> for StoreError {
     }
 }
 
+/// What applets and the PIN need of a store, without its memory type or geometry: the runtime hands it out
+/// as `&mut dyn StoreAccess`, so the applet API does not depend on the card's memory.
+pub trait StoreAccess {
+    /// Reads data, as the open transaction (if any) has changed it.
+    fn read(&self, address: usize, buf: &mut [u8]) -> Result<(), StoreError>;
+    /// Writes data: inside a transaction at its commit, otherwise at once and atomically.
+    fn write(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError>;
+    /// Writes and commits at once even inside a transaction.
+    fn write_now(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError>;
+    /// Opens a transaction.
+    fn begin(&mut self) -> Result<(), StoreError>;
+    /// Commits the open transaction.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Drops the open transaction.
+    fn abort(&mut self);
+    /// Whether a transaction is open.
+    fn in_transaction(&self) -> bool;
+}
+
+impl<N: Nvm, const PAGE: usize, const DIRTY: usize> StoreAccess for Store<N, PAGE, DIRTY> {
+    fn read(&self, address: usize, buf: &mut [u8]) -> Result<(), StoreError> {
+        Store::read(self, address, buf)
+    }
+    fn write(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
+        Store::write(self, address, data)
+    }
+    fn write_now(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
+        Store::write_now(self, address, data)
+    }
+    fn begin(&mut self) -> Result<(), StoreError> {
+        Store::begin(self)
+    }
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Store::commit(self)
+    }
+    fn abort(&mut self) {
+        Store::abort(self)
+    }
+    fn in_transaction(&self) -> bool {
+        Store::in_transaction(self)
+    }
+}
+
 /// A journaled store over `N`, with `PAGE`-byte pages and transactions of at most `DIRTY` pages.
 #[derive(Debug)]
 pub struct Store<N, const PAGE: usize, const DIRTY: usize> {
