@@ -87,7 +87,7 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
             return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
         self.status_cursor = None;
-        match request {
+        let result = match request {
             CardManagerCommand::Install(install) => self.install(install, reply),
             CardManagerCommand::Delete { aid, .. } => self.delete(aid, reply),
             CardManagerCommand::SetStatus {
@@ -101,7 +101,10 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
                 aid,
             } => self.set_application_state(aid, state),
             CardManagerCommand::GetStatus { .. } => Err(StatusWord::UNKNOWN),
-        }
+        };
+        // Every successful change of the registry or the life cycle is written through to the store.
+        result?;
+        self.persist_registry()
     }
 
     fn aid_in_use(&self, candidate: &Aid) -> bool {
@@ -145,6 +148,8 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
             } else {
                 app_state::INSTALLED
             };
+            let parameters = heapless::Vec::from_slice(request.applet_parameters)
+                .map_err(|_| StatusWord::WRONG_DATA)?; // longer than this card keeps
             let owner = self.registry.free_owner();
             // Records a torn DELETE may have left under this owner number are not the new instance's.
             if let Some(store) = self.store.as_mut() {
@@ -155,6 +160,8 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
             self.registry.add(Entry {
                 aid: application,
                 load_file: load_file.aid,
+                module: *module,
+                parameters,
                 state,
                 privileges,
                 owner,

@@ -12,6 +12,7 @@
 //! * [`store`]: the journaled persistent store with all-or-nothing transactions across power loss;
 //! * [`pin`]: `OwnerPIN`-style PIN over the store;
 //! * [`records`]: persistent records owned by applet contexts (the firewall's persistent half);
+//! * [`persistence`]: the card life cycle and registry in the store, re-created at power-on;
 //! * [`transient`]: RAM buffers cleared (zeroized) on reset or deselect.
 //!
 //! No allocator, no `unsafe`, and no panic reachable from input: every byte string gets a status word.
@@ -33,6 +34,7 @@ pub mod card;
 pub mod card_manager;
 pub mod image;
 pub mod nvm;
+pub mod persistence;
 pub mod pin;
 pub mod records;
 pub mod registry;

@@ -6,6 +6,8 @@ use heapless::Vec;
 
 /// Most applet instances one card holds.
 pub const MAX_INSTANCES: usize = 16;
+/// Longest install parameters (C9 value) an instance keeps.
+pub const MAX_PARAMETERS: usize = 8;
 
 /// One installed instance.
 #[derive(Debug)]
@@ -14,6 +16,10 @@ pub struct Entry<A> {
     pub aid: Aid,
     /// The load file it was created from.
     pub load_file: Aid,
+    /// The module it instantiates.
+    pub module: Aid,
+    /// Its install parameters (the value of C9), kept to re-create it at power-on.
+    pub parameters: Vec<u8, MAX_PARAMETERS>,
     /// Application life cycle byte (GP §5.3.1).
     pub state: u8,
     /// Privileges.

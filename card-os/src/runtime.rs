@@ -31,14 +31,14 @@ pub const STORE_PAGE: usize = 256;
 /// Most pages one store transaction may change.
 pub const STORE_DIRTY: usize = 8;
 /// Pages of persistent memory (journal included).
-pub const STORE_PAGES: usize = 48;
+pub const STORE_PAGES: usize = 56;
 /// The default non-volatile memory: flash semantics in RAM (a card object lives as long as the process).
 pub type CardNvm = RamNvm<{ STORE_PAGES * STORE_PAGE }, STORE_PAGE>;
 /// The card's persistent store over memory `N`.
 pub type CardStore<N> = Store<N, STORE_PAGE, STORE_DIRTY>;
-/// Where applet records live: 32 slots of 300 bytes (296 bytes of data each).
+/// Where applet records live, after the registry table: 32 slots of 300 bytes (296 bytes of data each).
 pub const RECORDS: RecordTable = RecordTable {
-    base: 0,
+    base: crate::persistence::REGISTRY_AREA,
     slots: 32,
     slot_size: 300,
 };
@@ -141,33 +141,45 @@ impl<A: Applet> Environment for Peers<'_, A> {
 
 impl<I: Image, N: Nvm> Runtime<I, N> {
     pub(crate) fn new(nvm: N) -> Self {
-        let mut registry = Registry::default();
+        let mut runtime = Self {
+            life_cycle: CardLifeCycle::OpReady,
+            registry: Registry::default(),
+            channels: [Channel::default(); CHANNELS],
+            status_cursor: None,
+            store: CardStore::open(nvm).ok(),
+        };
+        if !runtime.load_registry() {
+            runtime.install_factory_instances();
+            // A card whose store failed still works, without persistence (record commands answer 6581).
+            let _ = runtime.persist_registry();
+        }
+        runtime
+    }
+
+    fn install_factory_instances(&mut self) {
         for factory in I::FACTORY_INSTANCES {
             let load_file = I::LOAD_FILES
                 .iter()
                 .find(|lf| lf.modules.contains(&factory.module));
-            if let (Some(load_file), Ok(applet)) = (
+            let parameters = heapless::Vec::from_slice(factory.parameters);
+            if let (Some(load_file), Ok(parameters), Ok(applet)) = (
                 load_file,
+                parameters,
                 I::instantiate(&factory.module, &factory.aid, factory.parameters),
             ) {
                 // A factory list longer than the registry is a build mistake the image's tests catch.
-                let owner = registry.free_owner();
-                let _ = registry.add(Entry {
+                let owner = self.registry.free_owner();
+                let _ = self.registry.add(Entry {
                     aid: factory.aid,
                     load_file: load_file.aid,
+                    module: factory.module,
+                    parameters,
                     state: apdu_spec::gp::app_state::SELECTABLE,
                     privileges: factory.privileges,
                     owner,
                     applet,
                 });
             }
-        }
-        Self {
-            life_cycle: CardLifeCycle::OpReady,
-            registry,
-            channels: [Channel::default(); CHANNELS],
-            status_cursor: None,
-            store: CardStore::open(nvm).ok(),
         }
     }
 
