@@ -99,8 +99,11 @@ expect_opensc() {
 
 step "starting pcscd and two virtual cards"
 start_pcscd
-"$LINKCARD" card emulate --port "$PORT" --slot 0 --slot 1 >"$WORK/emulator.log" 2>&1 &
-PIDS+=($!)
+start_emulator() {
+  "$LINKCARD" card emulate --port "$PORT" --slot 0 --slot 1 --state-dir "$WORK/state" >>"$WORK/emulator.log" 2>&1 &
+  PIDS+=($!)
+}
+start_emulator
 wait_for_cards
 "$LINKCARD" readers
 
@@ -149,13 +152,21 @@ expect_opensc 0 -s 00A4040C07F04C4E4B43FF01 -s 00A4040C07F04C4E4B43FF01 -s 80140
 sleep 2
 expect_opensc 0 -s 00A4040C07F04C4E4B43FF01 -s 8014000000 "00 03 01 40"
 
-step "pcscd restart: the virtual cards reconnect and keep their registry"
+step "pcscd and emulator restarts: the virtual cards reconnect and keep their registry"
 expect_opensc 0 -s 00A4040C00 -s 80E60C001E06F04C4E4B43FF07F04C4E4B43FF0007F04C4E4B43FF02010003C901010000 \
   "Received (SW1=0x90, SW2=0x00)"
 kill "$PCSCD_PID"
 wait "$PCSCD_PID" 2>/dev/null || true
 PCSCD_PID=""
 start_pcscd
+wait_for_cards
+expect_opensc 0 -s 00A4040007F04C4E4B43FF0200 "6F 09 84 07 F0 4C 4E 4B 43 FF 02"
+# The emulator keeps each card's memory in a state file: a new emulator process brings the instance back.
+kill "${PIDS[-1]}"
+wait "${PIDS[-1]}" 2>/dev/null || true
+grep -q "^stopped" "$WORK/emulator.log" || { echo "error: the emulator did not stop cleanly on SIGTERM" >&2; exit 1; }
+start_emulator
+sleep 1
 wait_for_cards
 expect_opensc 0 -s 00A4040007F04C4E4B43FF0200 "6F 09 84 07 F0 4C 4E 4B 43 FF 02"
 expect_opensc 0 -s 00A4040C00 -s 80E40000094F07F04C4E4B43FF0200 "Received (SW1=0x90, SW2=0x00)"

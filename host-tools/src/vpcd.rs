@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use apdu_spec::StatusWord;
-use card_image::LinkcardCard;
+use card_image::{LinkcardCard, LinkcardImage};
+use card_os::Card;
+use card_os::nvm::Nvm;
 use socket2::SockRef;
 use tracing::{debug, info, trace};
 
@@ -136,9 +138,9 @@ impl Stop {
 
 /// Runs one virtual card until `stop` is requested: connects to vpcd, serves it, reconnects when it goes away.
 /// `on_connect` is called after each successful connection (the CLI prints a line).
-pub fn run(
+pub fn run<N: Nvm>(
     endpoint: &Endpoint,
-    card: &mut LinkcardCard,
+    card: &mut Card<LinkcardImage, N>,
     stop: &Stop,
     on_connect: &dyn Fn(&Endpoint),
 ) {
@@ -197,7 +199,7 @@ fn connect(endpoint: &Endpoint) -> io::Result<TcpStream> {
 }
 
 /// Serves one connection until vpcd closes it (`Ok`) or it fails.
-pub fn serve(connection: &TcpStream, card: &mut LinkcardCard) -> io::Result<()> {
+pub fn serve<N: Nvm>(connection: &TcpStream, card: &mut Card<LinkcardImage, N>) -> io::Result<()> {
     connection.set_nodelay(true)?;
     let socket = SockRef::from(connection);
     let mut reader = connection;

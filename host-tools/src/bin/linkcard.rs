@@ -7,9 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use card_image::LinkcardCard;
+use card_image::{LinkcardCard, LinkcardImage};
+use card_os::Card;
+use card_os::nvm::Nvm;
+use card_os::runtime::{STORE_PAGE, STORE_PAGES};
 use clap::{Args, Parser, Subcommand};
 use host_tools::conformance::{self, collect_script_paths, default_script_dir};
+use host_tools::file_nvm::FileNvm;
 use host_tools::pcsc_channel::{self, PcscChannel, ReaderChoice};
 use host_tools::script::{self, Script};
 use host_tools::{Traced, hex, vpcd};
@@ -82,6 +86,11 @@ struct EmulateArgs {
     /// Slot to serve (repeat for several independent cards: --slot 0 --slot 1).
     #[arg(long = "slot", default_values_t = [0u16], value_parser = clap::value_parser!(u16).range(0..=15))]
     slots: Vec<u16>,
+
+    /// Keep each card's persistent memory in DIR/slot-N.nvm (created when missing), so installed applets,
+    /// their data and the card life cycle survive restarts of the emulator. Without it a card lives in RAM.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 
     /// Log every APDU (debug level) on standard error; RUST_LOG works too.
     #[arg(short, long)]
@@ -228,6 +237,9 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    if let Some(dir) = &args.state_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let stop = vpcd::Stop::new();
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).context("cannot install the Ctrl-C/SIGTERM handler")?;
@@ -256,16 +268,17 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
             slot,
         };
         let stop = Arc::clone(&stop);
-        cards.push(std::thread::spawn(move || {
-            let mut card = Box::new(LinkcardCard::new());
-            let announce = |e: &vpcd::Endpoint| {
-                status_line(&format!(
-                    "virtual card on slot {} connected to {e} (reader \"Virtual PCD 00 {:02}\")",
-                    e.slot, e.slot
-                ));
-            };
-            vpcd::run(&endpoint, &mut card, &stop, &announce);
-        }));
+        let handle = match &args.state_dir {
+            Some(dir) => {
+                let path = dir.join(format!("slot-{slot}.nvm"));
+                let nvm = FileNvm::open(&path, STORE_PAGE, STORE_PAGES)
+                    .with_context(|| format!("cannot use the card state file for slot {slot}"))?;
+                status_line(&format!("slot {slot}: card state in {}", path.display()));
+                spawn_card(Box::new(Card::with_nvm(nvm)), endpoint, stop)
+            }
+            None => spawn_card(Box::new(LinkcardCard::new()), endpoint, stop),
+        };
+        cards.push(handle);
     }
     for card in cards {
         if card.join().is_err() {
@@ -276,6 +289,23 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
     let _ = signal_thread.join();
     status_line("stopped");
     Ok(EXIT_OK)
+}
+
+/// Runs one virtual card in its own thread until `stop`.
+fn spawn_card<N: Nvm + Send + 'static>(
+    mut card: Box<Card<LinkcardImage, N>>,
+    endpoint: vpcd::Endpoint,
+    stop: Arc<vpcd::Stop>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let announce = |e: &vpcd::Endpoint| {
+            status_line(&format!(
+                "virtual card on slot {} connected to {e} (reader \"Virtual PCD 00 {:02}\")",
+                e.slot, e.slot
+            ));
+        };
+        vpcd::run(&endpoint, &mut card, &stop, &announce);
+    })
 }
 
 /// Prints a status line of the long-running emulator; a closed stdout (`| head -1`) must not stop the cards.
