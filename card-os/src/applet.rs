@@ -13,6 +13,7 @@ use apdu_spec::{Aid, CommandView, StatusWord};
 
 use crate::records::{RecordError, RecordSpace};
 use crate::store::StoreAccess;
+use crate::transient::{ClearOn, TRANSIENT_BYTES};
 
 /// A card application. The runtime calls it on selection, deselection and for every command addressed to it.
 ///
@@ -74,6 +75,7 @@ pub struct Refused;
 /// What the runtime lends a context: the store and the other applets.
 pub(crate) trait Environment {
     fn store(&mut self) -> Option<&mut dyn StoreAccess>;
+    fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]>;
     fn call(
         &mut self,
         caller: &Aid,
@@ -140,6 +142,12 @@ impl<'a> Context<'a> {
             .store()
             .ok_or(RecordError::Store(crate::store::StoreError::Geometry))?;
         Ok(crate::runtime::RECORDS.space(store, owner))
+    }
+
+    /// This applet's transient buffer cleared on `clear_on` (all zero after a reset, and the deselect buffer
+    /// after the applet is deselected from its last channel); `None` only if the owner number is out of range.
+    pub fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]> {
+        self.environment.transient(clear_on)
     }
 
     /// Opens a store transaction (one level; the runtime aborts it if the entry point returns without commit).

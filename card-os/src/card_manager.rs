@@ -157,6 +157,7 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
                     .remove_all(store, owner)
                     .map_err(StatusWord::from)?;
             }
+            self.transient.forget(owner);
             self.registry.add(Entry {
                 aid: application,
                 load_file: load_file.aid,

@@ -48,6 +48,8 @@ pub use card::{CHAIN_BUFFER, Card, RESPONSE_BUFFER};
 pub use image::{FactoryInstance, Image, LoadFile};
 
 #[cfg(test)]
+mod firewall_tests;
+#[cfg(test)]
 mod store_tests;
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,7 @@ use crate::nvm::{Nvm, RamNvm};
 use crate::records::RecordTable;
 use crate::registry::{Entry, Registry};
 use crate::store::{Store, StoreAccess};
+use crate::transient::{ClearOn, TRANSIENT_BYTES, TransientPool};
 
 /// Page size of the card's persistent store.
 pub const STORE_PAGE: usize = 256;
@@ -74,11 +75,14 @@ pub(crate) struct Runtime<I: Image, N> {
     pub(crate) status_cursor: Option<StatusCursor>,
     /// `None` only if the store could not be opened: record operations then fail with 6581.
     pub(crate) store: Option<CardStore<N>>,
+    pub(crate) transient: TransientPool,
 }
 
 /// What an applet's context reaches through the runtime: the store, and the other applets (its peers).
 struct Peers<'a, A> {
     store: Option<&'a mut dyn StoreAccess>,
+    transient: &'a mut TransientPool,
+    owner: u8,
     before: &'a mut [Entry<A>],
     after: &'a mut [Entry<A>],
 }
@@ -94,11 +98,16 @@ fn reborrow<'s>(store: &'s mut Option<&mut dyn StoreAccess>) -> Option<&'s mut d
 /// What a server's context reaches during a call: the store, and no further calls.
 struct ServerEnvironment<'a> {
     store: Option<&'a mut dyn StoreAccess>,
+    transient: &'a mut TransientPool,
+    owner: u8,
 }
 
 impl Environment for ServerEnvironment<'_> {
     fn store(&mut self) -> Option<&mut dyn StoreAccess> {
         reborrow(&mut self.store)
+    }
+    fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]> {
+        self.transient.buffer(self.owner, clear_on)
     }
     fn call(
         &mut self,
@@ -114,6 +123,9 @@ impl Environment for ServerEnvironment<'_> {
 impl<A: Applet> Environment for Peers<'_, A> {
     fn store(&mut self) -> Option<&mut dyn StoreAccess> {
         reborrow(&mut self.store)
+    }
+    fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]> {
+        self.transient.buffer(self.owner, clear_on)
     }
 
     fn call(
@@ -131,6 +143,8 @@ impl<A: Applet> Environment for Peers<'_, A> {
             .ok_or(Refused)?;
         let mut environment = ServerEnvironment {
             store: reborrow(&mut self.store),
+            transient: &mut *self.transient,
+            owner: entry.owner,
         };
         let mut ctx = Context::new(entry.aid, entry.owner, 0, false, &mut environment);
         let mut reply = Reply::new(response);
@@ -147,6 +161,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             channels: [Channel::default(); CHANNELS],
             status_cursor: None,
             store: CardStore::open(nvm).ok(),
+            transient: TransientPool::default(),
         };
         if !runtime.load_registry() {
             runtime.install_factory_instances();
@@ -197,8 +212,11 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             .store
             .as_mut()
             .map(|store| store as &mut dyn StoreAccess);
+        let owner = entry.owner;
         let mut peers = Peers {
             store,
+            transient: &mut self.transient,
+            owner,
             before,
             after,
         };
@@ -217,6 +235,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
     pub(crate) fn reset(&mut self) {
         self.channels = [Channel::default(); CHANNELS];
         self.status_cursor = None;
+        self.transient.reset();
         for index in 0..self.registry.len() {
             if let Some(entry) = self.registry.get_mut(index) {
                 entry.applet.reset();
@@ -314,10 +333,18 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
     }
 
     fn deselect_on(&mut self, channel: u8) {
-        if let Some(Selected::Applet(i)) = self.selected_on(channel) {
+        let deselected = self.selected_on(channel);
+        if let Some(Selected::Applet(i)) = deselected {
             self.with_applet(i, channel, false, |applet, ctx| applet.deselect(ctx));
         }
         self.set_selected(channel, None);
+        // CLEAR_ON_DESELECT memory goes once the applet is active on no channel at all.
+        if let Some(Selected::Applet(i)) = deselected
+            && !self.is_selected_anywhere(i)
+            && let Some(entry) = self.registry.get(i)
+        {
+            self.transient.deselected(entry.owner);
+        }
     }
 
     /// Deselects every applet instance matching `evict` on every channel (the card manager stays).
