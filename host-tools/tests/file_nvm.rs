@@ -106,3 +106,97 @@ fn write_fixture() {
     store.write(FIXTURE_TEXT_AT, FIXTURE_TEXT).unwrap();
     store.write(FIXTURE_COUNTER_AT, &[3, 2, 1]).unwrap();
 }
+
+/// A whole card (registry, life cycle, records) saved with card state format version 1.
+fn card_fixture_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/card-v1.nvm")
+}
+
+type FileCard = card_os::Card<card_image::LinkcardImage, FileNvm>;
+
+fn open_card(path: &Path) -> FileCard {
+    let nvm = FileNvm::open(
+        path,
+        card_os::runtime::STORE_PAGE,
+        card_os::runtime::STORE_PAGES,
+    )
+    .unwrap();
+    let mut card = FileCard::with_nvm(nvm);
+    card.power_on();
+    card
+}
+
+fn send(card: &mut FileCard, apdu: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; card_os::RESPONSE_BUFFER + 2];
+    let n = card.transmit(apdu, &mut out);
+    out.truncate(n);
+    out
+}
+
+const FF02: [u8; 7] = [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x02];
+
+fn select(aid: &[u8]) -> Vec<u8> {
+    [&[0x00, 0xA4, 0x04, 0x0C, aid.len() as u8][..], aid].concat()
+}
+
+#[test]
+fn version_1_card_fixture_still_loads() {
+    let path = scratch("card-fixture.nvm");
+    std::fs::copy(card_fixture_path(), &path).unwrap();
+    let mut card = open_card(&path);
+    // The card manager: INITIALIZED; FF02 installed with flags 01 and PERSONALIZED (0F).
+    let isd = send(&mut card, &[0x80, 0xF2, 0x80, 0x02, 0x02, 0x4F, 0x00, 0x00]);
+    assert!(
+        isd.windows(4).any(|w| w == [0x9F, 0x70, 0x01, 0x07]),
+        "INITIALIZED: {isd:02X?}"
+    );
+    let apps = send(
+        &mut card,
+        &[
+            0x80, 0xF2, 0x40, 0x02, 0x09, 0x4F, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x02,
+            0x00,
+        ],
+    );
+    assert!(
+        apps.windows(4).any(|w| w == [0x9F, 0x70, 0x01, 0x0F]),
+        "{apps:02X?}"
+    );
+    assert_eq!(send(&mut card, &select(&FF02)), [0x90, 0x00]);
+    assert_eq!(
+        send(&mut card, &[0x80, 0x14, 0x00, 0x00, 0x00])[..2],
+        [0x00, 0x01],
+        "install flags"
+    );
+    let record = send(&mut card, &[0x80, 0x18, 0x05, 0x00, 0x00]);
+    assert_eq!(record, [&b"fixture record"[..], &[0x90, 0x00]].concat());
+}
+
+/// Writes the card fixture again (only for a new format version, as a new file):
+/// `cargo test -p host-tools --test file_nvm -- --ignored write_card_fixture`.
+#[test]
+#[ignore = "regenerates tests/fixtures/card-v1.nvm"]
+fn write_card_fixture() {
+    let path = card_fixture_path();
+    let _ = std::fs::remove_file(&path);
+    let mut card = open_card(&path);
+    let install = [
+        &[
+            0x80, 0xE6, 0x0C, 0x00, 0x1E, 0x06, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x07,
+        ][..],
+        &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x00, 0x07],
+        &FF02,
+        &[0x01, 0x00, 0x03, 0xC9, 0x01, 0x01, 0x00, 0x00],
+    ]
+    .concat();
+    assert_eq!(send(&mut card, &install), [0x00, 0x90, 0x00]);
+    assert_eq!(send(&mut card, &select(&FF02)), [0x90, 0x00]);
+    let put = [&[0x80, 0x16, 0x05, 0x00, 14][..], b"fixture record"].concat();
+    assert_eq!(send(&mut card, &put), [0x90, 0x00]);
+    assert_eq!(
+        send(&mut card, &[0x00, 0xA4, 0x04, 0x0C, 0x00]),
+        [0x90, 0x00]
+    );
+    let personalize = [&[0x80, 0xF0, 0x40, 0x0F, 0x07][..], &FF02].concat();
+    assert_eq!(send(&mut card, &personalize), [0x90, 0x00]);
+    assert_eq!(send(&mut card, &[0x80, 0xF0, 0x80, 0x07]), [0x90, 0x00]);
+}
