@@ -1,22 +1,24 @@
-//! PIN with Java Card `OwnerPIN` semantics, kept in the persistent [`Store`].
+//! PIN with Java Card `OwnerPIN` semantics, kept in one of the applet's own records (so the firewall covers it).
 //!
 //! * The try counter is decremented and **committed before** the comparison, outside any open transaction
-//!   ([`Store::write_now`]), so neither a power cut nor an abort can give a free guess; a correct PIN restores it.
+//!   ([`RecordSpace::write_now`]), so neither a power cut nor an abort can give a free guess; a correct PIN
+//!   restores it.
 //! * The comparison takes the same time whatever the candidate ([`subtle`]); the stored PIN is padded so the
 //!   length does not change the work done.
 //! * The validated flag lives in RAM: [`OwnerPin::reset`] clears it, and the applet calls it on deselect and reset.
 //!
-//! Record layout at the PIN's address: `[tries left, length, PIN padded to MAX_LEN]`.
+//! Record layout: `[tries left, length, PIN padded to MAX_LEN]`.
 
 use subtle::ConstantTimeEq;
 
 use apdu_spec::StatusWord;
 
-use crate::store::{StoreAccess, StoreError};
+use crate::records::{RecordError, RecordSpace};
+use crate::store::StoreAccess;
 
 /// Longest PIN.
 pub const MAX_LEN: usize = 16;
-/// Bytes a PIN takes in the store.
+/// Bytes a PIN record takes.
 pub const RECORD_LEN: usize = 2 + MAX_LEN;
 /// Highest try limit (the count must fit the low nibble of 63Cx).
 pub const MAX_TRIES: u8 = 15;
@@ -33,15 +35,18 @@ pub enum PinError {
     Blocked,
     /// No PIN was ever set (6985).
     NotSet,
-    /// A PIN or candidate longer than [`MAX_LEN`] (6700), or a try limit outside 1-15 (6A80).
+    /// A PIN or candidate longer than [`MAX_LEN`], or empty (6700); a try limit outside 1-15.
     BadLength,
-    /// The store failed (6581).
-    Store(StoreError),
+    /// The record store failed (6581, or 6A84 without room for the PIN).
+    Record(RecordError),
 }
 
-impl From<StoreError> for PinError {
-    fn from(error: StoreError) -> Self {
-        Self::Store(error)
+impl From<RecordError> for PinError {
+    fn from(error: RecordError) -> Self {
+        match error {
+            RecordError::NotFound => Self::NotSet,
+            other => Self::Record(other),
+        }
     }
 }
 
@@ -52,27 +57,27 @@ impl From<PinError> for StatusWord {
             PinError::Blocked => StatusWord::AUTH_METHOD_BLOCKED,
             PinError::NotSet => StatusWord::CONDITIONS_NOT_SATISFIED,
             PinError::BadLength => StatusWord::WRONG_LENGTH,
-            PinError::Store(_) => StatusWord::MEMORY_FAILURE,
+            PinError::Record(error) => error.into(),
         }
     }
 }
 
-/// A PIN stored at a fixed address of the store.
+/// A PIN kept in record `key` of its applet.
 #[derive(Debug)]
 pub struct OwnerPin {
-    address: usize,
+    key: u8,
     try_limit: u8,
     validated: bool,
 }
 
 impl OwnerPin {
-    /// A PIN at `address` allowing `try_limit` (1-15) consecutive wrong tries.
-    pub fn new(address: usize, try_limit: u8) -> Result<Self, PinError> {
+    /// A PIN in record `key` allowing `try_limit` (1-15) consecutive wrong tries.
+    pub fn new(key: u8, try_limit: u8) -> Result<Self, PinError> {
         if !(1..=MAX_TRIES).contains(&try_limit) {
             return Err(PinError::BadLength);
         }
         Ok(Self {
-            address,
+            key,
             try_limit,
             validated: false,
         })
@@ -81,7 +86,7 @@ impl OwnerPin {
     /// Sets the PIN and restores the tries, in one atomic write (part of an open transaction, if any).
     pub fn update<S: StoreAccess + ?Sized>(
         &mut self,
-        store: &mut S,
+        records: &mut RecordSpace<'_, S>,
         pin: &[u8],
     ) -> Result<(), PinError> {
         if pin.is_empty() || pin.len() > MAX_LEN {
@@ -93,56 +98,58 @@ impl OwnerPin {
         body.get_mut(..pin.len())
             .ok_or(PinError::BadLength)?
             .copy_from_slice(pin);
-        store.write(self.address, &record)?;
+        records.put(self.key, &record)?;
         self.validated = false;
         Ok(())
     }
 
+    fn read<S: StoreAccess + ?Sized>(
+        &self,
+        records: &RecordSpace<'_, S>,
+    ) -> Result<[u8; RECORD_LEN], PinError> {
+        let mut record = [0u8; RECORD_LEN];
+        if records.get(self.key, &mut record)? != RECORD_LEN {
+            return Err(PinError::NotSet);
+        }
+        Ok(record)
+    }
+
     /// Tries left (0 when blocked).
-    pub fn tries_left<S: StoreAccess + ?Sized>(&self, store: &S) -> Result<u8, PinError> {
-        let mut tries = [0u8];
-        store.read(self.address, &mut tries)?;
-        let [tries] = tries;
+    pub fn tries_left<S: StoreAccess + ?Sized>(
+        &self,
+        records: &RecordSpace<'_, S>,
+    ) -> Result<u8, PinError> {
+        let [tries, ..] = self.read(records)?;
         Ok(tries.min(self.try_limit))
     }
 
     /// Checks a candidate: the counter is decremented and committed first, then compared in constant time.
     pub fn check<S: StoreAccess + ?Sized>(
         &mut self,
-        store: &mut S,
+        records: &mut RecordSpace<'_, S>,
         candidate: &[u8],
     ) -> Result<(), PinError> {
         self.validated = false;
         if candidate.len() > MAX_LEN {
             return Err(PinError::BadLength);
         }
-        let mut record = [0u8; RECORD_LEN];
-        store.read(self.address, &mut record)?;
-        let [tries, length, stored @ ..] = record;
-        if length == 0xFF || usize::from(length) > MAX_LEN {
+        let [tries, length, stored @ ..] = self.read(records)?;
+        if usize::from(length) > MAX_LEN {
             return Err(PinError::NotSet);
         }
-        // An erased (FF) or out-of-range counter counts as the limit.
         let tries = tries.min(self.try_limit);
         if tries == 0 {
             return Err(PinError::Blocked);
         }
-        store.write_now(self.address, &[tries - 1])?;
+        records.write_now(self.key, 0, &[tries - 1])?;
         let mut padded = [0u8; MAX_LEN];
         padded
             .get_mut(..candidate.len())
             .ok_or(PinError::BadLength)?
             .copy_from_slice(candidate);
         let same_length = (candidate.len() as u8).ct_eq(&length);
-        let mut stored_padded = stored;
-        // Bytes past the stored length are compared as zeros on both sides.
-        for (i, byte) in stored_padded.iter_mut().enumerate() {
-            if i >= usize::from(length) {
-                *byte = 0;
-            }
-        }
-        if bool::from(same_length & padded.ct_eq(&stored_padded)) {
-            store.write_now(self.address, &[self.try_limit])?;
+        if bool::from(same_length & padded.ct_eq(&stored)) {
+            records.write_now(self.key, 0, &[self.try_limit])?;
             self.validated = true;
             Ok(())
         } else {
@@ -168,50 +175,73 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use crate::nvm::{NvmError, RamNvm, Tear, TearingNvm};
-    use crate::store::Store;
+    use crate::nvm::{Nvm, NvmError, RamNvm, Tear, TearingNvm};
+    use crate::records::RecordTable;
+    use crate::store::{Store, StoreError};
 
     type Memory = RamNvm<{ 16 * 128 }, 128>;
     type TestStore<N> = Store<N, 128, 4>;
-    const ADDRESS: usize = 200;
+    const TABLE: RecordTable = RecordTable {
+        base: 0,
+        slots: 4,
+        slot_size: 64,
+    };
+    const OWNER: u8 = 3;
+    const KEY: u8 = 0x50;
 
     fn store_with_pin() -> (TestStore<Memory>, OwnerPin) {
         let mut store = TestStore::open(Memory::default()).unwrap();
-        let mut pin = OwnerPin::new(ADDRESS, 3).unwrap();
-        pin.update(&mut store, b"1234").unwrap();
+        let mut pin = OwnerPin::new(KEY, 3).unwrap();
+        pin.update(&mut TABLE.space(&mut store, OWNER), b"1234")
+            .unwrap();
         (store, pin)
+    }
+
+    fn check<N: Nvm>(
+        store: &mut TestStore<N>,
+        pin: &mut OwnerPin,
+        candidate: &[u8],
+    ) -> Result<(), PinError> {
+        pin.check(&mut TABLE.space(store, OWNER), candidate)
+    }
+
+    fn tries<N: Nvm>(store: &mut TestStore<N>, pin: &OwnerPin) -> u8 {
+        pin.tries_left(&TABLE.space(store, OWNER)).unwrap()
     }
 
     #[test]
     fn tries_block_and_a_correct_pin_restores_them() {
         let (mut store, mut pin) = store_with_pin();
         assert_eq!(
-            pin.check(&mut store, b"0000"),
+            check(&mut store, &mut pin, b"0000"),
             Err(PinError::Wrong { tries_left: 2 })
         );
         assert_eq!(
-            pin.check(&mut store, b"123"),
+            check(&mut store, &mut pin, b"123"),
             Err(PinError::Wrong { tries_left: 1 })
         );
         assert!(!pin.is_validated());
-        assert_eq!(pin.check(&mut store, b"1234"), Ok(()));
+        assert_eq!(check(&mut store, &mut pin, b"1234"), Ok(()));
         assert!(pin.is_validated());
-        assert_eq!(pin.tries_left(&store), Ok(3));
+        assert_eq!(tries(&mut store, &pin), 3);
         pin.reset();
         assert!(!pin.is_validated());
         for left in [2, 1, 0] {
             assert_eq!(
-                pin.check(&mut store, b"12345"),
+                check(&mut store, &mut pin, b"12345"),
                 Err(PinError::Wrong { tries_left: left })
             );
         }
-        assert_eq!(pin.check(&mut store, b"1234"), Err(PinError::Blocked));
+        assert_eq!(check(&mut store, &mut pin, b"1234"), Err(PinError::Blocked));
         assert_eq!(StatusWord::from(PinError::Blocked), StatusWord(0x6983));
         assert_eq!(
             StatusWord::from(PinError::Wrong { tries_left: 2 }),
             StatusWord(0x63C2)
         );
-        assert_eq!(pin.check(&mut store, &[0; 17]), Err(PinError::BadLength));
+        assert_eq!(
+            check(&mut store, &mut pin, &[0; 17]),
+            Err(PinError::BadLength)
+        );
     }
 
     #[test]
@@ -219,19 +249,23 @@ mod tests {
         let (mut store, mut pin) = store_with_pin();
         store.begin().unwrap();
         assert_eq!(
-            pin.check(&mut store, b"9999"),
+            check(&mut store, &mut pin, b"9999"),
             Err(PinError::Wrong { tries_left: 2 })
         );
         store.abort();
-        assert_eq!(pin.tries_left(&store), Ok(2));
+        assert_eq!(tries(&mut store, &pin), 2);
     }
 
     #[test]
-    fn unset_pin_is_refused() {
-        let mut store = TestStore::open(Memory::default()).unwrap();
-        let mut pin = OwnerPin::new(ADDRESS, 3).unwrap();
-        assert_eq!(pin.check(&mut store, b"1234"), Err(PinError::NotSet));
-        assert_eq!(OwnerPin::new(ADDRESS, 0).err(), Some(PinError::BadLength));
+    fn unset_pin_and_other_owners() {
+        let (mut store, _) = store_with_pin();
+        let mut pin = OwnerPin::new(KEY, 3).unwrap();
+        // Another applet's PIN record with the same key is not this applet's.
+        assert_eq!(
+            pin.check(&mut TABLE.space(&mut store, OWNER + 1), b"1234"),
+            Err(PinError::NotSet)
+        );
+        assert_eq!(OwnerPin::new(KEY, 0).err(), Some(PinError::BadLength));
     }
 
     /// Cuts the power at every write of a try: the counter never ends above what the try allows, and a wrong
@@ -241,27 +275,29 @@ mod tests {
         let (store, _) = store_with_pin();
         let base = store.into_nvm();
         let mut tear_points = 0;
-        for (candidate, lowest, highest) in [(&b"0000"[..], 2, 3), (&b"1234"[..], 2, 3)] {
+        for candidate in [&b"0000"[..], &b"1234"[..]] {
             let mut counting =
                 TestStore::open(TearingNvm::new(base.clone(), None, Tear::Half)).unwrap();
-            let mut pin = OwnerPin::new(ADDRESS, 3).unwrap();
-            let _ = pin.check(&mut counting, candidate);
+            let _ = check(
+                &mut counting,
+                &mut OwnerPin::new(KEY, 3).unwrap(),
+                candidate,
+            );
             let writes = counting.into_nvm().writes();
             for tear in [Tear::Half, Tear::Garbage] {
                 for at in 0..writes {
                     let mut store =
                         TestStore::open(TearingNvm::new(base.clone(), Some(at), tear)).unwrap();
-                    let mut pin = OwnerPin::new(ADDRESS, 3).unwrap();
-                    let outcome = pin.check(&mut store, candidate);
-                    assert_eq!(
-                        outcome,
-                        Err(PinError::Store(StoreError::Nvm(NvmError::PowerLost)))
-                    );
+                    let mut pin = OwnerPin::new(KEY, 3).unwrap();
+                    let outcome = check(&mut store, &mut pin, candidate);
+                    let lost =
+                        PinError::Record(RecordError::Store(StoreError::Nvm(NvmError::PowerLost)));
+                    assert_eq!(outcome, Err(lost));
                     assert!(!pin.is_validated());
-                    let rebooted = TestStore::open(store.into_nvm().into_inner()).unwrap();
-                    let left = pin.tries_left(&rebooted).unwrap();
+                    let mut rebooted = TestStore::open(store.into_nvm().into_inner()).unwrap();
+                    let left = tries(&mut rebooted, &pin);
                     assert!(
-                        (lowest..=highest).contains(&left),
+                        (2..=3).contains(&left),
                         "{tear:?} at {at}: {left} tries left"
                     );
                     tear_points += 1;

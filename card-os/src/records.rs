@@ -205,6 +205,25 @@ impl<S: StoreAccess + ?Sized> RecordSpace<'_, S> {
         Ok(length)
     }
 
+    /// Overwrites part of record `key` and commits it at once, even inside a transaction, which can neither
+    /// include nor undo it (for try counters). The record keeps its length.
+    pub fn write_now(&mut self, key: u8, offset: usize, data: &[u8]) -> Result<(), RecordError> {
+        let slot = self
+            .table
+            .find(self.store, self.owner, key)?
+            .ok_or(RecordError::NotFound)?;
+        let [_, _, hi, lo] = self.table.header(self.store, slot)?;
+        let end = offset
+            .checked_add(data.len())
+            .ok_or(RecordError::TooLarge)?;
+        if end > usize::from(u16::from_be_bytes([hi, lo])) {
+            return Err(RecordError::TooLarge);
+        }
+        self.store
+            .write_now(self.table.slot_address(slot) + HEADER + offset, data)?;
+        Ok(())
+    }
+
     /// Deletes record `key`.
     pub fn remove(&mut self, key: u8) -> Result<(), RecordError> {
         let slot = self
