@@ -7,6 +7,7 @@
 //! * [`tlv`]: bounded BER-TLV reading and writing;
 //! * [`gp`]: GlobalPlatform card-manager commands, life cycles and GET STATUS records;
 //! * [`loopback`]: the command set of the diagnostic loopback applet;
+//! * [`shared`]: messages applets exchange through shareable interfaces, postcard-encoded;
 //! * [`builder`] (feature `alloc`): owned commands for hosts, split into chained or extended APDUs.
 //!
 //! Nothing in this crate panics on input: every parser returns an error the card answers with a status word.
@@ -33,6 +34,7 @@ pub mod command;
 pub mod gp;
 pub mod ins;
 pub mod loopback;
+pub mod shared;
 pub mod status;
 pub mod tlv;
 

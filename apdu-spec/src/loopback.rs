@@ -14,9 +14,10 @@
 //! | `1C` CALL | `00 00` | server AID length, server AID, request | the server's answer (6985 for any refusal) |
 //! | `1E` TRANSFER | key, `00` commit / `01` abort | server AID | none: in one transaction, removes record *key* and asks the server to store it |
 //!
-//! A loopback installed with [`flags::SHAREABLE`] serves calls: request `00 …` answers the caller's AID (as the
-//! runtime stamped it: length, AID) followed by the rest of the request; request `01 key data` stores the record in
-//! the server's own records. Anything else, or any call to an instance without the flag, is refused.
+//! A loopback installed with [`flags::SHAREABLE`] serves calls with [`crate::shared::LoopbackRequest`] messages
+//! (postcard): `WhoCalls { note }` (`00 len note`) answers the caller's AID as the runtime stamped it (length,
+//! AID) followed by the note; `Store { key, data }` (`01 key len data`) stores the record in the server's own
+//! records. Anything else, or any call to an instance without the flag, is refused.
 //!
 //! INFO's events are the instance's last [`EVENT_LOG`] selections and deselections since power-on, oldest
 //! first: `40|channel` for a select, `80|channel` for a deselect. They make the runtime's ordering visible
@@ -44,10 +45,6 @@ pub const REMOVE: u8 = 0x1A;
 pub const CALL: u8 = 0x1C;
 /// TRANSFER a record to another applet inside one transaction.
 pub const TRANSFER: u8 = 0x1E;
-/// Shareable request: answer the caller's AID.
-pub const SHARE_WHO_CALLS: u8 = 0x00;
-/// Shareable request: store a record.
-pub const SHARE_STORE: u8 = 0x01;
 
 /// How many select/deselect events INFO reports.
 pub const EVENT_LOG: usize = 8;

@@ -3,6 +3,7 @@
 
 use apdu_spec::Aid;
 use apdu_spec::loopback::{self, LoopbackCommand, flags};
+use apdu_spec::shared::{self, LoopbackRequest};
 use apdu_spec::{CommandView, StatusWord, tlv};
 use card_os::applet::Refused;
 use card_os::{Applet, Context, Reply};
@@ -106,13 +107,15 @@ impl Applet for Loopback {
                 commit,
             } => {
                 ctx.begin_transaction()?;
-                let mut request = [0u8; 2 + card_os::runtime::RECORDS.slot_size];
-                let (head, body) = request.split_at_mut(2);
-                let n = ctx.records()?.get(key, body)?;
-                head.copy_from_slice(&[loopback::SHARE_STORE, key]);
+                let mut record = [0u8; card_os::runtime::RECORDS.slot_size];
+                let n = ctx.records()?.get(key, &mut record)?;
+                let mut message = [0u8; 8 + card_os::runtime::RECORDS.slot_size];
+                let data = record.get(..n).unwrap_or(&[]);
+                let request = shared::encode(&LoopbackRequest::Store { key, data }, &mut message)
+                    .map_err(|_| StatusWord::UNKNOWN)?;
                 ctx.records()?.remove(key)?;
                 let mut answer = [0u8; 4];
-                ctx.call(server, request.get(..2 + n).unwrap_or(&[]), &mut answer)
+                ctx.call(server, request, &mut answer)
                     .map_err(|Refused| StatusWord::CONDITIONS_NOT_SATISFIED)?;
                 if commit {
                     ctx.commit_transaction()
@@ -152,19 +155,18 @@ impl Applet for Loopback {
         if self.flags & flags::SHAREABLE == 0 {
             return Err(Refused);
         }
-        match request {
-            [loopback::SHARE_WHO_CALLS, rest @ ..] => {
+        match shared::decode(request).map_err(|_| Refused)? {
+            LoopbackRequest::WhoCalls { note } => {
                 let caller = caller.as_bytes();
                 reply.push(&[caller.len() as u8]).map_err(|_| Refused)?;
                 reply.push(caller).map_err(|_| Refused)?;
-                reply.push(rest).map_err(|_| Refused)
+                reply.push(note).map_err(|_| Refused)
             }
-            [loopback::SHARE_STORE, key, data @ ..] => ctx
+            LoopbackRequest::Store { key, data } => ctx
                 .records()
                 .map_err(|_| Refused)?
-                .put(*key, data)
+                .put(key, data)
                 .map_err(|_| Refused),
-            _ => Err(Refused),
         }
     }
 }
