@@ -78,11 +78,17 @@ pub(crate) struct Runtime<I: Image, N> {
     pub(crate) transient: TransientPool,
 }
 
-/// What an applet's context reaches through the runtime: the store, and the other applets (its peers).
-struct Peers<'a, A> {
+/// What every context is lent: the store, and its owner's transient buffers. On its own it is a server's
+/// environment during a call: no further calls.
+struct Lent<'a> {
     store: Option<&'a mut dyn StoreAccess>,
     transient: &'a mut TransientPool,
     owner: u8,
+}
+
+/// An applet's environment at an entry point: what it is lent, and the other applets (its peers) to call.
+struct Peers<'a, A> {
+    lent: Lent<'a>,
     before: &'a mut [Entry<A>],
     after: &'a mut [Entry<A>],
 }
@@ -95,14 +101,7 @@ fn reborrow<'s>(store: &'s mut Option<&mut dyn StoreAccess>) -> Option<&'s mut d
     }
 }
 
-/// What a server's context reaches during a call: the store, and no further calls.
-struct ServerEnvironment<'a> {
-    store: Option<&'a mut dyn StoreAccess>,
-    transient: &'a mut TransientPool,
-    owner: u8,
-}
-
-impl Environment for ServerEnvironment<'_> {
+impl Environment for Lent<'_> {
     fn store(&mut self) -> Option<&mut dyn StoreAccess> {
         reborrow(&mut self.store)
     }
@@ -122,10 +121,10 @@ impl Environment for ServerEnvironment<'_> {
 
 impl<A: Applet> Environment for Peers<'_, A> {
     fn store(&mut self) -> Option<&mut dyn StoreAccess> {
-        reborrow(&mut self.store)
+        self.lent.store()
     }
     fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]> {
-        self.transient.buffer(self.owner, clear_on)
+        self.lent.transient(clear_on)
     }
 
     fn call(
@@ -141,9 +140,9 @@ impl<A: Applet> Environment for Peers<'_, A> {
             .chain(self.after.iter_mut())
             .find(|e| e.aid.as_bytes() == server && e.selectable())
             .ok_or(Refused)?;
-        let mut environment = ServerEnvironment {
-            store: reborrow(&mut self.store),
-            transient: &mut *self.transient,
+        let mut environment = Lent {
+            store: reborrow(&mut self.lent.store),
+            transient: &mut *self.lent.transient,
             owner: entry.owner,
         };
         let mut ctx = Context::new(entry.aid, entry.owner, 0, false, &mut environment);
@@ -212,11 +211,13 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             .store
             .as_mut()
             .map(|store| store as &mut dyn StoreAccess);
-        let owner = entry.owner;
-        let mut peers = Peers {
+        let lent = Lent {
             store,
             transient: &mut self.transient,
-            owner,
+            owner: entry.owner,
+        };
+        let mut peers = Peers {
+            lent,
             before,
             after,
         };
