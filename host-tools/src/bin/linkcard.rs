@@ -68,7 +68,8 @@ The virtual card connects to vpcd, the pcscd reader driver, which then shows a c
     opensc-tool -r 0 -s 00A4040008A000000151000000
     scriptor -r \"Virtual PCD 00 00\" commands.txt
 pcscd must be running (`pcscd -f` in another terminal, or the system service). The card reconnects on its
-own when pcscd restarts, keeps its installed applets while it runs, and stops on Ctrl-C or SIGTERM.
+own when pcscd restarts, keeps its installed applets while it runs (and across restarts with
+--state-dir), and stops on Ctrl-C or SIGTERM.
 
 Security: vpcd listens on ALL network interfaces (port 35963 and up): whoever reaches that port can act as a
 card to this machine's pcscd. Firewall it, or run pcscd with a reader configuration of its own (-c DIR).";
