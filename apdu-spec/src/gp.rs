@@ -15,6 +15,8 @@ pub mod ins {
     pub const SET_STATUS: u8 = 0xF0;
     /// GET STATUS: registry listing.
     pub const GET_STATUS: u8 = 0xF2;
+    /// STORE DATA: personalization of a security domain.
+    pub const STORE_DATA: u8 = 0xE2;
 }
 
 /// Card life cycle states (GP §5.1.1), with their on-card encoding.
@@ -171,6 +173,16 @@ pub enum CardManagerCommand<'a> {
         /// AID prefix to match (empty: all).
         aid_prefix: &'a [u8],
     },
+    /// INSTALL [for personalization] (P1 20): the following STORE DATA commands go to `aid`.
+    InstallForPersonalization {
+        /// The instance to personalize.
+        aid: &'a [u8],
+    },
+    /// STORE DATA: one personalization data object (see [`crate::scp11::personalization`]).
+    StoreData {
+        /// The data field.
+        data: &'a [u8],
+    },
 }
 
 /// Reads one length-prefixed field (one length byte, or `81 xx` for 128-255 bytes).
@@ -227,6 +239,21 @@ fn parse_install<'a>(p1: u8, data: &'a [u8]) -> Result<InstallRequest<'a>, Statu
     })
 }
 
+/// INSTALL [for personalization]: empty load file and module, the application AID, then empty fields.
+fn parse_install_for_personalization(data: &[u8]) -> Result<CardManagerCommand<'_>, StatusWord> {
+    let (load_file, rest) = take_lv(data)?;
+    let (module, rest) = take_lv(rest)?;
+    let (aid, rest) = take_lv(rest)?;
+    if !load_file.is_empty() || !module.is_empty() || aid.is_empty() {
+        return Err(StatusWord::WRONG_DATA);
+    }
+    // Privileges, parameters and token fields must be empty when present.
+    if rest.iter().any(|b| *b != 0) {
+        return Err(StatusWord::WRONG_DATA);
+    }
+    Ok(CardManagerCommand::InstallForPersonalization { aid })
+}
+
 impl<'a> TryFrom<&CommandView<'a>> for CardManagerCommand<'a> {
     type Error = StatusWord;
 
@@ -237,7 +264,18 @@ impl<'a> TryFrom<&CommandView<'a>> for CardManagerCommand<'a> {
                 if cmd.p2() != 0 {
                     return Err(StatusWord::INCORRECT_P1P2);
                 }
+                if cmd.p1() == 0x20 {
+                    return parse_install_for_personalization(data);
+                }
                 parse_install(cmd.p1(), data).map(Self::Install)
+            }
+            ins::STORE_DATA => {
+                // P1 b8 (last block) and the block number P2 are accepted as GP sends them; each command
+                // carries one complete data object.
+                if cmd.p1() & 0x7F != 0 {
+                    return Err(StatusWord::INCORRECT_P1P2);
+                }
+                Ok(Self::StoreData { data })
             }
             ins::DELETE => {
                 let related = match (cmd.p1(), cmd.p2()) {

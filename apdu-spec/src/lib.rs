@@ -7,6 +7,7 @@
 //! * [`tlv`]: bounded BER-TLV reading and writing;
 //! * [`gp`]: GlobalPlatform card-manager commands, life cycles and GET STATUS records;
 //! * [`loopback`]: the command set of the diagnostic loopback applet;
+//! * [`scp11`]: the GlobalPlatform SCP11 secure channel: certificates, key derivation, secure messaging;
 //! * [`shared`]: messages applets exchange through shareable interfaces, postcard-encoded;
 //! * [`builder`] (feature `alloc`): owned commands for hosts, split into chained or extended APDUs.
 //!
@@ -34,6 +35,7 @@ pub mod command;
 pub mod gp;
 pub mod ins;
 pub mod loopback;
+pub mod scp11;
 pub mod shared;
 pub mod status;
 pub mod tlv;

@@ -55,6 +55,7 @@ const SW_SELECT_FAILED: u16 = 0x6999;
 const SW_NO_FUNCTION: u16 = 0x6A81;
 const SW_P1P2: u16 = 0x6A86;
 const SW_CLA: u16 = 0x6E00;
+const SW_SECURITY: u16 = 0x6982;
 
 /// Bytes shown as one hex string in failure reports, so a shrunk case can be pasted into a reproducer.
 #[derive(Clone, PartialEq, Eq)]
@@ -860,6 +861,14 @@ fn decode_cla(cla: u8) -> Option<(usize, bool)> {
     }
 }
 
+/// Whether a (valid) CLA indicates secure messaging.
+fn secure_messaging(cla: u8) -> bool {
+    match cla & 0x7F {
+        low @ 0x00..=0x1F => low & 0x0C != 0,
+        low => low & 0x20 != 0,
+    }
+}
+
 /// The card life cycle transitions GlobalPlatform allows (GP §5.1.1).
 fn life_cycle_allows(from: u8, to: u8) -> bool {
     matches!(
@@ -1058,6 +1067,14 @@ impl Model {
                 channel,
             },
         };
+        if secure_messaging(cla) {
+            // No secure channel is ever opened here (no security domain has a key): the card cannot verify
+            // a secured command, and refuses it whatever it is.
+            if command.data.len() > CHAIN_BUFFER {
+                return expect_sw(r, SW_WRONG_LENGTH, "secured command longer than the buffer");
+            }
+            return expect_sw(r, SW_SECURITY, "secured command without a session");
+        }
         let expected = self.dispatch(&command, r)?;
         if r.sw1() == 0x61 {
             let left = usize::from(r.sw as u8);

@@ -12,6 +12,7 @@
 use apdu_spec::{Aid, CommandView, StatusWord};
 
 use crate::records::{RecordError, RecordSpace};
+use crate::secure_channel::Security;
 use crate::store::StoreAccess;
 use crate::transient::{ClearOn, TRANSIENT_BYTES};
 
@@ -91,6 +92,7 @@ pub struct Context<'a> {
     owner: u8,
     channel: u8,
     selecting: bool,
+    security: Option<Security>,
     environment: &'a mut dyn Environment,
 }
 
@@ -101,6 +103,7 @@ impl core::fmt::Debug for Context<'_> {
             .field("owner", &self.owner)
             .field("channel", &self.channel)
             .field("selecting", &self.selecting)
+            .field("security", &self.security)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +114,7 @@ impl<'a> Context<'a> {
         owner: u8,
         channel: u8,
         selecting: bool,
+        security: Option<Security>,
         environment: &'a mut dyn Environment,
     ) -> Self {
         Self {
@@ -118,6 +122,7 @@ impl<'a> Context<'a> {
             owner,
             channel,
             selecting,
+            security,
             environment,
         }
     }
@@ -132,6 +137,12 @@ impl<'a> Context<'a> {
     /// Whether the command being processed is the SELECT that just selected this applet.
     pub const fn selecting(&self) -> bool {
         self.selecting
+    }
+    /// The secure channel the command being processed arrived through (stamped by the runtime after it
+    /// verified and decrypted the command); `None` for a plain command. Applets decide from its role and
+    /// level what the command may do.
+    pub const fn security(&self) -> Option<Security> {
+        self.security
     }
 
     /// This applet's persistent records, and only them.

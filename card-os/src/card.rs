@@ -15,6 +15,7 @@
 //!    more) and GET RESPONSE fetches the rest; the command's own status word comes with the last part.
 
 use apdu_spec::{CommandView, StatusWord, ins};
+use zeroize::Zeroize;
 
 use crate::applet::Reply;
 use crate::atr::Atr;
@@ -42,6 +43,12 @@ struct Chain {
 enum ChainStep<'a> {
     /// Not part of a chain: run it as received.
     Single(CommandView<'a>),
+    /// The last fragment arrived: the whole data field is the first `len` bytes of the chain buffer.
+    Joined {
+        len: usize,
+        ne: Option<usize>,
+        extended: bool,
+    },
     /// A fragment was stored; more must follow.
     Stored,
     /// The chain is longer than the buffer.
@@ -71,7 +78,7 @@ impl Chain {
 
     /// Takes one received command; returns the command to run, if one is complete.
     fn accept<'a>(
-        &'a mut self,
+        &mut self,
         view: &CommandView<'a>,
         chaining: bool,
         key: [u8; 4],
@@ -99,12 +106,11 @@ impl Chain {
         }
         let (len, extended) = (self.len, self.extended || view.is_extended());
         self.clear();
-        ChainStep::Single(CommandView::from_parts(
-            key,
-            self.buf.get(..len).unwrap_or(&[]),
-            view.ne(),
+        ChainStep::Joined {
+            len,
+            ne: view.ne(),
             extended,
-        ))
+        }
     }
 }
 
@@ -204,6 +210,18 @@ impl<I: Image, N: Nvm> Card<I, N> {
         self.powered
     }
 
+    /// Seeds the card's random generator (ChaCha20) with 32 bytes from the platform's entropy source: a TRNG
+    /// on a chip, the operating system on a host. Until it is seeded, the card refuses what needs randomness
+    /// (secure-channel handshakes, key generation) with 6985 rather than use predictable numbers.
+    pub fn seed_random(&mut self, seed: [u8; 32]) {
+        self.runtime.sessions.seed(seed);
+    }
+
+    /// EC scalar multiplications the card has performed (ECDH, key generation, two per signature check).
+    pub fn scalar_multiplications(&self) -> u32 {
+        self.runtime.sessions.scalar_multiplications
+    }
+
     /// Hands the non-volatile memory back (the card is gone): tests reboot another card from it.
     pub fn into_nvm(self) -> Option<N> {
         self.runtime.store.map(crate::store::Store::into_nvm)
@@ -260,10 +278,48 @@ impl<I: Image, N: Nvm> Card<I, N> {
         }
         let base = class.without_chaining();
         let key = [base.raw(), view.ins(), view.p1(), view.p2()];
-        let command = match self.chain.accept(view, class.chaining(), key) {
-            ChainStep::Single(command) => command,
+        let (single, len, ne, extended) = match self.chain.accept(view, class.chaining(), key) {
+            ChainStep::Single(command) => (Some(command), 0, command.ne(), command.is_extended()),
+            ChainStep::Joined { len, ne, extended } => (None, len, ne, extended),
             ChainStep::Stored => return (None, StatusWord::SUCCESS),
             ChainStep::Overflow => return (None, StatusWord::WRONG_LENGTH),
+        };
+        if base.secure_messaging() {
+            // Secured commands are opened in place: their data goes to the chain buffer (where a chained one
+            // already is).
+            let len = match single {
+                Some(command) => {
+                    let data = command.data();
+                    match self.chain.buf.get_mut(..data.len()) {
+                        Some(dst) => dst.copy_from_slice(data),
+                        None => return (ne, StatusWord::WRONG_LENGTH),
+                    }
+                    data.len()
+                }
+                None => len,
+            };
+            let data = self.chain.buf.get_mut(..len).unwrap_or_default();
+            let (status, sent) = self.runtime.dispatch_secured(
+                base,
+                key,
+                data,
+                ne,
+                extended,
+                &mut self.response.buf,
+            );
+            // The plain data may hold keys: it does not stay in the buffer.
+            data.zeroize();
+            self.response.end = sent;
+            return (ne, status);
+        }
+        let command = match single {
+            Some(command) => command,
+            None => CommandView::from_parts(
+                key,
+                self.chain.buf.get(..len).unwrap_or_default(),
+                ne,
+                extended,
+            ),
         };
         let mut reply = Reply::new(&mut self.response.buf);
         let status = match self.runtime.dispatch(&command, base, &mut reply) {

@@ -4,14 +4,18 @@
 //! |---|---|---|
 //! | SELECT | FCI `6F { 84 AID, A5 { 9F65 max length } }`; 6283 as a warning while CARD_LOCKED/TERMINATED | always |
 //! | GET STATUS `80 F2 P1 02/03 {4F prefix}` | registry in GP TLV records (E3), P1 80 ISD / 40 applications / 20 load files / 10 load files and modules; 6310 when more follow (P2 03 continues) | not TERMINATED |
-//! | INSTALL `80 E6 04/08/0C 00` | create an instance of a module built into the image / make it selectable; answers `00` | pre-issuance |
-//! | DELETE `80 E4 00 00/80 {4F AID}` | remove an instance not selected anywhere; built-in load files cannot be deleted (6985); answers `00` | pre-issuance |
-//! | SET STATUS `80 F0 80/40 state` | card life cycle OP_READY → INITIALIZED → SECURED ↔ CARD_LOCKED → TERMINATED; application lock/unlock and application-specific states | pre-issuance |
+//! | INSTALL `80 E6 04/08/0C 00` | create an instance of a module built into the image / make it selectable; answers `00` | issuer |
+//! | INSTALL `80 E6 20 00` | [for personalization]: the STORE DATA that follow go to that instance's security domain | issuer |
+//! | STORE DATA `80 E2 P1 P2 {object}` | personalize a security domain: static key, certificate chain, trust anchors, card date ([`apdu_spec::scp11::personalization`]) | issuer |
+//! | DELETE `80 E4 00 00/80 {4F AID}` | remove an instance not selected anywhere (and its records and keys); built-in load files cannot be deleted (6985); answers `00` | issuer |
+//! | SET STATUS `80 F0 80/40 state` | card life cycle OP_READY → INITIALIZED → SECURED ↔ CARD_LOCKED → TERMINATED; application lock/unlock and application-specific states | issuer |
 //!
-//! "Pre-issuance" is OP_READY or INITIALIZED. Until the secure channel exists, content management is refused
-//! with 6982 once the card is SECURED. Errors: 6A80 bad data (AID length, duplicate AID, bad parameters),
-//! 6A84 registry full, 6A88 unknown load file, module or instance, 6985 a transition GP forbids, 6882 secure
-//! messaging (not available yet), 6E00 an interindustry CLA.
+//! "Issuer" is: before issuance (OP_READY, INITIALIZED) a plain command, or a command in an SCP11a session
+//! whose OCE certificate has the issuer role; once issued (SECURED and later) only the latter. Anything else
+//! is refused with 6982 (and a session that sent it is closed). The card manager is itself a security domain
+//! once personalized: see [`crate::secure_channel`] for the handshake it then answers. Errors: 6A80 bad data
+//! (AID length, duplicate AID, bad parameters), 6A84 registry full, 6A88 unknown load file, module or
+//! instance, 6985 a transition GP forbids, 6E00 an interindustry CLA.
 
 use apdu_spec::gp::{
     self, CardLifeCycle, CardManagerCommand, InstallRequest, SetStatusTarget, StatusRecord,
@@ -24,6 +28,8 @@ use crate::applet::Reply;
 use crate::image::Image;
 use crate::registry::Entry;
 use crate::runtime::Runtime;
+use crate::secure_channel::{CARD_MANAGER_SD, Security, sd_owner};
+use apdu_spec::scp11::cert::Role;
 
 /// Largest GET STATUS answer before it continues with 6310 (one short response).
 pub const STATUS_PAGE: usize = 256;
@@ -64,10 +70,8 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
         class: Class,
         command: &CommandView<'_>,
         reply: &mut Reply<'_>,
+        security: Option<Security>,
     ) -> Result<(), StatusWord> {
-        if class.secure_messaging() {
-            return Err(StatusWord::SECURE_MESSAGING_NOT_SUPPORTED);
-        }
         if !class.proprietary() {
             return Err(StatusWord::CLA_NOT_SUPPORTED);
         }
@@ -83,11 +87,37 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
         {
             return self.get_status(scope, next, aid_prefix, reply);
         }
-        if !self.life_cycle.pre_issuance() {
+        // Content management and personalization: before issuance anyone (the factory) may, in a session only
+        // the issuer; once issued, only an SCP11a session whose OCE certificate has the issuer role.
+        let authorized = match security {
+            Some(security) => security.has_role(Role::Issuer),
+            None => self.life_cycle.pre_issuance(),
+        };
+        if !authorized {
             return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
         self.status_cursor = None;
         let result = match request {
+            CardManagerCommand::StoreData { data } => {
+                let owner = match self.personalization_target {
+                    None => CARD_MANAGER_SD,
+                    Some(target) => self
+                        .registry
+                        .position(target.as_bytes())
+                        .and_then(|i| self.registry.get(i))
+                        .map(|e| sd_owner(e.owner))
+                        .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?,
+                };
+                return self.personalize(owner, data, reply);
+            }
+            CardManagerCommand::InstallForPersonalization { aid } => {
+                let index = self
+                    .registry
+                    .position(aid)
+                    .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+                self.personalization_target = self.registry.get(index).map(|e| e.aid);
+                return Ok(());
+            }
             CardManagerCommand::Install(install) => self.install(install, reply),
             CardManagerCommand::Delete { aid, .. } => self.delete(aid, reply),
             CardManagerCommand::SetStatus {
@@ -153,9 +183,11 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
             let owner = self.registry.free_owner();
             // Records a torn DELETE may have left under this owner number are not the new instance's.
             if let Some(store) = self.store.as_mut() {
-                crate::runtime::RECORDS
-                    .remove_all(store, owner)
-                    .map_err(StatusWord::from)?;
+                for records in [owner, sd_owner(owner)] {
+                    crate::runtime::RECORDS
+                        .remove_all(store, records)
+                        .map_err(StatusWord::from)?;
+                }
             }
             self.transient.forget(owner);
             self.registry.add(Entry {
@@ -204,6 +236,7 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
         {
             // The instance is gone either way; its records are freed now, or at the next INSTALL after a tear.
             let _ = crate::runtime::RECORDS.remove_all(store, removed.owner);
+            let _ = crate::runtime::RECORDS.remove_all(store, sd_owner(removed.owner));
         }
         self.forget_index(index);
         reply.push(&[0x00])

@@ -13,7 +13,8 @@
 //! * [`pin`]: `OwnerPIN`-style PIN over the store;
 //! * [`records`]: persistent records owned by applet contexts (the firewall's persistent half);
 //! * [`persistence`]: the card life cycle and registry in the store, re-created at power-on;
-//! * [`transient`]: RAM buffers cleared (zeroized) on reset or deselect.
+//! * [`transient`]: RAM buffers cleared (zeroized) on reset or deselect;
+//! * [`secure_channel`]: GlobalPlatform SCP11 for the card manager and personalized instances.
 //!
 //! No allocator, no `unsafe`, and no panic reachable from input: every byte string gets a status word.
 #![no_std]
@@ -39,6 +40,7 @@ pub mod pin;
 pub mod records;
 pub mod registry;
 pub mod runtime;
+pub mod secure_channel;
 pub mod store;
 pub mod transient;
 
@@ -46,6 +48,7 @@ pub use applet::{Applet, Context, Reply};
 pub use atr::Atr;
 pub use card::{CHAIN_BUFFER, Card, RESPONSE_BUFFER};
 pub use image::{FactoryInstance, Image, LoadFile};
+pub use secure_channel::Security;
 
 #[cfg(test)]
 mod firewall_tests;

@@ -24,6 +24,7 @@ use crate::image::Image;
 use crate::nvm::{Nvm, RamNvm};
 use crate::records::RecordTable;
 use crate::registry::{Entry, Registry};
+use crate::secure_channel::{Security, Sessions};
 use crate::store::{Store, StoreAccess};
 use crate::transient::{ClearOn, TRANSIENT_BYTES, TransientPool};
 
@@ -76,6 +77,13 @@ pub(crate) struct Runtime<I: Image, N> {
     /// `None` only if the store could not be opened: record operations then fail with 6581.
     pub(crate) store: Option<CardStore<N>>,
     pub(crate) transient: TransientPool,
+    /// Secure-channel sessions per channel and the card's random generator.
+    pub(crate) sessions: Sessions,
+    /// The security domain STORE DATA personalizes (INSTALL [for personalization]); the card manager's own
+    /// when `None`.
+    pub(crate) personalization_target: Option<apdu_spec::Aid>,
+    /// The secure channel of the command being dispatched, stamped into the applet's context.
+    security: Option<Security>,
 }
 
 /// What every context is lent: the store, and its owner's transient buffers. On its own it is a server's
@@ -145,7 +153,7 @@ impl<A: Applet> Environment for Peers<'_, A> {
             transient: &mut *self.lent.transient,
             owner: entry.owner,
         };
-        let mut ctx = Context::new(entry.aid, entry.owner, 0, false, &mut environment);
+        let mut ctx = Context::new(entry.aid, entry.owner, 0, false, None, &mut environment);
         let mut reply = Reply::new(response);
         entry.applet.shared(&mut ctx, caller, request, &mut reply)?;
         Ok(reply.len())
@@ -161,6 +169,9 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             status_cursor: None,
             store: CardStore::open(nvm).ok(),
             transient: TransientPool::default(),
+            sessions: Sessions::default(),
+            personalization_target: None,
+            security: None,
         };
         if !runtime.load_registry() {
             runtime.install_factory_instances();
@@ -221,7 +232,14 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             before,
             after,
         };
-        let mut ctx = Context::new(entry.aid, entry.owner, channel, selecting, &mut peers);
+        let mut ctx = Context::new(
+            entry.aid,
+            entry.owner,
+            channel,
+            selecting,
+            self.security,
+            &mut peers,
+        );
         let result = entry_point(&mut entry.applet, &mut ctx);
         if let Some(store) = self.store.as_mut()
             && store.in_transaction()
@@ -236,6 +254,9 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
     pub(crate) fn reset(&mut self) {
         self.channels = [Channel::default(); CHANNELS];
         self.status_cursor = None;
+        self.personalization_target = None;
+        self.security = None;
+        self.sessions.clear();
         self.transient.reset();
         for index in 0..self.registry.len() {
             if let Some(entry) = self.registry.get_mut(index) {
@@ -334,6 +355,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
     }
 
     fn deselect_on(&mut self, channel: u8) {
+        self.sessions.close(channel);
         let deselected = self.selected_on(channel);
         if let Some(Selected::Applet(i)) = deselected {
             self.with_applet(i, channel, false, |applet, ctx| applet.deselect(ctx));
@@ -377,7 +399,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         self.active_elsewhere(Selected::Applet(index), None)
     }
 
-    /// Routes one complete command (chaining already undone).
+    /// Routes one complete plain command (chaining already undone).
     pub(crate) fn dispatch(
         &mut self,
         command: &CommandView<'_>,
@@ -394,15 +416,88 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         if class.interindustry() && command.ins() == ins::MANAGE_CHANNEL {
             return self.manage_channel(channel, command, reply);
         }
-        match self.selected_on(channel) {
-            None => Err(StatusWord::APPLET_SELECT_FAILED),
-            Some(Selected::CardManager) => {
+        let target = self
+            .selected_on(channel)
+            .ok_or(StatusWord::APPLET_SELECT_FAILED)?;
+        if let Some(result) = self.handshake(channel, target, class, command, reply) {
+            return result;
+        }
+        // A plain command ends the channel's secure channel; inside an open session it is refused.
+        let was_open = self.sessions.security(channel).is_some();
+        self.sessions.close(channel);
+        if was_open {
+            return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+        }
+        self.route(target, channel, class, command, reply)
+    }
+
+    /// Routes one secured command: `data` (its data field, C-MAC last) is verified and decrypted in place, the
+    /// plain command runs with the session's [`Security`] stamped on it, and the response is protected in
+    /// `response` (data then R-MAC). Returns the status word and the length of the response data to send.
+    pub(crate) fn dispatch_secured(
+        &mut self,
+        class: Class,
+        header: [u8; 4],
+        data: &mut [u8],
+        ne: Option<usize>,
+        extended: bool,
+        response: &mut [u8],
+    ) -> (StatusWord, usize) {
+        let channel = class.channel();
+        let (security, len) = match self.unwrap_command(channel, header, data) {
+            Ok(opened) => opened,
+            Err(status) => return (status, 0),
+        };
+        let plain =
+            CommandView::from_parts(header, data.get(..len).unwrap_or_default(), ne, extended);
+        let room = response
+            .len()
+            .saturating_sub(apdu_spec::scp11::session::OVERHEAD);
+        let mut reply = Reply::new(response.get_mut(..room).unwrap_or_default());
+        let result =
+            if class.interindustry() && matches!(plain.ins(), ins::SELECT | ins::MANAGE_CHANNEL) {
+                self.dispatch(&plain, class, &mut reply)
+            } else {
+                match self.selected_on(channel) {
+                    None => Err(StatusWord::APPLET_SELECT_FAILED),
+                    Some(target) => {
+                        self.security = Some(security);
+                        let result = self.route(target, channel, class, &plain, &mut reply);
+                        self.security = None;
+                        result
+                    }
+                }
+            };
+        let status = result.err().unwrap_or(StatusWord::SUCCESS);
+        let data_len = if status.carries_data() {
+            reply.len()
+        } else {
+            0
+        };
+        match self.wrap_response(channel, response, data_len, status) {
+            Ok(sent) => (status, sent),
+            Err(status) => (status, 0),
+        }
+    }
+
+    /// Runs a command on what is selected on the channel.
+    fn route(
+        &mut self,
+        target: Selected,
+        channel: u8,
+        class: Class,
+        command: &CommandView<'_>,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        match target {
+            Selected::CardManager => {
                 if command.is_extended() {
                     return Err(StatusWord::WRONG_LENGTH);
                 }
-                self.card_manager(class, command, reply)
+                let security = self.security;
+                self.card_manager(class, command, reply, security)
             }
-            Some(Selected::Applet(i)) => {
+            Selected::Applet(i) => {
                 let entry = self.registry.get(i).ok_or(StatusWord::UNKNOWN)?;
                 if command.is_extended() && !entry.applet.extended_length() {
                     return Err(StatusWord::WRONG_LENGTH);

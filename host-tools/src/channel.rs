@@ -97,6 +97,7 @@ impl InProcessChannel {
 
     /// Wraps an existing card and powers it on (a warm reset if it already was).
     pub fn with_card(mut card: Box<LinkcardCard>) -> Self {
+        card.seed_random(crate::entropy::os_seed());
         card.power_on();
         Self { card }
     }
@@ -104,6 +105,11 @@ impl InProcessChannel {
     /// The card, to inspect its state.
     pub fn card(&self) -> &LinkcardCard {
         &self.card
+    }
+
+    /// The card, to change what a test needs (its random seed, for instance).
+    pub fn card_mut(&mut self) -> &mut LinkcardCard {
+        &mut self.card
     }
 }
 

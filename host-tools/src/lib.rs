@@ -2,6 +2,8 @@
 //!
 //! * [`channel`]: the transport-independent [`CardChannel`] a host talks to a card through, the in-process
 //!   card ([`InProcessChannel`]) and an APDU trace ([`Traced`]);
+//! * [`scp11`]: the off-card entity's side of the SCP11 secure channel ([`scp11::Scp11Session`]);
+//! * [`entropy`]: randomness from the operating system;
 //! * [`script`]: the conformance script format (`*.apdu`, see `tests/conformance/README.md`) and its
 //!   response [`Pattern`]s;
 //! * [`conformance`]: runs scripts against a channel and reports the outcome for people or as JSON;
@@ -16,10 +18,12 @@
 
 pub mod channel;
 pub mod conformance;
+pub mod entropy;
 pub mod file_nvm;
 pub mod hex;
 pub mod latency;
 pub mod pcsc_channel;
+pub mod scp11;
 pub mod script;
 pub mod vpcd;
 

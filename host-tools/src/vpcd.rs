@@ -231,10 +231,12 @@ pub fn serve<N: Nvm>(connection: &TcpStream, card: &mut Card<LinkcardImage, N>) 
             }
             [0x01] => {
                 debug!("power on");
+                card.seed_random(crate::entropy::os_seed());
                 card.power_on();
             }
             [0x02] => {
                 debug!("reset");
+                card.seed_random(crate::entropy::os_seed());
                 card.power_on();
             }
             [0x04] => {

@@ -1,0 +1,82 @@
+//! GlobalPlatform SCP11 (Card Specification v2.3 Amendment F) on NIST P-256 with AES-128: the part of the
+//! secure channel both sides must agree on byte for byte.
+//!
+//! * [`cert`]: GP SCP11 certificates (tag `7F21`), their linkcard [`cert::Role`], parsing and verification
+//!   (and, with the `signing` feature, creation);
+//! * [`session`]: the handshake data, the X9.63 key derivation into receipt key and session keys, the receipt,
+//!   and SCP03-style secure messaging (C-MAC, C-DEC, R-MAC, R-ENC) for both directions.
+//!
+//! The card runs the ECDH (static and ephemeral) itself and the host runs its own; both feed the shared secrets
+//! into [`session::derive`], so key derivation and secure messaging exist exactly once.
+
+pub mod cert;
+pub mod session;
+
+/// INS of PERFORM SECURITY OPERATION (upload of the OCE certificate chain).
+pub const INS_PERFORM_SECURITY_OPERATION: u8 = 0x2A;
+/// INS of MUTUAL AUTHENTICATE (SCP11a).
+pub const INS_MUTUAL_AUTHENTICATE: u8 = 0x82;
+/// INS of INTERNAL AUTHENTICATE (SCP11b).
+pub const INS_INTERNAL_AUTHENTICATE: u8 = 0x88;
+/// GET DATA P1P2 of the certificate store (the card's certificate chain, leaf last).
+pub const TAG_CERTIFICATE_STORE: u16 = 0xBF21;
+/// Key identifier (KID) of the card's SCP11a key (P2 of MUTUAL AUTHENTICATE, `83` of GET DATA BF21).
+pub const KID_SCP11A: u8 = 0x11;
+/// Key identifier of the card's SCP11b key (P2 of INTERNAL AUTHENTICATE).
+pub const KID_SCP11B: u8 = 0x13;
+/// Key identifier of the OCE's CA (P2 of PERFORM SECURITY OPERATION).
+pub const KID_OCE: u8 = 0x10;
+
+/// Which SCP11 variant a handshake runs (the second byte of tag `90` in the control reference template).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Mutual authentication: the OCE proves its static key through a certificate chain.
+    A,
+    /// The card authenticates to an anonymous OCE (ephemeral key only).
+    B,
+    /// Like A, but the card uses its static key in place of an ephemeral one (no card randomness).
+    C,
+}
+
+impl Variant {
+    /// The SCP "i" parameter carried in tag `90`.
+    pub const fn parameter(self) -> u8 {
+        match self {
+            Self::A => 0x01,
+            Self::B => 0x00,
+            Self::C => 0x03,
+        }
+    }
+    /// The variant whose "i" parameter this is.
+    pub const fn from_parameter(i: u8) -> Option<Self> {
+        match i {
+            0x01 => Some(Self::A),
+            0x00 => Some(Self::B),
+            0x03 => Some(Self::C),
+            _ => None,
+        }
+    }
+}
+
+/// Data objects of the card manager's STORE DATA that personalize a security domain (the card manager itself,
+/// or the instance named by a preceding INSTALL [for personalization]). One object per command:
+///
+/// | object | meaning | answer |
+/// |---|---|---|
+/// | `DF20 20 <scalar>` | the domain's static private key SK.SD.ECKA | — |
+/// | `DF23 00` | generate the static key pair on the card | `B0 41 <PK.SD.ECKA>` |
+/// | `BF21 L { 7F21 … }` | the domain's certificate chain, leaf last (the leaf must certify its key) | — |
+/// | `BF22 L { 42 <id>, B0 41 <key> }` | a trust anchor: a CA-KLOC public key and its identifier | — |
+/// | `DF22 04 <YYYYMMDD>` | the card date (it only moves forward) | — |
+pub mod personalization {
+    /// The static private key.
+    pub const TAG_STATIC_KEY: u16 = 0xDF20;
+    /// Generate the static key pair on the card.
+    pub const TAG_GENERATE_KEY: u16 = 0xDF23;
+    /// A trust anchor.
+    pub const TAG_TRUST_ANCHOR: u16 = 0xBF22;
+    /// The card date.
+    pub const TAG_CARD_DATE: u16 = 0xDF22;
+    /// A public key inside these objects (as in the certificate's `7F49`).
+    pub const TAG_PUBLIC_KEY: u16 = 0xB0;
+}

@@ -1,0 +1,729 @@
+//! The card side of GlobalPlatform SCP11 (see [`apdu_spec::scp11`]): a runtime service for the card manager and
+//! for every applet instance that has been given a key.
+//!
+//! **Security domains.** The card manager and each personalized instance are security domains: a static key
+//! pair (SK.SD.ECKA), a certificate chain that certifies its public key (GET DATA BF21), trust anchors (CA-KLOC
+//! public keys with their identifiers) that OCE chains must lead to. They are kept as records under an owner
+//! number the applet's own record space cannot reach ([`sd_owner`]), and loaded by the card manager's STORE
+//! DATA ([`apdu_spec::scp11::personalization`]). The card's notion of today (the *card date*, for certificate
+//! expiry) is one record of the card manager's domain: set at personalization and moved forward by the
+//! effective dates of certificates it verifies; it never moves back.
+//!
+//! **Handshake** (plain commands, answered by the runtime for a selected security domain):
+//! * `GET DATA BF21`: the certificate store;
+//! * `PERFORM SECURITY OPERATION 80 2A <KVN|80 when more> 10`: one OCE certificate per command, from the one the
+//!   anchor signed to the leaf; each is checked at once (issuer identifier, signature, expiry against the card
+//!   date, key usage), and any failure forgets the chain (6982);
+//! * `MUTUAL AUTHENTICATE 80 82` (SCP11a, after a complete chain) and `INTERNAL AUTHENTICATE 80 88` (SCP11b):
+//!   a fresh ephemeral key, ECDH, session keys, receipt; the session opens on the channel.
+//!
+//! **Sessions** live in RAM ([`Sessions`], [`SESSIONS`] at once, one per logical channel), bound to the channel
+//! and closed (keys zeroized) when the channel's selection changes, the channel closes, the card resets or
+//! loses power, a secured command fails to verify, a plain command other than SELECT, MANAGE CHANNEL or a new
+//! handshake arrives, or a secured command is answered 6982.
+
+use apdu_spec::scp11::cert::{self, Certificate, Date, Role};
+use apdu_spec::scp11::session::{self, Handshake, PublicKeyBytes, SecureMessaging, SecurityLevel};
+use apdu_spec::scp11::{self as scp, Variant, personalization as perso};
+use apdu_spec::{Class, CommandView, StatusWord, ins, tlv};
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::SeedableRng;
+use heapless::Vec;
+use p256::elliptic_curve::Generate;
+
+use crate::applet::Reply;
+use crate::image::Image;
+use crate::nvm::Nvm;
+use crate::runtime::{RECORDS, Runtime, Selected};
+use crate::store::StoreAccess;
+
+/// Secure-channel sessions (or handshakes in progress) the card holds at once.
+pub const SESSIONS: usize = 4;
+/// Trust anchors one security domain holds.
+pub const MAX_ANCHORS: usize = 3;
+/// Certificates in a security domain's own chain (GET DATA BF21), leaf last.
+pub const MAX_CARD_CERTIFICATES: usize = 2;
+/// Longest identifier (CA-KLOC, subject) the card keeps.
+const MAX_ID: usize = 20;
+
+/// Record keys in a security domain's record space.
+mod record {
+    /// `[32-byte SK.SD.ECKA]`.
+    pub const STATIC_KEY: u8 = 0x01;
+    /// The chain's certificates, one per record: `CERTIFICATE + i`.
+    pub const CERTIFICATE: u8 = 0x02;
+    /// `[id length, id, 65-byte key]` per anchor, back to back.
+    pub const ANCHORS: u8 = 0x08;
+    /// The card date (card manager's domain only), 4 bytes.
+    pub const CARD_DATE: u8 = 0x09;
+}
+
+/// The record owner of the card manager's security domain.
+pub(crate) const CARD_MANAGER_SD: u8 = 0xFE;
+
+/// The record owner of the security domain of the instance whose own records are under `owner` (owners are
+/// below 0x80, so the applet's record space never reaches it).
+pub(crate) const fn sd_owner(owner: u8) -> u8 {
+    owner | 0x80
+}
+
+/// How the command being processed reached the card: the runtime stamps it, applets read it with
+/// [`crate::Context::security`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Security {
+    /// SCP11a (the OCE proved a certificate) or SCP11b (anonymous OCE).
+    pub variant: Variant,
+    /// The protections the session applies.
+    pub level: SecurityLevel,
+    /// The role in the OCE's leaf certificate (SCP11a); `None` for SCP11b or a certificate without a role.
+    pub role: Option<Role>,
+}
+
+impl Security {
+    /// Whether the OCE authenticated with a certificate carrying `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.variant == Variant::A && self.role == Some(role)
+    }
+}
+
+/// What a channel's secure channel is doing.
+enum Phase {
+    /// OCE certificates verified so far (SCP11a): the last one's key, subject and role.
+    Chain {
+        key: PublicKeyBytes,
+        subject: Vec<u8, MAX_ID>,
+        role: Option<Role>,
+        leaf: bool,
+        count: usize,
+    },
+    /// The session is open.
+    Open {
+        messaging: SecureMessaging,
+        security: Security,
+    },
+}
+
+struct Session {
+    channel: u8,
+    phase: Phase,
+}
+
+/// The sessions of every channel, in RAM; dropping one zeroizes its keys.
+pub(crate) struct Sessions {
+    slots: [Option<Session>; SESSIONS],
+    /// The card's random generator, seeded by the platform ([`crate::Card::seed_random`]); `None` until then,
+    /// and handshakes needing randomness are refused.
+    rng: Option<ChaCha20Rng>,
+    /// EC scalar multiplications performed (ECDH, key generation, two per signature check), for benchmarks.
+    pub(crate) scalar_multiplications: u32,
+}
+
+impl core::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sessions").finish_non_exhaustive()
+    }
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            slots: [const { None }; SESSIONS],
+            rng: None,
+            scalar_multiplications: 0,
+        }
+    }
+}
+
+impl Sessions {
+    fn slot(&mut self, channel: u8) -> Option<&mut Session> {
+        self.slots
+            .iter_mut()
+            .flatten()
+            .find(|s| s.channel == channel)
+    }
+
+    /// Ends whatever runs on `channel`.
+    pub(crate) fn close(&mut self, channel: u8) {
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|s| s.channel == channel) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Ends every session (reset, power loss).
+    pub(crate) fn clear(&mut self) {
+        self.slots = [const { None }; SESSIONS];
+    }
+
+    /// Installs `phase` on `channel`, replacing what ran there; 6A84 when every slot is taken.
+    fn start(&mut self, channel: u8, phase: Phase) -> Result<(), StatusWord> {
+        self.close(channel);
+        let free = self
+            .slots
+            .iter_mut()
+            .find(|s| s.is_none())
+            .ok_or(StatusWord::NOT_ENOUGH_MEMORY)?;
+        *free = Some(Session { channel, phase });
+        Ok(())
+    }
+
+    /// The open session on `channel`.
+    pub(crate) fn security(&mut self, channel: u8) -> Option<Security> {
+        match self.slot(channel) {
+            Some(Session {
+                phase: Phase::Open { security, .. },
+                ..
+            }) => Some(*security),
+            _ => None,
+        }
+    }
+
+    fn messaging(&mut self, channel: u8) -> Option<&mut SecureMessaging> {
+        match self.slot(channel) {
+            Some(Session {
+                phase: Phase::Open { messaging, .. },
+                ..
+            }) => Some(messaging),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn seed(&mut self, seed: [u8; 32]) {
+        self.rng = Some(ChaCha20Rng::from_seed(seed));
+    }
+}
+
+/// What a plain command is to the secure-channel service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandshakeCommand {
+    CertificateStore,
+    UploadCertificate { more: bool },
+    MutualAuthenticate,
+    InternalAuthenticate,
+}
+
+fn handshake_command(command: &CommandView<'_>) -> Option<HandshakeCommand> {
+    match (command.ins(), command.p1(), command.p2()) {
+        (ins::GET_DATA, 0xBF, 0x21) => Some(HandshakeCommand::CertificateStore),
+        (scp::INS_PERFORM_SECURITY_OPERATION, p1, scp::KID_OCE) => {
+            Some(HandshakeCommand::UploadCertificate {
+                more: p1 & 0x80 != 0,
+            })
+        }
+        (scp::INS_MUTUAL_AUTHENTICATE, _, _) => Some(HandshakeCommand::MutualAuthenticate),
+        (scp::INS_INTERNAL_AUTHENTICATE, _, _) => Some(HandshakeCommand::InternalAuthenticate),
+        _ => None,
+    }
+}
+
+fn read_date(store: &mut dyn StoreAccess) -> Date {
+    let mut buf = [0u8; 4];
+    match RECORDS
+        .space(store, CARD_MANAGER_SD)
+        .get(record::CARD_DATE, &mut buf)
+    {
+        Ok(4) => Date(buf),
+        _ => Date([0; 4]),
+    }
+}
+
+/// Moves the card date forward to `date` (never back).
+fn advance_date(store: &mut dyn StoreAccess, date: Date) -> Result<(), StatusWord> {
+    if date > read_date(store) {
+        RECORDS
+            .space(store, CARD_MANAGER_SD)
+            .put(record::CARD_DATE, &date.0)
+            .map_err(|_| StatusWord::MEMORY_FAILURE)?;
+    }
+    Ok(())
+}
+
+fn static_key(store: &mut dyn StoreAccess, owner: u8) -> Option<p256::NonZeroScalar> {
+    let mut buf = [0u8; 32];
+    let n = RECORDS
+        .space(store, owner)
+        .get(record::STATIC_KEY, &mut buf)
+        .ok()?;
+    let key = if n == 32 {
+        Option::from(p256::NonZeroScalar::from_repr(buf.into()))
+    } else {
+        None
+    };
+    zeroize::Zeroize::zeroize(&mut buf);
+    key
+}
+
+fn public_key_of(secret: &p256::NonZeroScalar) -> PublicKeyBytes {
+    use p256::elliptic_curve::sec1::ToSec1Point;
+    let point = p256::PublicKey::from_secret_scalar(secret).to_sec1_point(false);
+    let mut out = [0u8; session::PUBLIC_KEY_LENGTH];
+    if let Some(bytes) = point.as_bytes().get(..session::PUBLIC_KEY_LENGTH) {
+        out.copy_from_slice(bytes);
+    }
+    out
+}
+
+/// Finds the anchor with identifier `id` in the domain's anchors record.
+fn find_anchor(store: &mut dyn StoreAccess, owner: u8, id: &[u8]) -> Option<PublicKeyBytes> {
+    let mut buf = [0u8; MAX_ANCHORS * (1 + MAX_ID + session::PUBLIC_KEY_LENGTH)];
+    let n = RECORDS
+        .space(store, owner)
+        .get(record::ANCHORS, &mut buf)
+        .ok()?;
+    let mut rest = buf.get(..n)?;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (anchor_id, tail) = tail.split_at_checked(usize::from(len))?;
+        let (key, tail) = tail.split_at_checked(session::PUBLIC_KEY_LENGTH)?;
+        if anchor_id == id {
+            return PublicKeyBytes::try_from(key).ok();
+        }
+        rest = tail;
+    }
+    None
+}
+
+impl<I: Image, N: Nvm> Runtime<I, N> {
+    /// The record owner of `target`'s security domain.
+    pub(crate) fn security_domain(&self, target: Selected) -> Option<u8> {
+        match target {
+            Selected::CardManager => Some(CARD_MANAGER_SD),
+            Selected::Applet(i) => self.registry.get(i).map(|e| sd_owner(e.owner)),
+        }
+    }
+
+    fn store_access(&mut self) -> Result<&mut dyn StoreAccess, StatusWord> {
+        self.store
+            .as_mut()
+            .map(|s| s as &mut dyn StoreAccess)
+            .ok_or(StatusWord::MEMORY_FAILURE)
+    }
+
+    /// Whether `target` holds a static key (is a security domain that answers the handshake).
+    fn is_security_domain(&mut self, target: Selected) -> bool {
+        let Some(owner) = self.security_domain(target) else {
+            return false;
+        };
+        match self.store_access() {
+            Ok(store) => RECORDS
+                .space(store, owner)
+                .get(record::STATIC_KEY, &mut [0u8; 32])
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Answers a plain handshake command for `target`, or `None` when the command is not one (or `target` is
+    /// not a security domain) and goes to the target as usual.
+    pub(crate) fn handshake(
+        &mut self,
+        channel: u8,
+        target: Selected,
+        class: Class,
+        command: &CommandView<'_>,
+        reply: &mut Reply<'_>,
+    ) -> Option<Result<(), StatusWord>> {
+        let request = handshake_command(command)?;
+        if request != HandshakeCommand::CertificateStore && !class.proprietary() {
+            return None;
+        }
+        if !self.is_security_domain(target) {
+            return None;
+        }
+        let owner = self.security_domain(target)?;
+        let result = match request {
+            HandshakeCommand::CertificateStore => self.certificate_store(owner, reply),
+            HandshakeCommand::UploadCertificate { more } => {
+                let result = self.upload_certificate(channel, owner, command.data(), more);
+                if result.is_err() {
+                    self.sessions.close(channel);
+                }
+                result
+            }
+            HandshakeCommand::MutualAuthenticate | HandshakeCommand::InternalAuthenticate => {
+                let variant = if request == HandshakeCommand::MutualAuthenticate {
+                    Variant::A
+                } else {
+                    Variant::B
+                };
+                let result = self.authenticate(channel, owner, variant, command.data(), reply);
+                if result.is_err() {
+                    self.sessions.close(channel);
+                }
+                result
+            }
+        };
+        Some(result)
+    }
+
+    fn certificate_store(&mut self, owner: u8, reply: &mut Reply<'_>) -> Result<(), StatusWord> {
+        let store = self.store_access()?;
+        let space = RECORDS.space(store, owner);
+        let mut certificates = [0u8; MAX_CARD_CERTIFICATES * 300];
+        let mut len = 0;
+        for i in 0..MAX_CARD_CERTIFICATES as u8 {
+            let Some(spare) = certificates.get_mut(len..) else {
+                break;
+            };
+            match space.get(record::CERTIFICATE + i, spare) {
+                Ok(n) => len += n,
+                Err(_) => break,
+            }
+        }
+        if len == 0 {
+            return Err(StatusWord::REFERENCED_DATA_NOT_FOUND);
+        }
+        let mut writer = tlv::Writer::new(reply.spare());
+        writer
+            .tlv(
+                scp::TAG_CERTIFICATE_STORE,
+                certificates.get(..len).unwrap_or_default(),
+            )
+            .map_err(|_| StatusWord::UNKNOWN)?;
+        let written = writer.len();
+        reply.advance(written)
+    }
+
+    fn upload_certificate(
+        &mut self,
+        channel: u8,
+        owner: u8,
+        data: &[u8],
+        more: bool,
+    ) -> Result<(), StatusWord> {
+        let (certificate, rest) = Certificate::parse(data).map_err(|_| StatusWord::WRONG_DATA)?;
+        if !rest.is_empty() {
+            return Err(StatusWord::WRONG_DATA);
+        }
+        // The chain continues when the previous upload said more would follow; otherwise this is its first.
+        let (issuer_key, count) = match self.sessions.slot(channel) {
+            Some(Session {
+                phase:
+                    Phase::Chain {
+                        key,
+                        subject,
+                        leaf: false,
+                        count,
+                        ..
+                    },
+                ..
+            }) => {
+                if subject.as_slice() != certificate.ca_kloc_id() {
+                    return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+                }
+                (*key, *count)
+            }
+            _ => {
+                self.sessions.close(channel);
+                let store = self.store_access()?;
+                let key = find_anchor(store, owner, certificate.ca_kloc_id())
+                    .ok_or(StatusWord::SECURITY_STATUS_NOT_SATISFIED)?;
+                (key, 0)
+            }
+        };
+        if count >= cert::MAX_CHAIN_LENGTH {
+            return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+        }
+        let issuer = p256::ecdsa::VerifyingKey::from_sec1_bytes(&issuer_key)
+            .map_err(|_| StatusWord::SECURITY_STATUS_NOT_SATISFIED)?;
+        self.sessions.scalar_multiplications =
+            self.sessions.scalar_multiplications.saturating_add(2);
+        certificate
+            .verify_signature(&issuer)
+            .map_err(|_| StatusWord::SECURITY_STATUS_NOT_SATISFIED)?;
+        let store = self.store_access()?;
+        // The card has no clock: expiry is judged against the card date, which verified certificates advance.
+        if certificate.expiration() < read_date(store) {
+            return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+        }
+        let usage_fits = if more {
+            certificate.is_certificate_signing()
+        } else {
+            certificate.is_key_agreement()
+        };
+        if !usage_fits {
+            return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+        }
+        if let Some(effective) = certificate.effective() {
+            advance_date(store, effective)?;
+        }
+        let subject =
+            Vec::from_slice(certificate.subject_id()).map_err(|_| StatusWord::WRONG_DATA)?;
+        self.sessions.start(
+            channel,
+            Phase::Chain {
+                key: *certificate.public_key_bytes(),
+                subject,
+                role: certificate.role(),
+                leaf: !more,
+                count: count + 1,
+            },
+        )
+    }
+
+    fn authenticate(
+        &mut self,
+        channel: u8,
+        owner: u8,
+        variant: Variant,
+        data: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        let handshake = Handshake::parse(data).map_err(|_| StatusWord::WRONG_DATA)?;
+        if handshake.variant != variant {
+            return Err(StatusWord::WRONG_DATA);
+        }
+        // SCP11a needs the OCE's complete chain, uploaded on this channel.
+        let (oce_key, role) = match (variant, self.sessions.slot(channel)) {
+            (Variant::B, _) => (*handshake.ephemeral_key, None),
+            (
+                _,
+                Some(Session {
+                    phase:
+                        Phase::Chain {
+                            key,
+                            role,
+                            leaf: true,
+                            ..
+                        },
+                    ..
+                }),
+            ) => (*key, *role),
+            _ => return Err(StatusWord::CONDITIONS_NOT_SATISFIED),
+        };
+        self.sessions.close(channel);
+        let store = self.store_access()?;
+        let static_key = static_key(store, owner).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        let rng = self
+            .sessions
+            .rng
+            .as_mut()
+            .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+        let ephemeral = <p256::NonZeroScalar as Generate>::generate_from_rng(rng);
+        let ephemeral_public = public_key_of(&ephemeral);
+        let shared_ee = session::ecdh(&ephemeral, handshake.ephemeral_key)
+            .map_err(|_| StatusWord::WRONG_DATA)?;
+        let shared_ss = session::ecdh(&static_key, &oce_key).map_err(|_| StatusWord::WRONG_DATA)?;
+        self.sessions.scalar_multiplications =
+            self.sessions.scalar_multiplications.saturating_add(3);
+        let keys = session::derive(&shared_ee, &shared_ss, handshake.level);
+        let receipt = session::receipt(&keys, handshake.command_data, &ephemeral_public);
+        let written =
+            session::encode_authenticate_response(&ephemeral_public, &receipt, reply.spare())
+                .map_err(|_| StatusWord::UNKNOWN)?;
+        reply.advance(written)?;
+        self.sessions.start(
+            channel,
+            Phase::Open {
+                messaging: SecureMessaging::new(&keys, &receipt, handshake.level),
+                security: Security {
+                    variant,
+                    level: handshake.level,
+                    role,
+                },
+            },
+        )
+    }
+
+    /// Opens a secured command in place: `data` is its data field (C-MAC last). Returns the session's security
+    /// and the plain data length; any failure closes the session and answers 6982.
+    pub(crate) fn unwrap_command(
+        &mut self,
+        channel: u8,
+        header: [u8; 4],
+        data: &mut [u8],
+    ) -> Result<(Security, usize), StatusWord> {
+        let security = self.sessions.security(channel);
+        let opened = match (security, self.sessions.messaging(channel)) {
+            (Some(security), Some(messaging)) => messaging
+                .unwrap_command(header, data)
+                .ok()
+                .map(|n| (security, n)),
+            _ => None,
+        };
+        opened.ok_or_else(|| {
+            self.sessions.close(channel);
+            StatusWord::SECURITY_STATUS_NOT_SATISFIED
+        })
+    }
+
+    /// Protects the response to the last opened command in place; returns the length to send. A channel whose
+    /// session ended meanwhile (SELECT inside the session) answers plainly.
+    pub(crate) fn wrap_response(
+        &mut self,
+        channel: u8,
+        buf: &mut [u8],
+        data_len: usize,
+        status: StatusWord,
+    ) -> Result<usize, StatusWord> {
+        if status == StatusWord::SECURITY_STATUS_NOT_SATISFIED {
+            self.sessions.close(channel);
+            return Ok(0);
+        }
+        let Some(messaging) = self.sessions.messaging(channel) else {
+            return Ok(data_len);
+        };
+        match messaging.wrap_response(buf, data_len, u16::from_be_bytes(status.to_bytes())) {
+            Ok(n) => Ok(n),
+            Err(_) => {
+                self.sessions.close(channel);
+                Err(StatusWord::UNKNOWN)
+            }
+        }
+    }
+
+    /// STORE DATA into the security domain `owner`: one personalization data object per command.
+    pub(crate) fn personalize(
+        &mut self,
+        owner: u8,
+        data: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        let (object, rest) = tlv::read(data).map_err(|_| StatusWord::WRONG_DATA)?;
+        if !rest.is_empty() {
+            return Err(StatusWord::WRONG_DATA);
+        }
+        let rng = self.sessions.rng.as_mut();
+        let store = self
+            .store
+            .as_mut()
+            .map(|s| s as &mut dyn StoreAccess)
+            .ok_or(StatusWord::MEMORY_FAILURE)?;
+        match object.tag {
+            perso::TAG_STATIC_KEY => {
+                let bytes =
+                    <[u8; 32]>::try_from(object.value).map_err(|_| StatusWord::WRONG_DATA)?;
+                let key: Option<p256::NonZeroScalar> =
+                    p256::NonZeroScalar::from_repr(bytes.into()).into();
+                key.ok_or(StatusWord::WRONG_DATA)?;
+                put(store, owner, record::STATIC_KEY, &bytes)
+            }
+            perso::TAG_GENERATE_KEY => {
+                if !object.value.is_empty() {
+                    return Err(StatusWord::WRONG_DATA);
+                }
+                let rng = rng.ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+                let key = <p256::NonZeroScalar as Generate>::generate_from_rng(rng);
+                self.sessions.scalar_multiplications =
+                    self.sessions.scalar_multiplications.saturating_add(1);
+                let mut bytes: [u8; 32] =
+                    p256::elliptic_curve::ff::PrimeField::to_repr(&*key).into();
+                let result = put(store, owner, record::STATIC_KEY, &bytes);
+                zeroize::Zeroize::zeroize(&mut bytes);
+                result?;
+                let mut writer = tlv::Writer::new(reply.spare());
+                writer
+                    .tlv(perso::TAG_PUBLIC_KEY, &public_key_of(&key))
+                    .map_err(|_| StatusWord::UNKNOWN)?;
+                let written = writer.len();
+                reply.advance(written)
+            }
+            scp::TAG_CERTIFICATE_STORE => {
+                // The leaf must certify this domain's static key.
+                let secret =
+                    static_key(store, owner).ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+                let mut rest = object.value;
+                let mut pieces: [&[u8]; MAX_CARD_CERTIFICATES] = [&[]; MAX_CARD_CERTIFICATES];
+                let mut count = 0;
+                let mut leaf_key = None;
+                while !rest.is_empty() {
+                    let (certificate, after) =
+                        Certificate::parse(rest).map_err(|_| StatusWord::WRONG_DATA)?;
+                    let slot = pieces.get_mut(count).ok_or(StatusWord::NOT_ENOUGH_MEMORY)?;
+                    *slot = certificate.encoded();
+                    count += 1;
+                    leaf_key = Some(*certificate.public_key_bytes());
+                    rest = after;
+                }
+                if leaf_key != Some(public_key_of(&secret)) {
+                    return Err(StatusWord::WRONG_DATA);
+                }
+                for (i, piece) in pieces.iter().enumerate() {
+                    let key = record::CERTIFICATE + i as u8;
+                    if piece.is_empty() {
+                        let _ = RECORDS.space(&mut *store, owner).remove(key);
+                    } else {
+                        put(&mut *store, owner, key, piece)?;
+                    }
+                }
+                Ok(())
+            }
+            perso::TAG_TRUST_ANCHOR => {
+                let id = tlv::find(object.value, 0x42)
+                    .map_err(|_| StatusWord::WRONG_DATA)?
+                    .ok_or(StatusWord::WRONG_DATA)?;
+                let key = tlv::find(object.value, perso::TAG_PUBLIC_KEY)
+                    .map_err(|_| StatusWord::WRONG_DATA)?
+                    .ok_or(StatusWord::WRONG_DATA)?;
+                if id.is_empty() || id.len() > MAX_ID {
+                    return Err(StatusWord::WRONG_DATA);
+                }
+                p256::PublicKey::from_sec1_bytes(key).map_err(|_| StatusWord::WRONG_DATA)?;
+                let key = PublicKeyBytes::try_from(key).map_err(|_| StatusWord::WRONG_DATA)?;
+                add_anchor(store, owner, id, &key)
+            }
+            perso::TAG_CARD_DATE => {
+                let date = <[u8; 4]>::try_from(object.value).map_err(|_| StatusWord::WRONG_DATA)?;
+                advance_date(store, Date(date))
+            }
+            _ => Err(StatusWord::REFERENCED_DATA_NOT_FOUND),
+        }
+    }
+}
+
+fn put(store: &mut dyn StoreAccess, owner: u8, key: u8, data: &[u8]) -> Result<(), StatusWord> {
+    RECORDS
+        .space(store, owner)
+        .put(key, data)
+        .map_err(|e| match e {
+            crate::records::RecordError::Full | crate::records::RecordError::TooLarge => {
+                StatusWord::NOT_ENOUGH_MEMORY
+            }
+            _ => StatusWord::MEMORY_FAILURE,
+        })
+}
+
+/// Adds (or replaces, by identifier) one trust anchor; 6A84 beyond [`MAX_ANCHORS`].
+fn add_anchor(
+    store: &mut dyn StoreAccess,
+    owner: u8,
+    id: &[u8],
+    key: &PublicKeyBytes,
+) -> Result<(), StatusWord> {
+    const ENTRY: usize = 1 + MAX_ID + session::PUBLIC_KEY_LENGTH;
+    let mut old = [0u8; MAX_ANCHORS * ENTRY];
+    let n = RECORDS
+        .space(&mut *store, owner)
+        .get(record::ANCHORS, &mut old)
+        .unwrap_or(0);
+    let mut new: Vec<u8, { MAX_ANCHORS * ENTRY }> = Vec::new();
+    let mut count = 0;
+    let mut rest = old.get(..n).unwrap_or_default();
+    while let Some((&len, tail)) = rest.split_first() {
+        let Some((entry_id, tail)) = tail.split_at_checked(usize::from(len)) else {
+            break;
+        };
+        let Some((entry_key, tail)) = tail.split_at_checked(session::PUBLIC_KEY_LENGTH) else {
+            break;
+        };
+        if entry_id != id {
+            new.push(len).map_err(|_| StatusWord::NOT_ENOUGH_MEMORY)?;
+            new.extend_from_slice(entry_id)
+                .map_err(|_| StatusWord::NOT_ENOUGH_MEMORY)?;
+            new.extend_from_slice(entry_key)
+                .map_err(|_| StatusWord::NOT_ENOUGH_MEMORY)?;
+            count += 1;
+        }
+        rest = tail;
+    }
+    if count >= MAX_ANCHORS {
+        return Err(StatusWord::NOT_ENOUGH_MEMORY);
+    }
+    new.push(id.len() as u8)
+        .map_err(|_| StatusWord::NOT_ENOUGH_MEMORY)?;
+    new.extend_from_slice(id)
+        .map_err(|_| StatusWord::NOT_ENOUGH_MEMORY)?;
+    new.extend_from_slice(key)
+        .map_err(|_| StatusWord::NOT_ENOUGH_MEMORY)?;
+    put(store, owner, record::ANCHORS, &new)
+}

@@ -1,0 +1,543 @@
+//! The off-card entity (OCE) side of GlobalPlatform SCP11 over any [`CardChannel`]: read and verify the card's
+//! certificate, upload the OCE's chain, run the handshake, check the receipt, then wrap every command and open
+//! every response. [`Scp11Session`] is itself a [`CardChannel`], so everything that speaks APDUs (the
+//! conformance runner, the terminals) can run inside a secure channel unchanged.
+//!
+//! The byte formats and the cryptography are [`apdu_spec::scp11`]'s, shared with the card.
+
+use apdu_spec::builder::Command;
+use apdu_spec::scp11::cert::{self, CertError, Certificate, Date, Issuer};
+use apdu_spec::scp11::session::{
+    self, Handshake, PublicKeyBytes, ScpError, SecureMessaging, SecurityLevel,
+};
+use apdu_spec::scp11::{self as scp, Variant};
+use apdu_spec::{Class, CommandView, StatusWord};
+use p256::elliptic_curve::Generate;
+use p256::elliptic_curve::sec1::ToSec1Point;
+
+use crate::channel::{CardChannel, ChannelError};
+
+/// Key version number the OCE asks for (P1 of the handshake commands).
+pub const KVN: u8 = 0x03;
+
+/// Why a secure channel could not be opened or a secured exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Scp11Error {
+    /// The channel failed underneath.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The card refused a step.
+    #[error("{step}: card answered {status}")]
+    Refused {
+        /// Which step.
+        step: &'static str,
+        /// What it answered.
+        status: StatusWord,
+    },
+    /// A certificate (the card's, or one being built) is not acceptable.
+    #[error("certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// The handshake or secure messaging failed (bad receipt, bad R-MAC...).
+    #[error("secure channel: {0}")]
+    Protocol(#[from] ScpError),
+    /// The command APDU to secure is not well formed.
+    #[error("cannot secure this command: {0}")]
+    BadCommand(String),
+    /// The session was closed (a failed exchange, a reset); open a new one.
+    #[error("the secure channel is closed")]
+    Closed,
+}
+
+/// What the OCE proves itself with in SCP11a: its static key agreement key and the certificates that certify
+/// it, from the one the card's trust anchor signed to the leaf.
+#[derive(Clone)]
+pub struct OceCredentials {
+    /// SK.OCE.ECKA.
+    pub static_key: p256::NonZeroScalar,
+    /// GP certificates (`7F21`), leaf last; the leaf certifies `static_key`'s public key.
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for OceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OceCredentials")
+            .field("chain", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The uncompressed encoding of the public key of `secret`.
+pub fn public_key_of(secret: &p256::NonZeroScalar) -> PublicKeyBytes {
+    let point = p256::PublicKey::from_secret_scalar(secret).to_sec1_point(false);
+    let mut out = [0u8; session::PUBLIC_KEY_LENGTH];
+    out.copy_from_slice(point.as_bytes());
+    out
+}
+
+/// A fresh random scalar from the operating system's generator.
+pub fn random_scalar() -> p256::NonZeroScalar {
+    let mut rng = chacha20::ChaCha20Rng::from_seed(crate::entropy::os_seed());
+    <p256::NonZeroScalar as Generate>::generate_from_rng(&mut rng)
+}
+
+use chacha20::rand_core::SeedableRng;
+
+fn exchange<C: CardChannel>(
+    channel: &mut C,
+    step: &'static str,
+    command: &Command,
+) -> Result<Vec<u8>, Scp11Error> {
+    let mut response = Vec::new();
+    let fragments = command
+        .to_chain(255)
+        .map_err(|e| Scp11Error::BadCommand(format!("{e:?}")))?;
+    let mut answer = Vec::new();
+    for fragment in fragments {
+        answer = channel.transmit(&fragment)?;
+    }
+    loop {
+        let (data, status) = split_response(&answer)?;
+        response.extend_from_slice(data);
+        if status.sw1() == 0x61 {
+            answer = channel.transmit(&[0x00, 0xC0, 0x00, 0x00, status.sw2()])?;
+            continue;
+        }
+        if !status.is_success() {
+            return Err(Scp11Error::Refused { step, status });
+        }
+        return Ok(response);
+    }
+}
+
+fn split_response(answer: &[u8]) -> Result<(&[u8], StatusWord), ChannelError> {
+    let split = answer
+        .len()
+        .checked_sub(2)
+        .ok_or(ChannelError::ResponseTooShort { len: answer.len() })?;
+    let (data, sw) = answer.split_at(split);
+    Ok((data, StatusWord::from_bytes(sw[0], sw[1])))
+}
+
+/// Reads the card's certificate store (GET DATA BF21) and verifies it from `anchor` (the CA that certifies
+/// cards) as of `today`; returns the leaf's public key, PK.SD.ECKA.
+pub fn card_key<C: CardChannel>(
+    channel: &mut C,
+    anchor: &Issuer<'_>,
+    today: Date,
+) -> Result<PublicKeyBytes, Scp11Error> {
+    let store = exchange(
+        channel,
+        "GET DATA BF21",
+        &Command::new(0x00, 0xCA, 0xBF, 0x21).with_ne(256),
+    )?;
+    let (tlv, rest) = apdu_spec::tlv::read(&store).map_err(|_| CertError::Malformed)?;
+    if tlv.tag != scp::TAG_CERTIFICATE_STORE || !rest.is_empty() {
+        return Err(CertError::Malformed.into());
+    }
+    let leaf = cert::verify_chain(anchor, tlv.value, today)?;
+    Ok(*leaf.public_key_bytes())
+}
+
+/// An open SCP11 session over `C`: a [`CardChannel`] whose commands are secured.
+pub struct Scp11Session<C> {
+    channel: C,
+    messaging: Option<SecureMessaging>,
+    level: SecurityLevel,
+}
+
+impl<C> std::fmt::Debug for Scp11Session<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scp11Session")
+            .field("level", &self.level)
+            .field("open", &self.messaging.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the handshake command and derives the session; `shared_static` is the second ECDH input.
+fn authenticate<C: CardChannel>(
+    mut channel: C,
+    variant: Variant,
+    card_key: &PublicKeyBytes,
+    static_key: Option<&p256::NonZeroScalar>,
+    level: SecurityLevel,
+    ephemeral: p256::NonZeroScalar,
+) -> Result<Scp11Session<C>, Scp11Error> {
+    let ephemeral_public = public_key_of(&ephemeral);
+    let mut data = [0u8; 96];
+    let len = Handshake::encode(variant, level, &ephemeral_public, &mut data)?;
+    let data = &data[..len];
+    let (ins, kid, step) = match variant {
+        Variant::B => (
+            scp::INS_INTERNAL_AUTHENTICATE,
+            scp::KID_SCP11B,
+            "INTERNAL AUTHENTICATE",
+        ),
+        _ => (
+            scp::INS_MUTUAL_AUTHENTICATE,
+            scp::KID_SCP11A,
+            "MUTUAL AUTHENTICATE",
+        ),
+    };
+    let answer = exchange(
+        &mut channel,
+        step,
+        &Command::new(0x80, ins, KVN, kid)
+            .with_data(data.to_vec())
+            .with_ne(256),
+    )?;
+    let (card_ephemeral, card_receipt) = session::parse_authenticate_response(&answer)?;
+    let shared_ee = session::ecdh(&ephemeral, card_ephemeral)?;
+    let shared_ss = session::ecdh(static_key.unwrap_or(&ephemeral), card_key)?;
+    let keys = session::derive(&shared_ee, &shared_ss, level);
+    let receipt = session::receipt(&keys, data, card_ephemeral);
+    // Constant time is not needed here (the host checks the card), but costs nothing.
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        &receipt[..],
+        &card_receipt[..],
+    )) {
+        return Err(ScpError::BadMac.into());
+    }
+    Ok(Scp11Session {
+        channel,
+        messaging: Some(SecureMessaging::new(&keys, &receipt, level)),
+        level,
+    })
+}
+
+/// SCP11a: uploads the OCE's chain (PERFORM SECURITY OPERATION, one certificate per command) and runs MUTUAL
+/// AUTHENTICATE with a fresh ephemeral key (or `ephemeral`, to reproduce published transcripts).
+pub fn open_scp11a<C: CardChannel>(
+    mut channel: C,
+    card_key: &PublicKeyBytes,
+    oce: &OceCredentials,
+    level: SecurityLevel,
+    ephemeral: Option<p256::NonZeroScalar>,
+) -> Result<Scp11Session<C>, Scp11Error> {
+    let last = oce
+        .chain
+        .len()
+        .checked_sub(1)
+        .ok_or(CertError::ChainLength)?;
+    for (i, certificate) in oce.chain.iter().enumerate() {
+        Certificate::parse(certificate)?;
+        let p1 = if i == last { KVN } else { KVN | 0x80 };
+        exchange(
+            &mut channel,
+            "PERFORM SECURITY OPERATION",
+            &Command::new(0x80, scp::INS_PERFORM_SECURITY_OPERATION, p1, scp::KID_OCE)
+                .with_data(certificate.clone()),
+        )?;
+    }
+    let ephemeral = ephemeral.unwrap_or_else(random_scalar);
+    authenticate(
+        channel,
+        Variant::A,
+        card_key,
+        Some(&oce.static_key),
+        level,
+        ephemeral,
+    )
+}
+
+/// SCP11b: INTERNAL AUTHENTICATE; the card proves its key, the OCE stays anonymous.
+pub fn open_scp11b<C: CardChannel>(
+    channel: C,
+    card_key: &PublicKeyBytes,
+    level: SecurityLevel,
+) -> Result<Scp11Session<C>, Scp11Error> {
+    authenticate(channel, Variant::B, card_key, None, level, random_scalar())
+}
+
+impl<C: CardChannel> Scp11Session<C> {
+    /// The level this session applies.
+    pub fn level(&self) -> SecurityLevel {
+        self.level
+    }
+
+    /// Whether the session is still open (a failed exchange or a reset closes it).
+    pub fn is_open(&self) -> bool {
+        self.messaging.is_some()
+    }
+
+    /// The channel underneath (for tests that send raw APDUs around the session).
+    pub fn inner(&mut self) -> &mut C {
+        &mut self.channel
+    }
+
+    /// Ends the session and hands the channel back.
+    pub fn into_inner(self) -> C {
+        self.channel
+    }
+
+    /// Secures one command APDU: returns the APDUs to send (one, or a chain for long data).
+    pub fn wrap(&mut self, apdu: &[u8]) -> Result<Vec<Vec<u8>>, Scp11Error> {
+        let messaging = self.messaging.as_mut().ok_or(Scp11Error::Closed)?;
+        let view =
+            CommandView::parse(apdu).map_err(|e| Scp11Error::BadCommand(format!("{e:?}")))?;
+        let class = view
+            .class()
+            .map_err(|_| Scp11Error::BadCommand("invalid CLA".into()))?;
+        if class.chaining() || class.secure_messaging() {
+            return Err(Scp11Error::BadCommand(
+                "send the whole command, unsecured: the session chains and secures it".into(),
+            ));
+        }
+        let cla = Class::encode(class.channel(), class.proprietary(), false, true)
+            .ok_or_else(|| Scp11Error::BadCommand("no secured CLA for this channel".into()))?;
+        let header = [cla, view.ins(), view.p1(), view.p2()];
+        let mut buf = view.data().to_vec();
+        let plain_len = buf.len();
+        buf.resize(plain_len + session::OVERHEAD, 0);
+        let len = messaging.wrap_command(header, &mut buf, plain_len)?;
+        buf.truncate(len);
+        let mut command = Command::new(cla, view.ins(), view.p1(), view.p2()).with_data(buf);
+        if let Some(ne) = view.ne() {
+            command = command.with_ne(ne.min(256));
+        }
+        command
+            .to_chain(255)
+            .map_err(|e| Scp11Error::BadCommand(format!("{e:?}")))
+    }
+
+    /// Checks and opens a response (data and SW1 SW2, GET RESPONSE already done); returns the plain response.
+    pub fn unwrap(&mut self, response: &[u8]) -> Result<Vec<u8>, Scp11Error> {
+        let messaging = self.messaging.as_mut().ok_or(Scp11Error::Closed)?;
+        let (data, status) = split_response(response)?;
+        let mut buf = data.to_vec();
+        let n = messaging.unwrap_response(&mut buf, u16::from_be_bytes(status.to_bytes()))?;
+        buf.truncate(n);
+        buf.extend_from_slice(&status.to_bytes());
+        // On 6982 the card has ended the session: the next command will say so.
+        Ok(buf)
+    }
+
+    /// Sends one command inside the session and returns the plain response (data, SW1 SW2).
+    pub fn transmit_secured(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Scp11Error> {
+        let fragments = self.wrap(apdu)?;
+        let mut answer = Vec::new();
+        for fragment in &fragments {
+            answer = self.channel.transmit(fragment)?;
+        }
+        let mut response = Vec::new();
+        loop {
+            let (data, status) = split_response(&answer)?;
+            response.extend_from_slice(data);
+            if status.sw1() != 0x61 {
+                response.extend_from_slice(&status.to_bytes());
+                break;
+            }
+            answer = self
+                .channel
+                .transmit(&[0x00, 0xC0, 0x00, 0x00, status.sw2()])?;
+        }
+        let result = self.unwrap(&response);
+        if result.is_err() {
+            self.messaging = None;
+        }
+        result
+    }
+}
+
+impl<C: CardChannel> CardChannel for Scp11Session<C> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        self.transmit_secured(apdu).map_err(|e| match e {
+            Scp11Error::Channel(e) => e,
+            other => ChannelError::Transport(other.to_string()),
+        })
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, ChannelError> {
+        self.messaging = None;
+        self.channel.reset()
+    }
+    fn power_off(&mut self) -> Result<(), ChannelError> {
+        self.messaging = None;
+        self.channel.power_off()
+    }
+    fn power_on(&mut self) -> Result<Vec<u8>, ChannelError> {
+        self.messaging = None;
+        self.channel.power_on()
+    }
+    fn describe(&self) -> String {
+        format!("SCP11 session over {}", self.channel.describe())
+    }
+}
+
+/// A certificate authority: a signing key and the identifier its certificates carry as CA-KLOC identifier.
+#[derive(Clone)]
+pub struct Authority {
+    /// The CA's signing key.
+    pub key: p256::ecdsa::SigningKey,
+    /// Its identifier (1-20 bytes).
+    pub id: Vec<u8>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("id", &crate::hex::spaced(&self.id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authority {
+    /// A new CA with a fresh key.
+    pub fn generate(id: &[u8]) -> Self {
+        Self {
+            key: p256::ecdsa::SigningKey::from(random_scalar()),
+            id: id.to_vec(),
+        }
+    }
+
+    /// The CA's public key, as a card keeps it for a trust anchor.
+    pub fn public_key(&self) -> PublicKeyBytes {
+        let point = self.key.verifying_key().to_sec1_point(false);
+        let mut out = [0u8; session::PUBLIC_KEY_LENGTH];
+        out.copy_from_slice(point.as_bytes());
+        out
+    }
+
+    /// The CA as the issuer certificates are verified against.
+    pub fn issuer(&self) -> Issuer<'_> {
+        Issuer::new(&self.id, *self.key.verifying_key())
+    }
+
+    /// Certifies `public_key` as a key agreement key (an OCE's or a card's) for `subject` with `role`, valid
+    /// from `effective` to `expiration`.
+    pub fn certify(
+        &self,
+        subject: &[u8],
+        public_key: &PublicKeyBytes,
+        role: Option<cert::Role>,
+        effective: Date,
+        expiration: Date,
+    ) -> Result<Vec<u8>, Scp11Error> {
+        let public_key =
+            p256::PublicKey::from_sec1_bytes(public_key).map_err(|_| ScpError::BadPublicKey)?;
+        let builder = cert::CertificateBuilder {
+            serial: subject.iter().rev().copied().chain([1]).take(20).collect(),
+            ca_kloc_id: self.id.clone(),
+            subject_id: subject.to_vec(),
+            key_usage: cert::KEY_AGREEMENT,
+            effective: Some(effective),
+            expiration,
+            role,
+            public_key,
+        };
+        Ok(builder.sign(&self.key)?)
+    }
+
+    /// A new OCE key pair certified by this CA with `role`.
+    pub fn issue_oce(
+        &self,
+        subject: &[u8],
+        role: cert::Role,
+        effective: Date,
+        expiration: Date,
+    ) -> Result<OceCredentials, Scp11Error> {
+        let static_key = random_scalar();
+        let certificate = self.certify(
+            subject,
+            &public_key_of(&static_key),
+            Some(role),
+            effective,
+            expiration,
+        )?;
+        Ok(OceCredentials {
+            static_key,
+            chain: vec![certificate],
+        })
+    }
+}
+
+/// What card issuing writes into one security domain.
+#[derive(Debug)]
+pub struct Personalization<'a> {
+    /// The instance to personalize (INSTALL [for personalization]); `None` for the card manager itself.
+    pub instance: Option<&'a [u8]>,
+    /// The CA that certifies the domain's key (hosts verify GET DATA BF21 against it).
+    pub card_authority: &'a Authority,
+    /// The domain's subject identifier in its certificate.
+    pub subject: &'a [u8],
+    /// CAs whose OCE certificates the domain accepts (its trust anchors).
+    pub anchors: &'a [&'a Authority],
+    /// Today: the card date, and the certificate's effective date.
+    pub today: Date,
+    /// When the domain's certificate expires.
+    pub expiration: Date,
+}
+
+/// Personalizes a security domain through the card manager (STORE DATA): the card generates the key pair,
+/// the card CA certifies the public key, and the certificate, trust anchors and card date are stored. Returns
+/// PK.SD.ECKA. `channel` reaches the card manager (selected), plainly before issuance or through an issuer
+/// session after.
+pub fn personalize<C: CardChannel>(
+    channel: &mut C,
+    personalization: &Personalization<'_>,
+) -> Result<PublicKeyBytes, Scp11Error> {
+    use apdu_spec::scp11::personalization as perso;
+    let tlv = |tag: u16, value: &[u8]| -> Vec<u8> {
+        let mut out = vec![0u8; value.len() + 5];
+        let mut writer = apdu_spec::tlv::Writer::new(&mut out);
+        let _ = writer.tlv(tag, value);
+        let n = writer.len();
+        out.truncate(n);
+        out
+    };
+    let store = |channel: &mut C, step: &'static str, data: Vec<u8>| {
+        exchange(
+            channel,
+            step,
+            &Command::new(0x80, apdu_spec::gp::ins::STORE_DATA, 0x80, 0x00)
+                .with_data(data)
+                .with_ne(256),
+        )
+    };
+    if let Some(aid) = personalization.instance {
+        let mut data = vec![0x00, 0x00, aid.len() as u8];
+        data.extend_from_slice(aid);
+        data.extend_from_slice(&[0x00, 0x00, 0x00]);
+        exchange(
+            channel,
+            "INSTALL [for personalization]",
+            &Command::new(0x80, apdu_spec::gp::ins::INSTALL, 0x20, 0x00).with_data(data),
+        )?;
+    }
+    store(
+        channel,
+        "STORE DATA card date",
+        tlv(perso::TAG_CARD_DATE, &personalization.today.0),
+    )?;
+    let answer = store(
+        channel,
+        "STORE DATA generate key",
+        tlv(perso::TAG_GENERATE_KEY, &[]),
+    )?;
+    let public = apdu_spec::tlv::find(&answer, perso::TAG_PUBLIC_KEY)
+        .ok()
+        .flatten()
+        .and_then(|k| PublicKeyBytes::try_from(k).ok())
+        .ok_or(ScpError::Malformed)?;
+    let certificate = personalization.card_authority.certify(
+        personalization.subject,
+        &public,
+        None,
+        personalization.today,
+        personalization.expiration,
+    )?;
+    store(
+        channel,
+        "STORE DATA certificate",
+        tlv(scp::TAG_CERTIFICATE_STORE, &certificate),
+    )?;
+    for anchor in personalization.anchors {
+        let mut value = tlv(0x42, &anchor.id);
+        value.extend(tlv(perso::TAG_PUBLIC_KEY, &anchor.public_key()));
+        store(
+            channel,
+            "STORE DATA trust anchor",
+            tlv(perso::TAG_TRUST_ANCHOR, &value),
+        )?;
+    }
+    Ok(public)
+}

@@ -1,0 +1,434 @@
+//! SCP11 end to end in process: card issuing (the card manager personalized as a security domain), full
+//! sessions at every security level, SCP11b, roles, and the attacks a secure channel must stop. Every attack
+//! is refused with 6982, closes the session, and leaves the card's registry as it was.
+
+use apdu_spec::scp11::cert::{Date, Role};
+use apdu_spec::scp11::session::SecurityLevel;
+use host_tools::scp11::{
+    self, Authority, OceCredentials, Personalization, Scp11Error, Scp11Session, open_scp11a,
+    open_scp11b,
+};
+use host_tools::{CardChannel, InProcessChannel};
+
+const INSTALL_LOOPBACK: [u8; 35] = [
+    0x80, 0xE6, 0x0C, 0x00, 0x1E, 0x06, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x07, 0xF0, 0x4C, 0x4E,
+    0x4B, 0x43, 0xFF, 0x00, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05, 0x01, 0x00, 0x03, 0xC9,
+    0x01, 0x01, 0x00,
+];
+const DELETE_LOOPBACK: [u8; 14] = [
+    0x80, 0xE4, 0x00, 0x00, 0x09, 0x4F, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05,
+];
+const LIST_APPLICATIONS: [u8; 8] = [0x80, 0xF2, 0x40, 0x02, 0x02, 0x4F, 0x00, 0x00];
+const SELECT_CARD_MANAGER: [u8; 13] = [
+    0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00,
+];
+
+fn date(y: u16, m: u8, d: u8) -> Date {
+    Date::from_ymd(y, m, d).unwrap()
+}
+
+fn sw(response: &[u8]) -> u16 {
+    u16::from_be_bytes([response[response.len() - 2], response[response.len() - 1]])
+}
+
+/// An issued card and the parties around it.
+struct World {
+    card: InProcessChannel,
+    card_ca: Authority,
+    oce_ca: Authority,
+    card_key: [u8; 65],
+    issuer: OceCredentials,
+}
+
+const TODAY: (u16, u8, u8) = (2026, 11, 24);
+
+fn world() -> World {
+    let mut card = InProcessChannel::new();
+    let card_ca = Authority::generate(b"linkcard card CA");
+    let oce_ca = Authority::generate(b"linkcard issuer CA");
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    assert_eq!(sw(&card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
+    let card_key = scp11::personalize(
+        &mut card,
+        &Personalization {
+            instance: None,
+            card_authority: &card_ca,
+            subject: b"card 0001",
+            anchors: &[&oce_ca],
+            today,
+            expiration: date(2031, 12, 31),
+        },
+    )
+    .unwrap();
+    // Issue the card: INITIALIZED, then SECURED.
+    for state in [0x07, 0x0F] {
+        let r = card.transmit(&[0x80, 0xF0, 0x80, state]).unwrap();
+        assert_eq!(sw(&r), 0x9000, "SET STATUS {state:02X}");
+    }
+    let issuer = oce_ca
+        .issue_oce(b"issuer system", Role::Issuer, today, date(2027, 12, 31))
+        .unwrap();
+    World {
+        card,
+        card_ca,
+        oce_ca,
+        card_key,
+        issuer,
+    }
+}
+
+/// The registry listing, read plainly (SELECT first: it ends any session on the channel).
+fn applications(channel: &mut impl CardChannel) -> Vec<u8> {
+    assert_eq!(sw(&channel.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
+    let r = channel.transmit(&LIST_APPLICATIONS).unwrap();
+    assert_eq!(sw(&r), 0x9000);
+    r
+}
+
+fn open<'a>(
+    world: &'a mut World,
+    oce: &OceCredentials,
+    level: SecurityLevel,
+) -> Scp11Session<&'a mut InProcessChannel> {
+    open_scp11a(&mut world.card, &world.card_key, oce, level, None).unwrap()
+}
+
+/// Sends raw bytes under the session (as an attacker on the wire would) and returns the status word.
+fn raw(session: &mut Scp11Session<&mut InProcessChannel>, apdu: &[u8]) -> u16 {
+    sw(&session.inner().transmit(apdu).unwrap())
+}
+
+/// After an attack: the session is gone on the card (a correct secured command is refused too).
+fn assert_closed<C: CardChannel>(session: &mut Scp11Session<C>) {
+    let r = session.transmit_secured(&LIST_APPLICATIONS);
+    assert!(
+        matches!(&r, Ok(plain) if sw(plain) == 0x6982),
+        "a session after an attack must be closed: {r:?}"
+    );
+}
+
+#[test]
+fn card_certificate_verifies_against_the_card_ca_only() {
+    let mut w = world();
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    let key = scp11::card_key(&mut w.card, &w.card_ca.issuer(), today).unwrap();
+    assert_eq!(key, w.card_key);
+    let stranger = Authority::generate(b"linkcard card CA");
+    assert!(scp11::card_key(&mut w.card, &stranger.issuer(), today).is_err());
+}
+
+#[test]
+fn issuer_session_at_every_level_manages_content() {
+    let mut w = world();
+    let before = applications(&mut w.card);
+    for level in SecurityLevel::ALL {
+        let issuer = w.issuer.clone();
+        let mut session = open(&mut w, &issuer, level);
+        let r = session.transmit_secured(&INSTALL_LOOPBACK).unwrap();
+        assert_eq!(r, [0x00, 0x90, 0x00], "INSTALL at level {level:?}");
+        let listed = session.transmit_secured(&LIST_APPLICATIONS).unwrap();
+        assert_eq!(sw(&listed), 0x9000);
+        assert!(
+            listed
+                .windows(7)
+                .any(|w| w == [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05]),
+            "new instance listed at level {level:?}"
+        );
+        let r = session.transmit_secured(&DELETE_LOOPBACK).unwrap();
+        assert_eq!(r, [0x00, 0x90, 0x00], "DELETE at level {level:?}");
+        // Errors travel bare and do not end the session.
+        let r = session.transmit_secured(&DELETE_LOOPBACK).unwrap();
+        assert_eq!(r, [0x6A, 0x88]);
+        let r = session.transmit_secured(&LIST_APPLICATIONS).unwrap();
+        assert_eq!(sw(&r), 0x9000);
+    }
+    assert_eq!(applications(&mut w.card), before);
+}
+
+/// An applet instance personalized as its own security domain (through an issuer session): its own key,
+/// certificate and anchors; a long command is secured whole, then chained, and the long answer comes back
+/// through GET RESPONSE.
+#[test]
+fn personalized_instance_runs_its_own_sessions_with_long_commands() {
+    let mut w = world();
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    let instance = [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05];
+    let terminal_ca = Authority::generate(b"terminal CA");
+    let issuer = w.issuer.clone();
+    let card_ca = w.card_ca.clone();
+    let instance_key = {
+        let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+        assert_eq!(
+            session.transmit_secured(&INSTALL_LOOPBACK).unwrap(),
+            [0x00, 0x90, 0x00]
+        );
+        scp11::personalize(
+            &mut session,
+            &Personalization {
+                instance: Some(&instance),
+                card_authority: &card_ca,
+                subject: b"loopback 05",
+                anchors: &[&terminal_ca],
+                today,
+                expiration: date(2030, 1, 1),
+            },
+        )
+        .unwrap()
+    };
+    assert_ne!(instance_key, w.card_key, "each domain has its own key");
+    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
+    select.extend(instance);
+    assert_eq!(sw(&w.card.transmit(&select).unwrap()), 0x9000);
+    let key = scp11::card_key(&mut w.card, &w.card_ca.issuer(), today).unwrap();
+    assert_eq!(key, instance_key);
+    // The card manager's issuer certificate means nothing here: the instance trusts the terminal CA only.
+    let r = open_scp11a(&mut w.card, &key, &issuer, SecurityLevel::FULL, None);
+    assert!(matches!(r, Err(Scp11Error::Refused { .. })), "{r:?}");
+    let terminal = terminal_ca
+        .issue_oce(b"terminal 1", Role::BankAtm, today, date(2027, 1, 1))
+        .unwrap();
+    let mut session = open_scp11a(&mut w.card, &key, &terminal, SecurityLevel::FULL, None).unwrap();
+    let payload: Vec<u8> = (0..400u16).map(|i| (i * 7) as u8).collect();
+    let command = apdu_spec::builder::Command::new(0x80, 0x10, 0x00, 0x00)
+        .with_data(payload.clone())
+        .with_ne(256)
+        .to_extended()
+        .unwrap();
+    let fragments = session.wrap(&command).unwrap();
+    assert!(fragments.len() > 1, "secured then chained");
+    // wrap() advanced the host's counter: start a fresh session for the real exchange.
+    let mut session = open_scp11a(
+        session.into_inner(),
+        &key,
+        &terminal,
+        SecurityLevel::FULL,
+        None,
+    )
+    .unwrap();
+    let r = session.transmit_secured(&command).unwrap();
+    assert_eq!(sw(&r), 0x9000);
+    assert_eq!(&r[..r.len() - 2], &payload[..], "echo through the session");
+}
+
+#[test]
+fn scp11b_session_is_confidential_but_has_no_role() {
+    let mut w = world();
+    let before = applications(&mut w.card);
+    let mut session = open_scp11b(&mut w.card, &w.card_key, SecurityLevel::FULL).unwrap();
+    let r = session.transmit_secured(&LIST_APPLICATIONS).unwrap();
+    assert_eq!(r, before, "the same listing, decrypted");
+    let r = session.transmit_secured(&INSTALL_LOOPBACK).unwrap();
+    assert_eq!(r, [0x69, 0x82], "no issuer role");
+    assert_closed(&mut session);
+    let mut card = session.into_inner();
+    assert_eq!(applications(&mut card), before);
+}
+
+#[test]
+fn plain_content_management_is_refused_once_secured() {
+    let mut w = world();
+    let r = w.card.transmit(&INSTALL_LOOPBACK).unwrap();
+    assert_eq!(r, [0x69, 0x82]);
+}
+
+#[test]
+fn role_without_rights_is_refused_and_closes_the_session() {
+    let mut w = world();
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    let before = applications(&mut w.card);
+    for role in [Role::BankAtm, Role::CreditPos, Role::TokenDelivery] {
+        let oce = w
+            .oce_ca
+            .issue_oce(b"terminal", role, today, date(2027, 1, 1))
+            .unwrap();
+        let mut session = open(&mut w, &oce, SecurityLevel::FULL);
+        let r = session.transmit_secured(&INSTALL_LOOPBACK).unwrap();
+        assert_eq!(r, [0x69, 0x82], "{role:?} may not INSTALL");
+        assert_closed(&mut session);
+    }
+    assert_eq!(applications(&mut w.card), before);
+}
+
+#[test]
+fn tampered_replayed_reordered_and_truncated_commands_are_refused() {
+    let mut w = world();
+    let before = applications(&mut w.card);
+    type Attack = fn(&mut Scp11Session<&mut InProcessChannel>) -> u16;
+    let attacks: [(&str, Attack); 6] = [
+        ("replayed", |s| {
+            let sent = s.wrap(&LIST_APPLICATIONS).unwrap().remove(0);
+            assert_eq!(raw(s, &sent), 0x9000);
+            raw(s, &sent)
+        }),
+        ("flipped data bit", |s| {
+            let mut apdu = s.wrap(&INSTALL_LOOPBACK).unwrap().remove(0);
+            apdu[7] ^= 0x01;
+            raw(s, &apdu)
+        }),
+        ("flipped MAC bit", |s| {
+            let mut apdu = s.wrap(&INSTALL_LOOPBACK).unwrap().remove(0);
+            let last = apdu.len() - 1; // no Le: the MAC's last byte
+            apdu[last] ^= 0x80;
+            raw(s, &apdu)
+        }),
+        ("truncated MAC", |s| {
+            // No Le: the MAC is last; drop half of it and say so in Lc.
+            let apdu = s.wrap(&INSTALL_LOOPBACK).unwrap().remove(0);
+            let mut short = apdu[..apdu.len() - 4].to_vec();
+            short[4] -= 4;
+            raw(s, &short)
+        }),
+        ("reordered", |s| {
+            let first = s.wrap(&LIST_APPLICATIONS).unwrap().remove(0);
+            let second = s.wrap(&INSTALL_LOOPBACK).unwrap().remove(0);
+            let answer = raw(s, &second);
+            assert_eq!(raw(s, &first), 0x6982);
+            answer
+        }),
+        ("plain command inside the session", |s| {
+            raw(s, &INSTALL_LOOPBACK)
+        }),
+    ];
+    for (name, attack) in attacks {
+        let issuer = w.issuer.clone();
+        let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+        assert_eq!(attack(&mut session), 0x6982, "{name}");
+        assert_closed(&mut session);
+        assert_eq!(applications(&mut w.card), before, "{name}: nothing changed");
+    }
+}
+
+#[test]
+fn oce_certificates_from_the_wrong_ca_expired_or_not_for_key_agreement_are_refused() {
+    let mut w = world();
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    let impostor_ca = Authority::generate(&w.oce_ca.id); // same identifier, other key
+    let forged = impostor_ca
+        .issue_oce(b"issuer system", Role::Issuer, today, date(2027, 1, 1))
+        .unwrap();
+    let expired = w
+        .oce_ca
+        .issue_oce(
+            b"issuer system",
+            Role::Issuer,
+            date(2020, 1, 1),
+            date(2026, 11, 23),
+        )
+        .unwrap();
+    let unknown_ca = Authority::generate(b"nobody's CA")
+        .issue_oce(b"issuer system", Role::Issuer, today, date(2027, 1, 1))
+        .unwrap();
+    // A leaf uploaded as if more certificates followed must be a CA: refused.
+    for (name, oce) in [
+        ("wrong CA", forged),
+        ("expired", expired),
+        ("unknown CA", unknown_ca),
+    ] {
+        let r = open_scp11a(&mut w.card, &w.card_key, &oce, SecurityLevel::FULL, None);
+        assert!(
+            matches!(r, Err(Scp11Error::Refused { status, .. }) if status.to_bytes() == [0x69, 0x82]),
+            "{name}: {r:?}"
+        );
+        // No MUTUAL AUTHENTICATE without a verified chain.
+        let r = w.card.transmit(&[0x80, 0x82, 0x03, 0x11, 0x00]).unwrap();
+        assert_ne!(sw(&r), 0x9000, "{name}");
+    }
+    let r = w.card.transmit(&INSTALL_LOOPBACK).unwrap();
+    assert_eq!(r, [0x69, 0x82]);
+}
+
+#[test]
+fn replayed_handshake_gives_an_attacker_nothing() {
+    let mut w = world();
+    let before = applications(&mut w.card);
+    // Record a whole session: its handshake and one secured INSTALL.
+    let issuer = w.issuer.clone();
+    let recorded_install = {
+        let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+        session.wrap(&INSTALL_LOOPBACK).unwrap().remove(0)
+    };
+    // The attacker replays the OCE's certificate upload and handshake: the card answers with a new ephemeral
+    // key, so the replay opens a session under keys the attacker does not have...
+    let mut pso = vec![0x80, 0x2A, 0x03, 0x10, issuer.chain[0].len() as u8];
+    pso.extend(&issuer.chain[0]);
+    assert_eq!(sw(&w.card.transmit(&pso).unwrap()), 0x9000);
+    let handshake_data = {
+        let mut data = [0u8; 96];
+        let ephemeral = scp11::random_scalar();
+        let n = apdu_spec::scp11::session::Handshake::encode(
+            apdu_spec::scp11::Variant::A,
+            SecurityLevel::FULL,
+            &scp11::public_key_of(&ephemeral),
+            &mut data,
+        )
+        .unwrap();
+        data[..n].to_vec()
+    };
+    let mut mutual = vec![0x80, 0x82, 0x03, 0x11, handshake_data.len() as u8];
+    mutual.extend(&handshake_data);
+    mutual.push(0x00);
+    assert_eq!(sw(&w.card.transmit(&mutual).unwrap()), 0x9000);
+    // ...and the recorded secured INSTALL is refused under them.
+    assert_eq!(sw(&w.card.transmit(&recorded_install).unwrap()), 0x6982);
+    assert_eq!(applications(&mut w.card), before);
+}
+
+#[test]
+fn sessions_end_on_reset_and_deselect() {
+    let mut w = world();
+    let issuer = w.issuer.clone();
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    let next = session.wrap(&LIST_APPLICATIONS).unwrap().remove(0);
+    session.inner().reset().unwrap();
+    assert_eq!(raw(&mut session, &SELECT_CARD_MANAGER), 0x9000);
+    assert_eq!(raw(&mut session, &next), 0x6982, "no session after a reset");
+
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    let next = session.wrap(&LIST_APPLICATIONS).unwrap().remove(0);
+    assert_eq!(raw(&mut session, &SELECT_CARD_MANAGER), 0x9000);
+    assert_eq!(raw(&mut session, &next), 0x6982, "no session after SELECT");
+}
+
+#[test]
+fn a_card_without_entropy_refuses_what_needs_randomness() {
+    // A card object nobody seeded (a transport that forgot): it must not invent randomness.
+    let mut card = card_image::LinkcardCard::new();
+    card.power_on();
+    let mut out = [0u8; 300];
+    let mut send = |card: &mut card_image::LinkcardCard, apdu: &[u8]| -> u16 {
+        let n = card.transmit(apdu, &mut out);
+        u16::from_be_bytes([out[n - 2], out[n - 1]])
+    };
+    assert_eq!(send(&mut card, &SELECT_CARD_MANAGER), 0x9000);
+    assert_eq!(
+        send(&mut card, &[0x80, 0xE2, 0x80, 0x00, 0x03, 0xDF, 0x23, 0x00]),
+        0x6985,
+        "key generation"
+    );
+    let secret = scp11::random_scalar();
+    let mut import = vec![0x80, 0xE2, 0x80, 0x00, 0x23, 0xDF, 0x20, 0x20];
+    import.extend_from_slice(&p256::elliptic_curve::ff::PrimeField::to_repr(&*secret));
+    assert_eq!(
+        send(&mut card, &import),
+        0x9000,
+        "an imported key needs no randomness"
+    );
+    let mut data = [0u8; 96];
+    let n = apdu_spec::scp11::session::Handshake::encode(
+        apdu_spec::scp11::Variant::B,
+        SecurityLevel::FULL,
+        &scp11::public_key_of(&scp11::random_scalar()),
+        &mut data,
+    )
+    .unwrap();
+    let mut internal = vec![0x80, 0x88, 0x03, 0x13, n as u8];
+    internal.extend_from_slice(&data[..n]);
+    internal.push(0x00);
+    assert_eq!(
+        send(&mut card, &internal),
+        0x6985,
+        "handshake without entropy"
+    );
+    card.seed_random(host_tools::entropy::os_seed());
+    assert_eq!(send(&mut card, &internal), 0x9000, "handshake once seeded");
+}
