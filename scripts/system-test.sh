@@ -174,6 +174,10 @@ expect_opensc 0 -s 00A4040C00 -s 80E40000094F07F04C4E4B43FF0200 "Received (SW1=0
 step "benchmark: APDU round trip, in process and through pcscd"
 cargo bench --locked -p host-tools --bench round_trip -- --reader "$READER1" --count 2000
 
+step "SCP11 through pcscd: personalize the card manager on slot 1, open sessions, secured commands"
+cargo bench --locked -p host-tools --bench scp11 -- --reader "$READER1" --count 200
+CHECKS=$((CHECKS + 1))
+
 step "conformance suite over PC/SC (scripts 90+ consume a card: 90 on slot 0 after the rest, 91 on slot 1)"
 "$LINKCARD" conformance run --reader "$READER0" tests/conformance/0*.apdu tests/conformance/90-*.apdu
 "$LINKCARD" conformance run --reader "$READER1" tests/conformance/91-*.apdu

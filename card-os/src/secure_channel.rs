@@ -189,6 +189,23 @@ impl Sessions {
         }
     }
 
+    /// Opens a session from given state (tests that replay published transcripts, whose card keys are secret).
+    #[cfg(test)]
+    pub(crate) fn open_with(
+        &mut self,
+        channel: u8,
+        messaging: SecureMessaging,
+        security: Security,
+    ) -> Result<(), StatusWord> {
+        self.start(
+            channel,
+            Phase::Open {
+                messaging,
+                security,
+            },
+        )
+    }
+
     pub(crate) fn seed(&mut self, seed: [u8; 32]) {
         self.rng = Some(ChaCha20Rng::from_seed(seed));
     }
@@ -638,15 +655,26 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 if leaf_key != Some(public_key_of(&secret)) {
                     return Err(StatusWord::WRONG_DATA);
                 }
+                // All certificates change together, across a power loss too.
+                store
+                    .begin()
+                    .map_err(|_| StatusWord::CONDITIONS_NOT_SATISFIED)?;
                 for (i, piece) in pieces.iter().enumerate() {
                     let key = record::CERTIFICATE + i as u8;
-                    if piece.is_empty() {
-                        let _ = RECORDS.space(&mut *store, owner).remove(key);
+                    let written = if piece.is_empty() {
+                        match RECORDS.space(&mut *store, owner).remove(key) {
+                            Ok(()) | Err(crate::records::RecordError::NotFound) => Ok(()),
+                            Err(_) => Err(StatusWord::MEMORY_FAILURE),
+                        }
                     } else {
-                        put(&mut *store, owner, key, piece)?;
+                        put(&mut *store, owner, key, piece)
+                    };
+                    if let Err(status) = written {
+                        store.abort();
+                        return Err(status);
                     }
                 }
-                Ok(())
+                store.commit().map_err(|_| StatusWord::MEMORY_FAILURE)
             }
             perso::TAG_TRUST_ANCHOR => {
                 let id = tlv::find(object.value, 0x42)

@@ -111,3 +111,109 @@ fn default_atr_names_the_image() {
     let atr = card.power_on();
     assert_eq!(&atr.as_bytes()[4..8], b"test");
 }
+
+fn from_hex(text: &str) -> std::vec::Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The card's own path for secured commands (unwrap in place, dispatch, wrap the answer) on the published
+/// SCP11a transcript of Samsung/OpenSCP-Java: with the session state the published handshake yields (derived
+/// host side, since the card's private keys are not published), the card accepts the published secured GET
+/// STATUS byte for byte, answers in a form the host opens, and refuses it when replayed.
+#[test]
+fn card_opens_the_published_secured_command() {
+    use apdu_spec::scp11::Variant;
+    use apdu_spec::scp11::session::{self, SecureMessaging, SecurityLevel};
+
+    let text = include_str!("../../apdu-spec/tests/data/scp11/openscp-scp11a-p256-aes128-s8.txt");
+    let value = |name: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&std::format!("{name} = ")))
+            .unwrap();
+        from_hex(&line[name.len() + 3..])
+    };
+    let scalar = |name: &str| {
+        let bytes: [u8; 32] = value(name).try_into().unwrap();
+        p256::NonZeroScalar::from_repr(bytes.into()).unwrap()
+    };
+    let command = value("authenticate_command");
+    let data = &command[5..5 + usize::from(command[4])];
+    let (card_ephemeral, receipt) =
+        session::parse_authenticate_response(&value("authenticate_response"))
+            .map(|(k, r)| (*k, *r))
+            .unwrap();
+    let pk_sd: [u8; 65] = value("pk_sd").try_into().unwrap();
+    let keys = session::derive(
+        &session::ecdh(&scalar("esk_oce"), &card_ephemeral).unwrap(),
+        &session::ecdh(&scalar("sk_oce"), &pk_sd).unwrap(),
+        SecurityLevel::FULL,
+    );
+    assert_eq!(session::receipt(&keys, data, &card_ephemeral), receipt);
+
+    // The published command is GET STATUS with P2 00 (the legacy format), which this card manager refuses with
+    // 6A86: plainly, and also secured, where the bare 6A86 (not 6982) shows the card verified and opened it.
+    let mut plain_card = Card::<TestImage>::new();
+    plain_card.power_on();
+    assert_eq!(send(&mut plain_card, &value("plain_command")), [0x6A, 0x86]);
+
+    let mut card = Card::<TestImage>::new();
+    card.power_on();
+    assert_eq!(send(&mut card, &SELECT_ISD)[..2], [0x6F, 0x10]);
+    let security = crate::Security {
+        variant: Variant::A,
+        level: SecurityLevel::FULL,
+        role: Some(apdu_spec::scp11::cert::Role::Issuer),
+    };
+    card.runtime
+        .sessions
+        .open_with(
+            0,
+            SecureMessaging::new(&keys, &receipt, SecurityLevel::FULL),
+            security,
+        )
+        .unwrap();
+    let secured = value("secured_command");
+    assert_eq!(
+        send(&mut card, &secured),
+        [0x6A, 0x86],
+        "verified, opened, run"
+    );
+    // The host, in step, opens the bare error; the session stays open for the next command.
+    let mut host = SecureMessaging::new(&keys, &receipt, SecurityLevel::FULL);
+    let mut buf = [0u8; 64];
+    buf[..2].copy_from_slice(&[0x4F, 0x00]);
+    assert_eq!(
+        host.wrap_command([0x84, 0xF2, 0x20, 0x00], &mut buf, 2)
+            .unwrap(),
+        24
+    );
+    assert_eq!(&buf[..24], &secured[5..]);
+    assert_eq!(host.unwrap_response(&mut [], 0x6A86), Ok(0));
+    let mut buf = [0u8; 64];
+    buf[..2].copy_from_slice(&[0x4F, 0x00]);
+    let n = host
+        .wrap_command([0x84, 0xF2, 0x40, 0x02], &mut buf, 2)
+        .unwrap();
+    let mut next = std::vec![0x84, 0xF2, 0x40, 0x02, n as u8];
+    next.extend_from_slice(&buf[..n]);
+    next.push(0x00);
+    let answer = send(&mut card, &next);
+    let (body, sw) = answer.split_at(answer.len() - 2);
+    assert_eq!(sw, [0x90, 0x00]);
+    let mut body = body.to_vec();
+    let n = host.unwrap_response(&mut body, 0x9000).unwrap();
+    let plain = send(
+        &mut plain_card,
+        &[0x80, 0xF2, 0x40, 0x02, 0x02, 0x4F, 0x00, 0x00],
+    );
+    assert_eq!(
+        &body[..n],
+        &plain[..plain.len() - 2],
+        "the next answer opens to the listing"
+    );
+    assert_eq!(send(&mut card, &secured), [0x69, 0x82], "replayed");
+}

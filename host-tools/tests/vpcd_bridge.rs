@@ -205,3 +205,95 @@ fn stop_ends_the_retry_loop_when_nothing_listens() {
     std::thread::sleep(Duration::from_millis(200));
     stop_and_join(&stop, bridge);
 }
+
+impl host_tools::CardChannel for FakeVpcd {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, host_tools::ChannelError> {
+        Ok(self.exchange(apdu))
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, host_tools::ChannelError> {
+        self.control(0x02);
+        Ok(LinkcardCard::ATR.as_bytes().to_vec())
+    }
+    fn power_off(&mut self) -> Result<(), host_tools::ChannelError> {
+        self.control(0x00);
+        Ok(())
+    }
+    fn power_on(&mut self) -> Result<Vec<u8>, host_tools::ChannelError> {
+        self.control(0x01);
+        Ok(LinkcardCard::ATR.as_bytes().to_vec())
+    }
+    fn describe(&self) -> String {
+        "fake vpcd".into()
+    }
+}
+
+/// The emulator seeds the card's random generator at every power-on: personalization (key generation on the
+/// card) and an SCP11 session work through the bridge, and a power cycle ends the session.
+#[test]
+fn secure_channel_through_the_bridge() {
+    use apdu_spec::scp11::cert::{Date, Role};
+    use apdu_spec::scp11::session::SecurityLevel;
+    use host_tools::scp11::{self, Authority, Personalization};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (stop, bridge) = spawn_bridge(listener.local_addr().unwrap().port(), 0);
+    let mut vpcd = FakeVpcd::accept(&listener);
+    vpcd.control(0x01);
+    assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
+    let today = Date::from_ymd(2026, 11, 24).unwrap();
+    let card_ca = Authority::generate(b"card CA");
+    let issuer_ca = Authority::generate(b"issuer CA");
+    let card_key = scp11::personalize(
+        &mut vpcd,
+        &Personalization {
+            instance: None,
+            card_authority: &card_ca,
+            subject: b"virtual card",
+            anchors: &[&issuer_ca],
+            today,
+            expiration: Date::from_ymd(2030, 1, 1).unwrap(),
+        },
+    )
+    .unwrap();
+    let issuer = issuer_ca
+        .issue_oce(
+            b"issuer",
+            Role::Issuer,
+            today,
+            Date::from_ymd(2027, 1, 1).unwrap(),
+        )
+        .unwrap();
+    let mut session =
+        scp11::open_scp11a(&mut vpcd, &card_key, &issuer, SecurityLevel::FULL, None).unwrap();
+    let listing = session
+        .transmit_secured(&hex("80 F2 40 02 02 4F 00 00"))
+        .unwrap();
+    assert_eq!(&listing[listing.len() - 2..], &[0x90, 0x00]);
+    assert!(
+        listing.windows(7).any(|w| w == hex("F04C4E4B43FF01")),
+        "the loopback is listed"
+    );
+    let next = session
+        .wrap(&hex("80 F2 40 02 02 4F 00 00"))
+        .unwrap()
+        .remove(0);
+    session.inner().control(0x00);
+    session.inner().control(0x01);
+    assert_eq!(session.inner().exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
+    assert_eq!(
+        session.inner().exchange(&next),
+        hex("69 82"),
+        "no session after a power cycle"
+    );
+    // A new session after the power cycle: the card was seeded again.
+    let mut session = scp11::open_scp11b(&mut vpcd, &card_key, SecurityLevel::MAC).unwrap();
+    let isd = session
+        .transmit_secured(&hex("80 F2 80 02 02 4F 00 00"))
+        .unwrap();
+    assert_eq!(&isd[isd.len() - 2..], &[0x90, 0x00]);
+    assert!(
+        isd.windows(8).any(|w| w == hex("A000000151000000")),
+        "the card manager is listed"
+    );
+    stop_and_join(&stop, bridge);
+}
