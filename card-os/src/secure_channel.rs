@@ -30,6 +30,7 @@ use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
 use heapless::Vec;
 use p256::elliptic_curve::Generate;
+use zeroize::Zeroize;
 
 use crate::applet::Reply;
 use crate::image::Image;
@@ -267,7 +268,7 @@ fn static_key(store: &mut dyn StoreAccess, owner: u8) -> Option<p256::NonZeroSca
     } else {
         None
     };
-    zeroize::Zeroize::zeroize(&mut buf);
+    buf.zeroize();
     key
 }
 
@@ -358,12 +359,17 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 result
             }
             HandshakeCommand::MutualAuthenticate | HandshakeCommand::InternalAuthenticate => {
-                let variant = if request == HandshakeCommand::MutualAuthenticate {
-                    Variant::A
+                let (variant, kid) = if request == HandshakeCommand::MutualAuthenticate {
+                    (Variant::A, scp::KID_SCP11A)
                 } else {
-                    Variant::B
+                    (Variant::B, scp::KID_SCP11B)
                 };
-                let result = self.authenticate(channel, owner, variant, command.data(), reply);
+                // P2 names the card's key: SCP11a's or SCP11b's (one key pair serves both).
+                let result = if command.p2() == kid {
+                    self.authenticate(channel, owner, variant, command.data(), reply)
+                } else {
+                    Err(StatusWord::REFERENCED_DATA_NOT_FOUND)
+                };
                 if result.is_err() {
                     self.sessions.close(channel);
                 }
@@ -510,20 +516,28 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         };
         self.sessions.close(channel);
         let store = self.store_access()?;
-        let static_key = static_key(store, owner).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        let mut static_key =
+            static_key(store, owner).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
         let rng = self
             .sessions
             .rng
             .as_mut()
             .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
-        let ephemeral = <p256::NonZeroScalar as Generate>::generate_from_rng(rng);
+        let mut ephemeral = <p256::NonZeroScalar as Generate>::generate_from_rng(rng);
         let ephemeral_public = public_key_of(&ephemeral);
-        let shared_ee = session::ecdh(&ephemeral, handshake.ephemeral_key)
-            .map_err(|_| StatusWord::WRONG_DATA)?;
-        let shared_ss = session::ecdh(&static_key, &oce_key).map_err(|_| StatusWord::WRONG_DATA)?;
+        let shared_ee = session::ecdh(&ephemeral, handshake.ephemeral_key);
+        let shared_ss = session::ecdh(&static_key, &oce_key);
+        // The private scalars are not needed past this point; neither are the shared secrets after the KDF.
+        ephemeral.zeroize();
+        static_key.zeroize();
         self.sessions.scalar_multiplications =
             self.sessions.scalar_multiplications.saturating_add(3);
+        let (Ok(mut shared_ee), Ok(mut shared_ss)) = (shared_ee, shared_ss) else {
+            return Err(StatusWord::WRONG_DATA);
+        };
         let keys = session::derive(&shared_ee, &shared_ss, handshake.level);
+        shared_ee.zeroize();
+        shared_ss.zeroize();
         let receipt = session::receipt(&keys, handshake.command_data, &ephemeral_public);
         let written =
             session::encode_authenticate_response(&ephemeral_public, &receipt, reply.spare())
@@ -608,12 +622,19 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             .ok_or(StatusWord::MEMORY_FAILURE)?;
         match object.tag {
             perso::TAG_STATIC_KEY => {
-                let bytes =
+                let mut bytes =
                     <[u8; 32]>::try_from(object.value).map_err(|_| StatusWord::WRONG_DATA)?;
                 let key: Option<p256::NonZeroScalar> =
                     p256::NonZeroScalar::from_repr(bytes.into()).into();
-                key.ok_or(StatusWord::WRONG_DATA)?;
-                put(store, owner, record::STATIC_KEY, &bytes)
+                let result = match key {
+                    Some(mut key) => {
+                        key.zeroize();
+                        put(store, owner, record::STATIC_KEY, &bytes)
+                    }
+                    None => Err(StatusWord::WRONG_DATA),
+                };
+                bytes.zeroize();
+                result
             }
             perso::TAG_GENERATE_KEY => {
                 if !object.value.is_empty() {
@@ -626,7 +647,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 let mut bytes: [u8; 32] =
                     p256::elliptic_curve::ff::PrimeField::to_repr(&*key).into();
                 let result = put(store, owner, record::STATIC_KEY, &bytes);
-                zeroize::Zeroize::zeroize(&mut bytes);
+                bytes.zeroize();
                 result?;
                 let mut writer = tlv::Writer::new(reply.spare());
                 writer

@@ -25,6 +25,17 @@ impl Applet for Echo {
         if ctx.selecting() {
             return Ok(());
         }
+        // INS 5E: what the runtime stamped on this command (variant, level, role), or FF for a plain one.
+        if command.ins() == 0x5E {
+            return match ctx.security() {
+                Some(s) => reply.push(&[
+                    s.variant.parameter(),
+                    s.level.bits(),
+                    s.role.map_or(0, |r| r.to_byte()),
+                ]),
+                None => reply.push(&[0xFF]),
+            };
+        }
         reply.push(command.data())
     }
 }
@@ -216,4 +227,52 @@ fn card_opens_the_published_secured_command() {
         "the next answer opens to the listing"
     );
     assert_eq!(send(&mut card, &secured), [0x69, 0x82], "replayed");
+}
+
+/// The runtime stamps the session's security on each secured command it opened, and nothing on plain ones; the
+/// applet cannot declare it. A plain command inside the session is refused and ends it.
+#[test]
+fn applets_see_the_security_the_runtime_stamped() {
+    use apdu_spec::scp11::Variant;
+    use apdu_spec::scp11::cert::Role;
+    use apdu_spec::scp11::session::{self, SecureMessaging, SecurityLevel};
+
+    let mut card = Card::<TestImage>::new();
+    card.power_on();
+    assert_eq!(send(&mut card, &SELECT_INSTANCE), [0x90, 0x00]);
+    assert_eq!(send(&mut card, &[0x80, 0x5E, 0, 0, 0]), [0xFF, 0x90, 0x00]);
+
+    let keys = session::derive(&[1; 32], &[2; 32], SecurityLevel::MAC_RMAC);
+    let security = crate::Security {
+        variant: Variant::A,
+        level: SecurityLevel::MAC_RMAC,
+        role: Some(Role::BankAtm),
+    };
+    card.runtime
+        .sessions
+        .open_with(
+            0,
+            SecureMessaging::new(&keys, &[7; 16], SecurityLevel::MAC_RMAC),
+            security,
+        )
+        .unwrap();
+    let mut host = SecureMessaging::new(&keys, &[7; 16], SecurityLevel::MAC_RMAC);
+    let mut buf = [0u8; 32];
+    let n = host.wrap_command([0x84, 0x5E, 0, 0], &mut buf, 0).unwrap();
+    let mut apdu = std::vec![0x84, 0x5E, 0, 0, n as u8];
+    apdu.extend_from_slice(&buf[..n]);
+    apdu.push(0);
+    let answer = send(&mut card, &apdu);
+    let (body, sw) = answer.split_at(answer.len() - 2);
+    assert_eq!(sw, [0x90, 0x00]);
+    let mut body = body.to_vec();
+    let n = host.unwrap_response(&mut body, 0x9000).unwrap();
+    assert_eq!(
+        &body[..n],
+        &[0x01, 0x11, 0x02],
+        "SCP11a, C-MAC + R-MAC, bank-atm"
+    );
+    // Plain inside the session: refused, and the session is over.
+    assert_eq!(send(&mut card, &[0x80, 0x5E, 0, 0, 0]), [0x69, 0x82]);
+    assert_eq!(send(&mut card, &[0x80, 0x5E, 0, 0, 0]), [0xFF, 0x90, 0x00]);
 }

@@ -187,9 +187,14 @@ fn authenticate<C: CardChannel>(
             .with_ne(256),
     )?;
     let (card_ephemeral, card_receipt) = session::parse_authenticate_response(&answer)?;
-    let shared_ee = session::ecdh(&ephemeral, card_ephemeral)?;
-    let shared_ss = session::ecdh(static_key.unwrap_or(&ephemeral), card_key)?;
+    let shared_ee = session::ecdh(&ephemeral, card_ephemeral);
+    let shared_ss = session::ecdh(static_key.unwrap_or(&ephemeral), card_key);
+    let mut ephemeral = ephemeral;
+    zeroize::Zeroize::zeroize(&mut ephemeral);
+    let (mut shared_ee, mut shared_ss) = (shared_ee?, shared_ss?);
     let keys = session::derive(&shared_ee, &shared_ss, level);
+    zeroize::Zeroize::zeroize(&mut shared_ee);
+    zeroize::Zeroize::zeroize(&mut shared_ss);
     let receipt = session::receipt(&keys, data, card_ephemeral);
     // Constant time is not needed here (the host checks the card), but costs nothing.
     if !bool::from(subtle::ConstantTimeEq::ct_eq(

@@ -432,3 +432,50 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
     card.seed_random(host_tools::entropy::os_seed());
     assert_eq!(send(&mut card, &internal), 0x9000, "handshake once seeded");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any change to a secured command on the wire (a byte changed anywhere after the header, cut short, or
+    /// grown) is refused with 6982, ends the session and changes nothing.
+    #[test]
+    fn any_tampered_secured_command_is_refused(
+        kind in 0u8..3,
+        position in proptest::prelude::any::<proptest::sample::Index>(),
+        mask in 1u8..=255,
+        extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..16),
+    ) {
+        let mut w = world();
+        let before = applications(&mut w.card);
+        let issuer = w.issuer.clone();
+        let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+        let apdu = session.wrap(&INSTALL_LOOPBACK).unwrap().remove(0);
+        let data_len = usize::from(apdu[4]);
+        let tampered = match kind {
+            0 => {
+                // One byte of the data field (ciphertext or MAC) changed.
+                let mut t = apdu.clone();
+                t[5 + position.index(data_len)] ^= mask;
+                t
+            }
+            1 => {
+                // Cut short, Lc saying so.
+                let keep = position.index(data_len);
+                let mut t = apdu[..5 + keep].to_vec();
+                t[4] = keep as u8;
+                if keep == 0 { t.truncate(4); }
+                t
+            }
+            _ => {
+                // Grown, Lc saying so.
+                let mut t = apdu.clone();
+                t.extend(&extra);
+                t[4] = (data_len + extra.len()) as u8;
+                t
+            }
+        };
+        proptest::prop_assert_eq!(raw(&mut session, &tampered), 0x6982);
+        assert_closed(&mut session);
+        proptest::prop_assert_eq!(applications(&mut w.card), before);
+    }
+}
