@@ -178,6 +178,22 @@ step "SCP11 through pcscd: personalize the card manager on slot 1, open sessions
 cargo bench --locked -p host-tools --bench scp11 -- --reader "$READER1" --count 200
 CHECKS=$((CHECKS + 1))
 
+step "SCP11 from the command line through pcscd: CA keys, an issuer certificate, personalization, secured APDUs"
+SCP="$WORK/scp11"
+mkdir -p "$SCP"
+"$LINKCARD" scp11 ca --out "$SCP/card-ca.key" >/dev/null
+"$LINKCARD" scp11 ca --out "$SCP/issuer-ca.key" >/dev/null
+"$LINKCARD" scp11 issue --ca "$SCP/issuer-ca.key" --role issuer --subject "issuer system" --out "$SCP/issuer" >/dev/null
+"$LINKCARD" scp11 personalize -r "$READER1" --card-ca "$SCP/card-ca.key" --anchor "$SCP/issuer-ca.key"
+OUT=$("$LINKCARD" scp11 send -r "$READER1" --card-ca "$SCP/card-ca.key" --oce "$SCP/issuer" 80F24002024F0000)
+echo "$OUT"
+grep -q "F0 4C 4E 4B 43 FF 01" <<<"$OUT" || { echo "the secured GET STATUS did not list the loopback"; exit 1; }
+# SCP11b has no role: content management is refused (exit status 1, 6982).
+if "$LINKCARD" scp11 send -r "$READER1" --card-ca "$SCP/card-ca.key" --scp11b 80E40000094F07F04C4E4B43FF01; then
+  echo "an SCP11b session was allowed to DELETE"; exit 1
+fi
+CHECKS=$((CHECKS + 2))
+
 step "conformance suite over PC/SC (scripts 90+ consume a card: 90 on slot 0 after the rest, 91 on slot 1)"
 "$LINKCARD" conformance run --reader "$READER0" tests/conformance/0*.apdu tests/conformance/90-*.apdu
 "$LINKCARD" conformance run --reader "$READER1" tests/conformance/91-*.apdu

@@ -70,7 +70,7 @@ fn issue(
             instance: None,
             card_authority: &card_ca,
             subject: b"card",
-            anchors: &[&oce_ca],
+            anchors: &[oce_ca.anchor()],
             today,
             expiration,
         },

@@ -4,6 +4,7 @@
 //!   card ([`InProcessChannel`]) and an APDU trace ([`Traced`]);
 //! * [`scp11`]: the off-card entity's side of the SCP11 secure channel ([`scp11::Scp11Session`]);
 //! * [`entropy`]: randomness from the operating system;
+//! * [`keyfile`]: P-256 keys in PEM files (OpenSSL's formats);
 //! * [`script`]: the conformance script format (`*.apdu`, see `tests/conformance/README.md`) and its
 //!   response [`Pattern`]s;
 //! * [`conformance`]: runs scripts against a channel and reports the outcome for people or as JSON;
@@ -21,6 +22,7 @@ pub mod conformance;
 pub mod entropy;
 pub mod file_nvm;
 pub mod hex;
+pub mod keyfile;
 pub mod latency;
 pub mod pcsc_channel;
 pub mod scp11;

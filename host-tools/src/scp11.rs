@@ -385,6 +385,13 @@ impl std::fmt::Debug for Authority {
     }
 }
 
+/// The identifier a key goes by in certificates when none is given: the first 20 bytes of SHA-256 over its
+/// uncompressed encoding (in the manner of X.509's subject key identifier).
+pub fn key_identifier(public: &PublicKeyBytes) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(public)[..20].to_vec()
+}
+
 impl Authority {
     /// A new CA with a fresh key.
     pub fn generate(id: &[u8]) -> Self {
@@ -394,12 +401,31 @@ impl Authority {
         }
     }
 
+    /// The CA of an existing key, identified by its [`key_identifier`].
+    pub fn from_key(key: &p256::SecretKey) -> Self {
+        let key = p256::ecdsa::SigningKey::from(key);
+        let mut authority = Self {
+            key,
+            id: Vec::new(),
+        };
+        authority.id = key_identifier(&authority.public_key());
+        authority
+    }
+
     /// The CA's public key, as a card keeps it for a trust anchor.
     pub fn public_key(&self) -> PublicKeyBytes {
         let point = self.key.verifying_key().to_sec1_point(false);
         let mut out = [0u8; session::PUBLIC_KEY_LENGTH];
         out.copy_from_slice(point.as_bytes());
         out
+    }
+
+    /// The CA as a card keeps it: identifier and public key.
+    pub fn anchor(&self) -> Anchor {
+        Anchor {
+            id: self.id.clone(),
+            key: self.public_key(),
+        }
     }
 
     /// The CA as the issuer certificates are verified against.
@@ -420,7 +446,8 @@ impl Authority {
         let public_key =
             p256::PublicKey::from_sec1_bytes(public_key).map_err(|_| ScpError::BadPublicKey)?;
         let builder = cert::CertificateBuilder {
-            serial: subject.iter().rev().copied().chain([1]).take(20).collect(),
+            // A random serial: unique without a register of issued certificates.
+            serial: crate::entropy::os_seed()[..16].to_vec(),
             ca_kloc_id: self.id.clone(),
             subject_id: subject.to_vec(),
             key_usage: cert::KEY_AGREEMENT,
@@ -455,6 +482,35 @@ impl Authority {
     }
 }
 
+/// A trust anchor: a CA's identifier (the CA-KLOC identifier its certificates carry) and public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// The identifier, 1-20 bytes.
+    pub id: Vec<u8>,
+    /// The public key.
+    pub key: PublicKeyBytes,
+}
+
+impl Anchor {
+    /// The anchor of a CA public key known only as a key: identified by its [`key_identifier`].
+    pub fn from_public_key(key: &p256::PublicKey) -> Self {
+        let point = key.to_sec1_point(false);
+        let mut bytes = [0u8; session::PUBLIC_KEY_LENGTH];
+        bytes.copy_from_slice(point.as_bytes());
+        Self {
+            id: key_identifier(&bytes),
+            key: bytes,
+        }
+    }
+
+    /// As an issuer to verify certificates against.
+    pub fn issuer(&self) -> Result<Issuer<'_>, Scp11Error> {
+        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.key)
+            .map_err(|_| ScpError::BadPublicKey)?;
+        Ok(Issuer::new(&self.id, key))
+    }
+}
+
 /// What card issuing writes into one security domain.
 #[derive(Debug)]
 pub struct Personalization<'a> {
@@ -465,7 +521,7 @@ pub struct Personalization<'a> {
     /// The domain's subject identifier in its certificate.
     pub subject: &'a [u8],
     /// CAs whose OCE certificates the domain accepts (its trust anchors).
-    pub anchors: &'a [&'a Authority],
+    pub anchors: &'a [Anchor],
     /// Today: the card date, and the certificate's effective date.
     pub today: Date,
     /// When the domain's certificate expires.
@@ -537,7 +593,7 @@ pub fn personalize<C: CardChannel>(
     )?;
     for anchor in personalization.anchors {
         let mut value = tlv(0x42, &anchor.id);
-        value.extend(tlv(perso::TAG_PUBLIC_KEY, &anchor.public_key()));
+        value.extend(tlv(perso::TAG_PUBLIC_KEY, &anchor.key));
         store(
             channel,
             "STORE DATA trust anchor",
@@ -545,4 +601,77 @@ pub fn personalize<C: CardChannel>(
         )?;
     }
     Ok(public)
+}
+
+/// The civil date `days` days after 1970-01-01 (proleptic Gregorian; H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The date `days_from_today` days after today (UTC), as certificates carry it.
+pub fn date_from_today(days_from_today: i64) -> Date {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = i64::try_from(now / 86_400).unwrap_or(0) + days_from_today;
+    let (year, month, day) = civil_from_days(days);
+    u16::try_from(year)
+        .ok()
+        .and_then(|year| Date::from_ymd(year, month, day))
+        .unwrap_or(Date([0x99, 0x99, 0x12, 0x31]))
+}
+
+/// An OCE's files: `PREFIX.key` (its private key, PKCS#8 PEM) and `PREFIX.cert` (its GP certificate, binary).
+pub fn oce_paths(prefix: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let with = |extension: &str| {
+        let mut name = prefix.as_os_str().to_owned();
+        name.push(extension);
+        std::path::PathBuf::from(name)
+    };
+    (with(".key"), with(".cert"))
+}
+
+/// Loads an OCE from its files (see [`oce_paths`]), checking that the certificate certifies the key.
+pub fn load_oce(prefix: &std::path::Path) -> anyhow::Result<OceCredentials> {
+    use anyhow::Context as _;
+    let (key_path, cert_path) = oce_paths(prefix);
+    let secret = crate::keyfile::read_secret(&key_path)?;
+    let certificate = std::fs::read(&cert_path)
+        .with_context(|| format!("cannot read {}", cert_path.display()))?;
+    let (parsed, rest) = Certificate::parse(&certificate)
+        .map_err(|e| anyhow::anyhow!("{}: not a GP certificate: {e}", cert_path.display()))?;
+    let static_key = secret.to_nonzero_scalar();
+    if !rest.is_empty() || *parsed.public_key_bytes() != public_key_of(&static_key) {
+        anyhow::bail!(
+            "{} does not certify the key in {}",
+            cert_path.display(),
+            key_path.display()
+        );
+    }
+    Ok(OceCredentials {
+        static_key,
+        chain: vec![certificate],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
 }

@@ -197,3 +197,153 @@ fn usage_errors_exit_two() {
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout(&output).contains("Exit status"));
 }
+
+#[test]
+fn scp11_keys_and_certificates_offline() {
+    let scratch = Scratch::new("scp11");
+    let dir = &scratch.0;
+    let output = linkcard(&["scp11", "ca", "--out", "ca.key"], dir);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("identifier (CA-KLOC): "));
+    let key = std::fs::read_to_string(dir.join("ca.key")).unwrap();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.join("ca.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "a CA key is readable by its owner only"
+    );
+    // Never overwritten.
+    let again = linkcard(&["scp11", "ca", "--out", "ca.key"], dir);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("must not exist"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("ca.key")).unwrap(), key);
+
+    let issue = [
+        "scp11",
+        "issue",
+        "--ca",
+        "ca.key",
+        "--role",
+        "bank-atm",
+        "--subject",
+        "ATM 0042",
+        "--days",
+        "30",
+        "--out",
+        "atm",
+    ];
+    let output = linkcard(&issue, dir);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("role:        bank-atm"), "{text}");
+    assert!(text.contains("subject:     \"ATM 0042\""), "{text}");
+    assert!(text.contains("key usage:   key agreement (0080)"), "{text}");
+    assert!(dir.join("atm.key").exists() && dir.join("atm.cert").exists());
+    assert_eq!(linkcard(&issue, dir).status.code(), Some(2), "no overwrite");
+
+    let output = linkcard(&["scp11", "show", "atm.cert", "--ca", "ca.key"], dir);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("verified against ca.key"));
+    linkcard(&["scp11", "ca", "--out", "other.key"], dir);
+    let output = linkcard(&["scp11", "show", "atm.cert", "--ca", "other.key"], dir);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "another CA does not verify it"
+    );
+    assert!(stdout(&output).contains("NOT valid"));
+}
+
+#[test]
+fn scp11_bad_input_is_explained() {
+    let scratch = Scratch::new("scp11-bad");
+    let dir = &scratch.0;
+    linkcard(&["scp11", "ca", "--out", "ca.key"], dir);
+    let role = linkcard(
+        &[
+            "scp11",
+            "issue",
+            "--ca",
+            "ca.key",
+            "--role",
+            "admin",
+            "--subject",
+            "x",
+            "--out",
+            "x",
+        ],
+        dir,
+    );
+    assert_eq!(role.status.code(), Some(2));
+    assert!(
+        stderr(&role).contains("issuer"),
+        "lists the roles: {}",
+        stderr(&role)
+    );
+    let long = linkcard(
+        &[
+            "scp11",
+            "issue",
+            "--ca",
+            "ca.key",
+            "--role",
+            "issuer",
+            "--subject",
+            "a subject of more than twenty bytes",
+            "--out",
+            "x",
+        ],
+        dir,
+    );
+    assert_eq!(long.status.code(), Some(2));
+    assert!(stderr(&long).contains("1 to 20 bytes"));
+    let missing = linkcard(
+        &[
+            "scp11",
+            "issue",
+            "--ca",
+            "none.key",
+            "--role",
+            "issuer",
+            "--subject",
+            "x",
+            "--out",
+            "x",
+        ],
+        dir,
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("cannot read none.key"),
+        "{}",
+        stderr(&missing)
+    );
+    std::fs::write(dir.join("junk.cert"), b"\x7F\x21\x05junk").unwrap();
+    let junk = linkcard(&["scp11", "show", "junk.cert"], dir);
+    assert_eq!(junk.status.code(), Some(2));
+    assert!(stderr(&junk).contains("not a GP certificate"));
+    let apdu = linkcard(
+        &[
+            "scp11",
+            "send",
+            "-r",
+            "0",
+            "--card-ca",
+            "ca.key",
+            "--scp11b",
+            "80F2zz",
+        ],
+        dir,
+    );
+    assert_eq!(apdu.status.code(), Some(2));
+    assert!(stderr(&apdu).contains("not hex bytes"), "{}", stderr(&apdu));
+}

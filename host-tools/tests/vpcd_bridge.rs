@@ -249,7 +249,7 @@ fn secure_channel_through_the_bridge() {
             instance: None,
             card_authority: &card_ca,
             subject: b"virtual card",
-            anchors: &[&issuer_ca],
+            anchors: &[issuer_ca.anchor()],
             today,
             expiration: Date::from_ymd(2030, 1, 1).unwrap(),
         },
