@@ -445,6 +445,42 @@ impl SecureMessaging {
         self.counter.wrapping_sub(1)
     }
 
+    /// Pads `buf[..len]` and encrypts it in place under S-ENC with the ICV of `counter`; returns the new length.
+    fn encrypt(
+        &self,
+        response: bool,
+        counter: u32,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, ScpError> {
+        let icv = self.icv(response, counter);
+        let encryptor = cbc::Encryptor::<Aes128>::new((&self.enc).into(), (&icv).into());
+        encryptor
+            .encrypt_padded::<Iso7816>(buf, len)
+            .map(<[u8]>::len)
+            .map_err(|_| ScpError::BufferTooSmall)
+    }
+
+    /// Decrypts `buf[..len]` in place and removes the padding; returns the plain length.
+    fn decrypt(
+        &self,
+        response: bool,
+        counter: u32,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, ScpError> {
+        if !len.is_multiple_of(BLOCK) {
+            return Err(ScpError::Malformed);
+        }
+        let icv = self.icv(response, counter);
+        let decryptor = cbc::Decryptor::<Aes128>::new((&self.enc).into(), (&icv).into());
+        let data = buf.get_mut(..len).ok_or(ScpError::Malformed)?;
+        decryptor
+            .decrypt_padded::<Iso7816>(data)
+            .map(<[u8]>::len)
+            .map_err(|_| ScpError::BadPadding)
+    }
+
     /// Host side: secures a command in place. `header` is the CLA (with the secure-messaging bit set, no
     /// chaining bit), INS, P1, P2 as they will be sent; `buf[..data_len]` holds the plain data field. Writes
     /// the secured data field (encrypted when C-DEC, then the C-MAC) into `buf` and returns its length.
@@ -455,24 +491,14 @@ impl SecureMessaging {
         data_len: usize,
     ) -> Result<usize, ScpError> {
         let counter = self.take_counter()?;
-        let mut len = data_len;
-        if self.level.has(SecurityLevel::C_DECRYPTION) && data_len > 0 {
-            let icv = self.icv(false, counter);
-            let encryptor = cbc::Encryptor::<Aes128>::new((&self.enc).into(), (&icv).into());
-            len = encryptor
-                .encrypt_padded::<Iso7816>(buf, data_len)
-                .map_err(|_| ScpError::BufferTooSmall)?
-                .len();
-        }
-        let data = buf.get(..len).ok_or(ScpError::BufferTooSmall)?;
-        self.chaining = self.command_mac(header, data)?;
-        let end = len
-            .checked_add(MAC_LENGTH)
-            .ok_or(ScpError::BufferTooSmall)?;
-        buf.get_mut(len..end)
-            .ok_or(ScpError::BufferTooSmall)?
-            .copy_from_slice(self.chaining.get(..MAC_LENGTH).unwrap_or_default());
-        Ok(end)
+        let len = if self.level.has(SecurityLevel::C_DECRYPTION) && data_len > 0 {
+            self.encrypt(false, counter, buf, data_len)?
+        } else {
+            data_len
+        };
+        self.chaining =
+            self.command_mac(header, buf.get(..len).ok_or(ScpError::BufferTooSmall)?)?;
+        append_mac(buf, len, &self.chaining)
     }
 
     /// Card side: checks and opens a secured command in place. `header` is the command's CLA INS P1 P2 as
@@ -480,34 +506,19 @@ impl SecureMessaging {
     /// the start of `buf`. Any error means the session must be closed.
     pub fn unwrap_command(&mut self, header: [u8; 4], buf: &mut [u8]) -> Result<usize, ScpError> {
         let counter = self.take_counter()?;
-        let data_len = buf
+        let len = buf
             .len()
             .checked_sub(MAC_LENGTH)
             .ok_or(ScpError::Malformed)?;
-        let (data, received) = buf.split_at(data_len);
+        let (data, received) = buf.split_at(len);
         let expected = self.command_mac(header, data)?;
-        let matches: bool = expected
-            .get(..MAC_LENGTH)
-            .unwrap_or_default()
-            .ct_eq(received)
-            .into();
-        if !matches {
-            return Err(ScpError::BadMac);
-        }
+        check_mac(&expected, received)?;
         self.chaining = expected;
-        if !self.level.has(SecurityLevel::C_DECRYPTION) || data_len == 0 {
-            return Ok(data_len);
+        if self.level.has(SecurityLevel::C_DECRYPTION) && len > 0 {
+            self.decrypt(false, counter, buf, len)
+        } else {
+            Ok(len)
         }
-        if !data_len.is_multiple_of(BLOCK) {
-            return Err(ScpError::Malformed);
-        }
-        let icv = self.icv(false, counter);
-        let decryptor = cbc::Decryptor::<Aes128>::new((&self.enc).into(), (&icv).into());
-        let data = buf.get_mut(..data_len).ok_or(ScpError::Malformed)?;
-        let plain = decryptor
-            .decrypt_padded::<Iso7816>(data)
-            .map_err(|_| ScpError::BadPadding)?;
-        Ok(plain.len())
     }
 
     /// Card side: protects the response to the last unwrapped command in place. `buf[..data_len]` holds the
@@ -522,26 +533,16 @@ impl SecureMessaging {
         if !protected_status(sw) {
             return Ok(0);
         }
-        let mut len = data_len;
-        if self.level.has(SecurityLevel::R_ENCRYPTION) && data_len > 0 {
-            let icv = self.icv(true, self.response_counter());
-            let encryptor = cbc::Encryptor::<Aes128>::new((&self.enc).into(), (&icv).into());
-            len = encryptor
-                .encrypt_padded::<Iso7816>(buf, data_len)
-                .map_err(|_| ScpError::BufferTooSmall)?
-                .len();
-        }
+        let len = if self.level.has(SecurityLevel::R_ENCRYPTION) && data_len > 0 {
+            self.encrypt(true, self.response_counter(), buf, data_len)?
+        } else {
+            data_len
+        };
         if !self.level.has(SecurityLevel::R_MAC) {
             return Ok(len);
         }
         let mac = self.response_mac(buf.get(..len).ok_or(ScpError::BufferTooSmall)?, sw);
-        let end = len
-            .checked_add(MAC_LENGTH)
-            .ok_or(ScpError::BufferTooSmall)?;
-        buf.get_mut(len..end)
-            .ok_or(ScpError::BufferTooSmall)?
-            .copy_from_slice(mac.get(..MAC_LENGTH).unwrap_or_default());
-        Ok(end)
+        append_mac(buf, len, &mac)
     }
 
     /// Host side: checks and opens the response to the last wrapped command in place; `buf` is its data field.
@@ -558,28 +559,33 @@ impl SecureMessaging {
         if self.level.has(SecurityLevel::R_MAC) {
             len = len.checked_sub(MAC_LENGTH).ok_or(ScpError::Malformed)?;
             let (data, received) = buf.split_at(len);
-            let expected = self.response_mac(data, sw);
-            let matches: bool = expected
-                .get(..MAC_LENGTH)
-                .unwrap_or_default()
-                .ct_eq(received)
-                .into();
-            if !matches {
-                return Err(ScpError::BadMac);
-            }
+            check_mac(&self.response_mac(data, sw), received)?;
         }
-        if !self.level.has(SecurityLevel::R_ENCRYPTION) || len == 0 {
-            return Ok(len);
+        if self.level.has(SecurityLevel::R_ENCRYPTION) && len > 0 {
+            self.decrypt(true, self.response_counter(), buf, len)
+        } else {
+            Ok(len)
         }
-        if !len.is_multiple_of(BLOCK) {
-            return Err(ScpError::Malformed);
-        }
-        let icv = self.icv(true, self.response_counter());
-        let decryptor = cbc::Decryptor::<Aes128>::new((&self.enc).into(), (&icv).into());
-        let data = buf.get_mut(..len).ok_or(ScpError::Malformed)?;
-        let plain = decryptor
-            .decrypt_padded::<Iso7816>(data)
-            .map_err(|_| ScpError::BadPadding)?;
-        Ok(plain.len())
     }
+}
+
+/// Compares a received (truncated) MAC with the expected one in constant time.
+fn check_mac(expected: &[u8; BLOCK], received: &[u8]) -> Result<(), ScpError> {
+    let sent = expected.get(..MAC_LENGTH).unwrap_or_default();
+    if bool::from(sent.ct_eq(received)) {
+        Ok(())
+    } else {
+        Err(ScpError::BadMac)
+    }
+}
+
+/// Writes the first [`MAC_LENGTH`] bytes of `mac` after `buf[..len]`; returns the new length.
+fn append_mac(buf: &mut [u8], len: usize, mac: &[u8; BLOCK]) -> Result<usize, ScpError> {
+    let end = len
+        .checked_add(MAC_LENGTH)
+        .ok_or(ScpError::BufferTooSmall)?;
+    buf.get_mut(len..end)
+        .ok_or(ScpError::BufferTooSmall)?
+        .copy_from_slice(mac.get(..MAC_LENGTH).unwrap_or_default());
+    Ok(end)
 }
