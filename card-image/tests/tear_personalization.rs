@@ -1,6 +1,7 @@
-//! Personalization replaces a security domain's certificate chain (STORE DATA BF21) in one store transaction:
-//! with the power cut at every write point, the rebooted card hands out either the whole old chain or the whole
-//! new one (GET DATA BF21), never a mix.
+//! Re-keying a security domain (STORE DATA of a new static key, then of the chain that certifies it): key and
+//! chain change in one store transaction. With the power cut at every write point, the rebooted card hands out
+//! either the whole old chain or the whole new one (GET DATA BF21), never a mix, and its key is the one its
+//! chain certifies (an SCP11b handshake against the chain's leaf key succeeds).
 
 use apdu_spec::scp11::cert::{CERTIFICATE_SIGNING, CertificateBuilder, Date, KEY_AGREEMENT};
 use card_image::LinkcardImage;
@@ -74,28 +75,35 @@ fn certificate(
 }
 
 struct Chains {
-    key: [u8; 32],
+    old_key: [u8; 32],
+    new_key: [u8; 32],
     old: Vec<u8>,
     new: Vec<u8>,
 }
 
 fn chains() -> Chains {
-    let key = [0x42u8; 32];
-    let secret = p256::SecretKey::from_slice(&key).unwrap();
+    let (old_key, new_key) = ([0x42u8; 32], [0x43u8; 32]);
+    let old_secret = p256::SecretKey::from_slice(&old_key).unwrap();
+    let new_secret = p256::SecretKey::from_slice(&new_key).unwrap();
     let ca = p256::ecdsa::SigningKey::from_slice(&[0x17; 32]).unwrap();
     let intermediate = p256::SecretKey::from_slice(&[0x23; 32]).unwrap();
-    let old = certificate(1, KEY_AGREEMENT, &secret.public_key(), &ca);
+    let old = certificate(1, KEY_AGREEMENT, &old_secret.public_key(), &ca);
     let new = [
         certificate(2, CERTIFICATE_SIGNING, &intermediate.public_key(), &ca),
         certificate(
             3,
             KEY_AGREEMENT,
-            &secret.public_key(),
+            &new_secret.public_key(),
             &(&intermediate).into(),
         ),
     ]
     .concat();
-    Chains { key, old, new }
+    Chains {
+        old_key,
+        new_key,
+        old,
+        new,
+    }
 }
 
 /// A card personalized with the old chain (writes counted from here on).
@@ -103,7 +111,7 @@ fn set_up(card: &mut TornCard, chains: &Chains) {
     card.power_on();
     assert_eq!(send(card, &SELECT_ISD)[..2], [0x6F, 0x10]);
     assert_eq!(
-        send_all(card, &store_data(0xDF20, &chains.key)),
+        send_all(card, &store_data(0xDF20, &chains.old_key)),
         [0x90, 0x00]
     );
     assert_eq!(
@@ -130,17 +138,64 @@ fn read_certificates(card: &mut TornCard) -> Vec<u8> {
     store.value.to_vec()
 }
 
-/// The certificates a card rebooted on `memory` hands out.
+/// The certificates a card rebooted on `memory` hands out, after checking that its key is their leaf's: an
+/// SCP11b handshake computed against the leaf key must give the card's receipt.
 fn certificates(memory: CardNvm) -> Vec<u8> {
+    use apdu_spec::scp11::Variant;
+    use apdu_spec::scp11::cert::Certificate;
+    use apdu_spec::scp11::session::{self, Handshake, SecurityLevel};
+    use p256::elliptic_curve::sec1::ToSec1Point;
+
     let mut card = TornCard::with_nvm(TearingNvm::new(memory, None, Tear::Half));
+    card.seed_random([7; 32]);
     card.power_on();
     send(&mut card, &SELECT_ISD);
-    read_certificates(&mut card)
+    let chain = read_certificates(&mut card);
+    let mut rest = &chain[..];
+    let mut leaf = None;
+    while !rest.is_empty() {
+        let (certificate, after) = Certificate::parse(rest).unwrap();
+        leaf = Some(*certificate.public_key_bytes());
+        rest = after;
+    }
+    let leaf = leaf.unwrap();
+    let ephemeral = p256::NonZeroScalar::from_repr([0x55; 32].into()).unwrap();
+    let public: [u8; 65] = p256::PublicKey::from_secret_scalar(&ephemeral)
+        .to_sec1_point(false)
+        .as_bytes()
+        .try_into()
+        .unwrap();
+    let mut data = [0u8; 96];
+    let n = Handshake::encode(Variant::B, SecurityLevel::MAC, &public, &mut data).unwrap();
+    let mut internal = vec![0x80, 0x88, 0x03, 0x13, n as u8];
+    internal.extend_from_slice(&data[..n]);
+    internal.push(0x00);
+    let answer = send(&mut card, &internal);
+    assert_eq!(
+        answer[answer.len() - 2..],
+        [0x90, 0x00],
+        "INTERNAL AUTHENTICATE"
+    );
+    let (card_ephemeral, receipt) =
+        session::parse_authenticate_response(&answer[..answer.len() - 2]).unwrap();
+    let keys = session::derive(
+        &session::ecdh(&ephemeral, card_ephemeral).unwrap(),
+        &session::ecdh(&ephemeral, &leaf).unwrap(),
+        SecurityLevel::MAC,
+    );
+    assert_eq!(
+        &session::receipt(&keys, &data[..n], card_ephemeral),
+        receipt,
+        "the card's key is the one its chain certifies"
+    );
+    chain
 }
 
 #[test]
-fn a_chain_replacement_torn_anywhere_is_all_old_or_all_new() {
+fn rekeying_torn_anywhere_leaves_the_old_key_and_chain_or_the_new_ones() {
     let chains = chains();
+    // The new key, then the chain that certifies it.
+    let rekey = store_data(0xDF20, &chains.new_key);
     let replace = store_data(0xBF21, &chains.new);
 
     let mut counting = TornCard::with_nvm(TearingNvm::new(CardNvm::default(), None, Tear::Half));
@@ -148,6 +203,7 @@ fn a_chain_replacement_torn_anywhere_is_all_old_or_all_new() {
     let setup_writes = counting.into_nvm().unwrap().writes();
     let mut complete = TornCard::with_nvm(TearingNvm::new(CardNvm::default(), None, Tear::Half));
     set_up(&mut complete, &chains);
+    assert_eq!(send_all(&mut complete, &rekey), [0x90, 0x00]);
     assert_eq!(send_all(&mut complete, &replace), [0x90, 0x00]);
     assert_eq!(read_certificates(&mut complete), chains.new);
     let total_writes = complete.into_nvm().unwrap().writes();
@@ -161,10 +217,11 @@ fn a_chain_replacement_torn_anywhere_is_all_old_or_all_new() {
         for at in setup_writes..total_writes {
             let mut card = TornCard::with_nvm(TearingNvm::new(CardNvm::default(), Some(at), tear));
             set_up(&mut card, &chains);
-            assert_eq!(
-                send_all(&mut card, &replace),
-                [0x65, 0x81],
-                "{tear:?} at write {at}"
+            // Whichever command the tear hits reports it; the card is gone after that.
+            let answers = [send_all(&mut card, &rekey), send_all(&mut card, &replace)];
+            assert!(
+                answers.contains(&vec![0x65, 0x81]),
+                "{tear:?} at write {at}: no memory failure reported ({answers:02X?})"
             );
             let found = certificates(card.into_nvm().unwrap().into_inner());
             if found == chains.old {
@@ -180,7 +237,7 @@ fn a_chain_replacement_torn_anywhere_is_all_old_or_all_new() {
     }
     assert!(old > 0, "early tears keep the old chain");
     println!(
-        "certificate chain replacement: {} write points, {old} torn to old, {new} to new",
+        "re-keying (key + chain): {} write points, {old} torn to old, {new} to new",
         total_writes - setup_writes
     );
 }

@@ -282,7 +282,13 @@ impl<I: Image, N: Nvm> Card<I, N> {
             ChainStep::Single(command) => (Some(command), 0, command.ne(), command.is_extended()),
             ChainStep::Joined { len, ne, extended } => (None, len, ne, extended),
             ChainStep::Stored => return (None, StatusWord::SUCCESS),
-            ChainStep::Overflow => return (None, StatusWord::WRONG_LENGTH),
+            ChainStep::Overflow => {
+                // A secured command that cannot be opened ends the session, as any other would.
+                if base.secure_messaging() {
+                    self.runtime.end_session(class.channel());
+                }
+                return (None, StatusWord::WRONG_LENGTH);
+            }
         };
         if base.secure_messaging() {
             // Secured commands are opened in place: their data goes to the chain buffer (where a chained one
@@ -292,7 +298,10 @@ impl<I: Image, N: Nvm> Card<I, N> {
                     let data = command.data();
                     match self.chain.buf.get_mut(..data.len()) {
                         Some(dst) => dst.copy_from_slice(data),
-                        None => return (ne, StatusWord::WRONG_LENGTH),
+                        None => {
+                            self.runtime.end_session(class.channel());
+                            return (ne, StatusWord::WRONG_LENGTH);
+                        }
                     }
                     data.len()
                 }

@@ -100,22 +100,23 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
         let result = match request {
             CardManagerCommand::StoreData { data } => {
                 let owner = match self.personalization_target {
-                    None => CARD_MANAGER_SD,
-                    Some(target) => self
+                    Some((on, target)) if on == class.channel() => self
                         .registry
                         .position(target.as_bytes())
                         .and_then(|i| self.registry.get(i))
                         .map(|e| sd_owner(e.owner))
                         .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?,
+                    _ => CARD_MANAGER_SD,
                 };
-                return self.personalize(owner, data, reply);
+                return self.personalize(owner, data, reply, security);
             }
             CardManagerCommand::InstallForPersonalization { aid } => {
                 let index = self
                     .registry
                     .position(aid)
                     .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
-                self.personalization_target = self.registry.get(index).map(|e| e.aid);
+                self.personalization_target =
+                    self.registry.get(index).map(|e| (class.channel(), e.aid));
                 return Ok(());
             }
             CardManagerCommand::Install(install) => self.install(install, reply),

@@ -79,9 +79,10 @@ pub(crate) struct Runtime<I: Image, N> {
     pub(crate) transient: TransientPool,
     /// Secure-channel sessions per channel and the card's random generator.
     pub(crate) sessions: Sessions,
-    /// The security domain STORE DATA personalizes (INSTALL [for personalization]); the card manager's own
-    /// when `None`.
-    pub(crate) personalization_target: Option<apdu_spec::Aid>,
+    /// The instance whose security domain STORE DATA personalizes, and the channel INSTALL [for
+    /// personalization] named it on; the card manager's own domain otherwise. It ends with the channel's
+    /// selection or session.
+    pub(crate) personalization_target: Option<(u8, apdu_spec::Aid)>,
     /// The secure channel of the command being dispatched, stamped into the applet's context.
     security: Option<Security>,
 }
@@ -355,7 +356,13 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
     }
 
     fn deselect_on(&mut self, channel: u8) {
-        self.sessions.close(channel);
+        self.end_session(channel);
+        if self
+            .personalization_target
+            .is_some_and(|(on, _)| on == channel)
+        {
+            self.personalization_target = None;
+        }
         let deselected = self.selected_on(channel);
         if let Some(Selected::Applet(i)) = deselected {
             self.with_applet(i, channel, false, |applet, ctx| applet.deselect(ctx));
@@ -424,7 +431,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         }
         // A plain command ends the channel's secure channel; inside an open session it is refused.
         let was_open = self.sessions.security(channel).is_some();
-        self.sessions.close(channel);
+        self.end_session(channel);
         if was_open {
             return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
@@ -454,20 +461,25 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             .len()
             .saturating_sub(apdu_spec::scp11::session::OVERHEAD);
         let mut reply = Reply::new(response.get_mut(..room).unwrap_or_default());
-        let result =
-            if class.interindustry() && matches!(plain.ins(), ins::SELECT | ins::MANAGE_CHANNEL) {
-                self.dispatch(&plain, class, &mut reply)
-            } else {
-                match self.selected_on(channel) {
-                    None => Err(StatusWord::APPLET_SELECT_FAILED),
-                    Some(target) => {
-                        self.security = Some(security);
-                        let result = self.route(target, channel, class, &plain, &mut reply);
-                        self.security = None;
-                        result
-                    }
+        // SELECT by name and MANAGE CHANNEL are the runtime's (and end the session); the rest go to the target.
+        let routed_by_runtime = match plain.ins() {
+            ins::SELECT => plain.p1() == ins::SELECT_BY_NAME,
+            ins::MANAGE_CHANNEL => true,
+            _ => false,
+        };
+        let result = if class.interindustry() && routed_by_runtime {
+            self.dispatch(&plain, class, &mut reply)
+        } else {
+            match self.selected_on(channel) {
+                None => Err(StatusWord::APPLET_SELECT_FAILED),
+                Some(target) => {
+                    self.security = Some(security);
+                    let result = self.route(target, channel, class, &plain, &mut reply);
+                    self.security = None;
+                    result
                 }
-            };
+            }
+        };
         let status = result.err().unwrap_or(StatusWord::SUCCESS);
         let data_len = if status.carries_data() {
             reply.len()

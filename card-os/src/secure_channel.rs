@@ -5,15 +5,17 @@
 //! pair (SK.SD.ECKA), a certificate chain that certifies its public key (GET DATA BF21), trust anchors (CA-KLOC
 //! public keys with their identifiers) that OCE chains must lead to. They are kept as records under an owner
 //! number the applet's own record space cannot reach ([`sd_owner`]), and loaded by the card manager's STORE
-//! DATA ([`apdu_spec::scp11::personalization`]). The card's notion of today (the *card date*, for certificate
-//! expiry) is one record of the card manager's domain: set at personalization and moved forward by the
-//! effective dates of certificates it verifies; it never moves back.
+//! DATA ([`apdu_spec::scp11::personalization`]); a new static key waits aside until the chain that certifies it
+//! arrives, and then key and chain change in one transaction. The card's notion of today (the *card date*, for
+//! certificate expiry) is one record of the card manager's domain: set at personalization, and moved forward
+//! only by an issuer's SCP11a session with the card manager (to the latest effective date of its chain); it
+//! never moves back.
 //!
 //! **Handshake** (plain commands, answered by the runtime for a selected security domain):
 //! * `GET DATA BF21`: the certificate store;
-//! * `PERFORM SECURITY OPERATION 80 2A <KVN|80 when more> 10`: one OCE certificate per command, from the one the
-//!   anchor signed to the leaf; each is checked at once (issuer identifier, signature, expiry against the card
-//!   date, key usage), and any failure forgets the chain (6982);
+//! * `PERFORM SECURITY OPERATION 80 2A <KVN|80 when more> <10-2F>`: one OCE certificate per command, from the
+//!   one the anchor signed to the leaf; each is checked at once (issuer identifier, signature, BCD dates in
+//!   order, expiry against the card date, key usage), and any failure forgets the chain (6982);
 //! * `MUTUAL AUTHENTICATE 80 82` (SCP11a, after a complete chain) and `INTERNAL AUTHENTICATE 80 88` (SCP11b):
 //!   a fresh ephemeral key, ECDH, session keys, receipt; the session opens on the channel.
 //!
@@ -57,6 +59,9 @@ mod record {
     pub const ANCHORS: u8 = 0x08;
     /// The card date (card manager's domain only), 4 bytes.
     pub const CARD_DATE: u8 = 0x09;
+    /// A new static key waiting for the certificate that certifies it (re-keying survives an interruption:
+    /// the old key and chain serve until the new chain arrives).
+    pub const PENDING_KEY: u8 = 0x0A;
 }
 
 /// The record owner of the card manager's security domain.
@@ -96,6 +101,8 @@ enum Phase {
         role: Option<Role>,
         leaf: bool,
         count: usize,
+        /// The latest effective date along the chain: the card date moves to it after an issuer handshake.
+        effective: Option<Date>,
     },
     /// The session is open.
     Open {
@@ -143,13 +150,16 @@ impl Sessions {
             .find(|s| s.channel == channel)
     }
 
-    /// Ends whatever runs on `channel`.
-    pub(crate) fn close(&mut self, channel: u8) {
+    /// Ends whatever runs on `channel`; whether anything did.
+    pub(crate) fn close(&mut self, channel: u8) -> bool {
+        let mut closed = false;
         for slot in &mut self.slots {
             if slot.as_ref().is_some_and(|s| s.channel == channel) {
                 *slot = None;
+                closed = true;
             }
         }
+        closed
     }
 
     /// Ends every session (reset, power loss).
@@ -224,7 +234,7 @@ enum HandshakeCommand {
 fn handshake_command(command: &CommandView<'_>) -> Option<HandshakeCommand> {
     match (command.ins(), command.p1(), command.p2()) {
         (ins::GET_DATA, 0xBF, 0x21) => Some(HandshakeCommand::CertificateStore),
-        (scp::INS_PERFORM_SECURITY_OPERATION, p1, scp::KID_OCE) => {
+        (scp::INS_PERFORM_SECURITY_OPERATION, p1, 0x10..=0x2F) => {
             Some(HandshakeCommand::UploadCertificate {
                 more: p1 & 0x80 != 0,
             })
@@ -257,19 +267,42 @@ fn advance_date(store: &mut dyn StoreAccess, date: Date) -> Result<(), StatusWor
     Ok(())
 }
 
-fn static_key(store: &mut dyn StoreAccess, owner: u8) -> Option<p256::NonZeroScalar> {
+/// A private scalar that is wiped when it goes out of scope, whatever the path (p256's scalars are not).
+struct SecretScalar(p256::NonZeroScalar);
+
+impl Drop for SecretScalar {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl core::ops::Deref for SecretScalar {
+    type Target = p256::NonZeroScalar;
+    fn deref(&self) -> &p256::NonZeroScalar {
+        &self.0
+    }
+}
+
+/// A private key record (`record::STATIC_KEY` or `record::PENDING_KEY`) of `owner`.
+fn stored_key(store: &mut dyn StoreAccess, owner: u8, key: u8) -> Option<SecretScalar> {
     let mut buf = [0u8; 32];
-    let n = RECORDS
-        .space(store, owner)
-        .get(record::STATIC_KEY, &mut buf)
-        .ok()?;
-    let key = if n == 32 {
-        Option::from(p256::NonZeroScalar::from_repr(buf.into()))
+    let n = RECORDS.space(store, owner).get(key, &mut buf).ok()?;
+    let scalar = if n == 32 {
+        Option::from(p256::NonZeroScalar::from_repr(buf.into())).map(SecretScalar)
     } else {
         None
     };
     buf.zeroize();
-    key
+    scalar
+}
+
+fn static_key(store: &mut dyn StoreAccess, owner: u8) -> Option<SecretScalar> {
+    stored_key(store, owner, record::STATIC_KEY)
+}
+
+/// Whether a date is a real calendar date in BCD (`20 26 11 24`).
+fn valid_date(date: Date) -> bool {
+    date.ymd().is_some()
 }
 
 fn public_key_of(secret: &p256::NonZeroScalar) -> PublicKeyBytes {
@@ -350,11 +383,17 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         }
         let owner = self.security_domain(target)?;
         let result = match request {
-            HandshakeCommand::CertificateStore => self.certificate_store(owner, reply),
+            HandshakeCommand::CertificateStore => {
+                // A plain command ends an open session, this one too (a chain being uploaded may go on).
+                if self.sessions.security(channel).is_some() {
+                    self.end_session(channel);
+                }
+                self.certificate_store(owner, command.data(), reply)
+            }
             HandshakeCommand::UploadCertificate { more } => {
                 let result = self.upload_certificate(channel, owner, command.data(), more);
                 if result.is_err() {
-                    self.sessions.close(channel);
+                    self.end_session(channel);
                 }
                 result
             }
@@ -371,7 +410,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                     Err(StatusWord::REFERENCED_DATA_NOT_FOUND)
                 };
                 if result.is_err() {
-                    self.sessions.close(channel);
+                    self.end_session(channel);
                 }
                 result
             }
@@ -379,7 +418,25 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         Some(result)
     }
 
-    fn certificate_store(&mut self, owner: u8, reply: &mut Reply<'_>) -> Result<(), StatusWord> {
+    fn certificate_store(
+        &mut self,
+        owner: u8,
+        request: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        // An OCE may name the key whose certificates it wants: A6 { 83 <KID> <KVN> }. This domain has one key,
+        // answering as SCP11a's and SCP11b's.
+        if !request.is_empty() {
+            let reference = tlv::find(request, 0xA6)
+                .ok()
+                .flatten()
+                .and_then(|crt| tlv::find(crt, 0x83).ok().flatten())
+                .ok_or(StatusWord::WRONG_DATA)?;
+            match reference.first() {
+                Some(&scp::KID_SCP11A) | Some(&scp::KID_SCP11B) => {}
+                _ => return Err(StatusWord::REFERENCED_DATA_NOT_FOUND),
+            }
+        }
         let store = self.store_access()?;
         let space = RECORDS.space(store, owner);
         let mut certificates = [0u8; MAX_CARD_CERTIFICATES * 300];
@@ -419,7 +476,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             return Err(StatusWord::WRONG_DATA);
         }
         // The chain continues when the previous upload said more would follow; otherwise this is its first.
-        let (issuer_key, count) = match self.sessions.slot(channel) {
+        let (issuer_key, count, chain_effective) = match self.sessions.slot(channel) {
             Some(Session {
                 phase:
                     Phase::Chain {
@@ -427,6 +484,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                         subject,
                         leaf: false,
                         count,
+                        effective,
                         ..
                     },
                 ..
@@ -434,14 +492,14 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 if subject.as_slice() != certificate.ca_kloc_id() {
                     return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
                 }
-                (*key, *count)
+                (*key, *count, *effective)
             }
             _ => {
-                self.sessions.close(channel);
+                self.end_session(channel);
                 let store = self.store_access()?;
                 let key = find_anchor(store, owner, certificate.ca_kloc_id())
                     .ok_or(StatusWord::SECURITY_STATUS_NOT_SATISFIED)?;
-                (key, 0)
+                (key, 0, None)
             }
         };
         if count >= cert::MAX_CHAIN_LENGTH {
@@ -455,8 +513,13 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             .verify_signature(&issuer)
             .map_err(|_| StatusWord::SECURITY_STATUS_NOT_SATISFIED)?;
         let store = self.store_access()?;
-        // The card has no clock: expiry is judged against the card date, which verified certificates advance.
-        if certificate.expiration() < read_date(store) {
+        // The card has no clock: expiry is judged against the card date (see the module documentation).
+        let expiration = certificate.expiration();
+        let dates_valid = valid_date(expiration)
+            && certificate
+                .effective()
+                .is_none_or(|effective| valid_date(effective) && effective <= expiration);
+        if !dates_valid || expiration < read_date(store) {
             return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
         let usage_fits = if more {
@@ -467,9 +530,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         if !usage_fits {
             return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
-        if let Some(effective) = certificate.effective() {
-            advance_date(store, effective)?;
-        }
+        let effective = chain_effective.max(certificate.effective());
         let subject =
             Vec::from_slice(certificate.subject_id()).map_err(|_| StatusWord::WRONG_DATA)?;
         self.sessions.start(
@@ -480,6 +541,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 role: certificate.role(),
                 leaf: !more,
                 count: count + 1,
+                effective,
             },
         )
     }
@@ -497,8 +559,8 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             return Err(StatusWord::WRONG_DATA);
         }
         // SCP11a needs the OCE's complete chain, uploaded on this channel.
-        let (oce_key, role) = match (variant, self.sessions.slot(channel)) {
-            (Variant::B, _) => (*handshake.ephemeral_key, None),
+        let (oce_key, role, effective) = match (variant, self.sessions.slot(channel)) {
+            (Variant::B, _) => (*handshake.ephemeral_key, None, None),
             (
                 _,
                 Some(Session {
@@ -507,29 +569,29 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                             key,
                             role,
                             leaf: true,
+                            effective,
                             ..
                         },
                     ..
                 }),
-            ) => (*key, *role),
+            ) => (*key, *role, *effective),
             _ => return Err(StatusWord::CONDITIONS_NOT_SATISFIED),
         };
-        self.sessions.close(channel);
-        let store = self.store_access()?;
-        let mut static_key =
-            static_key(store, owner).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        self.end_session(channel);
         let rng = self
             .sessions
             .rng
             .as_mut()
             .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
-        let mut ephemeral = <p256::NonZeroScalar as Generate>::generate_from_rng(rng);
+        let ephemeral = SecretScalar(<p256::NonZeroScalar as Generate>::generate_from_rng(rng));
+        let store = self.store_access()?;
+        let static_key = static_key(store, owner).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
         let ephemeral_public = public_key_of(&ephemeral);
         let shared_ee = session::ecdh(&ephemeral, handshake.ephemeral_key);
         let shared_ss = session::ecdh(&static_key, &oce_key);
         // The private scalars are not needed past this point; neither are the shared secrets after the KDF.
-        ephemeral.zeroize();
-        static_key.zeroize();
+        drop(ephemeral);
+        drop(static_key);
         self.sessions.scalar_multiplications =
             self.sessions.scalar_multiplications.saturating_add(3);
         let (Ok(mut shared_ee), Ok(mut shared_ss)) = (shared_ee, shared_ss) else {
@@ -543,6 +605,14 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             session::encode_authenticate_response(&ephemeral_public, &receipt, reply.spare())
                 .map_err(|_| StatusWord::UNKNOWN)?;
         reply.advance(written)?;
+        // Only the issuer moves the card date: to the latest effective date of the chain it authenticated
+        // with (a CA trusted by one applet must not be able to expire everyone else's certificates).
+        if owner == CARD_MANAGER_SD
+            && role == Some(Role::Issuer)
+            && let Some(effective) = effective
+        {
+            advance_date(self.store_access()?, effective)?;
+        }
         self.sessions.start(
             channel,
             Phase::Open {
@@ -573,7 +643,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             _ => None,
         };
         opened.ok_or_else(|| {
-            self.sessions.close(channel);
+            self.end_session(channel);
             StatusWord::SECURITY_STATUS_NOT_SATISFIED
         })
     }
@@ -588,7 +658,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         status: StatusWord,
     ) -> Result<usize, StatusWord> {
         if status == StatusWord::SECURITY_STATUS_NOT_SATISFIED {
-            self.sessions.close(channel);
+            self.end_session(channel);
             return Ok(0);
         }
         let Some(messaging) = self.sessions.messaging(channel) else {
@@ -597,18 +667,31 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         match messaging.wrap_response(buf, data_len, u16::from_be_bytes(status.to_bytes())) {
             Ok(n) => Ok(n),
             Err(_) => {
-                self.sessions.close(channel);
+                self.end_session(channel);
                 Err(StatusWord::UNKNOWN)
             }
         }
     }
 
-    /// STORE DATA into the security domain `owner`: one personalization data object per command.
+    /// Ends the secure channel on `channel`, and with it an INSTALL [for personalization] made inside it.
+    pub(crate) fn end_session(&mut self, channel: u8) {
+        if self.sessions.close(channel)
+            && self
+                .personalization_target
+                .is_some_and(|(on, _)| on == channel)
+        {
+            self.personalization_target = None;
+        }
+    }
+
+    /// STORE DATA into the security domain `owner`: one personalization data object per command. A private key
+    /// sent in a session must travel encrypted (C-DEC).
     pub(crate) fn personalize(
         &mut self,
         owner: u8,
         data: &[u8],
         reply: &mut Reply<'_>,
+        security: Option<Security>,
     ) -> Result<(), StatusWord> {
         let (object, rest) = tlv::read(data).map_err(|_| StatusWord::WRONG_DATA)?;
         if !rest.is_empty() {
@@ -622,15 +705,15 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             .ok_or(StatusWord::MEMORY_FAILURE)?;
         match object.tag {
             perso::TAG_STATIC_KEY => {
+                if security.is_some_and(|s| !s.level.has(SecurityLevel::C_DECRYPTION)) {
+                    return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+                }
                 let mut bytes =
                     <[u8; 32]>::try_from(object.value).map_err(|_| StatusWord::WRONG_DATA)?;
                 let key: Option<p256::NonZeroScalar> =
                     p256::NonZeroScalar::from_repr(bytes.into()).into();
-                let result = match key {
-                    Some(mut key) => {
-                        key.zeroize();
-                        put(store, owner, record::STATIC_KEY, &bytes)
-                    }
+                let result = match key.map(SecretScalar) {
+                    Some(_) => put(store, owner, record::PENDING_KEY, &bytes),
                     None => Err(StatusWord::WRONG_DATA),
                 };
                 bytes.zeroize();
@@ -641,12 +724,12 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                     return Err(StatusWord::WRONG_DATA);
                 }
                 let rng = rng.ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
-                let key = <p256::NonZeroScalar as Generate>::generate_from_rng(rng);
+                let key = SecretScalar(<p256::NonZeroScalar as Generate>::generate_from_rng(rng));
                 self.sessions.scalar_multiplications =
                     self.sessions.scalar_multiplications.saturating_add(1);
                 let mut bytes: [u8; 32] =
-                    p256::elliptic_curve::ff::PrimeField::to_repr(&*key).into();
-                let result = put(store, owner, record::STATIC_KEY, &bytes);
+                    p256::elliptic_curve::ff::PrimeField::to_repr(&*key.0).into();
+                let result = put(store, owner, record::PENDING_KEY, &bytes);
                 bytes.zeroize();
                 result?;
                 let mut writer = tlv::Writer::new(reply.spare());
@@ -656,47 +739,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 let written = writer.len();
                 reply.advance(written)
             }
-            scp::TAG_CERTIFICATE_STORE => {
-                // The leaf must certify this domain's static key.
-                let secret =
-                    static_key(store, owner).ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
-                let mut rest = object.value;
-                let mut pieces: [&[u8]; MAX_CARD_CERTIFICATES] = [&[]; MAX_CARD_CERTIFICATES];
-                let mut count = 0;
-                let mut leaf_key = None;
-                while !rest.is_empty() {
-                    let (certificate, after) =
-                        Certificate::parse(rest).map_err(|_| StatusWord::WRONG_DATA)?;
-                    let slot = pieces.get_mut(count).ok_or(StatusWord::NOT_ENOUGH_MEMORY)?;
-                    *slot = certificate.encoded();
-                    count += 1;
-                    leaf_key = Some(*certificate.public_key_bytes());
-                    rest = after;
-                }
-                if leaf_key != Some(public_key_of(&secret)) {
-                    return Err(StatusWord::WRONG_DATA);
-                }
-                // All certificates change together, across a power loss too.
-                store
-                    .begin()
-                    .map_err(|_| StatusWord::CONDITIONS_NOT_SATISFIED)?;
-                for (i, piece) in pieces.iter().enumerate() {
-                    let key = record::CERTIFICATE + i as u8;
-                    let written = if piece.is_empty() {
-                        match RECORDS.space(&mut *store, owner).remove(key) {
-                            Ok(()) | Err(crate::records::RecordError::NotFound) => Ok(()),
-                            Err(_) => Err(StatusWord::MEMORY_FAILURE),
-                        }
-                    } else {
-                        put(&mut *store, owner, key, piece)
-                    };
-                    if let Err(status) = written {
-                        store.abort();
-                        return Err(status);
-                    }
-                }
-                store.commit().map_err(|_| StatusWord::MEMORY_FAILURE)
-            }
+            scp::TAG_CERTIFICATE_STORE => store_certificates(store, owner, object.value),
             perso::TAG_TRUST_ANCHOR => {
                 let id = tlv::find(object.value, 0x42)
                     .map_err(|_| StatusWord::WRONG_DATA)?
@@ -712,11 +755,99 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 add_anchor(store, owner, id, &key)
             }
             perso::TAG_CARD_DATE => {
-                let date = <[u8; 4]>::try_from(object.value).map_err(|_| StatusWord::WRONG_DATA)?;
-                advance_date(store, Date(date))
+                let date =
+                    Date(<[u8; 4]>::try_from(object.value).map_err(|_| StatusWord::WRONG_DATA)?);
+                if !valid_date(date) {
+                    return Err(StatusWord::WRONG_DATA);
+                }
+                advance_date(store, date)
             }
             _ => Err(StatusWord::REFERENCED_DATA_NOT_FOUND),
         }
+    }
+}
+
+/// Stores a domain's certificate chain (leaf last). The leaf certifies either the key waiting in
+/// `record::PENDING_KEY`, which then becomes the domain's key, or the domain's current key. Key and chain change
+/// in one store transaction: a power loss leaves the old pair or the new one.
+fn store_certificates(
+    store: &mut dyn StoreAccess,
+    owner: u8,
+    chain: &[u8],
+) -> Result<(), StatusWord> {
+    let mut rest = chain;
+    let mut pieces: [&[u8]; MAX_CARD_CERTIFICATES] = [&[]; MAX_CARD_CERTIFICATES];
+    let mut count = 0;
+    let mut leaf_key = None;
+    while !rest.is_empty() {
+        let (certificate, after) = Certificate::parse(rest).map_err(|_| StatusWord::WRONG_DATA)?;
+        let slot = pieces.get_mut(count).ok_or(StatusWord::NOT_ENOUGH_MEMORY)?;
+        *slot = certificate.encoded();
+        count += 1;
+        leaf_key = Some(*certificate.public_key_bytes());
+        rest = after;
+    }
+    let leaf_key = leaf_key.ok_or(StatusWord::WRONG_DATA)?;
+    let pending = stored_key(store, owner, record::PENDING_KEY);
+    let current = static_key(store, owner);
+    let activate = if pending
+        .as_ref()
+        .is_some_and(|k| public_key_of(k) == leaf_key)
+    {
+        true
+    } else if current
+        .as_ref()
+        .is_some_and(|k| public_key_of(k) == leaf_key)
+    {
+        false
+    } else if pending.is_none() && current.is_none() {
+        return Err(StatusWord::CONDITIONS_NOT_SATISFIED); // no key to certify yet
+    } else {
+        return Err(StatusWord::WRONG_DATA); // the chain certifies some other key
+    };
+    drop(current);
+    store
+        .begin()
+        .map_err(|_| StatusWord::CONDITIONS_NOT_SATISFIED)?;
+    let written = write_chain(store, owner, &pieces, pending.filter(|_| activate));
+    match written {
+        Ok(()) => store.commit().map_err(|_| StatusWord::MEMORY_FAILURE),
+        Err(status) => {
+            store.abort();
+            Err(status)
+        }
+    }
+}
+
+/// The writes of [`store_certificates`], inside its transaction.
+fn write_chain(
+    store: &mut dyn StoreAccess,
+    owner: u8,
+    pieces: &[&[u8]],
+    new_key: Option<SecretScalar>,
+) -> Result<(), StatusWord> {
+    if let Some(key) = new_key {
+        let mut bytes: [u8; 32] = p256::elliptic_curve::ff::PrimeField::to_repr(&*key.0).into();
+        let result = put(store, owner, record::STATIC_KEY, &bytes);
+        bytes.zeroize();
+        result?;
+        remove(store, owner, record::PENDING_KEY)?;
+    }
+    for (i, piece) in pieces.iter().enumerate() {
+        let key = record::CERTIFICATE + i as u8;
+        if piece.is_empty() {
+            remove(store, owner, key)?;
+        } else {
+            put(store, owner, key, piece)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove(store: &mut dyn StoreAccess, owner: u8, key: u8) -> Result<(), StatusWord> {
+    match RECORDS.space(store, owner).remove(key) {
+        Ok(()) | Err(crate::records::RecordError::NotFound) => Ok(()),
+        Err(_) => Err(StatusWord::MEMORY_FAILURE),
     }
 }
 

@@ -413,6 +413,33 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
         0x9000,
         "an imported key needs no randomness"
     );
+    // The key serves once a certificate certifies it.
+    let certificate = Authority::generate(b"card CA")
+        .certify(
+            b"card",
+            &scp11::public_key_of(&secret),
+            None,
+            date(2026, 11, 24),
+            date(2030, 1, 1),
+        )
+        .unwrap();
+    let mut store = vec![
+        0x80,
+        0xE2,
+        0x80,
+        0x00,
+        (certificate.len() + 4) as u8,
+        0xBF,
+        0x21,
+        0x81,
+    ];
+    store.push(certificate.len() as u8);
+    store.extend(&certificate);
+    assert_eq!(
+        send(&mut card, &store),
+        0x9000,
+        "the certificate activates the key"
+    );
     let mut data = [0u8; 96];
     let n = apdu_spec::scp11::session::Handshake::encode(
         apdu_spec::scp11::Variant::B,
@@ -478,4 +505,178 @@ proptest::proptest! {
         assert_closed(&mut session);
         proptest::prop_assert_eq!(applications(&mut w.card), before);
     }
+}
+
+/// Only an issuer session with the card manager moves the card date: a CA that one applet trusts cannot push
+/// it into the future and so expire the issuer's certificate.
+#[test]
+fn a_far_future_certificate_for_an_applet_does_not_move_the_card_date() {
+    let mut w = world();
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    let instance = [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05];
+    let terminal_ca = Authority::generate(b"terminal CA");
+    let issuer = w.issuer.clone();
+    let card_ca = w.card_ca.clone();
+    {
+        let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+        assert_eq!(
+            session.transmit_secured(&INSTALL_LOOPBACK).unwrap(),
+            [0x00, 0x90, 0x00]
+        );
+        scp11::personalize(
+            &mut session,
+            &Personalization {
+                instance: Some(&instance),
+                card_authority: &card_ca,
+                subject: b"loopback 05",
+                anchors: &[terminal_ca.anchor()],
+                today,
+                expiration: date(2030, 1, 1),
+            },
+        )
+        .unwrap();
+    }
+    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
+    select.extend(instance);
+    assert_eq!(sw(&w.card.transmit(&select).unwrap()), 0x9000);
+    let key = scp11::card_key(&mut w.card, &card_ca.issuer(), today).unwrap();
+    let future = terminal_ca
+        .issue_oce(
+            b"terminal",
+            Role::BankAtm,
+            date(2099, 1, 1),
+            date(2099, 12, 31),
+        )
+        .unwrap();
+    assert!(open_scp11a(&mut w.card, &key, &future, SecurityLevel::FULL, None).is_ok());
+    // Back on the card manager, the issuer (valid to 2027) still gets in.
+    assert_eq!(sw(&w.card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    assert_eq!(
+        sw(&session.transmit_secured(&LIST_APPLICATIONS).unwrap()),
+        0x9000
+    );
+}
+
+/// INSTALL [for personalization] lasts as long as its session: the next session's STORE DATA goes to the
+/// card manager again.
+#[test]
+fn a_personalization_target_ends_with_its_session() {
+    let mut w = world();
+    let issuer = w.issuer.clone();
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    assert_eq!(
+        session.transmit_secured(&INSTALL_LOOPBACK).unwrap(),
+        [0x00, 0x90, 0x00]
+    );
+    let target = [
+        0x80, 0xE6, 0x20, 0x00, 0x0D, 0x00, 0x00, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05,
+        0x00, 0x00, 0x00,
+    ];
+    assert_eq!(session.transmit_secured(&target).unwrap(), [0x90, 0x00]);
+    drop(session);
+    // A new session (the handshake ends the old one): a trust anchor stored now is the card manager's.
+    let other_ca = Authority::generate(b"second issuer CA");
+    let mut value = vec![0x42, other_ca.id.len() as u8];
+    value.extend(&other_ca.id);
+    value.extend([0xB0, 0x41]);
+    value.extend(other_ca.public_key());
+    let mut anchor = vec![
+        0x80,
+        0xE2,
+        0x80,
+        0x00,
+        (value.len() + 3) as u8,
+        0xBF,
+        0x22,
+        value.len() as u8,
+    ];
+    anchor.extend(value);
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    assert_eq!(session.transmit_secured(&anchor).unwrap(), [0x90, 0x00]);
+    drop(session);
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    let second = other_ca
+        .issue_oce(b"second issuer", Role::Issuer, today, date(2027, 1, 1))
+        .unwrap();
+    let mut session = open(&mut w, &second, SecurityLevel::FULL);
+    assert_eq!(
+        sw(&session.transmit_secured(&LIST_APPLICATIONS).unwrap()),
+        0x9000
+    );
+    drop(session);
+    // And the instance got nothing: it is not a security domain (GET DATA BF21 reaches the applet).
+    let mut select = vec![
+        0x00, 0xA4, 0x04, 0x00, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05,
+    ];
+    select.push(0x00);
+    assert_eq!(sw(&w.card.transmit(&select).unwrap()), 0x9000);
+    assert_ne!(
+        sw(&w.card.transmit(&[0x00, 0xCA, 0xBF, 0x21, 0x00]).unwrap()),
+        0x9000
+    );
+}
+
+/// A private key sent in a session must be encrypted: C-MAC alone is refused.
+#[test]
+fn a_static_key_is_refused_without_command_encryption() {
+    let mut w = world();
+    let issuer = w.issuer.clone();
+    let mut key = vec![0x80, 0xE2, 0x80, 0x00, 0x23, 0xDF, 0x20, 0x20];
+    key.extend_from_slice(&[0x11; 32]);
+    for level in [SecurityLevel::MAC, SecurityLevel::MAC_RMAC] {
+        let mut session = open(&mut w, &issuer, level);
+        assert_eq!(
+            session.transmit_secured(&key).unwrap(),
+            [0x69, 0x82],
+            "{level:?}"
+        );
+    }
+    let mut session = open(&mut w, &issuer, SecurityLevel::MAC_ENC);
+    assert_eq!(session.transmit_secured(&key).unwrap(), [0x90, 0x00]);
+}
+
+/// Re-keying interrupted after the new key (no certificate for it yet): the old key and chain keep working.
+#[test]
+fn an_interrupted_rekeying_keeps_the_old_key() {
+    let mut w = world();
+    let issuer = w.issuer.clone();
+    {
+        let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+        let r = session
+            .transmit_secured(&[0x80, 0xE2, 0x80, 0x00, 0x03, 0xDF, 0x23, 0x00, 0x00])
+            .unwrap();
+        assert_eq!(sw(&r), 0x9000);
+    }
+    w.card.reset().unwrap();
+    assert_eq!(sw(&w.card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    assert_eq!(
+        scp11::card_key(&mut w.card, &w.card_ca.issuer(), today).unwrap(),
+        w.card_key
+    );
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    assert_eq!(
+        sw(&session.transmit_secured(&LIST_APPLICATIONS).unwrap()),
+        0x9000
+    );
+}
+
+/// Inside a session: a secured command the runtime does not route (SELECT by file identifier) reaches the
+/// card manager and keeps the session; a plain GET DATA BF21 ends it like any plain command.
+#[test]
+fn session_rules_for_select_and_plain_get_data() {
+    let mut w = world();
+    let issuer = w.issuer.clone();
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    let r = session
+        .transmit_secured(&[0x00, 0xA4, 0x00, 0x00, 0x02, 0x3F, 0x00])
+        .unwrap();
+    assert_ne!(sw(&r), 0x6982, "answered by the card manager, not refused");
+    assert_eq!(
+        sw(&session.transmit_secured(&LIST_APPLICATIONS).unwrap()),
+        0x9000
+    );
+    assert_eq!(raw(&mut session, &[0x00, 0xCA, 0xBF, 0x21, 0x00]), 0x9000);
+    assert_closed(&mut session);
 }
