@@ -283,10 +283,8 @@ impl<I: Image, N: Nvm> Card<I, N> {
             ChainStep::Joined { len, ne, extended } => (None, len, ne, extended),
             ChainStep::Stored => return (None, StatusWord::SUCCESS),
             ChainStep::Overflow => {
-                // A secured command that cannot be opened ends the session, as any other would.
-                if base.secure_messaging() {
-                    self.runtime.end_session(class.channel());
-                }
+                // Plain or secured, a command that cannot be run ends the channel's session.
+                self.runtime.end_session(class.channel());
                 return (None, StatusWord::WRONG_LENGTH);
             }
         };

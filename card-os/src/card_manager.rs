@@ -5,7 +5,7 @@
 //! | SELECT | FCI `6F { 84 AID, A5 { 9F65 max length } }`; 6283 as a warning while CARD_LOCKED/TERMINATED | always |
 //! | GET STATUS `80 F2 P1 02/03 {4F prefix}` | registry in GP TLV records (E3), P1 80 ISD / 40 applications / 20 load files / 10 load files and modules; 6310 when more follow (P2 03 continues) | not TERMINATED |
 //! | INSTALL `80 E6 04/08/0C 00` | create an instance of a module built into the image / make it selectable; answers `00` | issuer |
-//! | INSTALL `80 E6 20 00` | [for personalization]: the STORE DATA that follow go to that instance's security domain | issuer |
+//! | INSTALL `80 E6 20 00` | [for personalization]: the STORE DATA that follow on this channel go to that instance's security domain, until SELECT; if the session or a handshake on the channel ends first, STORE DATA answers 6985 until a new INSTALL or SELECT | issuer |
 //! | STORE DATA `80 E2 P1 P2 {object}` | personalize a security domain: static key, certificate chain, trust anchors, card date ([`apdu_spec::scp11::personalization`]) | issuer |
 //! | DELETE `80 E4 00 00/80 {4F AID}` | remove an instance not selected anywhere (and its records and keys); built-in load files cannot be deleted (6985); answers `00` | issuer |
 //! | SET STATUS `80 F0 80/40 state` | card life cycle OP_READY → INITIALIZED → SECURED ↔ CARD_LOCKED → TERMINATED; application lock/unlock and application-specific states | issuer |
@@ -27,7 +27,7 @@ use heapless::Vec;
 use crate::applet::Reply;
 use crate::image::Image;
 use crate::registry::Entry;
-use crate::runtime::Runtime;
+use crate::runtime::{PersonalizationTarget, Runtime};
 use crate::secure_channel::{CARD_MANAGER_SD, Security, sd_owner};
 use apdu_spec::scp11::cert::Role;
 
@@ -100,12 +100,18 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
         let result = match request {
             CardManagerCommand::StoreData { data } => {
                 let owner = match self.personalization_target {
-                    Some((on, target)) if on == class.channel() => self
-                        .registry
-                        .position(target.as_bytes())
-                        .and_then(|i| self.registry.get(i))
-                        .map(|e| sd_owner(e.owner))
-                        .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?,
+                    Some((on, PersonalizationTarget::Instance(target)))
+                        if on == class.channel() =>
+                    {
+                        self.registry
+                            .position(target.as_bytes())
+                            .and_then(|i| self.registry.get(i))
+                            .map(|e| sd_owner(e.owner))
+                            .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?
+                    }
+                    Some((on, PersonalizationTarget::Withdrawn)) if on == class.channel() => {
+                        return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+                    }
                     _ => CARD_MANAGER_SD,
                 };
                 return self.personalize(owner, data, reply, security);
@@ -115,8 +121,10 @@ impl<I: Image, N: crate::nvm::Nvm> Runtime<I, N> {
                     .registry
                     .position(aid)
                     .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
-                self.personalization_target =
-                    self.registry.get(index).map(|e| (class.channel(), e.aid));
+                self.personalization_target = self
+                    .registry
+                    .get(index)
+                    .map(|e| (class.channel(), PersonalizationTarget::Instance(e.aid)));
                 return Ok(());
             }
             CardManagerCommand::Install(install) => self.install(install, reply),

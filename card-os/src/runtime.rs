@@ -48,6 +48,16 @@ pub const RECORDS: RecordTable = RecordTable {
 /// Number of logical channels (0-19).
 pub const CHANNELS: usize = 20;
 
+/// Where STORE DATA goes on the channel an INSTALL [for personalization] was sent on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PersonalizationTarget {
+    /// This instance's security domain.
+    Instance(apdu_spec::Aid),
+    /// The session or handshake it was named in ended: STORE DATA is refused (6985) rather than quietly sent to
+    /// the card manager, until SELECT or a new INSTALL [for personalization].
+    Withdrawn,
+}
+
 /// What is selected on a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Selected {
@@ -82,7 +92,7 @@ pub(crate) struct Runtime<I: Image, N> {
     /// The instance whose security domain STORE DATA personalizes, and the channel INSTALL [for
     /// personalization] named it on; the card manager's own domain otherwise. It ends with the channel's
     /// selection or session.
-    pub(crate) personalization_target: Option<(u8, apdu_spec::Aid)>,
+    pub(crate) personalization_target: Option<(u8, PersonalizationTarget)>,
     /// The secure channel of the command being dispatched, stamped into the applet's context.
     security: Option<Security>,
 }

@@ -8,8 +8,8 @@
 //! DATA ([`apdu_spec::scp11::personalization`]); a new static key waits aside until the chain that certifies it
 //! arrives, and then key and chain change in one transaction. The card's notion of today (the *card date*, for
 //! certificate expiry) is one record of the card manager's domain: set at personalization, and moved forward
-//! only by an issuer's SCP11a session with the card manager (to the latest effective date of its chain); it
-//! never moves back.
+//! only by an issuer's SCP11a session with the card manager (to the latest effective date of its chain, once
+//! its first secured command verifies); it never moves back.
 //!
 //! **Handshake** (plain commands, answered by the runtime for a selected security domain):
 //! * `GET DATA BF21`: the certificate store;
@@ -37,7 +37,7 @@ use zeroize::Zeroize;
 use crate::applet::Reply;
 use crate::image::Image;
 use crate::nvm::Nvm;
-use crate::runtime::{RECORDS, Runtime, Selected};
+use crate::runtime::{PersonalizationTarget, RECORDS, Runtime, Selected};
 use crate::store::StoreAccess;
 
 /// Secure-channel sessions (or handshakes in progress) the card holds at once.
@@ -108,6 +108,9 @@ enum Phase {
     Open {
         messaging: SecureMessaging,
         security: Security,
+        /// The issuer's chain's effective date, applied to the card date once the OCE has proved its key
+        /// (the first command whose C-MAC verifies): certificates alone are public.
+        pending_date: Option<Date>,
     },
 }
 
@@ -213,8 +216,20 @@ impl Sessions {
             Phase::Open {
                 messaging,
                 security,
+                pending_date: None,
             },
         )
+    }
+
+    /// The date an issuer session will move the card date to, taken once.
+    fn take_pending_date(&mut self, channel: u8) -> Option<Date> {
+        match self.slot(channel) {
+            Some(Session {
+                phase: Phase::Open { pending_date, .. },
+                ..
+            }) => pending_date.take(),
+            _ => None,
+        }
     }
 
     pub(crate) fn seed(&mut self, seed: [u8; 32]) {
@@ -391,6 +406,8 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 self.certificate_store(owner, command.data(), reply)
             }
             HandshakeCommand::UploadCertificate { more } => {
+                // A handshake begins a new session: a personalization target of the old one is gone.
+                self.withdraw_target(channel);
                 let result = self.upload_certificate(channel, owner, command.data(), more);
                 if result.is_err() {
                     self.end_session(channel);
@@ -404,6 +421,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                     (Variant::B, scp::KID_SCP11B)
                 };
                 // P2 names the card's key: SCP11a's or SCP11b's (one key pair serves both).
+                self.withdraw_target(channel);
                 let result = if command.p2() == kid {
                     self.authenticate(channel, owner, variant, command.data(), reply)
                 } else {
@@ -605,14 +623,13 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             session::encode_authenticate_response(&ephemeral_public, &receipt, reply.spare())
                 .map_err(|_| StatusWord::UNKNOWN)?;
         reply.advance(written)?;
-        // Only the issuer moves the card date: to the latest effective date of the chain it authenticated
-        // with (a CA trusted by one applet must not be able to expire everyone else's certificates).
-        if owner == CARD_MANAGER_SD
-            && role == Some(Role::Issuer)
-            && let Some(effective) = effective
-        {
-            advance_date(self.store_access()?, effective)?;
-        }
+        // Only the issuer moves the card date (a CA trusted by one applet must not be able to expire everyone
+        // else's certificates), and only once it has proved its key: see `unwrap_command`.
+        let pending_date = if owner == CARD_MANAGER_SD && role == Some(Role::Issuer) {
+            effective
+        } else {
+            None
+        };
         self.sessions.start(
             channel,
             Phase::Open {
@@ -622,6 +639,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                     level: handshake.level,
                     role,
                 },
+                pending_date,
             },
         )
     }
@@ -642,10 +660,21 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
                 .map(|n| (security, n)),
             _ => None,
         };
-        opened.ok_or_else(|| {
+        let Some(opened) = opened else {
             self.end_session(channel);
-            StatusWord::SECURITY_STATUS_NOT_SATISFIED
-        })
+            return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+        };
+        // The OCE holds the key its certificate names: an issuer's chain may now move the card date.
+        if let Some(date) = self.sessions.take_pending_date(channel) {
+            let advanced = self
+                .store_access()
+                .and_then(|store| advance_date(store, date));
+            if let Err(status) = advanced {
+                self.end_session(channel);
+                return Err(status);
+            }
+        }
+        Ok(opened)
     }
 
     /// Protects the response to the last opened command in place; returns the length to send. A channel whose
@@ -675,12 +704,17 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
 
     /// Ends the secure channel on `channel`, and with it an INSTALL [for personalization] made inside it.
     pub(crate) fn end_session(&mut self, channel: u8) {
-        if self.sessions.close(channel)
-            && self
-                .personalization_target
-                .is_some_and(|(on, _)| on == channel)
+        if self.sessions.close(channel) {
+            self.withdraw_target(channel);
+        }
+    }
+
+    /// An INSTALL [for personalization] on `channel` no longer holds (its session or handshake ended).
+    fn withdraw_target(&mut self, channel: u8) {
+        if let Some((on, target)) = &mut self.personalization_target
+            && *on == channel
         {
-            self.personalization_target = None;
+            *target = PersonalizationTarget::Withdrawn;
         }
     }
 

@@ -558,8 +558,8 @@ fn a_far_future_certificate_for_an_applet_does_not_move_the_card_date() {
     );
 }
 
-/// INSTALL [for personalization] lasts as long as its session: the next session's STORE DATA goes to the
-/// card manager again.
+/// INSTALL [for personalization] lasts as long as its session: the next session's STORE DATA is refused
+/// (6985) rather than sent anywhere, and after SELECT it goes to the card manager.
 #[test]
 fn a_personalization_target_ends_with_its_session() {
     let mut w = world();
@@ -575,7 +575,7 @@ fn a_personalization_target_ends_with_its_session() {
     ];
     assert_eq!(session.transmit_secured(&target).unwrap(), [0x90, 0x00]);
     drop(session);
-    // A new session (the handshake ends the old one): a trust anchor stored now is the card manager's.
+    // A new session (the handshake ends the old one): STORE DATA has no target until SELECT.
     let other_ca = Authority::generate(b"second issuer CA");
     let mut value = vec![0x42, other_ca.id.len() as u8];
     value.extend(&other_ca.id);
@@ -592,6 +592,10 @@ fn a_personalization_target_ends_with_its_session() {
         value.len() as u8,
     ];
     anchor.extend(value);
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    assert_eq!(session.transmit_secured(&anchor).unwrap(), [0x69, 0x85]);
+    drop(session);
+    assert_eq!(sw(&w.card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
     let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
     assert_eq!(session.transmit_secured(&anchor).unwrap(), [0x90, 0x00]);
     drop(session);
@@ -679,4 +683,105 @@ fn session_rules_for_select_and_plain_get_data() {
     );
     assert_eq!(raw(&mut session, &[0x00, 0xCA, 0xBF, 0x21, 0x00]), 0x9000);
     assert_closed(&mut session);
+}
+
+/// Certificates are public: replaying a genuine issuer chain with a later effective date, without its private
+/// key, must not move the card date (only a session whose first command verifies does).
+#[test]
+fn a_replayed_issuer_chain_without_its_key_does_not_move_the_card_date() {
+    let mut w = world();
+    let later = w
+        .oce_ca
+        .issue_oce(
+            b"issuer 2029",
+            Role::Issuer,
+            date(2028, 6, 1),
+            date(2029, 12, 31),
+        )
+        .unwrap();
+    let replayed = OceCredentials {
+        static_key: scp11::random_scalar(),
+        chain: later.chain.clone(),
+    };
+    let r = open_scp11a(
+        &mut w.card,
+        &w.card_key,
+        &replayed,
+        SecurityLevel::FULL,
+        None,
+    );
+    assert!(matches!(r, Err(Scp11Error::Protocol(_))), "{r:?}");
+    // The current issuer (valid to 2027) still gets in...
+    let issuer = w.issuer.clone();
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    assert_eq!(
+        sw(&session.transmit_secured(&LIST_APPLICATIONS).unwrap()),
+        0x9000
+    );
+    drop(session);
+    // ...until the holder of the later certificate uses it for real: then the card date is 2028-06-01.
+    let mut session = open(&mut w, &later, SecurityLevel::FULL);
+    assert_eq!(
+        sw(&session.transmit_secured(&LIST_APPLICATIONS).unwrap()),
+        0x9000
+    );
+    drop(session);
+    let r = open_scp11a(&mut w.card, &w.card_key, &issuer, SecurityLevel::FULL, None);
+    assert!(
+        matches!(r, Err(Scp11Error::Refused { .. })),
+        "expired now: {r:?}"
+    );
+}
+
+/// A personalization target named before a handshake is withdrawn by it: STORE DATA then fails (6985) instead
+/// of quietly going to the card manager, until SELECT.
+#[test]
+fn a_withdrawn_personalization_target_fails_closed() {
+    let mut card = InProcessChannel::new();
+    let card_ca = Authority::generate(b"card CA");
+    let issuer_ca = Authority::generate(b"issuer CA");
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    assert_eq!(sw(&card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
+    let card_key = scp11::personalize(
+        &mut card,
+        &Personalization {
+            instance: None,
+            card_authority: &card_ca,
+            subject: b"card",
+            anchors: &[issuer_ca.anchor()],
+            today,
+            expiration: date(2030, 1, 1),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        card.transmit(&INSTALL_LOOPBACK).unwrap(),
+        [0x00, 0x90, 0x00]
+    );
+    let target = [
+        0x80, 0xE6, 0x20, 0x00, 0x0D, 0x00, 0x00, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05,
+        0x00, 0x00, 0x00,
+    ];
+    assert_eq!(card.transmit(&target).unwrap(), [0x90, 0x00]);
+    let session = open_scp11b(&mut card, &card_key, SecurityLevel::MAC).unwrap();
+    drop(session);
+    let date_object = [
+        0x80, 0xE2, 0x80, 0x00, 0x07, 0xDF, 0x22, 0x04, 0x20, 0x26, 0x11, 0x24,
+    ];
+    assert_eq!(
+        card.transmit(&date_object).unwrap(),
+        [0x69, 0x82],
+        "plain inside the session"
+    );
+    assert_eq!(
+        card.transmit(&date_object).unwrap(),
+        [0x69, 0x85],
+        "the target was withdrawn"
+    );
+    assert_eq!(sw(&card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
+    assert_eq!(
+        card.transmit(&date_object).unwrap(),
+        [0x90, 0x00],
+        "after SELECT: the card manager"
+    );
 }
