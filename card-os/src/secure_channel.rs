@@ -25,7 +25,9 @@
 //! handshake arrives, or a secured command is answered 6982.
 
 use apdu_spec::scp11::cert::{self, Certificate, Date, Role};
-use apdu_spec::scp11::session::{self, Handshake, PublicKeyBytes, SecureMessaging, SecurityLevel};
+use apdu_spec::scp11::session::{
+    self, Handshake, PublicKeyBytes, SecureMessaging, SecurityLevel, public_key_of,
+};
 use apdu_spec::scp11::{self as scp, Variant, personalization as perso};
 use apdu_spec::{Class, CommandView, StatusWord, ins, tlv};
 use chacha20::ChaCha20Rng;
@@ -318,16 +320,6 @@ fn static_key(store: &mut dyn StoreAccess, owner: u8) -> Option<SecretScalar> {
 /// Whether a date is a real calendar date in BCD (`20 26 11 24`).
 fn valid_date(date: Date) -> bool {
     date.ymd().is_some()
-}
-
-fn public_key_of(secret: &p256::NonZeroScalar) -> PublicKeyBytes {
-    use p256::elliptic_curve::sec1::ToSec1Point;
-    let point = p256::PublicKey::from_secret_scalar(secret).to_sec1_point(false);
-    let mut out = [0u8; session::PUBLIC_KEY_LENGTH];
-    if let Some(bytes) = point.as_bytes().get(..session::PUBLIC_KEY_LENGTH) {
-        out.copy_from_slice(bytes);
-    }
-    out
 }
 
 /// Finds the anchor with identifier `id` in the domain's anchors record.

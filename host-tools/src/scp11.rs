@@ -13,9 +13,9 @@ use apdu_spec::scp11::session::{
 use apdu_spec::scp11::{self as scp, Variant};
 use apdu_spec::{Class, CommandView, StatusWord};
 use p256::elliptic_curve::Generate;
-use p256::elliptic_curve::sec1::ToSec1Point;
 
 use crate::channel::{CardChannel, ChannelError};
+use crate::pcsc_channel::complete_t0_exchange;
 
 /// Key version number the OCE asks for (P1 of the handshake commands).
 pub const KVN: u8 = 0x03;
@@ -66,13 +66,7 @@ impl std::fmt::Debug for OceCredentials {
     }
 }
 
-/// The uncompressed encoding of the public key of `secret`.
-pub fn public_key_of(secret: &p256::NonZeroScalar) -> PublicKeyBytes {
-    let point = p256::PublicKey::from_secret_scalar(secret).to_sec1_point(false);
-    let mut out = [0u8; session::PUBLIC_KEY_LENGTH];
-    out.copy_from_slice(point.as_bytes());
-    out
-}
+pub use apdu_spec::scp11::session::public_key_of;
 
 /// A fresh random scalar from the operating system's generator.
 pub fn random_scalar() -> p256::NonZeroScalar {
@@ -82,31 +76,36 @@ pub fn random_scalar() -> p256::NonZeroScalar {
 
 use chacha20::rand_core::SeedableRng;
 
+/// Sends the APDUs of one command (one, or a chain) and completes the last exchange (61xx → GET RESPONSE);
+/// returns the whole response, data then SW1 SW2.
+fn send_apdus<C: CardChannel>(
+    channel: &mut C,
+    fragments: &[Vec<u8>],
+) -> Result<Vec<u8>, ChannelError> {
+    let Some((last, first)) = fragments.split_last() else {
+        return Err(ChannelError::Transport("no APDU to send".into()));
+    };
+    for fragment in first {
+        channel.transmit(fragment)?;
+    }
+    complete_t0_exchange(last, |apdu| channel.transmit(apdu))
+}
+
+/// One plain step of the handshake or personalization: the response data, or the card's refusal.
 fn exchange<C: CardChannel>(
     channel: &mut C,
     step: &'static str,
     command: &Command,
 ) -> Result<Vec<u8>, Scp11Error> {
-    let mut response = Vec::new();
     let fragments = command
         .to_chain(255)
         .map_err(|e| Scp11Error::BadCommand(format!("{e:?}")))?;
-    let mut answer = Vec::new();
-    for fragment in fragments {
-        answer = channel.transmit(&fragment)?;
+    let answer = send_apdus(channel, &fragments)?;
+    let (data, status) = split_response(&answer)?;
+    if !status.is_success() {
+        return Err(Scp11Error::Refused { step, status });
     }
-    loop {
-        let (data, status) = split_response(&answer)?;
-        response.extend_from_slice(data);
-        if status.sw1() == 0x61 {
-            answer = channel.transmit(&[0x00, 0xC0, 0x00, 0x00, status.sw2()])?;
-            continue;
-        }
-        if !status.is_success() {
-            return Err(Scp11Error::Refused { step, status });
-        }
-        return Ok(response);
-    }
+    Ok(data.to_vec())
 }
 
 fn split_response(answer: &[u8]) -> Result<(&[u8], StatusWord), ChannelError> {
@@ -320,22 +319,7 @@ impl<C: CardChannel> Scp11Session<C> {
     /// Sends one command inside the session and returns the plain response (data, SW1 SW2).
     pub fn transmit_secured(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Scp11Error> {
         let fragments = self.wrap(apdu)?;
-        let mut answer = Vec::new();
-        for fragment in &fragments {
-            answer = self.channel.transmit(fragment)?;
-        }
-        let mut response = Vec::new();
-        loop {
-            let (data, status) = split_response(&answer)?;
-            response.extend_from_slice(data);
-            if status.sw1() != 0x61 {
-                response.extend_from_slice(&status.to_bytes());
-                break;
-            }
-            answer = self
-                .channel
-                .transmit(&[0x00, 0xC0, 0x00, 0x00, status.sw2()])?;
-        }
+        let response = send_apdus(&mut self.channel, &fragments)?;
         let result = self.unwrap(&response);
         if result.is_err() {
             self.messaging = None;
@@ -414,10 +398,7 @@ impl Authority {
 
     /// The CA's public key, as a card keeps it for a trust anchor.
     pub fn public_key(&self) -> PublicKeyBytes {
-        let point = self.key.verifying_key().to_sec1_point(false);
-        let mut out = [0u8; session::PUBLIC_KEY_LENGTH];
-        out.copy_from_slice(point.as_bytes());
-        out
+        session::encode_public_key(&p256::PublicKey::from(self.key.verifying_key()))
     }
 
     /// The CA as a card keeps it: identifier and public key.
@@ -494,12 +475,10 @@ pub struct Anchor {
 impl Anchor {
     /// The anchor of a CA public key known only as a key: identified by its [`key_identifier`].
     pub fn from_public_key(key: &p256::PublicKey) -> Self {
-        let point = key.to_sec1_point(false);
-        let mut bytes = [0u8; session::PUBLIC_KEY_LENGTH];
-        bytes.copy_from_slice(point.as_bytes());
+        let key = session::encode_public_key(key);
         Self {
-            id: key_identifier(&bytes),
-            key: bytes,
+            id: key_identifier(&key),
+            key,
         }
     }
 

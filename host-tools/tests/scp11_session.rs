@@ -145,19 +145,15 @@ fn issuer_session_at_every_level_manages_content() {
     assert_eq!(applications(&mut w.card), before);
 }
 
-/// An applet instance personalized as its own security domain (through an issuer session): its own key,
-/// certificate and anchors; a long command is secured whole, then chained, and the long answer comes back
-/// through GET RESPONSE.
-#[test]
-fn personalized_instance_runs_its_own_sessions_with_long_commands() {
-    let mut w = world();
+/// Installs the loopback instance F04C4E4B43FF05 through an issuer session, personalizes it as a security domain
+/// of its own that trusts `terminal_ca`, and selects it; returns its key as verified from GET DATA BF21.
+fn personalized_instance(w: &mut World, terminal_ca: &Authority) -> [u8; 65] {
     let today = date(TODAY.0, TODAY.1, TODAY.2);
     let instance = [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05];
-    let terminal_ca = Authority::generate(b"terminal CA");
     let issuer = w.issuer.clone();
     let card_ca = w.card_ca.clone();
     let instance_key = {
-        let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+        let mut session = open(w, &issuer, SecurityLevel::FULL);
         assert_eq!(
             session.transmit_secured(&INSTALL_LOOPBACK).unwrap(),
             [0x00, 0x90, 0x00]
@@ -175,12 +171,25 @@ fn personalized_instance_runs_its_own_sessions_with_long_commands() {
         )
         .unwrap()
     };
-    assert_ne!(instance_key, w.card_key, "each domain has its own key");
     let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
     select.extend(instance);
     assert_eq!(sw(&w.card.transmit(&select).unwrap()), 0x9000);
-    let key = scp11::card_key(&mut w.card, &w.card_ca.issuer(), today).unwrap();
+    let key = scp11::card_key(&mut w.card, &card_ca.issuer(), today).unwrap();
     assert_eq!(key, instance_key);
+    key
+}
+
+/// An applet instance personalized as its own security domain (through an issuer session): its own key,
+/// certificate and anchors; a long command is secured whole, then chained, and the long answer comes back
+/// through GET RESPONSE.
+#[test]
+fn personalized_instance_runs_its_own_sessions_with_long_commands() {
+    let mut w = world();
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    let terminal_ca = Authority::generate(b"terminal CA");
+    let issuer = w.issuer.clone();
+    let key = personalized_instance(&mut w, &terminal_ca);
+    assert_ne!(key, w.card_key, "each domain has its own key");
     // The card manager's issuer certificate means nothing here: the instance trusts the terminal CA only.
     let r = open_scp11a(&mut w.card, &key, &issuer, SecurityLevel::FULL, None);
     assert!(matches!(r, Err(Scp11Error::Refused { .. })), "{r:?}");
@@ -512,34 +521,9 @@ proptest::proptest! {
 #[test]
 fn a_far_future_certificate_for_an_applet_does_not_move_the_card_date() {
     let mut w = world();
-    let today = date(TODAY.0, TODAY.1, TODAY.2);
-    let instance = [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05];
     let terminal_ca = Authority::generate(b"terminal CA");
     let issuer = w.issuer.clone();
-    let card_ca = w.card_ca.clone();
-    {
-        let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
-        assert_eq!(
-            session.transmit_secured(&INSTALL_LOOPBACK).unwrap(),
-            [0x00, 0x90, 0x00]
-        );
-        scp11::personalize(
-            &mut session,
-            &Personalization {
-                instance: Some(&instance),
-                card_authority: &card_ca,
-                subject: b"loopback 05",
-                anchors: &[terminal_ca.anchor()],
-                today,
-                expiration: date(2030, 1, 1),
-            },
-        )
-        .unwrap();
-    }
-    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
-    select.extend(instance);
-    assert_eq!(sw(&w.card.transmit(&select).unwrap()), 0x9000);
-    let key = scp11::card_key(&mut w.card, &card_ca.issuer(), today).unwrap();
+    let key = personalized_instance(&mut w, &terminal_ca);
     let future = terminal_ca
         .issue_oce(
             b"terminal",

@@ -701,7 +701,6 @@ mod builder {
 
     use p256::ecdsa::signature::Signer;
     use p256::ecdsa::{Signature, SigningKey};
-    use p256::elliptic_curve::sec1::ToSec1Point;
 
     use super::*;
 
@@ -739,7 +738,7 @@ mod builder {
             if ids.iter().any(|id| !(1..=MAX_ID_LEN).contains(&id.len())) {
                 return Err(CertError::FieldLength);
             }
-            let point = self.public_key.to_sec1_point(false);
+            let point = crate::scp11::session::encode_public_key(&self.public_key);
             let full = |_| CertError::FieldLength;
             // Ample: the longest field set is 162 bytes.
             let mut buf = [0u8; 256];
@@ -764,8 +763,7 @@ mod builder {
                 + tlv::header_len(TAG_KEY_PARAMETER_REFERENCE, 1)
                 + 1;
             w.header(TAG_PUBLIC_KEY, template_len).map_err(full)?;
-            w.tlv(TAG_PUBLIC_KEY_POINT, point.as_bytes())
-                .map_err(full)?;
+            w.tlv(TAG_PUBLIC_KEY_POINT, &point).map_err(full)?;
             w.tlv(TAG_KEY_PARAMETER_REFERENCE, &key_parameter)
                 .map_err(full)?;
             Ok(w.written().to_vec())

@@ -258,6 +258,22 @@ impl core::fmt::Debug for SessionKeys {
     }
 }
 
+/// A public key as it travels: uncompressed, `04 ‖ X ‖ Y`.
+pub fn encode_public_key(key: &p256::PublicKey) -> PublicKeyBytes {
+    use p256::elliptic_curve::sec1::ToSec1Point;
+    let point = key.to_sec1_point(false);
+    let mut out = [0u8; PUBLIC_KEY_LENGTH];
+    if let Some(bytes) = point.as_bytes().get(..PUBLIC_KEY_LENGTH) {
+        out.copy_from_slice(bytes);
+    }
+    out
+}
+
+/// The public key of `secret`, as it travels.
+pub fn public_key_of(secret: &p256::NonZeroScalar) -> PublicKeyBytes {
+    encode_public_key(&p256::PublicKey::from_secret_scalar(secret))
+}
+
 /// ECDH on P-256: the x-coordinate of `secret · public` (`public` is checked to be on the curve).
 pub fn ecdh(secret: &p256::NonZeroScalar, public: &PublicKeyBytes) -> Result<[u8; 32], ScpError> {
     let public = p256::PublicKey::from_sec1_bytes(public).map_err(|_| ScpError::BadPublicKey)?;

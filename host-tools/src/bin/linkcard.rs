@@ -485,13 +485,7 @@ struct SendArgs {
 
 fn parse_hex(what: &str, text: &str) -> anyhow::Result<Vec<u8>> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        anyhow::bail!("{what}: \"{text}\" is not hex bytes");
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).context("hex"))
-        .collect()
+    ::hex::decode(digits).map_err(|_| anyhow::anyhow!("{what}: \"{text}\" is not hex bytes"))
 }
 
 fn identifier_text(id: &[u8]) -> String {
