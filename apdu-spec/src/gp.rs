@@ -2,6 +2,9 @@
 //! (GlobalPlatform Card Specification v2.3, chapters 5 and 11).
 
 use crate::command::CommandView;
+use crate::scp11::cert::Role;
+use crate::scp11::session::SecurityLevel;
+use crate::scp11::Requirement;
 use crate::status::StatusWord;
 use crate::tlv;
 
@@ -148,12 +151,11 @@ pub struct InstallRequest<'a> {
 pub enum CardManagerCommand<'a> {
     /// INSTALL.
     Install(InstallRequest<'a>),
-    /// DELETE the object `aid` (and related objects when `related`).
+    /// DELETE the object `aid` (P2 `00`, or `80` for "and related objects": an instance has none, and the
+    /// load files are built into the image, so both mean the same here).
     Delete {
         /// AID of the instance or load file.
         aid: &'a [u8],
-        /// P2 80: delete related objects too.
-        related: bool,
     },
     /// SET STATUS.
     SetStatus {
@@ -278,15 +280,13 @@ impl<'a> TryFrom<&CommandView<'a>> for CardManagerCommand<'a> {
                 Ok(Self::StoreData { data })
             }
             ins::DELETE => {
-                let related = match (cmd.p1(), cmd.p2()) {
-                    (0x00, 0x00) => false,
-                    (0x00, 0x80) => true,
-                    _ => return Err(StatusWord::INCORRECT_P1P2),
-                };
+                if !matches!((cmd.p1(), cmd.p2()), (0x00, 0x00) | (0x00, 0x80)) {
+                    return Err(StatusWord::INCORRECT_P1P2);
+                }
                 let aid = tlv::find(data, 0x4F)
                     .map_err(|_| StatusWord::WRONG_DATA)?
                     .ok_or(StatusWord::WRONG_DATA)?;
-                Ok(Self::Delete { aid, related })
+                Ok(Self::Delete { aid })
             }
             ins::SET_STATUS => {
                 let target = match cmd.p1() {
@@ -326,6 +326,144 @@ impl<'a> TryFrom<&CommandView<'a>> for CardManagerCommand<'a> {
                 })
             }
             _ => Err(StatusWord::INS_NOT_SUPPORTED),
+        }
+    }
+}
+
+/// Content management and personalization: the issuer, through an SCP11a session (or in the clear while the card
+/// is not issued: the factory).
+const ISSUER: Requirement =
+    Requirement::session(Role::Issuer, SecurityLevel::C_MAC).before_issuance_plain();
+/// A private key travels encrypted when it travels in a session.
+const ISSUER_KEY: Requirement = Requirement::session(
+    Role::Issuer,
+    SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION,
+)
+.before_issuance_plain();
+
+/// What each card manager command needs of the channel it arrives through: the card enforces it
+/// ([`Requirement::check`]), hosts read it, and `docs/SECURE-CHANNEL.md` lists it (a test compares).
+pub const REQUIREMENTS: [(&str, Requirement); 7] = [
+    ("GET STATUS", Requirement::NONE),
+    ("INSTALL", ISSUER),
+    ("INSTALL [for personalization]", ISSUER),
+    ("STORE DATA", ISSUER),
+    ("STORE DATA DF20 (static key)", ISSUER_KEY),
+    ("DELETE", ISSUER),
+    ("SET STATUS", ISSUER),
+];
+
+impl CardManagerCommand<'_> {
+    /// The command's name in [`REQUIREMENTS`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::GetStatus { .. } => "GET STATUS",
+            Self::Install(_) => "INSTALL",
+            Self::InstallForPersonalization { .. } => "INSTALL [for personalization]",
+            Self::StoreData { data } if data.starts_with(&[0xDF, 0x20]) => {
+                "STORE DATA DF20 (static key)"
+            }
+            Self::StoreData { .. } => "STORE DATA",
+            Self::Delete { .. } => "DELETE",
+            Self::SetStatus { .. } => "SET STATUS",
+        }
+    }
+
+    /// What the command needs of its secure channel.
+    pub fn requirement(&self) -> Requirement {
+        let name = self.name();
+        REQUIREMENTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(ISSUER, |(_, requirement)| *requirement)
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod encode {
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::builder::Command;
+
+    /// Appends one length-prefixed field (`81 xx` from 128 bytes).
+    fn push_lv(out: &mut Vec<u8>, value: &[u8]) {
+        let len = value.len();
+        debug_assert!(len <= 255, "GP length fields hold at most 255 bytes");
+        if len > 0x7F {
+            out.push(0x81);
+        }
+        out.push(len as u8);
+        out.extend_from_slice(value);
+    }
+
+    fn tlv_4f(aid: &[u8]) -> Vec<u8> {
+        let mut data = alloc::vec![0x4F];
+        push_lv(&mut data, aid);
+        data
+    }
+
+    fn install_data(request: &InstallRequest<'_>) -> Vec<u8> {
+        let mut data = Vec::new();
+        push_lv(&mut data, request.load_file);
+        push_lv(&mut data, request.module);
+        push_lv(&mut data, request.application);
+        push_lv(&mut data, request.privileges);
+        let mut parameters = alloc::vec![0xC9];
+        push_lv(&mut parameters, request.applet_parameters);
+        push_lv(&mut data, &parameters);
+        push_lv(&mut data, &[]);
+        data
+    }
+
+    impl CardManagerCommand<'_> {
+        /// The command on the basic channel (CLA 80).
+        pub fn to_command(&self) -> Command {
+            match *self {
+                Self::Install(request) => {
+                    let p1 = match (request.install, request.make_selectable) {
+                        (true, true) => 0x0C,
+                        (true, false) => 0x04,
+                        _ => 0x08,
+                    };
+                    Command::new(0x80, ins::INSTALL, p1, 0x00).with_data(install_data(&request))
+                }
+                Self::InstallForPersonalization { aid } => {
+                    let mut data = alloc::vec![0x00, 0x00];
+                    push_lv(&mut data, aid);
+                    data.extend_from_slice(&[0x00, 0x00, 0x00]);
+                    Command::new(0x80, ins::INSTALL, 0x20, 0x00).with_data(data)
+                }
+                Self::StoreData { data } => {
+                    Command::new(0x80, ins::STORE_DATA, 0x80, 0x00).with_data(data)
+                }
+                Self::Delete { aid } => {
+                    Command::new(0x80, ins::DELETE, 0x00, 0x00).with_data(tlv_4f(aid))
+                }
+                Self::SetStatus { target, state, aid } => {
+                    let p1 = match target {
+                        SetStatusTarget::Card => 0x80,
+                        SetStatusTarget::Application => 0x40,
+                    };
+                    Command::new(0x80, ins::SET_STATUS, p1, state).with_data(aid)
+                }
+                Self::GetStatus {
+                    scope,
+                    next,
+                    aid_prefix,
+                } => {
+                    let p1 = match scope {
+                        StatusScope::IssuerSecurityDomain => 0x80,
+                        StatusScope::Applications => 0x40,
+                        StatusScope::LoadFiles => 0x20,
+                        StatusScope::LoadFilesAndModules => 0x10,
+                    };
+                    let p2 = if next { 0x03 } else { 0x02 };
+                    Command::new(0x80, ins::GET_STATUS, p1, p2)
+                        .with_data(tlv_4f(aid_prefix))
+                        .with_ne(256)
+                }
+            }
         }
     }
 }
@@ -416,6 +554,88 @@ impl<'a> StatusRecord<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn every_kind() -> [CardManagerCommand<'static>; 8] {
+        [
+            CardManagerCommand::Install(InstallRequest {
+                install: true,
+                make_selectable: true,
+                load_file: &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF],
+                module: &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x00],
+                application: &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05],
+                privileges: &[0x00],
+                applet_parameters: &[0x09],
+            }),
+            CardManagerCommand::Install(InstallRequest {
+                install: false,
+                make_selectable: true,
+                load_file: &[],
+                module: &[],
+                application: &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05],
+                privileges: &[0x04, 0x00, 0x00],
+                applet_parameters: &[],
+            }),
+            CardManagerCommand::InstallForPersonalization {
+                aid: &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05],
+            },
+            CardManagerCommand::StoreData {
+                data: &[0xDF, 0x23, 0x00],
+            },
+            CardManagerCommand::StoreData {
+                data: &[0xDF, 0x20, 0x01, 0x07],
+            },
+            CardManagerCommand::Delete {
+                aid: &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05],
+            },
+            CardManagerCommand::SetStatus {
+                target: SetStatusTarget::Application,
+                state: 0x83,
+                aid: &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05],
+            },
+            CardManagerCommand::GetStatus {
+                scope: StatusScope::LoadFilesAndModules,
+                next: true,
+                aid_prefix: &[0xF0],
+            },
+        ]
+    }
+
+    #[test]
+    fn encoders_round_trip() {
+        for command in every_kind() {
+            let bytes = command.to_command().to_bytes().unwrap();
+            assert_eq!(cmd(&bytes), Ok(command), "{bytes:02X?}");
+        }
+        let long_parameters = [0x5A; 200];
+        let install = CardManagerCommand::Install(InstallRequest {
+            install: true,
+            make_selectable: false,
+            load_file: &[0xA0, 0x01],
+            module: &[0xA0, 0x02],
+            application: &[0xA0, 0x03],
+            privileges: &[0x00],
+            applet_parameters: &long_parameters,
+        });
+        let bytes = install.to_command().to_extended().unwrap();
+        assert_eq!(cmd(&bytes), Ok(install));
+    }
+
+    #[test]
+    fn every_command_has_a_listed_requirement() {
+        for command in every_kind() {
+            assert!(
+                REQUIREMENTS
+                    .iter()
+                    .any(|(name, r)| *name == command.name() && *r == command.requirement()),
+                "{}",
+                command.name()
+            );
+        }
+        assert_eq!(
+            every_kind()[4].requirement().level,
+            SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION
+        );
+    }
 
     fn cmd(bytes: &[u8]) -> Result<CardManagerCommand<'_>, StatusWord> {
         let view = CommandView::parse(bytes).unwrap();

@@ -5,6 +5,7 @@
 //! * [`status`]: status words with names and meanings;
 //! * [`aid`]: application identifiers and the AIDs this project uses;
 //! * [`tlv`]: bounded BER-TLV reading and writing;
+//! * [`iso`]: the interindustry commands the runtime answers (SELECT, MANAGE CHANNEL), typed;
 //! * [`gp`]: GlobalPlatform card-manager commands, life cycles and GET STATUS records;
 //! * [`loopback`]: the command set of the diagnostic loopback applet;
 //! * [`scp11`]: the GlobalPlatform SCP11 secure channel: certificates, key derivation, secure messaging;
@@ -34,6 +35,7 @@ pub mod class;
 pub mod command;
 pub mod gp;
 pub mod ins;
+pub mod iso;
 pub mod loopback;
 pub mod scp11;
 pub mod shared;

@@ -149,6 +149,81 @@ impl<'a> TryFrom<&CommandView<'a>> for LoopbackCommand<'a> {
     }
 }
 
+#[cfg(feature = "alloc")]
+mod encode {
+    use super::*;
+    use crate::builder::Command;
+
+    impl LoopbackCommand<'_> {
+        /// The command on the basic channel (CLA 80).
+        pub fn to_command(&self) -> Command {
+            let command = |ins: u8, p1: u8, p2: u8| Command::new(0x80, ins, p1, p2);
+            match *self {
+                Self::Echo(data) => command(ECHO, 0, 0).with_data(data).with_ne(256),
+                Self::Generate(len) => {
+                    let [p1, p2] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+                    let generate = command(GENERATE, p1, p2);
+                    if len == 0 { generate } else { generate.with_ne(len) }
+                }
+                Self::Info => command(INFO, 0, 0).with_ne(256),
+                Self::Put {
+                    key,
+                    data,
+                    leave_open,
+                } => command(PUT, key, u8::from(leave_open)).with_data(data),
+                Self::Get(key) => command(GET, key, 0).with_ne(256),
+                Self::Remove(key) => command(REMOVE, key, 0),
+                Self::Call { server, request } => {
+                    let mut data = alloc::vec::Vec::with_capacity(1 + server.len() + request.len());
+                    data.push(u8::try_from(server.len()).unwrap_or(u8::MAX));
+                    data.extend_from_slice(server);
+                    data.extend_from_slice(request);
+                    command(CALL, 0, 0).with_data(data).with_ne(256)
+                }
+                Self::Transfer {
+                    key,
+                    server,
+                    commit,
+                } => command(TRANSFER, key, u8::from(!commit)).with_data(server),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn encoders_round_trip() {
+            for command in [
+                LoopbackCommand::Echo(&[1, 2, 3]),
+                LoopbackCommand::Generate(300),
+                LoopbackCommand::Info,
+                LoopbackCommand::Put {
+                    key: 4,
+                    data: &[9],
+                    leave_open: true,
+                },
+                LoopbackCommand::Get(4),
+                LoopbackCommand::Remove(4),
+                LoopbackCommand::Call {
+                    server: &[0xF0, 0x4C],
+                    request: &[7, 7],
+                },
+                LoopbackCommand::Transfer {
+                    key: 1,
+                    server: &[0xF0, 0x4C],
+                    commit: false,
+                },
+            ] {
+                let bytes = command.to_command().to_bytes().unwrap();
+                let view = CommandView::parse(&bytes).unwrap();
+                assert_eq!(LoopbackCommand::try_from(&view), Ok(command));
+            }
+        }
+    }
+}
+
 /// Decodes install parameters into configuration flags.
 pub fn parse_parameters(params: &[u8]) -> Result<u8, StatusWord> {
     match params {

@@ -4,13 +4,21 @@
 //! * [`cert`]: GP SCP11 certificates (tag `7F21`), their linkcard [`cert::Role`], parsing and verification
 //!   (and, with the `signing` feature, creation);
 //! * [`session`]: the handshake data, the X9.63 key derivation into receipt key and session keys, the receipt,
-//!   and SCP03-style secure messaging (C-MAC, C-DEC, R-MAC, R-ENC) for both directions.
+//!   and SCP03-style secure messaging (C-MAC, C-DEC, R-MAC, R-ENC) for both directions;
+//! * [`commands`]: the handshake commands (GET DATA BF21, PERFORM SECURITY OPERATION, MUTUAL and INTERNAL
+//!   AUTHENTICATE), parsed by the card and encoded by hosts;
+//! * [`security`]: what a command arrived through ([`Security`]) and what it needs ([`Requirement`]).
 //!
 //! The card runs the ECDH (static and ephemeral) itself and the host runs its own; both feed the shared secrets
 //! into [`session::derive`], so key derivation and secure messaging exist exactly once.
 
 pub mod cert;
+pub mod commands;
+pub mod security;
 pub mod session;
+
+pub use commands::{HandshakeCommand, KeyReference};
+pub use security::{Plain, Requirement, Security};
 
 /// INS of PERFORM SECURITY OPERATION (upload of the OCE certificate chain).
 pub const INS_PERFORM_SECURITY_OPERATION: u8 = 0x2A;

@@ -1,0 +1,62 @@
+//! Where everything the card keeps lives in its persistent memory, and the owner numbers that divide the record
+//! table. A leaf module: the numbers here are checked against each other at compile time.
+//!
+//! | store addresses | what |
+//! |---|---|
+//! | `0 .. REGISTRY_AREA` | the card life cycle and the registry ([`crate::persistence`]) |
+//! | `REGISTRY_AREA ..` | the record table: [`RECORDS`] slots shared by every owner |
+//!
+//! Record owners: an applet instance's own records are under its owner number (below [`SD_OWNER_BIT`]); its
+//! security domain's (static key, certificates, anchors) under the same number with that bit set, which the
+//! applet's record space can never name; the card manager's domain is [`CARD_MANAGER_SD`]; [`FREE`] marks an
+//! empty slot.
+
+use crate::records::RecordTable;
+use crate::registry::MAX_INSTANCES;
+
+/// Page size of the card's persistent store.
+pub const STORE_PAGE: usize = 256;
+/// Most pages one store transaction may change (the journal's page images).
+pub const STORE_DIRTY: usize = 8;
+/// Pages of persistent memory, journal included.
+pub const STORE_PAGES: usize = 56;
+/// Journal pages at the start of the memory: a descriptor, then the page images.
+pub const JOURNAL_PAGES: usize = 1 + STORE_DIRTY;
+/// Bytes of data the store holds (addresses `0 .. STORE_CAPACITY`).
+pub const STORE_CAPACITY: usize = (STORE_PAGES - JOURNAL_PAGES) * STORE_PAGE;
+
+/// Bytes reserved for the registry at the start of the store; the records follow.
+pub const REGISTRY_AREA: usize = 1024;
+
+/// Where applet records live, after the registry: 32 slots of 300 bytes.
+pub const RECORDS: RecordTable = RecordTable {
+    base: REGISTRY_AREA,
+    slots: 32,
+    slot_size: 300,
+};
+
+/// Largest record an applet can keep (bytes of data in one slot).
+pub const MAX_RECORD: usize = RECORDS.max_record();
+
+/// Set in the owner number of a security domain's records.
+pub const SD_OWNER_BIT: u8 = 0x80;
+/// The record owner of the card manager's security domain.
+pub const CARD_MANAGER_SD: u8 = 0xFE;
+/// The owner byte of a free record slot.
+pub const FREE: u8 = 0xFF;
+
+/// The record owner of the security domain of the instance whose own records are under `owner`.
+pub const fn sd_owner(owner: u8) -> u8 {
+    owner | SD_OWNER_BIT
+}
+
+const _: () = {
+    // The record table fits the store, after the registry.
+    assert!(RECORDS.base >= REGISTRY_AREA);
+    assert!(RECORDS.base + RECORDS.slots * RECORDS.slot_size <= STORE_CAPACITY);
+    // Every instance's owner number is below the domain bit, and its domain owner is neither the card
+    // manager's nor a free slot.
+    assert!(MAX_INSTANCES <= SD_OWNER_BIT as usize);
+    assert!(sd_owner((MAX_INSTANCES - 1) as u8) < CARD_MANAGER_SD);
+    assert!(CARD_MANAGER_SD & SD_OWNER_BIT != 0 && CARD_MANAGER_SD != FREE);
+};
