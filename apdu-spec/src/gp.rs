@@ -2,9 +2,9 @@
 //! (GlobalPlatform Card Specification v2.3, chapters 5 and 11).
 
 use crate::command::CommandView;
+use crate::scp11::Requirement;
 use crate::scp11::cert::Role;
 use crate::scp11::session::SecurityLevel;
-use crate::scp11::Requirement;
 use crate::status::StatusWord;
 use crate::tlv;
 
@@ -360,9 +360,9 @@ impl CardManagerCommand<'_> {
             Self::GetStatus { .. } => "GET STATUS",
             Self::Install(_) => "INSTALL",
             Self::InstallForPersonalization { .. } => "INSTALL [for personalization]",
-            Self::StoreData { data } if data.starts_with(&[0xDF, 0x20]) => {
-                "STORE DATA DF20 (static key)"
-            }
+            Self::StoreData {
+                data: [0xDF, 0x20, ..],
+            } => "STORE DATA DF20 (static key)",
             Self::StoreData { .. } => "STORE DATA",
             Self::Delete { .. } => "DELETE",
             Self::SetStatus { .. } => "SET STATUS",

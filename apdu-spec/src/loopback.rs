@@ -163,7 +163,11 @@ mod encode {
                 Self::Generate(len) => {
                     let [p1, p2] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
                     let generate = command(GENERATE, p1, p2);
-                    if len == 0 { generate } else { generate.with_ne(len) }
+                    if len == 0 {
+                        generate
+                    } else {
+                        generate.with_ne(len)
+                    }
                 }
                 Self::Info => command(INFO, 0, 0).with_ne(256),
                 Self::Put {

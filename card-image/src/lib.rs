@@ -2,7 +2,7 @@
 //!
 //! Every transport (in-process tests, the PC/SC virtual card, the firmware) runs this same [`LinkcardCard`].
 //! A new card is OP_READY with one factory instance, the loopback applet `F04C4E4B43FF01` (multi-selectable,
-//! extended length), and INSTALL can create more instances of the load files in [`LinkcardImage::LOAD_FILES`].
+//! extended length), and INSTALL can create more instances of the applet types in [`LinkcardApplet`].
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -17,8 +17,8 @@
 
 pub mod loopback;
 
-use apdu_spec::{Aid, CommandView, StatusWord, aid};
-use card_os::{Applet, Card, Context, FactoryInstance, Image, LoadFile, Reply};
+use apdu_spec::aid;
+use card_os::{Card, FactoryInstance, Image};
 
 pub use loopback::Loopback;
 
@@ -29,11 +29,12 @@ pub type LinkcardCard = Card<LinkcardImage>;
 #[derive(Debug)]
 pub enum LinkcardImage {}
 
-/// One instance of any applet type in the image.
-#[derive(Debug)]
-pub enum LinkcardApplet {
-    /// The diagnostic loopback applet.
-    Loopback(Loopback),
+card_os::applets! {
+    /// One instance of any applet type in the image: one line per type.
+    #[derive(Debug)]
+    pub enum LinkcardApplet {
+        Loopback(Loopback),
+    }
 }
 
 /// Historical bytes: category 80, then compact-TLV "card issuer's data" (tag 5, length 8) = "linkcard".
@@ -44,11 +45,6 @@ impl Image for LinkcardImage {
 
     const HISTORICAL_BYTES: &'static [u8] = &HISTORICAL_BYTES;
 
-    const LOAD_FILES: &'static [LoadFile] = &[LoadFile {
-        aid: aid::LOOPBACK_LOAD_FILE,
-        modules: &[aid::LOOPBACK_MODULE],
-    }];
-
     const FACTORY_INSTANCES: &'static [FactoryInstance] = &[FactoryInstance {
         module: aid::LOOPBACK_MODULE,
         aid: aid::LOOPBACK_APPLET,
@@ -56,66 +52,6 @@ impl Image for LinkcardImage {
             | apdu_spec::loopback::flags::EXTENDED_LENGTH],
         privileges: [0, 0, 0],
     }];
-
-    fn instantiate(
-        module: &Aid,
-        _aid: &Aid,
-        parameters: &[u8],
-    ) -> Result<LinkcardApplet, StatusWord> {
-        if *module == aid::LOOPBACK_MODULE {
-            return Loopback::new(parameters).map(LinkcardApplet::Loopback);
-        }
-        Err(StatusWord::REFERENCED_DATA_NOT_FOUND)
-    }
-}
-
-impl Applet for LinkcardApplet {
-    fn select(&mut self, ctx: &mut Context) -> bool {
-        match self {
-            Self::Loopback(a) => a.select(ctx),
-        }
-    }
-    fn deselect(&mut self, ctx: &mut Context) {
-        match self {
-            Self::Loopback(a) => a.deselect(ctx),
-        }
-    }
-    fn process(
-        &mut self,
-        ctx: &mut Context,
-        command: &CommandView<'_>,
-        reply: &mut Reply<'_>,
-    ) -> Result<(), StatusWord> {
-        match self {
-            Self::Loopback(a) => a.process(ctx, command, reply),
-        }
-    }
-    fn multi_selectable(&self) -> bool {
-        match self {
-            Self::Loopback(a) => a.multi_selectable(),
-        }
-    }
-    fn extended_length(&self) -> bool {
-        match self {
-            Self::Loopback(a) => a.extended_length(),
-        }
-    }
-    fn reset(&mut self) {
-        match self {
-            Self::Loopback(a) => a.reset(),
-        }
-    }
-    fn shared(
-        &mut self,
-        ctx: &mut Context<'_>,
-        caller: &Aid,
-        request: &[u8],
-        reply: &mut Reply<'_>,
-    ) -> Result<(), card_os::applet::Refused> {
-        match self {
-            Self::Loopback(a) => a.shared(ctx, caller, request, reply),
-        }
-    }
 }
 
 #[cfg(test)]

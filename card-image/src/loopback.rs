@@ -5,11 +5,14 @@ use apdu_spec::Aid;
 use apdu_spec::loopback::{self, LoopbackCommand, flags};
 use apdu_spec::shared::{self, LoopbackRequest};
 use apdu_spec::{CommandView, StatusWord, tlv};
-use card_os::applet::Refused;
+use card_os::applet::{MAX_RECORD, Refused};
+use card_os::image::{Install, LoadFile};
 use card_os::{Applet, Context, Reply};
 use heapless::Deque;
 
-/// A loopback instance: its install-time configuration and its recent select/deselect events.
+/// A loopback instance: its install-time configuration and its recent select/deselect events. Both are
+/// volatile fields: the flags come back from the install parameters whenever the runtime creates the instance
+/// anew, the event log starts empty after every reset.
 #[derive(Debug, Clone)]
 pub struct Loopback {
     flags: u8,
@@ -29,7 +32,19 @@ impl Loopback {
         if self.events.is_full() {
             self.events.pop_front();
         }
-        let _ = self.events.push_back(event);
+        let logged = self.events.push_back(event);
+        debug_assert!(logged.is_ok(), "room was made above");
+    }
+}
+
+impl Install for Loopback {
+    const LOAD_FILE: LoadFile = LoadFile {
+        aid: apdu_spec::aid::LOOPBACK_LOAD_FILE,
+        modules: &[apdu_spec::aid::LOOPBACK_MODULE],
+    };
+
+    fn install(_module: &Aid, _aid: &Aid, parameters: &[u8]) -> Result<Self, StatusWord> {
+        Self::new(parameters)
     }
 }
 
@@ -107,9 +122,9 @@ impl Applet for Loopback {
                 commit,
             } => {
                 ctx.begin_transaction()?;
-                let mut record = [0u8; card_os::runtime::RECORDS.slot_size];
+                let mut record = [0u8; MAX_RECORD];
                 let n = ctx.records()?.get(key, &mut record)?;
-                let mut message = [0u8; 8 + card_os::runtime::RECORDS.slot_size];
+                let mut message = [0u8; 8 + MAX_RECORD];
                 let data = record.get(..n).unwrap_or(&[]);
                 let request = shared::encode(&LoopbackRequest::Store { key, data }, &mut message)
                     .map_err(|_| StatusWord::UNKNOWN)?;
@@ -125,7 +140,8 @@ impl Applet for Loopback {
                 }
             }
             LoopbackCommand::Info => {
-                reply.push(&[ctx.channel(), self.flags, self.events.len() as u8])?;
+                let logged = u8::try_from(self.events.len()).map_err(|_| StatusWord::UNKNOWN)?;
+                reply.push(&[ctx.channel(), self.flags, logged])?;
                 let (older, newer) = self.events.as_slices();
                 reply.push(older)?;
                 reply.push(newer)
@@ -141,10 +157,6 @@ impl Applet for Loopback {
         self.flags & flags::EXTENDED_LENGTH != 0
     }
 
-    fn reset(&mut self) {
-        self.events.clear();
-    }
-
     fn shared(
         &mut self,
         ctx: &mut Context<'_>,
@@ -158,7 +170,8 @@ impl Applet for Loopback {
         match shared::decode(request).map_err(|_| Refused)? {
             LoopbackRequest::WhoCalls { note } => {
                 let caller = caller.as_bytes();
-                reply.push(&[caller.len() as u8]).map_err(|_| Refused)?;
+                let len = u8::try_from(caller.len()).map_err(|_| Refused)?;
+                reply.push(&[len]).map_err(|_| Refused)?;
                 reply.push(caller).map_err(|_| Refused)?;
                 reply.push(note).map_err(|_| Refused)
             }

@@ -3,7 +3,7 @@
 
 use card_image::LinkcardImage;
 use card_os::Card;
-use card_os::runtime::CardNvm;
+use card_os::layout::CardNvm;
 
 type RamCard = Card<LinkcardImage, CardNvm>;
 

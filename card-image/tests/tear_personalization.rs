@@ -6,8 +6,8 @@
 use apdu_spec::scp11::cert::{CERTIFICATE_SIGNING, CertificateBuilder, Date, KEY_AGREEMENT};
 use card_image::LinkcardImage;
 use card_os::Card;
+use card_os::layout::CardNvm;
 use card_os::nvm::{Tear, TearingNvm};
-use card_os::runtime::CardNvm;
 
 type TornCard = Card<LinkcardImage, TearingNvm<CardNvm>>;
 

@@ -4,8 +4,8 @@
 
 use card_image::LinkcardImage;
 use card_os::Card;
+use card_os::layout::{CardNvm, CardStore, RECORDS};
 use card_os::nvm::{Tear, TearingNvm};
-use card_os::runtime::{CardNvm, CardStore, RECORDS};
 
 type TornCard = Card<LinkcardImage, TearingNvm<CardNvm>>;
 

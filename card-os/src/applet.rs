@@ -1,5 +1,20 @@
-//! What an applet is to the runtime: the [`Applet`] trait, the [`Context`] it is handed at every entry point, and
-//! the [`Reply`] buffer it writes response data into.
+//! **The applet API**: everything an applet sees of the card, in one place. An applet crate needs nothing from
+//! card-os beyond this module (and [`crate::image::Install`] to be built into an image; see
+//! `docs/writing-an-applet.md`).
+//!
+//! * [`Applet`]: the entry points the runtime calls; [`Context`]: what it is handed at each; [`Reply`]: where
+//!   response data goes; [`Refused`]: every refusal of a shareable-interface call;
+//! * persistent state: the applet's own records ([`Context::records`], a [`RecordSpace`], records of at most
+//!   [`MAX_RECORD`] bytes, errors [`RecordError`]) and a PIN kept in one ([`OwnerPin`], [`PinError`]);
+//! * volatile state: the applet's own fields (created anew by the runtime on every reset and power loss, and on
+//!   deselection where [`Applet::volatile_state`] says so), and runtime-managed transient buffers
+//!   ([`Context::transient`], [`ClearOn`], [`TRANSIENT_BYTES`]);
+//! * [`Security`]: the secure channel the command came through ([`Context::security`]), to be checked against a
+//!   command's [`apdu_spec::scp11::Requirement`].
+//!
+//! **Persistent or volatile.** What must survive a reboot goes into records: an applet object does not
+//! outlive a power cycle, not even in process (the runtime re-creates it from its install parameters, as a
+//! real card rebooting from its memory does), so a test cannot pass on state that a real card would lose.
 //!
 //! **Firewall.** The context is the only way an applet reaches anything beyond its own fields: its persistent
 //! records ([`Context::records`], bound by the runtime to the applet's own owner number), store transactions
@@ -11,10 +26,12 @@
 
 use apdu_spec::{Aid, CommandView, StatusWord};
 
-use crate::records::{RecordError, RecordSpace};
-use crate::secure_channel::Security;
-use crate::store::StoreAccess;
-use crate::transient::{ClearOn, TRANSIENT_BYTES};
+pub use crate::layout::MAX_RECORD;
+pub use crate::pin::{OwnerPin, PinError};
+pub use crate::records::{RecordError, RecordSpace};
+pub use crate::store::StoreAccess;
+pub use crate::transient::{ClearOn, TRANSIENT_BYTES};
+pub use apdu_spec::scp11::Security;
 
 /// A card application. The runtime calls it on selection, deselection and for every command addressed to it.
 ///
@@ -52,8 +69,12 @@ pub trait Applet {
         false
     }
 
-    /// Power was lost or the card reset: clear session state. No deselect is delivered in that case.
-    fn reset(&mut self) {}
+    /// When the runtime clears this applet's fields by creating the instance anew: [`ClearOn::Reset`] (the
+    /// default) on every reset and power loss; [`ClearOn::Deselect`] also when it is deselected from its last
+    /// channel. No deselect is delivered on a reset.
+    fn volatile_state(&self) -> ClearOn {
+        ClearOn::Reset
+    }
 
     /// Serves a call to this applet's shareable interface from `caller` (the AID the runtime stamped): reads
     /// `request`, answers into `reply`. The default refuses every call.
@@ -152,7 +173,7 @@ impl<'a> Context<'a> {
             .environment
             .store()
             .ok_or(RecordError::Store(crate::store::StoreError::Geometry))?;
-        Ok(crate::runtime::RECORDS.space(store, owner))
+        Ok(crate::layout::RECORDS.space(store, owner))
     }
 
     /// This applet's transient buffer cleared on `clear_on` (all zero after a reset, and the deselect buffer
@@ -248,9 +269,5 @@ impl<'a> Reply<'a> {
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-    /// Drops what was written.
-    pub fn clear(&mut self) {
-        self.len = 0;
     }
 }

@@ -20,8 +20,9 @@ use zeroize::Zeroize;
 use crate::applet::Reply;
 use crate::atr::Atr;
 use crate::image::Image;
+use crate::layout::CardNvm;
 use crate::nvm::Nvm;
-use crate::runtime::{CardNvm, Runtime};
+use crate::runtime::Runtime;
 
 /// Largest command data field after chained fragments are joined, and largest extended command data.
 pub const CHAIN_BUFFER: usize = 2048;
@@ -146,8 +147,8 @@ impl<I: Image, N: Nvm> core::fmt::Debug for Card<I, N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Card")
             .field("powered", &self.powered)
-            .field("life_cycle", &self.runtime.life_cycle)
-            .field("instances", &self.runtime.registry.len())
+            .field("life_cycle", &self.runtime.life_cycle())
+            .field("instances", &self.runtime.instance_count())
             .finish_non_exhaustive()
     }
 }
@@ -214,22 +215,22 @@ impl<I: Image, N: Nvm> Card<I, N> {
     /// on a chip, the operating system on a host. Until it is seeded, the card refuses what needs randomness
     /// (secure-channel handshakes, key generation) with 6985 rather than use predictable numbers.
     pub fn seed_random(&mut self, seed: [u8; 32]) {
-        self.runtime.sessions.seed(seed);
+        self.runtime.secure_channel().seed(seed);
     }
 
     /// EC scalar multiplications the card has performed (ECDH, key generation, two per signature check).
     pub fn scalar_multiplications(&self) -> u32 {
-        self.runtime.sessions.scalar_multiplications
+        self.runtime.scalar_multiplications()
     }
 
     /// Hands the non-volatile memory back (the card is gone): tests reboot another card from it.
     pub fn into_nvm(self) -> Option<N> {
-        self.runtime.store.map(crate::store::Store::into_nvm)
+        self.runtime.into_nvm()
     }
 
     /// The card life cycle state.
     pub fn life_cycle(&self) -> apdu_spec::gp::CardLifeCycle {
-        self.runtime.life_cycle
+        self.runtime.life_cycle()
     }
 
     fn clear_session(&mut self) {

@@ -10,7 +10,7 @@ use apdu_spec::{Aid, CommandView, StatusWord};
 
 use crate::applet::Refused;
 use crate::transient::ClearOn;
-use crate::{Applet, Card, Context, FactoryInstance, Image, LoadFile, Reply};
+use crate::{Applet, Card, Context, FactoryInstance, Image, Install, LoadFile, Reply};
 
 const MODULE: Aid = Aid::from_const(&[0xF0, 9, 9, 9, 9, 0]);
 const KEEPER: Aid = Aid::from_const(&[0xF0, 9, 9, 9, 9, 1]);
@@ -106,13 +106,26 @@ impl Applet for TestApplet {
 #[derive(Debug)]
 enum FirewallImage {}
 
-impl Image for FirewallImage {
-    type Applet = TestApplet;
-    const HISTORICAL_BYTES: &'static [u8] = b"fw";
-    const LOAD_FILES: &'static [LoadFile] = &[LoadFile {
+impl Install for TestApplet {
+    const LOAD_FILE: LoadFile = LoadFile {
         aid: Aid::from_const(&[0xF0, 9, 9, 9, 9]),
         modules: &[MODULE],
-    }];
+    };
+    fn install(_: &Aid, aid: &Aid, _: &[u8]) -> Result<Self, StatusWord> {
+        Ok(TestApplet { aid: *aid })
+    }
+}
+
+crate::applets! {
+    #[derive(Debug)]
+    enum FirewallApplet {
+        Test(TestApplet),
+    }
+}
+
+impl Image for FirewallImage {
+    type Applet = FirewallApplet;
+    const HISTORICAL_BYTES: &'static [u8] = b"fw";
     const FACTORY_INSTANCES: &'static [FactoryInstance] = &[
         FactoryInstance {
             module: MODULE,
@@ -139,9 +152,6 @@ impl Image for FirewallImage {
             privileges: [0; 3],
         },
     ];
-    fn instantiate(_: &Aid, aid: &Aid, _: &[u8]) -> Result<TestApplet, StatusWord> {
-        Ok(TestApplet { aid: *aid })
-    }
 }
 
 fn send(card: &mut Card<FirewallImage>, apdu: &[u8]) -> Vec<u8> {

@@ -11,8 +11,10 @@
 //! applet's record space can never name; the card manager's domain is [`CARD_MANAGER_SD`]; [`FREE`] marks an
 //! empty slot.
 
+use crate::nvm::RamNvm;
 use crate::records::RecordTable;
 use crate::registry::MAX_INSTANCES;
+use crate::store::Store;
 
 /// Page size of the card's persistent store.
 pub const STORE_PAGE: usize = 256;
@@ -24,6 +26,11 @@ pub const STORE_PAGES: usize = 56;
 pub const JOURNAL_PAGES: usize = 1 + STORE_DIRTY;
 /// Bytes of data the store holds (addresses `0 .. STORE_CAPACITY`).
 pub const STORE_CAPACITY: usize = (STORE_PAGES - JOURNAL_PAGES) * STORE_PAGE;
+
+/// The default non-volatile memory: flash semantics in RAM (a card object lives as long as the process).
+pub type CardNvm = RamNvm<{ STORE_PAGES * STORE_PAGE }, STORE_PAGE>;
+/// The card's persistent store over memory `N`.
+pub type CardStore<N> = Store<N, STORE_PAGE, STORE_DIRTY>;
 
 /// Bytes reserved for the registry at the start of the store; the records follow.
 pub const REGISTRY_AREA: usize = 1024;

@@ -1,20 +1,17 @@
 //! The linkcard card runtime: a Java Card/GlobalPlatform-style operating system for one card image.
 //!
-//! * [`card`]: the APDU engine every transport drives ([`Card::power_on`], [`Card::transmit`],
-//!   [`Card::power_off`]): length checks, command chaining, response chaining with 61xx/GET RESPONSE;
-//! * [`runtime`]: logical channels, SELECT, MANAGE CHANNEL and dispatch;
-//! * [`card_manager`]: the GlobalPlatform Issuer Security Domain (GET STATUS, INSTALL, DELETE, SET STATUS);
-//! * [`registry`]: installed instances and their life cycle;
-//! * [`applet`]: the [`Applet`] trait, the [`Context`] and [`Reply`] an applet gets;
-//! * [`image`]: the applet types a card image carries ([`Image`]);
-//! * [`atr`]: the Answer To Reset;
-//! * [`nvm`]: page flash as a backend trait, a RAM backend and a tear-injecting wrapper for tests;
-//! * [`store`]: the journaled persistent store with all-or-nothing transactions across power loss;
-//! * [`pin`]: `OwnerPIN`-style PIN over the store;
-//! * [`records`]: persistent records owned by applet contexts (the firewall's persistent half);
-//! * [`persistence`]: the card life cycle and registry in the store, re-created at power-on;
-//! * [`transient`]: RAM buffers cleared (zeroized) on reset or deselect;
-//! * [`secure_channel`]: GlobalPlatform SCP11 for the card manager and personalized instances.
+//! What each kind of user sees:
+//! * **applets**: [`applet`], the whole applet API (entry points, context, records, PIN, transient memory,
+//!   the secure channel a command came through);
+//! * **images**: [`image`] ([`Image`], [`Install`], [`applets!`]): which applet types a card carries;
+//! * **transports** (in-process tests, the PC/SC bridge, the firmware): [`Card::power_on`], [`Card::transmit`],
+//!   [`Card::power_off`] over any [`nvm::Nvm`] memory, and the [`atr`] and [`layout`] figures.
+//!
+//! Inside, one module each: [`card`] (the APDU engine: lengths, chaining, 61xx/GET RESPONSE), `runtime`
+//! (channels, SELECT, dispatch; the one writer of runtime state), `card_manager` (the GlobalPlatform ISD),
+//! `secure_channel` (SCP11), `registry`, `persistence` (life cycle and registry in the store), [`store`] (the
+//! journaled store with all-or-nothing transactions across power loss), `records` (per-owner records: the
+//! firewall's persistent half), `pin`, `transient`.
 //!
 //! No allocator, no `unsafe`, and no panic reachable from input: every byte string gets a status word.
 #![no_std]
@@ -32,23 +29,29 @@
 pub mod applet;
 pub mod atr;
 pub mod card;
-pub mod card_manager;
+mod card_manager;
 pub mod image;
+pub mod layout;
 pub mod nvm;
-pub mod persistence;
-pub mod pin;
-pub mod records;
-pub mod registry;
-pub mod runtime;
-pub mod secure_channel;
+mod persistence;
+mod pin;
+mod records;
+mod registry;
+mod runtime;
+mod secure_channel;
 pub mod store;
-pub mod transient;
+mod transient;
 
+/// The card edge contract, for [`applets!`] and applet crates.
+pub use apdu_spec;
 pub use applet::{Applet, Context, Reply};
 pub use atr::Atr;
 pub use card::{CHAIN_BUFFER, Card, RESPONSE_BUFFER};
-pub use image::{FactoryInstance, Image, LoadFile};
-pub use secure_channel::Security;
+pub use card_manager::STATUS_PAGE;
+pub use image::{AppletSet, FactoryInstance, Image, Install, LoadFile};
+pub use registry::{MAX_INSTANCES, MAX_PARAMETERS};
+pub use runtime::CHANNELS;
+pub use secure_channel::{MAX_ANCHORS, MAX_CARD_CERTIFICATES, SESSIONS};
 
 #[cfg(test)]
 mod firewall_tests;

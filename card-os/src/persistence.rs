@@ -18,24 +18,24 @@
 use apdu_spec::gp::CardLifeCycle;
 use apdu_spec::{Aid, StatusWord};
 
-use crate::image::Image;
-use crate::nvm::Nvm;
-use crate::registry::{Entry, MAX_INSTANCES, MAX_PARAMETERS};
-use crate::runtime::Runtime;
+use crate::image::{AppletSet, Image};
+use crate::layout::REGISTRY_AREA;
+use crate::registry::{Entry, MAX_INSTANCES, MAX_PARAMETERS, Registry};
+use crate::store::StoreAccess;
 
 const MAGIC: [u8; 4] = *b"LCRG";
 const VERSION: u8 = 1;
 const HEADER: usize = 8;
 const ENTRY: usize = 48;
-/// Bytes reserved for the registry at the start of the store; the records follow.
-pub const REGISTRY_AREA: usize = 1024;
 const TABLE: usize = HEADER + MAX_INSTANCES * ENTRY;
 const _: () = assert!(TABLE <= REGISTRY_AREA);
+const _: () = assert!(MAX_INSTANCES <= u8::MAX as usize && MAX_PARAMETERS <= 8);
 
 fn put_aid(out: &mut [u8], aid: &Aid) {
     let bytes = aid.as_bytes();
     if let Some((len, rest)) = out.split_first_mut() {
-        *len = bytes.len() as u8;
+        // AIDs are at most 16 bytes (`Aid::new` checks it).
+        *len = u8::try_from(bytes.len()).unwrap_or(0);
         if let Some(dst) = rest.get_mut(..bytes.len()) {
             dst.copy_from_slice(bytes);
         }
@@ -47,104 +47,105 @@ fn get_aid(bytes: &[u8]) -> Option<Aid> {
     Aid::new(rest.get(..usize::from(*len))?).ok()
 }
 
-impl<I: Image, N: Nvm> Runtime<I, N> {
-    /// Writes the life cycle and the registry, atomically; 6581 when the store fails.
-    pub(crate) fn persist_registry(&mut self) -> Result<(), StatusWord> {
-        let mut table = [0xFFu8; TABLE];
-        let count = self.registry.len();
-        if let Some(header) = table.get_mut(..HEADER) {
-            header.copy_from_slice(&[
-                MAGIC[0],
-                MAGIC[1],
-                MAGIC[2],
-                MAGIC[3],
-                VERSION,
-                self.life_cycle as u8,
-                count as u8,
-                0,
-            ]);
-        }
-        for (slot, entry) in self.registry.iter().enumerate() {
-            let Some(out) = table.get_mut(HEADER + slot * ENTRY..HEADER + (slot + 1) * ENTRY)
-            else {
-                break;
-            };
-            let (aid, rest) = out.split_at_mut(17);
-            put_aid(aid, &entry.aid);
-            let (module, rest) = rest.split_at_mut(17);
-            put_aid(module, &entry.module);
-            let (fixed, parameters) = rest.split_at_mut(6);
-            let [p0, p1, p2] = entry.privileges;
-            fixed.copy_from_slice(&[
-                entry.state,
-                p0,
-                p1,
-                p2,
-                entry.owner,
-                entry.parameters.len() as u8,
-            ]);
-            if let Some(dst) = parameters.get_mut(..entry.parameters.len()) {
-                dst.copy_from_slice(&entry.parameters);
-            }
-        }
-        let store = self.store.as_mut().ok_or(StatusWord::MEMORY_FAILURE)?;
-        store
-            .write(0, &table)
-            .map_err(|_| StatusWord::MEMORY_FAILURE)
+/// Writes the life cycle and the registry, atomically; 6581 when the store fails.
+pub(crate) fn save<A>(
+    store: &mut dyn StoreAccess,
+    life_cycle: CardLifeCycle,
+    registry: &Registry<A>,
+) -> Result<(), StatusWord> {
+    let mut table = [0xFFu8; TABLE];
+    let count = u8::try_from(registry.len()).map_err(|_| StatusWord::UNKNOWN)?;
+    if let Some(header) = table.get_mut(..HEADER) {
+        header.copy_from_slice(&[
+            MAGIC[0],
+            MAGIC[1],
+            MAGIC[2],
+            MAGIC[3],
+            VERSION,
+            life_cycle as u8,
+            count,
+            0,
+        ]);
     }
+    for (slot, entry) in registry.iter().enumerate() {
+        let Some(out) = table.get_mut(HEADER + slot * ENTRY..HEADER + (slot + 1) * ENTRY) else {
+            break;
+        };
+        let (aid, rest) = out.split_at_mut(17);
+        put_aid(aid, &entry.aid);
+        let (module, rest) = rest.split_at_mut(17);
+        put_aid(module, &entry.module);
+        let (fixed, parameters) = rest.split_at_mut(6);
+        let [p0, p1, p2] = entry.privileges;
+        fixed.copy_from_slice(&[
+            entry.state,
+            p0,
+            p1,
+            p2,
+            entry.owner,
+            // At most MAX_PARAMETERS (asserted above).
+            u8::try_from(entry.parameters.len()).unwrap_or(0),
+        ]);
+        if let Some(dst) = parameters.get_mut(..entry.parameters.len()) {
+            dst.copy_from_slice(&entry.parameters);
+        }
+    }
+    store
+        .write(0, &table)
+        .map_err(|_| StatusWord::MEMORY_FAILURE)
+}
 
-    /// Reads the life cycle and re-creates the registry; false when the store holds none (a new card).
-    pub(crate) fn load_registry(&mut self) -> bool {
-        let Some(store) = self.store.as_ref() else {
-            return false;
-        };
-        let mut table = [0u8; TABLE];
-        if store.read(0, &mut table).is_err() {
-            return false;
-        }
-        let Some((header, entries)) = table.split_at_checked(HEADER) else {
-            return false;
-        };
-        let [m0, m1, m2, m3, version, life_cycle, count, _] = header else {
-            return false;
-        };
-        if [*m0, *m1, *m2, *m3] != MAGIC || *version != VERSION {
-            return false;
-        }
-        self.life_cycle = CardLifeCycle::from_byte(*life_cycle).unwrap_or(CardLifeCycle::OpReady);
-        for encoded in entries.chunks_exact(ENTRY).take(usize::from(*count)) {
-            let (aid_bytes, rest) = encoded.split_at(17);
-            let (module_bytes, rest) = rest.split_at(17);
-            let (Some(aid), Some(module)) = (get_aid(aid_bytes), get_aid(module_bytes)) else {
-                continue;
-            };
-            let [state, p0, p1, p2, owner, parameter_len, parameters @ ..] = rest else {
-                continue;
-            };
-            let Some(parameters) = parameters.get(..usize::from(*parameter_len)) else {
-                continue;
-            };
-            let Ok(parameters) = heapless::Vec::<u8, MAX_PARAMETERS>::from_slice(parameters) else {
-                continue;
-            };
-            let Some(load_file) = I::LOAD_FILES.iter().find(|lf| lf.modules.contains(&module))
-            else {
-                continue;
-            };
-            let Ok(applet) = I::instantiate(&module, &aid, &parameters) else {
-                continue;
-            };
-            let _ = self.registry.add(Entry {
-                aid,
-                load_file: load_file.aid,
-                module,
-                parameters,
-                state: *state,
-                privileges: [*p0, *p1, *p2],
-                owner: *owner,
-                applet,
-            });
-        }
-        true
+/// Reads the life cycle and re-creates the registry; `None` when the store holds none (a new card).
+pub(crate) fn load<I: Image>(
+    store: &dyn StoreAccess,
+) -> Option<(CardLifeCycle, Registry<I::Applet>)> {
+    let mut table = [0u8; TABLE];
+    store.read(0, &mut table).ok()?;
+    let (header, entries) = table.split_at_checked(HEADER)?;
+    let [m0, m1, m2, m3, version, life_cycle, count, _] = header else {
+        return None;
+    };
+    if [*m0, *m1, *m2, *m3] != MAGIC || *version != VERSION {
+        return None;
     }
+    let life_cycle = CardLifeCycle::from_byte(*life_cycle).unwrap_or(CardLifeCycle::OpReady);
+    let mut registry = Registry::default();
+    for encoded in entries.chunks_exact(ENTRY).take(usize::from(*count)) {
+        let (aid_bytes, rest) = encoded.split_at(17);
+        let (module_bytes, rest) = rest.split_at(17);
+        let (Some(aid), Some(module)) = (get_aid(aid_bytes), get_aid(module_bytes)) else {
+            continue;
+        };
+        let [state, p0, p1, p2, owner, parameter_len, parameters @ ..] = rest else {
+            continue;
+        };
+        let Some(parameters) = parameters.get(..usize::from(*parameter_len)) else {
+            continue;
+        };
+        let Ok(parameters) = heapless::Vec::<u8, MAX_PARAMETERS>::from_slice(parameters) else {
+            continue;
+        };
+        let Some(load_file) = I::Applet::LOAD_FILES
+            .iter()
+            .find(|lf| lf.modules.contains(&module))
+        else {
+            continue;
+        };
+        let Ok(applet) = I::Applet::instantiate(&module, &aid, &parameters) else {
+            continue;
+        };
+        let added = registry.add(Entry {
+            aid,
+            load_file: load_file.aid,
+            module,
+            parameters,
+            state: *state,
+            privileges: [*p0, *p1, *p2],
+            owner: *owner,
+            applet,
+        });
+        // The table holds at most MAX_INSTANCES entries, as many as the registry.
+        debug_assert!(added.is_ok());
+    }
+    Some((life_cycle, registry))
 }

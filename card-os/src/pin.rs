@@ -5,7 +5,9 @@
 //!   restores it.
 //! * The comparison takes the same time whatever the candidate ([`subtle`]); the stored PIN is padded so the
 //!   length does not change the work done.
-//! * The validated flag lives in RAM: [`OwnerPin::reset`] clears it, and the applet calls it on deselect and reset.
+//! * The validated flag lives in RAM, in the applet's fields: the runtime clears it on every reset and power
+//!   loss by creating the applet anew (Java Card semantics). An applet that wants it gone on deselect too calls
+//!   [`OwnerPin::reset`] there (or declares its fields [`crate::applet::ClearOn::Deselect`]).
 //!
 //! Record layout: `[tries left, length, PIN padded to MAX_LEN]`.
 

@@ -99,8 +99,4 @@ impl<A> Registry<A> {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
-    /// Whether no instance is installed.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }

@@ -7,7 +7,7 @@ extern crate std;
 use apdu_spec::gp::CardLifeCycle;
 use apdu_spec::{Aid, CommandView, StatusWord};
 
-use crate::{Applet, Card, Context, FactoryInstance, Image, LoadFile, Reply};
+use crate::{Applet, Card, Context, FactoryInstance, Image, Install, LoadFile, Reply};
 
 const MODULE: Aid = Aid::from_const(&[0xF0, 1, 2, 3, 4, 0]);
 const INSTANCE: Aid = Aid::from_const(&[0xF0, 1, 2, 3, 4, 1]);
@@ -43,22 +43,32 @@ impl Applet for Echo {
 #[derive(Debug)]
 enum TestImage {}
 
-impl Image for TestImage {
-    type Applet = Echo;
-    const HISTORICAL_BYTES: &'static [u8] = b"test";
-    const LOAD_FILES: &'static [LoadFile] = &[LoadFile {
+impl Install for Echo {
+    const LOAD_FILE: LoadFile = LoadFile {
         aid: Aid::from_const(&[0xF0, 1, 2, 3, 4]),
         modules: &[MODULE],
-    }];
+    };
+    fn install(_: &Aid, _: &Aid, _: &[u8]) -> Result<Self, StatusWord> {
+        Ok(Echo)
+    }
+}
+
+crate::applets! {
+    #[derive(Debug)]
+    enum TestApplet {
+        Echo(Echo),
+    }
+}
+
+impl Image for TestImage {
+    type Applet = TestApplet;
+    const HISTORICAL_BYTES: &'static [u8] = b"test";
     const FACTORY_INSTANCES: &'static [FactoryInstance] = &[FactoryInstance {
         module: MODULE,
         aid: INSTANCE,
         parameters: &[],
         privileges: [0; 3],
     }];
-    fn instantiate(_: &Aid, _: &Aid, _: &[u8]) -> Result<Echo, StatusWord> {
-        Ok(Echo)
-    }
 }
 
 fn send(card: &mut Card<TestImage>, apdu: &[u8]) -> std::vec::Vec<u8> {
@@ -75,9 +85,8 @@ fn card_locked_allows_only_the_card_manager() {
     let mut card = Card::<TestImage>::new();
     card.power_on();
     assert_eq!(send(&mut card, &SELECT_INSTANCE), [0x90, 0x00]);
-    card.runtime.life_cycle = CardLifeCycle::Secured;
-    card.runtime.life_cycle = CardLifeCycle::CardLocked;
-    card.runtime.deselect_where(|_| true);
+    card.runtime.force_life_cycle(CardLifeCycle::Secured);
+    card.runtime.force_life_cycle(CardLifeCycle::CardLocked);
     assert_eq!(send(&mut card, &[0x80, 0x10, 0, 0, 1, 0xAA]), [0x69, 0x99]);
     assert_eq!(send(&mut card, &SELECT_INSTANCE), [0x6A, 0x82]);
     let fci = send(&mut card, &SELECT_ISD);
@@ -86,7 +95,7 @@ fn card_locked_allows_only_the_card_manager() {
     // Content management is refused while locked (6982 until the secure channel exists).
     assert_eq!(send(&mut card, &[0x80, 0xF0, 0x80, 0x0F]), [0x69, 0x82]);
     // Unlocked again, the instance is selectable.
-    card.runtime.life_cycle = CardLifeCycle::Secured;
+    card.runtime.force_life_cycle(CardLifeCycle::Secured);
     assert_eq!(send(&mut card, &SELECT_INSTANCE), [0x90, 0x00]);
 }
 
@@ -174,13 +183,13 @@ fn card_opens_the_published_secured_command() {
     let mut card = Card::<TestImage>::new();
     card.power_on();
     assert_eq!(send(&mut card, &SELECT_ISD)[..2], [0x6F, 0x10]);
-    let security = crate::Security {
+    let security = crate::applet::Security {
         variant: Variant::A,
         level: SecurityLevel::FULL,
         role: Some(apdu_spec::scp11::cert::Role::Issuer),
     };
     card.runtime
-        .sessions
+        .secure_channel()
         .open_with(
             0,
             SecureMessaging::new(&keys, &receipt, SecurityLevel::FULL),
@@ -243,13 +252,13 @@ fn applets_see_the_security_the_runtime_stamped() {
     assert_eq!(send(&mut card, &[0x80, 0x5E, 0, 0, 0]), [0xFF, 0x90, 0x00]);
 
     let keys = session::derive(&[1; 32], &[2; 32], SecurityLevel::MAC_RMAC);
-    let security = crate::Security {
+    let security = crate::applet::Security {
         variant: Variant::A,
         level: SecurityLevel::MAC_RMAC,
         role: Some(Role::BankAtm),
     };
     card.runtime
-        .sessions
+        .secure_channel()
         .open_with(
             0,
             SecureMessaging::new(&keys, &[7; 16], SecurityLevel::MAC_RMAC),

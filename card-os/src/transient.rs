@@ -2,9 +2,9 @@
 //! (CLEAR_ON_RESET), or also whenever its owner is deselected (CLEAR_ON_DESELECT). Clearing zeroizes, so session
 //! keys kept here do not linger.
 //!
-//! * [`TransientPool`]: the runtime's buffers, one pair per applet owner number, reached only through the owner's
-//!   `Context::transient`; the runtime clears them itself, so an applet cannot keep them past a deselect or reset.
-//! * [`Transient`]: a buffer an applet keeps in its own fields and clears from its `deselect` and `reset`.
+//! [`TransientPool`] holds the runtime's buffers, one pair per applet owner number, reached only through the
+//! owner's `Context::transient`; the runtime clears them itself, so an applet cannot keep them past a deselect
+//! or reset. (An applet's own fields are volatile too: see [`crate::applet`].)
 
 use zeroize::Zeroize;
 
@@ -15,45 +15,6 @@ pub enum ClearOn {
     Reset,
     /// Also every deselection of the owning applet.
     Deselect,
-}
-
-/// A transient buffer of `N` bytes, all zero after clearing.
-#[derive(Clone, Debug)]
-pub struct Transient<const N: usize> {
-    bytes: [u8; N],
-    clear_on: ClearOn,
-}
-
-impl<const N: usize> Transient<N> {
-    /// A zeroed buffer cleared on the given events.
-    pub const fn new(clear_on: ClearOn) -> Self {
-        Self {
-            bytes: [0; N],
-            clear_on,
-        }
-    }
-    /// The contents.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.bytes
-    }
-    /// The contents, writable.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.bytes
-    }
-    /// Zeroizes the contents now.
-    pub fn clear(&mut self) {
-        self.bytes.zeroize();
-    }
-    /// The owner was deselected: CLEAR_ON_DESELECT buffers are zeroized.
-    pub fn on_deselect(&mut self) {
-        if self.clear_on == ClearOn::Deselect {
-            self.clear();
-        }
-    }
-    /// Reset or power loss: every transient buffer is zeroized.
-    pub fn on_reset(&mut self) {
-        self.clear();
-    }
 }
 
 /// Bytes of each runtime-managed transient buffer.
@@ -110,15 +71,16 @@ mod tests {
 
     #[test]
     fn cleared_on_the_right_events() {
-        let mut session: Transient<4> = Transient::new(ClearOn::Deselect);
-        let mut counter: Transient<4> = Transient::new(ClearOn::Reset);
-        session.as_mut_slice().copy_from_slice(&[1, 2, 3, 4]);
-        counter.as_mut_slice().copy_from_slice(&[5, 6, 7, 8]);
-        session.on_deselect();
-        counter.on_deselect();
-        assert_eq!(session.as_slice(), &[0; 4]);
-        assert_eq!(counter.as_slice(), &[5, 6, 7, 8]);
-        counter.on_reset();
-        assert_eq!(counter.as_slice(), &[0; 4]);
+        let mut pool = TransientPool::default();
+        pool.buffer(1, ClearOn::Deselect).unwrap()[0] = 1;
+        pool.buffer(1, ClearOn::Reset).unwrap()[0] = 2;
+        pool.buffer(2, ClearOn::Deselect).unwrap()[0] = 3;
+        pool.deselected(1);
+        assert_eq!(pool.buffer(1, ClearOn::Deselect).unwrap()[0], 0);
+        assert_eq!(pool.buffer(1, ClearOn::Reset).unwrap()[0], 2);
+        assert_eq!(pool.buffer(2, ClearOn::Deselect).unwrap()[0], 3);
+        pool.reset();
+        assert_eq!(pool.buffer(1, ClearOn::Reset).unwrap()[0], 0);
+        assert_eq!(pool.buffer(2, ClearOn::Deselect).unwrap()[0], 0);
     }
 }

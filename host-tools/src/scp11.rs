@@ -10,7 +10,7 @@ use apdu_spec::scp11::cert::{self, CertError, Certificate, Date, Issuer};
 use apdu_spec::scp11::session::{
     self, Handshake, PublicKeyBytes, ScpError, SecureMessaging, SecurityLevel,
 };
-use apdu_spec::scp11::{self as scp, Variant};
+use apdu_spec::scp11::{self as scp, HandshakeCommand, KeyReference, Variant};
 use apdu_spec::{Class, CommandView, StatusWord};
 use p256::elliptic_curve::Generate;
 
@@ -127,7 +127,7 @@ pub fn card_key<C: CardChannel>(
     let store = exchange(
         channel,
         "GET DATA BF21",
-        &Command::new(0x00, 0xCA, 0xBF, 0x21).with_ne(256),
+        &HandshakeCommand::GetCertificates { key: None }.to_command(),
     )?;
     let (tlv, rest) = apdu_spec::tlv::read(&store).map_err(|_| CertError::Malformed)?;
     if tlv.tag != scp::TAG_CERTIFICATE_STORE || !rest.is_empty() {
@@ -166,25 +166,29 @@ fn authenticate<C: CardChannel>(
     let mut data = [0u8; 96];
     let len = Handshake::encode(variant, level, &ephemeral_public, &mut data)?;
     let data = &data[..len];
-    let (ins, kid, step) = match variant {
+    let (command, step) = match variant {
         Variant::B => (
-            scp::INS_INTERNAL_AUTHENTICATE,
-            scp::KID_SCP11B,
+            HandshakeCommand::InternalAuthenticate {
+                key: KeyReference {
+                    kvn: KVN,
+                    kid: scp::KID_SCP11B,
+                },
+                data,
+            },
             "INTERNAL AUTHENTICATE",
         ),
         _ => (
-            scp::INS_MUTUAL_AUTHENTICATE,
-            scp::KID_SCP11A,
+            HandshakeCommand::MutualAuthenticate {
+                key: KeyReference {
+                    kvn: KVN,
+                    kid: scp::KID_SCP11A,
+                },
+                data,
+            },
             "MUTUAL AUTHENTICATE",
         ),
     };
-    let answer = exchange(
-        &mut channel,
-        step,
-        &Command::new(0x80, ins, KVN, kid)
-            .with_data(data.to_vec())
-            .with_ne(256),
-    )?;
+    let answer = exchange(&mut channel, step, &command.to_command())?;
     let (card_ephemeral, card_receipt) = session::parse_authenticate_response(&answer)?;
     let shared_ee = session::ecdh(&ephemeral, card_ephemeral);
     let shared_ss = session::ecdh(static_key.unwrap_or(&ephemeral), card_key);
@@ -225,12 +229,19 @@ pub fn open_scp11a<C: CardChannel>(
         .ok_or(CertError::ChainLength)?;
     for (i, certificate) in oce.chain.iter().enumerate() {
         Certificate::parse(certificate)?;
-        let p1 = if i == last { KVN } else { KVN | 0x80 };
+        // P2 b8 says another certificate follows, as yubikit and OpenSCP send it.
+        let upload = HandshakeCommand::UploadCertificate {
+            key: KeyReference {
+                kvn: KVN,
+                kid: scp::KID_OCE,
+            },
+            more: i != last,
+            certificate,
+        };
         exchange(
             &mut channel,
             "PERFORM SECURITY OPERATION",
-            &Command::new(0x80, scp::INS_PERFORM_SECURITY_OPERATION, p1, scp::KID_OCE)
-                .with_data(certificate.clone()),
+            &upload.to_command(),
         )?;
     }
     let ephemeral = ephemeral.unwrap_or_else(random_scalar);
@@ -436,6 +447,26 @@ impl Authority {
             expiration,
             role,
             public_key,
+        };
+        Ok(builder.sign(&self.key)?)
+    }
+
+    /// Certifies `subordinate` as a CA whose certificates chain to this one (an intermediate certificate).
+    pub fn certify_authority(
+        &self,
+        subordinate: &Authority,
+        effective: Date,
+        expiration: Date,
+    ) -> Result<Vec<u8>, Scp11Error> {
+        let builder = cert::CertificateBuilder {
+            serial: crate::entropy::os_seed()[..16].to_vec(),
+            ca_kloc_id: self.id.clone(),
+            subject_id: subordinate.id.clone(),
+            key_usage: cert::CERTIFICATE_SIGNING,
+            effective: Some(effective),
+            expiration,
+            role: None,
+            public_key: p256::PublicKey::from(subordinate.key.verifying_key()),
         };
         Ok(builder.sign(&self.key)?)
     }

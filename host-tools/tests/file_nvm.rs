@@ -117,8 +117,8 @@ type FileCard = card_os::Card<card_image::LinkcardImage, FileNvm>;
 fn open_card(path: &Path) -> FileCard {
     let nvm = FileNvm::open(
         path,
-        card_os::runtime::STORE_PAGE,
-        card_os::runtime::STORE_PAGES,
+        card_os::layout::STORE_PAGE,
+        card_os::layout::STORE_PAGES,
     )
     .unwrap();
     let mut card = FileCard::with_nvm(nvm);

@@ -118,6 +118,31 @@ fn card_certificate_verifies_against_the_card_ca_only() {
 }
 
 #[test]
+fn a_chained_oce_authenticates_with_the_published_chain_flag() {
+    let mut w = world();
+    let today = date(TODAY.0, TODAY.1, TODAY.2);
+    let intermediate = Authority::generate(b"issuer sub-CA");
+    let link = w
+        .oce_ca
+        .certify_authority(&intermediate, today, date(2029, 12, 31))
+        .unwrap();
+    let mut oce = intermediate
+        .issue_oce(b"issuer system 2", Role::Issuer, today, date(2027, 12, 31))
+        .unwrap();
+    oce.chain.insert(0, link.clone());
+    // `80 2A 03 90 <link>`, then `80 2A 03 10 <leaf>`: P2 b8 marks the certificate that has a successor.
+    let mut session = open(&mut w, &oce, SecurityLevel::FULL);
+    let r = session.transmit_secured(&INSTALL_LOOPBACK).unwrap();
+    assert_eq!(r, [0x00, 0x90, 0x00]);
+    drop(session);
+    // The flag in P1 b8 is not SCP11's: the link then counts as a leaf, and a CA certificate is no leaf.
+    assert_eq!(sw(&w.card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
+    let mut old_form = vec![0x80, 0x2A, 0x83, 0x10, link.len() as u8];
+    old_form.extend_from_slice(&link);
+    assert_eq!(sw(&w.card.transmit(&old_form).unwrap()), 0x6982);
+}
+
+#[test]
 fn issuer_session_at_every_level_manages_content() {
     let mut w = world();
     let before = applications(&mut w.card);

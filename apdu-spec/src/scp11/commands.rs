@@ -131,9 +131,14 @@ mod encode {
                     let data = key.map_or_else(Vec::new, |k| {
                         alloc::vec![0xA6, 0x04, 0x83, 0x02, k.kid, k.kvn]
                     });
-                    Command::new(0x00, ins::GET_DATA, CERTIFICATE_STORE[0], CERTIFICATE_STORE[1])
-                        .with_data(data)
-                        .with_ne(256)
+                    Command::new(
+                        0x00,
+                        ins::GET_DATA,
+                        CERTIFICATE_STORE[0],
+                        CERTIFICATE_STORE[1],
+                    )
+                    .with_data(data)
+                    .with_ne(256)
                 }
                 Self::UploadCertificate {
                     key,
@@ -171,7 +176,9 @@ mod tests {
 
     #[test]
     fn chained_upload_as_published_hosts_send_it() {
-        let first = parse(&[0x80, 0x2A, 0x01, 0x90, 0x01, 0x7F]).unwrap().unwrap();
+        let first = parse(&[0x80, 0x2A, 0x01, 0x90, 0x01, 0x7F])
+            .unwrap()
+            .unwrap();
         assert_eq!(
             first,
             HandshakeCommand::UploadCertificate {
@@ -183,7 +190,9 @@ mod tests {
                 certificate: &[0x7F],
             }
         );
-        let last = parse(&[0x80, 0x2A, 0x01, 0x10, 0x01, 0x7F]).unwrap().unwrap();
+        let last = parse(&[0x80, 0x2A, 0x01, 0x10, 0x01, 0x7F])
+            .unwrap()
+            .unwrap();
         assert!(matches!(
             last,
             HandshakeCommand::UploadCertificate { more: false, .. }
@@ -197,7 +206,9 @@ mod tests {
     #[test]
     fn key_reference_of_get_data() {
         assert_eq!(
-            parse(&[0x80, 0xCA, 0xBF, 0x21, 0x06, 0xA6, 0x04, 0x83, 0x02, 0x13, 0x01]),
+            parse(&[
+                0x80, 0xCA, 0xBF, 0x21, 0x06, 0xA6, 0x04, 0x83, 0x02, 0x13, 0x01
+            ]),
             Some(Ok(HandshakeCommand::GetCertificates {
                 key: Some(KeyReference {
                     kvn: 0x01,

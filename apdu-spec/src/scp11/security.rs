@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn checks() {
-        let content = Requirement::session(Role::Issuer, SecurityLevel::C_MAC).before_issuance_plain();
+        let content =
+            Requirement::session(Role::Issuer, SecurityLevel::C_MAC).before_issuance_plain();
         assert_eq!(content.check(None, true), Ok(()));
         assert!(content.check(None, false).is_err());
         assert_eq!(content.check(Some(ISSUER), false), Ok(()));
