@@ -42,7 +42,7 @@ impl Aid {
         for (dst, src) in aid.bytes.iter_mut().zip(bytes) {
             *dst = *src;
         }
-        aid.len = bytes.len() as u8;
+        aid.len = u8::try_from(bytes.len()).map_err(|_| InvalidAid)?;
         Ok(aid)
     }
 

@@ -68,11 +68,14 @@ impl Command {
         let mut out = Vec::with_capacity(6 + self.data.len());
         out.extend_from_slice(&[self.cla, self.ins, self.p1, self.p2]);
         if !self.data.is_empty() {
-            out.push(self.data.len() as u8);
+            let lc = u8::try_from(self.data.len()).map_err(|_| EncodeError::NeedsExtendedLength)?;
+            out.push(lc);
             out.extend_from_slice(&self.data);
         }
         if let Some(ne) = self.ne {
-            out.push(if ne == 256 { 0 } else { ne as u8 });
+            // Le 00 stands for 256.
+            let le = if ne == 256 { Ok(0) } else { u8::try_from(ne) };
+            out.push(le.map_err(|_| EncodeError::NeedsExtendedLength)?);
         }
         Ok(out)
     }

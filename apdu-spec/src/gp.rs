@@ -388,12 +388,18 @@ mod encode {
 
     /// Appends one length-prefixed field (`81 xx` from 128 bytes).
     fn push_lv(out: &mut Vec<u8>, value: &[u8]) {
-        let len = value.len();
-        debug_assert!(len <= 255, "GP length fields hold at most 255 bytes");
+        // GP length fields hold at most 255 bytes; a longer value is cut to fit (and refused by the card).
+        let len = u8::try_from(value.len()).unwrap_or(u8::MAX);
+        debug_assert_eq!(
+            usize::from(len),
+            value.len(),
+            "GP length fields hold at most 255 bytes"
+        );
         if len > 0x7F {
             out.push(0x81);
         }
-        out.push(len as u8);
+        out.push(len);
+        let value = value.get(..usize::from(len)).unwrap_or(value);
         out.extend_from_slice(value);
     }
 

@@ -140,19 +140,18 @@ impl<'a> Writer<'a> {
     }
     /// Appends a tag and length header for a value of `len` bytes (the value follows separately).
     pub fn header(&mut self, tag: u16, len: usize) -> Result<(), BufferFull> {
-        if tag > 0xFF {
-            self.raw(&tag.to_be_bytes())?;
-        } else {
-            self.raw(&[tag as u8])?;
+        match u8::try_from(tag) {
+            Ok(short) => self.raw(&[short])?,
+            Err(_) => self.raw(&tag.to_be_bytes())?,
         }
-        match len {
-            0..=0x7F => self.raw(&[len as u8]),
-            0x80..=0xFF => self.raw(&[0x81, len as u8]),
-            0x100..=0xFFFF => {
-                let [hi, lo] = (len as u16).to_be_bytes();
+        match (u8::try_from(len), u16::try_from(len)) {
+            (Ok(short), _) if short <= 0x7F => self.raw(&[short]),
+            (Ok(short), _) => self.raw(&[0x81, short]),
+            (Err(_), Ok(long)) => {
+                let [hi, lo] = long.to_be_bytes();
                 self.raw(&[0x82, hi, lo])
             }
-            _ => Err(BufferFull),
+            (Err(_), Err(_)) => Err(BufferFull),
         }
     }
     /// Appends a complete TLV.

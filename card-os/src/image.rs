@@ -67,7 +67,7 @@ pub trait Image {
 /// Declares the applet enum of a card image, one line per applet type (each implements [`Install`]): the enum,
 /// its [`Applet`] implementation forwarding every entry point, and its [`AppletSet`].
 ///
-/// ```ignore
+/// ```text
 /// card_os::applets! {
 ///     /// One instance of any applet type in the image.
 ///     #[derive(Debug)]

@@ -96,7 +96,8 @@ impl OwnerPin {
         }
         let mut record = [0u8; RECORD_LEN];
         let (head, body) = record.split_at_mut(2);
-        head.copy_from_slice(&[self.try_limit, pin.len() as u8]);
+        let len = u8::try_from(pin.len()).map_err(|_| PinError::BadLength)?;
+        head.copy_from_slice(&[self.try_limit, len]);
         body.get_mut(..pin.len())
             .ok_or(PinError::BadLength)?
             .copy_from_slice(pin);
@@ -149,7 +150,8 @@ impl OwnerPin {
             .get_mut(..candidate.len())
             .ok_or(PinError::BadLength)?
             .copy_from_slice(candidate);
-        let same_length = (candidate.len() as u8).ct_eq(&length);
+        let candidate_len = u8::try_from(candidate.len()).map_err(|_| PinError::BadLength)?;
+        let same_length = candidate_len.ct_eq(&length);
         if bool::from(same_length & padded.ct_eq(&stored)) {
             records.write_now(self.key, 0, &[self.try_limit])?;
             self.validated = true;

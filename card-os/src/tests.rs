@@ -53,22 +53,96 @@ impl Install for Echo {
     }
 }
 
+/// Keeps a counter and a validated PIN in its fields and never clears them itself: the runtime must. Install
+/// parameter `01` declares its fields cleared on deselect too.
+#[derive(Debug)]
+struct Forgetful {
+    count: u8,
+    pin: crate::applet::OwnerPin,
+    clear_on: crate::applet::ClearOn,
+}
+
+const FORGETFUL_MODULE: Aid = Aid::from_const(&[0xF0, 1, 2, 3, 5, 0]);
+const FORGETFUL: Aid = Aid::from_const(&[0xF0, 1, 2, 3, 5, 1]);
+const FORGETFUL_ON_DESELECT: Aid = Aid::from_const(&[0xF0, 1, 2, 3, 5, 2]);
+
+impl Applet for Forgetful {
+    /// Any command: counts, sets the PIN (`1234`) the first time and verifies it, and answers the count and
+    /// whether the PIN was validated before this command.
+    fn process(
+        &mut self,
+        ctx: &mut Context,
+        _: &CommandView<'_>,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        if ctx.selecting() {
+            return Ok(());
+        }
+        let was_validated = self.pin.is_validated();
+        self.count += 1;
+        let mut records = ctx.records()?;
+        if self.pin.tries_left(&records).is_err() {
+            self.pin.update(&mut records, b"1234")?;
+        }
+        self.pin.check(&mut records, b"1234")?;
+        reply.push(&[self.count, u8::from(was_validated)])
+    }
+
+    fn volatile_state(&self) -> crate::applet::ClearOn {
+        self.clear_on
+    }
+}
+
+impl Install for Forgetful {
+    const LOAD_FILE: LoadFile = LoadFile {
+        aid: Aid::from_const(&[0xF0, 1, 2, 3, 5]),
+        modules: &[FORGETFUL_MODULE],
+    };
+    fn install(_: &Aid, _: &Aid, parameters: &[u8]) -> Result<Self, StatusWord> {
+        let clear_on = match parameters {
+            [] => crate::applet::ClearOn::Reset,
+            [1] => crate::applet::ClearOn::Deselect,
+            _ => return Err(StatusWord::WRONG_DATA),
+        };
+        Ok(Self {
+            count: 0,
+            pin: crate::applet::OwnerPin::new(1, 3).map_err(|_| StatusWord::UNKNOWN)?,
+            clear_on,
+        })
+    }
+}
+
 crate::applets! {
     #[derive(Debug)]
     enum TestApplet {
         Echo(Echo),
+        Forgetful(Forgetful),
     }
 }
 
 impl Image for TestImage {
     type Applet = TestApplet;
     const HISTORICAL_BYTES: &'static [u8] = b"test";
-    const FACTORY_INSTANCES: &'static [FactoryInstance] = &[FactoryInstance {
-        module: MODULE,
-        aid: INSTANCE,
-        parameters: &[],
-        privileges: [0; 3],
-    }];
+    const FACTORY_INSTANCES: &'static [FactoryInstance] = &[
+        FactoryInstance {
+            module: MODULE,
+            aid: INSTANCE,
+            parameters: &[],
+            privileges: [0; 3],
+        },
+        FactoryInstance {
+            module: FORGETFUL_MODULE,
+            aid: FORGETFUL,
+            parameters: &[],
+            privileges: [0; 3],
+        },
+        FactoryInstance {
+            module: FORGETFUL_MODULE,
+            aid: FORGETFUL_ON_DESELECT,
+            parameters: &[1],
+            privileges: [0; 3],
+        },
+    ];
 }
 
 fn send(card: &mut Card<TestImage>, apdu: &[u8]) -> std::vec::Vec<u8> {
@@ -97,6 +171,52 @@ fn card_locked_allows_only_the_card_manager() {
     // Unlocked again, the instance is selectable.
     card.runtime.force_life_cycle(CardLifeCycle::Secured);
     assert_eq!(send(&mut card, &SELECT_INSTANCE), [0x90, 0x00]);
+}
+
+fn select(card: &mut Card<TestImage>, aid: &Aid) {
+    let mut apdu = std::vec![0x00, 0xA4, 0x04, 0x0C, aid.len() as u8];
+    apdu.extend_from_slice(aid.as_bytes());
+    assert_eq!(send(card, &apdu), [0x90, 0x00]);
+}
+
+#[test]
+fn applet_fields_and_the_pin_flag_do_not_outlive_a_reset() {
+    let mut card = Card::<TestImage>::new();
+    card.power_on();
+    select(&mut card, &FORGETFUL);
+    let touch = [0x80, 0x01, 0x00, 0x00];
+    assert_eq!(send(&mut card, &touch), [1, 0, 0x90, 0x00]);
+    assert_eq!(
+        send(&mut card, &touch),
+        [2, 1, 0x90, 0x00],
+        "counted, PIN validated"
+    );
+    // Deselected and selected again: fields declared for reset only stay.
+    select(&mut card, &INSTANCE);
+    select(&mut card, &FORGETFUL);
+    assert_eq!(send(&mut card, &touch), [3, 1, 0x90, 0x00]);
+    // A reset creates the applet anew: the count starts again and the PIN is no longer validated (its record,
+    // set at the first command, is still there: the check succeeds).
+    card.power_on();
+    select(&mut card, &FORGETFUL);
+    assert_eq!(send(&mut card, &touch), [1, 0, 0x90, 0x00]);
+    card.power_off();
+    card.power_on();
+    select(&mut card, &FORGETFUL);
+    assert_eq!(send(&mut card, &touch), [1, 0, 0x90, 0x00]);
+}
+
+#[test]
+fn fields_declared_clear_on_deselect_go_with_the_last_channel() {
+    let mut card = Card::<TestImage>::new();
+    card.power_on();
+    select(&mut card, &FORGETFUL_ON_DESELECT);
+    let touch = [0x80, 0x01, 0x00, 0x00];
+    assert_eq!(send(&mut card, &touch), [1, 0, 0x90, 0x00]);
+    assert_eq!(send(&mut card, &touch), [2, 1, 0x90, 0x00]);
+    select(&mut card, &INSTANCE);
+    select(&mut card, &FORGETFUL_ON_DESELECT);
+    assert_eq!(send(&mut card, &touch), [1, 0, 0x90, 0x00]);
 }
 
 #[test]

@@ -291,7 +291,9 @@ pub fn derive(shared_ee: &[u8; 32], shared_ss: &[u8; 32], level: SecurityLevel) 
     let shared_info = [level.key_usage(), KEY_TYPE_AES, KEY_LENGTH as u8];
     let mut material = [0u8; 5 * KEY_LENGTH];
     // Cannot fail: the secret and the output are non-empty and far below the KDF's limits.
-    let _ = ansi_x963_kdf::derive_key_into::<sha2::Sha256>(&secret, &shared_info, &mut material);
+    let derived =
+        ansi_x963_kdf::derive_key_into::<sha2::Sha256>(&secret, &shared_info, &mut material);
+    debug_assert!(derived.is_ok());
     secret.zeroize();
     let mut keys = SessionKeys {
         receipt: [0; KEY_LENGTH],
@@ -388,13 +390,15 @@ impl core::fmt::Debug for SecureMessaging {
 /// Where the command's C-MAC input ends: header ‖ Lc, with Lc one byte or `00 hi lo`.
 fn header_with_lc(header: [u8; 4], lc: usize) -> Result<([u8; 7], usize), ScpError> {
     let [cla, ins, p1, p2] = header;
-    match lc {
-        0..=255 => Ok(([cla, ins, p1, p2, lc as u8, 0, 0], 5)),
-        256..=65535 => {
-            let [hi, lo] = (lc as u16).to_be_bytes();
+    if let Ok(short) = u8::try_from(lc) {
+        return Ok(([cla, ins, p1, p2, short, 0, 0], 5));
+    }
+    match u16::try_from(lc) {
+        Ok(long) => {
+            let [hi, lo] = long.to_be_bytes();
             Ok(([cla, ins, p1, p2, 0, hi, lo], 7))
         }
-        _ => Err(ScpError::BufferTooSmall),
+        Err(_) => Err(ScpError::BufferTooSmall),
     }
 }
 
