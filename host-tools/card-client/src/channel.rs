@@ -1,14 +1,15 @@
 //! How a host talks to a card, whatever carries the APDUs.
 //!
-//! [`CardChannel`] is the one interface the conformance runner and the tools use; [`InProcessChannel`] drives
-//! the card image directly in this process, and a PC/SC reader will be another implementation. [`Traced`]
-//! wraps any channel and logs every exchange in the style of `opensc-tool -s`.
+//! [`CardChannel`] is the one interface the conformance runner, the secure channel and the tools use. Its
+//! implementations live with their transports: the PC/SC reader in `pcsc_channel`, the in-process card
+//! in the `emulator` crate (`emulator::InProcessChannel`), and an SCP11 session wraps any of them
+//! ([`crate::scp11::Scp11Session`]). [`Traced`] wraps any channel and logs every exchange in the style of
+//! `opensc-tool -s`.
 
 use std::fmt;
 use std::io::Write;
 
 use apdu_spec::StatusWord;
-use card_image::LinkcardCard;
 
 use crate::hex;
 
@@ -27,6 +28,10 @@ pub enum ChannelError {
     /// The transport failed (reader, driver, connection).
     #[error("transport error: {0}")]
     Transport(String),
+    /// A secure channel over the transport could not secure the command or open its response (an
+    /// [`crate::scp11::Scp11Session`] used as a plain [`CardChannel`]).
+    #[error(transparent)]
+    SecureChannel(Box<crate::scp11::Scp11Error>),
 }
 
 /// A connection to one card: send command APDUs, reset and power it.
@@ -76,73 +81,6 @@ impl<C: CardChannel + ?Sized> CardChannel for Box<C> {
     }
     fn describe(&self) -> String {
         (**self).describe()
-    }
-}
-
-/// What [`InProcessChannel::describe`] says.
-pub const IN_PROCESS_DESCRIPTION: &str = "in-process linkcard card";
-
-/// The linkcard card image running in this process: no reader, no driver.
-#[derive(Debug)]
-pub struct InProcessChannel {
-    // Boxed: the card holds its APDU buffers inline and is several KB.
-    card: Box<LinkcardCard>,
-}
-
-impl InProcessChannel {
-    /// A fresh factory card, powered on.
-    pub fn new() -> Self {
-        Self::with_card(Box::new(LinkcardCard::new()))
-    }
-
-    /// Wraps an existing card and powers it on (a warm reset if it already was).
-    pub fn with_card(mut card: Box<LinkcardCard>) -> Self {
-        card.seed_random(crate::entropy::os_seed());
-        card.power_on();
-        Self { card }
-    }
-
-    /// The card, to inspect its state.
-    pub fn card(&self) -> &LinkcardCard {
-        &self.card
-    }
-
-    /// The card, to change what a test needs (its random seed, for instance).
-    pub fn card_mut(&mut self) -> &mut LinkcardCard {
-        &mut self.card
-    }
-}
-
-impl Default for InProcessChannel {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl CardChannel for InProcessChannel {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        // Room for the largest response data the card holds, plus SW1 SW2.
-        let mut out = vec![0u8; card_os::RESPONSE_BUFFER + 2];
-        let len = self.card.transmit(apdu, &mut out);
-        out.truncate(len);
-        Ok(out)
-    }
-
-    fn reset(&mut self) -> Result<Vec<u8>, ChannelError> {
-        Ok(self.card.power_on().as_bytes().to_vec())
-    }
-
-    fn power_off(&mut self) -> Result<(), ChannelError> {
-        self.card.power_off();
-        Ok(())
-    }
-
-    fn power_on(&mut self) -> Result<Vec<u8>, ChannelError> {
-        Ok(self.card.power_on().as_bytes().to_vec())
-    }
-
-    fn describe(&self) -> String {
-        IN_PROCESS_DESCRIPTION.to_owned()
     }
 }
 
@@ -274,77 +212,9 @@ fn received_lines(response: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
 
-    const SELECT_CARD_MANAGER: [u8; 14] = [
-        0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00, 0x00,
-    ];
-
-    #[derive(Clone, Default)]
-    struct SharedLog(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for SharedLog {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl SharedLog {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
-
-    #[test]
-    fn in_process_card_is_powered_and_answers() {
-        let mut channel = InProcessChannel::new();
-        assert!(channel.card().is_powered());
-        let response = channel.transmit(&SELECT_CARD_MANAGER).unwrap();
-        assert_eq!(&response[response.len() - 2..], &[0x90, 0x00]);
-    }
-
-    #[test]
-    fn unpowered_card_answers_for_itself() {
-        let mut channel = InProcessChannel::new();
-        channel.power_off().unwrap();
-        // The card's own answer when unpowered, passed through rather than turned into an error.
-        assert_eq!(
-            channel.transmit(&SELECT_CARD_MANAGER).unwrap(),
-            [0x6F, 0x00]
-        );
-        let atr = channel.power_on().unwrap();
-        assert_eq!(atr.first(), Some(&0x3B));
-        assert_eq!(channel.reset().unwrap(), atr);
-    }
-
-    #[test]
-    fn trace_reads_like_opensc_tool() {
-        let log = SharedLog::default();
-        let mut channel = Traced::with_log(InProcessChannel::new(), Box::new(log.clone()));
-        channel.reset().unwrap();
-        channel.transmit(&SELECT_CARD_MANAGER).unwrap();
-        channel.transmit(&[0x80, 0xFF, 0x00, 0x00]).unwrap();
-        channel.power_off().unwrap();
-        let text = log.text();
-        assert!(text.starts_with("Reset: ATR 3B "), "{text}");
-        assert!(
-            text.contains("Sending: 00 A4 04 00 08 A0 00 00 01 51 00 00 00 00\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("Received (SW1=0x90, SW2=0x00): SUCCESS\n6F "),
-            "{text}"
-        );
-        assert!(
-            text.contains("Received (SW1=0x6D, SW2=0x00) INS_NOT_SUPPORTED\n"),
-            "{text}"
-        );
-        assert!(text.ends_with("Power off\n"), "{text}");
-    }
+    // The trace of the in-process card, and the channel itself, are tested in the `emulator` crate
+    // (`tests/in_process.rs`): this crate does not link the card.
 
     #[test]
     fn hex_dump_has_ascii_column() {

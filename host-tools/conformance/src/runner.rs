@@ -1,7 +1,8 @@
 //! Runs conformance scripts against a card and reports the outcome.
 //!
-//! Scripts are independent: [`run_in_process`] gives each one a fresh factory card, and [`run_on_channel`]
-//! (for a card that stays in a reader) warm-resets the card before each one. A script stops at its first
+//! Scripts are independent: [`run_each`] gives each one a fresh card from the caller's factory (the `linkcard`
+//! command's is the in-process card of the `emulator` crate), and [`run_on_channel`] (for a card that stays in a
+//! reader) warm-resets the card before each one. A script stops at its first
 //! mismatch; the [`Report`] says where, what was sent, what was expected and what came back.
 
 use std::fmt::Write as _;
@@ -10,8 +11,8 @@ use std::path::{Path, PathBuf};
 use apdu_spec::StatusWord;
 use serde::Serialize;
 
-use crate::channel::{CardChannel, IN_PROCESS_DESCRIPTION, InProcessChannel, Traced};
-use crate::hex;
+use card_client::{CardChannel, ChannelError, Traced, hex};
+
 use crate::script::{Expectation, Script, StepKind};
 
 /// File extension of conformance scripts.
@@ -231,7 +232,7 @@ fn check(
     line: Option<usize>,
     step: String,
     expected: Option<&Expectation>,
-    received: Result<Vec<u8>, crate::ChannelError>,
+    received: Result<Vec<u8>, ChannelError>,
     is_response: bool,
 ) -> Option<Failure> {
     let received = match received {
@@ -259,7 +260,7 @@ fn check(
     })
 }
 
-fn channel_failure(line: Option<usize>, step: String, error: &crate::ChannelError) -> Failure {
+fn channel_failure(line: Option<usize>, step: String, error: &ChannelError) -> Failure {
     Failure {
         line,
         step,
@@ -270,21 +271,29 @@ fn channel_failure(line: Option<usize>, step: String, error: &crate::ChannelErro
     }
 }
 
-/// Runs each script on a fresh factory card in this process; `trace` logs every exchange to stderr.
-pub fn run_in_process(scripts: &[Script], trace: bool) -> Report {
-    let outcomes = scripts
-        .iter()
-        .map(|script| {
-            let mut card = InProcessChannel::new();
-            if trace {
-                eprintln!("== {}", script.name);
-                run_script(script, &mut Traced::new(&mut card))
-            } else {
-                run_script(script, &mut card)
-            }
-        })
-        .collect();
-    Report::new(IN_PROCESS_DESCRIPTION.to_owned(), outcomes)
+/// Runs each script on a fresh card from `new_card` (a factory card, powered on), reporting `transport` as
+/// what the scripts ran on; `trace` logs every exchange to stderr. Stops at the first card the factory cannot
+/// make and returns its error: without a card nothing trustworthy can be reported.
+pub fn run_each<C, E>(
+    scripts: &[Script],
+    transport: &str,
+    trace: bool,
+    mut new_card: impl FnMut() -> Result<C, E>,
+) -> Result<Report, E>
+where
+    C: CardChannel,
+{
+    let mut outcomes = Vec::with_capacity(scripts.len());
+    for script in scripts {
+        let mut card = new_card()?;
+        outcomes.push(if trace {
+            eprintln!("== {}", script.name);
+            run_script(script, &mut Traced::new(&mut card))
+        } else {
+            run_script(script, &mut card)
+        });
+    }
+    Ok(Report::new(transport.to_owned(), outcomes))
 }
 
 /// Runs each script on one shared card (a card in a reader), with a warm reset before each script.
@@ -309,8 +318,8 @@ pub fn run_on_channel(scripts: &[Script], channel: &mut dyn CardChannel) -> Repo
 /// Why script files could not be found.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
-    /// A path does not exist or cannot be read.
-    #[error("{}: {source}", path.display())]
+    /// A path does not exist or cannot be read (the reason is the source).
+    #[error("{}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
@@ -332,7 +341,10 @@ pub fn default_script_dir() -> PathBuf {
     if relative.is_dir() {
         relative
     } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/conformance"))
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/conformance"
+        ))
     }
 }
 
@@ -372,64 +384,14 @@ pub fn collect_script_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Discovery
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ChannelError;
     use crate::script::parse_str;
 
     fn script(text: &str) -> Script {
         parse_str(Path::new("t/test.apdu"), text).unwrap()
     }
 
-    const SELECT_CM: &str = "> 00 A4 04 00 08 A000000151000000 00\n";
-
-    #[test]
-    fn passing_script_counts_exchanges() {
-        let s = script(&format!(
-            "# Smoke\n{SELECT_CM}< 6F 10 84 08 A000000151000000 A5 04 9F 65 01 FF 90 00\n\
-             > 80 FF 00 00\n< 6D 00\nreset\n< 3B 8A *\npower off\npower on\n< 3B *\n"
-        ));
-        let outcome = run_script(&s, &mut InProcessChannel::new());
-        assert!(outcome.passed, "{outcome:?}");
-        assert_eq!(outcome.exchanges, 2);
-        assert_eq!(outcome.title.as_deref(), Some("Smoke"));
-    }
-
-    #[test]
-    fn script_stops_at_first_mismatch_with_details() {
-        let s = script(&format!(
-            "{SELECT_CM}< * 90 00\n> 80 FF 00 00\n< 90 00\n> 80 FF 00 00\n< 6D 00\n"
-        ));
-        let outcome = run_script(&s, &mut InProcessChannel::new());
-        assert!(!outcome.passed);
-        assert_eq!(outcome.exchanges, 2, "the third command is never sent");
-        let failure = outcome.failure.unwrap();
-        assert_eq!(failure.line, Some(3));
-        assert_eq!(failure.step, "> 80 FF 00 00");
-        let expected = failure.expected.unwrap();
-        assert_eq!(expected.line, 4);
-        assert_eq!(expected.pattern, "90 00");
-        assert_eq!(expected.status.unwrap().name, "SUCCESS");
-        assert_eq!(failure.actual.as_deref(), Some("6D 00"));
-        assert_eq!(failure.actual_status.unwrap().name, "INS_NOT_SUPPORTED");
-        assert_eq!(failure.reason, "byte 0 is 6D; the pattern wants 90");
-    }
-
-    #[test]
-    fn atr_mismatch_has_no_status_names() {
-        let s = script("power on\n< 3F *\n");
-        let failure = run_script(&s, &mut InProcessChannel::new())
-            .failure
-            .unwrap();
-        assert_eq!(failure.step, "power on");
-        assert!(failure.actual.unwrap().starts_with("3B "));
-        assert_eq!(failure.actual_status, None);
-        assert_eq!(failure.expected.unwrap().status, None);
-    }
-
-    #[test]
-    fn unpowered_card_answers_6f00() {
-        let s = script("power off\n> 80 FF 00 00\n< 6F 00\n");
-        assert!(run_script(&s, &mut InProcessChannel::new()).passed);
-    }
+    // The runner on the real in-process card (fresh cards, shared card, report layout): `emulator/tests/runner.rs`,
+    // since this crate does not link the card.
 
     /// A channel whose card has gone: every operation fails.
     #[derive(Debug)]
@@ -469,67 +431,6 @@ mod tests {
         let failure = report.scripts[0].failure.as_ref().unwrap();
         assert_eq!((failure.line, failure.step.as_str()), (None, "reset"));
         assert!(report.human().contains("    before the script: reset\n"));
-    }
-
-    #[test]
-    fn shared_channel_is_reset_between_scripts() {
-        // The first script leaves the card unpowered; the reset before the second powers it again.
-        let first = script("power off\n> 80 FF 00 00\n< 6F 00\n");
-        let second = script("> 80 FF 00 00\n< 6D 00\n");
-        let report = run_on_channel(&[first, second], &mut InProcessChannel::new());
-        assert!(report.all_passed(), "{}", report.human());
-    }
-
-    #[test]
-    fn in_process_runs_use_fresh_cards() {
-        let first = script("power off\n> 80 FF 00 00\n< 6F 00\n");
-        let second = script("> 80 FF 00 00\n< 6D 00\n");
-        let report = run_in_process(&[first.clone(), second, first], false);
-        assert!(report.all_passed(), "{}", report.human());
-        assert_eq!((report.passed, report.failed), (3, 0));
-    }
-
-    #[test]
-    fn human_report_format() {
-        let pass = script("# Unknown INS\n> 80 FF 00 00\n< 6D 00\n");
-        let mut fail = script(&format!("{SELECT_CM}< 6X XX\n"));
-        fail.name = "02-fail.apdu".into();
-        let report = run_in_process(&[pass, fail], false);
-        let text = report.human();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "PASS test.apdu (1 exchange) - Unknown INS");
-        assert_eq!(lines[1], "FAIL 02-fail.apdu (1 exchange)");
-        assert_eq!(
-            lines[2],
-            "    line 1: > 00 A4 04 00 08 A0 00 00 01 51 00 00 00 00"
-        );
-        assert_eq!(lines[3], "    expected (line 2): 6X XX");
-        assert!(lines[4].starts_with("    actual: 6F 10 84 08 "), "{text}");
-        assert!(lines[4].ends_with("90 00  [9000 SUCCESS]"), "{text}");
-        assert_eq!(
-            lines[5],
-            "    response is 20 byte(s); the pattern needs exactly 2"
-        );
-        assert_eq!(*lines.last().unwrap(), "1 passed, 1 failed");
-        assert!(text.ends_with('\n'));
-    }
-
-    #[test]
-    fn json_report() {
-        let report = run_in_process(&[script("> 80 FF 00 00\n< 90 00\n")], false);
-        let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
-        assert_eq!(json["passed"], 0);
-        assert_eq!(json["failed"], 1);
-        let outcome = &json["scripts"][0];
-        assert_eq!(outcome["name"], "test.apdu");
-        assert_eq!(outcome["passed"], false);
-        assert_eq!(outcome["failure"]["line"], 1);
-        assert_eq!(outcome["failure"]["expected"]["status"]["name"], "SUCCESS");
-        assert_eq!(outcome["failure"]["actual_status"]["sw"], "6D00");
-        assert_eq!(
-            outcome["failure"]["actual_status"]["name"],
-            "INS_NOT_SUPPORTED"
-        );
     }
 
     #[test]

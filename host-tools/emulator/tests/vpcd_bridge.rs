@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use card_image::LinkcardCard;
-use host_tools::vpcd::{self, Endpoint, Stop};
+use emulator::vpcd::{self, Endpoint, Stop};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -80,7 +80,7 @@ fn spawn_bridge(port: u16, slot: u16) -> (Arc<Stop>, JoinHandle<()>) {
     let bridge_stop = Arc::clone(&stop);
     let bridge = std::thread::spawn(move || {
         let mut card = Box::new(LinkcardCard::new());
-        vpcd::run(&endpoint, &mut card, &bridge_stop, &|_| {});
+        vpcd::run(&endpoint, &mut card, &bridge_stop, &|_| {}).unwrap();
     });
     (stop, bridge)
 }
@@ -206,19 +206,19 @@ fn stop_ends_the_retry_loop_when_nothing_listens() {
     stop_and_join(&stop, bridge);
 }
 
-impl host_tools::CardChannel for FakeVpcd {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, host_tools::ChannelError> {
+impl card_client::CardChannel for FakeVpcd {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, card_client::ChannelError> {
         Ok(self.exchange(apdu))
     }
-    fn reset(&mut self) -> Result<Vec<u8>, host_tools::ChannelError> {
+    fn reset(&mut self) -> Result<Vec<u8>, card_client::ChannelError> {
         self.control(0x02);
         Ok(LinkcardCard::ATR.as_bytes().to_vec())
     }
-    fn power_off(&mut self) -> Result<(), host_tools::ChannelError> {
+    fn power_off(&mut self) -> Result<(), card_client::ChannelError> {
         self.control(0x00);
         Ok(())
     }
-    fn power_on(&mut self) -> Result<Vec<u8>, host_tools::ChannelError> {
+    fn power_on(&mut self) -> Result<Vec<u8>, card_client::ChannelError> {
         self.control(0x01);
         Ok(LinkcardCard::ATR.as_bytes().to_vec())
     }
@@ -233,7 +233,7 @@ impl host_tools::CardChannel for FakeVpcd {
 fn secure_channel_through_the_bridge() {
     use apdu_spec::scp11::cert::{Date, Role};
     use apdu_spec::scp11::session::SecurityLevel;
-    use host_tools::scp11::{self, Authority, Personalization};
+    use card_client::scp11::{self, Authority, Personalization};
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let (stop, bridge) = spawn_bridge(listener.local_addr().unwrap().port(), 0);
@@ -241,8 +241,8 @@ fn secure_channel_through_the_bridge() {
     vpcd.control(0x01);
     assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
     let today = Date::from_ymd(2026, 11, 24).unwrap();
-    let card_ca = Authority::generate(b"card CA");
-    let issuer_ca = Authority::generate(b"issuer CA");
+    let card_ca = Authority::generate(b"card CA").unwrap();
+    let issuer_ca = Authority::generate(b"issuer CA").unwrap();
     let card_key = scp11::personalize(
         &mut vpcd,
         &Personalization {

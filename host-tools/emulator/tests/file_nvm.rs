@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use card_os::store::Store;
-use host_tools::file_nvm::{FileNvm, FileNvmError, HEADER_LEN};
+use emulator::FileCard;
+use emulator::file_nvm::{FileNvm, FileNvmError, HEADER_LEN};
 
 const PAGE: usize = 128;
 const PAGES: usize = 16;
@@ -15,7 +16,7 @@ const FIXTURE_TEXT_AT: usize = 100;
 const FIXTURE_COUNTER_AT: usize = 700;
 
 fn fixture_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/nvm-v1.bin")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/nvm-v1.bin")
 }
 
 /// A fresh path in the temp directory for one test.
@@ -96,7 +97,7 @@ fn version_1_fixture_still_loads() {
 }
 
 /// Writes the fixture again (only when the format changes on purpose, as a new version file):
-/// `cargo test -p host-tools --test file_nvm -- --ignored write_fixture`.
+/// `cargo test -p emulator --test file_nvm -- --ignored write_fixture`.
 #[test]
 #[ignore = "regenerates tests/fixtures/nvm-v1.bin"]
 fn write_fixture() {
@@ -109,19 +110,12 @@ fn write_fixture() {
 
 /// A whole card (registry, life cycle, records) saved with card state format version 1.
 fn card_fixture_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/card-v1.nvm")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/card-v1.nvm")
 }
 
-type FileCard = card_os::Card<card_image::LinkcardImage, FileNvm>;
-
-fn open_card(path: &Path) -> FileCard {
-    let nvm = FileNvm::open(
-        path,
-        card_os::runtime::STORE_PAGE,
-        card_os::runtime::STORE_PAGES,
-    )
-    .unwrap();
-    let mut card = FileCard::with_nvm(nvm);
+/// The card on a state file, as `linkcard card emulate --state-dir` opens it (the card's own geometry).
+fn open_card(path: &Path) -> Box<FileCard> {
+    let mut card = emulator::open_file_card(path).unwrap();
     card.power_on();
     card
 }
@@ -172,7 +166,7 @@ fn version_1_card_fixture_still_loads() {
 }
 
 /// Writes the card fixture again (only for a new format version, as a new file):
-/// `cargo test -p host-tools --test file_nvm -- --ignored write_card_fixture`.
+/// `cargo test -p emulator --test file_nvm -- --ignored write_card_fixture`.
 #[test]
 #[ignore = "regenerates tests/fixtures/card-v1.nvm"]
 fn write_card_fixture() {

@@ -26,18 +26,17 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use apdu_spec::StatusWord;
+use card_client::{EntropyError, hex};
 use card_image::{LinkcardCard, LinkcardImage};
 use card_os::Card;
 use card_os::nvm::Nvm;
 use socket2::SockRef;
 use tracing::{debug, info, trace};
-
-use crate::hex;
 
 /// vpcd's port for slot 0 (0x8C7B); slot N listens on this port + N.
 pub const DEFAULT_PORT: u16 = 35963;
@@ -70,11 +69,23 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// Why serving one connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The connection failed (vpcd went away, pcscd restarted): the bridge reconnects.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The card could not be seeded at power-on: the bridge stops, since the card cannot run safely.
+    #[error(transparent)]
+    Entropy(#[from] EntropyError),
+}
+
 /// Tells every bridge to stop, and wakes the ones blocked in a read by shutting their connections.
 #[derive(Debug, Default)]
 pub struct Stop {
     requested: AtomicBool,
-    connections: Mutex<Vec<TcpStream>>,
+    next_id: AtomicU64,
+    connections: Mutex<Vec<(u64, TcpStream)>>,
 }
 
 impl Stop {
@@ -90,7 +101,7 @@ impl Stop {
             .connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for connection in connections.iter() {
+        for (_, connection) in connections.iter() {
             // Already closed is fine: the point is to end a blocking read.
             let _ = connection.shutdown(Shutdown::Both);
         }
@@ -101,26 +112,27 @@ impl Stop {
         self.requested.load(Ordering::SeqCst)
     }
 
-    fn watch(&self, connection: &TcpStream) {
-        if let Ok(clone) = connection.try_clone() {
-            self.connections
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(clone);
-        }
-        if self.requested() {
-            let _ = connection.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn unwatch(&self, connection: &TcpStream) {
-        let Ok(address) = connection.local_addr() else {
-            return;
-        };
+    /// Registers a connection so that a stop request can end its blocking read; returns its key for
+    /// [`Self::unwatch`]. Without a handle to shut, a stop could not reach the bridge: that fails the connection.
+    fn watch(&self, connection: &TcpStream) -> io::Result<u64> {
+        let clone = connection.try_clone()?;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         self.connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|c| c.local_addr().is_ok_and(|a| a != address));
+            .push((id, clone));
+        if self.requested() {
+            // A stop that came before the registration; already closed is fine.
+            let _ = connection.shutdown(Shutdown::Both);
+        }
+        Ok(id)
+    }
+
+    fn unwatch(&self, id: u64) {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(watched, _)| *watched != id);
     }
 
     /// Sleeps for `duration` or until a stop is requested.
@@ -137,13 +149,14 @@ impl Stop {
 }
 
 /// Runs one virtual card until `stop` is requested: connects to vpcd, serves it, reconnects when it goes away.
-/// `on_connect` is called after each successful connection (the CLI prints a line).
+/// `on_connect` is called after each successful connection (the CLI prints a line). Only a card that cannot be
+/// seeded ends it early, with that error.
 pub fn run<N: Nvm>(
     endpoint: &Endpoint,
     card: &mut Card<LinkcardImage, N>,
     stop: &Stop,
     on_connect: &dyn Fn(&Endpoint),
-) {
+) -> Result<(), EntropyError> {
     // Every message below, APDUs included, says which card it is about when several slots run.
     let _slot = tracing::info_span!("vpcd", slot = endpoint.slot).entered();
     let mut retry = FIRST_RETRY;
@@ -153,13 +166,19 @@ pub fn run<N: Nvm>(
             Ok(connection) => {
                 retry = FIRST_RETRY;
                 hinted = false;
-                stop.watch(&connection);
-                on_connect(endpoint);
-                let outcome = serve(&connection, card);
-                stop.unwatch(&connection);
+                let outcome = match stop.watch(&connection) {
+                    Ok(id) => {
+                        on_connect(endpoint);
+                        let outcome = serve(&connection, card);
+                        stop.unwatch(id);
+                        outcome
+                    }
+                    Err(e) => Err(e.into()),
+                };
                 // The reader is gone: the card loses power, its registry stays.
                 card.power_off();
                 match outcome {
+                    Err(ServeError::Entropy(e)) => return Err(e),
                     // Our own shutdown ended the read: nothing went wrong on vpcd's side.
                     _ if stop.requested() => {
                         debug!("disconnected from vpcd at {endpoint}: stopping")
@@ -183,6 +202,7 @@ pub fn run<N: Nvm>(
             }
         }
     }
+    Ok(())
 }
 
 /// Connects to the first of `endpoint`'s addresses that answers, each attempt bounded by [`CONNECT_TIMEOUT`].
@@ -198,8 +218,12 @@ fn connect(endpoint: &Endpoint) -> io::Result<TcpStream> {
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host name has no address")))
 }
 
-/// Serves one connection until vpcd closes it (`Ok`) or it fails.
-pub fn serve<N: Nvm>(connection: &TcpStream, card: &mut Card<LinkcardImage, N>) -> io::Result<()> {
+/// Serves one connection until vpcd closes it (`Ok`) or it fails; the card is seeded from the operating system at
+/// every power-on and reset.
+pub fn serve<N: Nvm>(
+    connection: &TcpStream,
+    card: &mut Card<LinkcardImage, N>,
+) -> Result<(), ServeError> {
     connection.set_nodelay(true)?;
     let socket = SockRef::from(connection);
     let mut reader = connection;
@@ -213,7 +237,7 @@ pub fn serve<N: Nvm>(connection: &TcpStream, card: &mut Card<LinkcardImage, N>) 
         match reader.read_exact(&mut length) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let length = usize::from(u16::from_be_bytes(length));
         let Some(payload) = message.get_mut(..length).filter(|p| !p.is_empty()) else {
@@ -231,12 +255,12 @@ pub fn serve<N: Nvm>(connection: &TcpStream, card: &mut Card<LinkcardImage, N>) 
             }
             [0x01] => {
                 debug!("power on");
-                card.seed_random(crate::entropy::os_seed());
+                crate::seed_from_os(card)?;
                 card.power_on();
             }
             [0x02] => {
                 debug!("reset");
-                card.seed_random(crate::entropy::os_seed());
+                crate::seed_from_os(card)?;
                 card.power_on();
             }
             [0x04] => {

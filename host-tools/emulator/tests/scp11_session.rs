@@ -4,11 +4,12 @@
 
 use apdu_spec::scp11::cert::{Date, Role};
 use apdu_spec::scp11::session::SecurityLevel;
-use host_tools::scp11::{
+use card_client::CardChannel;
+use card_client::scp11::{
     self, Authority, OceCredentials, Personalization, Scp11Error, Scp11Session, open_scp11a,
     open_scp11b,
 };
-use host_tools::{CardChannel, InProcessChannel};
+use emulator::InProcessChannel;
 
 const INSTALL_LOOPBACK: [u8; 35] = [
     0x80, 0xE6, 0x0C, 0x00, 0x1E, 0x06, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x07, 0xF0, 0x4C, 0x4E,
@@ -43,9 +44,9 @@ struct World {
 const TODAY: (u16, u8, u8) = (2026, 11, 24);
 
 fn world() -> World {
-    let mut card = InProcessChannel::new();
-    let card_ca = Authority::generate(b"linkcard card CA");
-    let oce_ca = Authority::generate(b"linkcard issuer CA");
+    let mut card = InProcessChannel::new().unwrap();
+    let card_ca = Authority::generate(b"linkcard card CA").unwrap();
+    let oce_ca = Authority::generate(b"linkcard issuer CA").unwrap();
     let today = date(TODAY.0, TODAY.1, TODAY.2);
     assert_eq!(sw(&card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
     let card_key = scp11::personalize(
@@ -113,7 +114,7 @@ fn card_certificate_verifies_against_the_card_ca_only() {
     let today = date(TODAY.0, TODAY.1, TODAY.2);
     let key = scp11::card_key(&mut w.card, &w.card_ca.issuer(), today).unwrap();
     assert_eq!(key, w.card_key);
-    let stranger = Authority::generate(b"linkcard card CA");
+    let stranger = Authority::generate(b"linkcard card CA").unwrap();
     assert!(scp11::card_key(&mut w.card, &stranger.issuer(), today).is_err());
 }
 
@@ -186,7 +187,7 @@ fn personalized_instance(w: &mut World, terminal_ca: &Authority) -> [u8; 65] {
 fn personalized_instance_runs_its_own_sessions_with_long_commands() {
     let mut w = world();
     let today = date(TODAY.0, TODAY.1, TODAY.2);
-    let terminal_ca = Authority::generate(b"terminal CA");
+    let terminal_ca = Authority::generate(b"terminal CA").unwrap();
     let issuer = w.issuer.clone();
     let key = personalized_instance(&mut w, &terminal_ca);
     assert_ne!(key, w.card_key, "each domain has its own key");
@@ -311,7 +312,7 @@ fn tampered_replayed_reordered_and_truncated_commands_are_refused() {
 fn oce_certificates_from_the_wrong_ca_expired_or_not_for_key_agreement_are_refused() {
     let mut w = world();
     let today = date(TODAY.0, TODAY.1, TODAY.2);
-    let impostor_ca = Authority::generate(&w.oce_ca.id); // same identifier, other key
+    let impostor_ca = Authority::generate(&w.oce_ca.id).unwrap(); // same identifier, other key
     let forged = impostor_ca
         .issue_oce(b"issuer system", Role::Issuer, today, date(2027, 1, 1))
         .unwrap();
@@ -325,6 +326,7 @@ fn oce_certificates_from_the_wrong_ca_expired_or_not_for_key_agreement_are_refus
         )
         .unwrap();
     let unknown_ca = Authority::generate(b"nobody's CA")
+        .unwrap()
         .issue_oce(b"issuer system", Role::Issuer, today, date(2027, 1, 1))
         .unwrap();
     // A leaf uploaded as if more certificates followed must be a CA: refused.
@@ -363,7 +365,7 @@ fn replayed_handshake_gives_an_attacker_nothing() {
     assert_eq!(sw(&w.card.transmit(&pso).unwrap()), 0x9000);
     let handshake_data = {
         let mut data = [0u8; 96];
-        let ephemeral = scp11::random_scalar();
+        let ephemeral = scp11::random_scalar().unwrap();
         let n = apdu_spec::scp11::session::Handshake::encode(
             apdu_spec::scp11::Variant::A,
             SecurityLevel::FULL,
@@ -414,7 +416,7 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
         0x6985,
         "key generation"
     );
-    let secret = scp11::random_scalar();
+    let secret = scp11::random_scalar().unwrap();
     let mut import = vec![0x80, 0xE2, 0x80, 0x00, 0x23, 0xDF, 0x20, 0x20];
     import.extend_from_slice(&p256::elliptic_curve::ff::PrimeField::to_repr(&*secret));
     assert_eq!(
@@ -424,6 +426,7 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
     );
     // The key serves once a certificate certifies it.
     let certificate = Authority::generate(b"card CA")
+        .unwrap()
         .certify(
             b"card",
             &scp11::public_key_of(&secret),
@@ -453,7 +456,7 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
     let n = apdu_spec::scp11::session::Handshake::encode(
         apdu_spec::scp11::Variant::B,
         SecurityLevel::FULL,
-        &scp11::public_key_of(&scp11::random_scalar()),
+        &scp11::public_key_of(&scp11::random_scalar().unwrap()),
         &mut data,
     )
     .unwrap();
@@ -465,7 +468,7 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
         0x6985,
         "handshake without entropy"
     );
-    card.seed_random(host_tools::entropy::os_seed());
+    card.seed_random(card_client::entropy::os_seed().unwrap());
     assert_eq!(send(&mut card, &internal), 0x9000, "handshake once seeded");
 }
 
@@ -521,7 +524,7 @@ proptest::proptest! {
 #[test]
 fn a_far_future_certificate_for_an_applet_does_not_move_the_card_date() {
     let mut w = world();
-    let terminal_ca = Authority::generate(b"terminal CA");
+    let terminal_ca = Authority::generate(b"terminal CA").unwrap();
     let issuer = w.issuer.clone();
     let key = personalized_instance(&mut w, &terminal_ca);
     let future = terminal_ca
@@ -560,7 +563,7 @@ fn a_personalization_target_ends_with_its_session() {
     assert_eq!(session.transmit_secured(&target).unwrap(), [0x90, 0x00]);
     drop(session);
     // A new session (the handshake ends the old one): STORE DATA has no target until SELECT.
-    let other_ca = Authority::generate(b"second issuer CA");
+    let other_ca = Authority::generate(b"second issuer CA").unwrap();
     let mut value = vec![0x42, other_ca.id.len() as u8];
     value.extend(&other_ca.id);
     value.extend([0xB0, 0x41]);
@@ -684,7 +687,7 @@ fn a_replayed_issuer_chain_without_its_key_does_not_move_the_card_date() {
         )
         .unwrap();
     let replayed = OceCredentials {
-        static_key: scp11::random_scalar(),
+        static_key: scp11::random_scalar().unwrap(),
         chain: later.chain.clone(),
     };
     let r = open_scp11a(
@@ -721,9 +724,9 @@ fn a_replayed_issuer_chain_without_its_key_does_not_move_the_card_date() {
 /// of quietly going to the card manager, until SELECT.
 #[test]
 fn a_withdrawn_personalization_target_fails_closed() {
-    let mut card = InProcessChannel::new();
-    let card_ca = Authority::generate(b"card CA");
-    let issuer_ca = Authority::generate(b"issuer CA");
+    let mut card = InProcessChannel::new().unwrap();
+    let card_ca = Authority::generate(b"card CA").unwrap();
+    let issuer_ca = Authority::generate(b"issuer CA").unwrap();
     let today = date(TODAY.0, TODAY.1, TODAY.2);
     assert_eq!(sw(&card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
     let card_key = scp11::personalize(

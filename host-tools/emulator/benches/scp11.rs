@@ -3,9 +3,9 @@
 //! handshake (counted by the card itself).
 //!
 //! ```sh
-//! cargo bench -p host-tools --bench scp11                 # 200 handshakes, 20,000 wraps
-//! cargo bench -p host-tools --bench scp11 -- --count 1000
-//! cargo bench -p host-tools --bench scp11 -- --reader "Virtual PCD 00 01"   # also through pcscd
+//! cargo bench -p emulator --bench scp11                 # 200 handshakes, 20,000 wraps
+//! cargo bench -p emulator --bench scp11 -- --count 1000
+//! cargo bench -p emulator --bench scp11 -- --reader "Virtual PCD 00 01"   # also through pcscd
 //! ```
 //!
 //! With `--reader`, the card in that reader must be before issuance (OP_READY or INITIALIZED): its card manager is
@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use apdu_spec::scp11::Variant;
 use apdu_spec::scp11::cert::{Date, Role};
 use apdu_spec::scp11::session::{self, Handshake, SecureMessaging, SecurityLevel};
-use host_tools::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel, ReaderChoice};
-use host_tools::scp11::{self, Authority, Personalization, open_scp11a, open_scp11b};
-use host_tools::{CardChannel, InProcessChannel};
+use card_client::CardChannel;
+use card_client::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel, ReaderChoice};
+use card_client::scp11::{self, Authority, Personalization, open_scp11a, open_scp11b};
+use emulator::InProcessChannel;
 
 const SELECT_CARD_MANAGER: [u8; 13] = [
     0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00,
@@ -59,8 +60,8 @@ fn issue(
     today: Date,
     expiration: Date,
 ) -> Result<([u8; 65], scp11::OceCredentials), String> {
-    let card_ca = Authority::generate(b"card CA");
-    let oce_ca = Authority::generate(b"issuer CA");
+    let card_ca = Authority::generate(b"card CA").map_err(|e| e.to_string())?;
+    let oce_ca = Authority::generate(b"issuer CA").map_err(|e| e.to_string())?;
     channel
         .transmit(&SELECT_CARD_MANAGER)
         .map_err(|e| e.to_string())?;
@@ -113,7 +114,13 @@ fn main() -> ExitCode {
     // A personalized card and an issuer OCE.
     let today = Date::from_ymd(2026, 11, 24).unwrap_or(Date([0x20, 0x26, 0x11, 0x24]));
     let expiration = Date::from_ymd(2030, 1, 1).unwrap_or(Date([0x20, 0x30, 0x01, 0x01]));
-    let mut card = InProcessChannel::new();
+    let mut card = match InProcessChannel::new() {
+        Ok(card) => card,
+        Err(e) => {
+            eprintln!("setting up the card failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (card_key, oce) = match issue(&mut card, today, expiration) {
         Ok(setup) => setup,
         Err(e) => {
@@ -130,23 +137,36 @@ fn main() -> ExitCode {
     // The host's own computations in one SCP11a handshake: ephemeral key, command data, two ECDH, the KDF,
     // the receipt. (Certificate upload is sending bytes: the host does not verify its own chain.)
     let oce_static = oce.static_key;
-    let card_ephemeral = scp11::public_key_of(&scp11::random_scalar());
+    let card_ephemeral = match scp11::random_scalar() {
+        Ok(key) => scp11::public_key_of(&key),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Every step below must succeed, or the figures measure an error path: failures are counted and fail the run.
+    let mut failures = 0usize;
     print(
         "host: one SCP11a handshake (keygen, 2 ECDH, KDF, receipt)",
         time(count, || {
-            let ephemeral = scp11::random_scalar();
-            let mut data = [0u8; 96];
-            let n = Handshake::encode(
-                Variant::A,
-                SecurityLevel::FULL,
-                &scp11::public_key_of(&ephemeral),
-                &mut data,
-            )
-            .unwrap_or(0);
-            let ee = session::ecdh(&ephemeral, &card_ephemeral).unwrap_or([0; 32]);
-            let ss = session::ecdh(&oce_static, &card_key).unwrap_or([0; 32]);
-            let keys = session::derive(&ee, &ss, SecurityLevel::FULL);
-            session::receipt(&keys, &data[..n], &card_ephemeral)
+            let handshake = || -> Result<[u8; 16], String> {
+                let ephemeral = scp11::random_scalar().map_err(|e| e.to_string())?;
+                let mut data = [0u8; 96];
+                let n = Handshake::encode(
+                    Variant::A,
+                    SecurityLevel::FULL,
+                    &scp11::public_key_of(&ephemeral),
+                    &mut data,
+                )
+                .map_err(|e| e.to_string())?;
+                let ee = session::ecdh(&ephemeral, &card_ephemeral).map_err(|e| e.to_string())?;
+                let ss = session::ecdh(&oce_static, &card_key).map_err(|e| e.to_string())?;
+                let keys = session::derive(&ee, &ss, SecurityLevel::FULL);
+                Ok(session::receipt(&keys, &data[..n], &card_ephemeral))
+            };
+            let receipt = handshake();
+            failures += usize::from(receipt.is_err());
+            receipt
         }),
     );
 
@@ -162,17 +182,23 @@ fn main() -> ExitCode {
         let mut buf = [0u8; 64];
         buf[..2].copy_from_slice(&[0x4F, 0x00]);
         let start = Instant::now();
-        let n = host.wrap_command(header, &mut buf, 2).unwrap_or(0);
+        let wrapped = host.wrap_command(header, &mut buf, 2);
         wraps.push(start.elapsed());
-        let _ = card_side.unwrap_command(header, &mut buf[..n]);
+        let Ok(n) = wrapped else {
+            failures += 1;
+            continue;
+        };
+        failures += usize::from(card_side.unwrap_command(header, &mut buf[..n]).is_err());
         let mut response = [0u8; 64];
         response[..34].copy_from_slice(&response_plain);
-        let m = card_side
-            .wrap_response(&mut response, 34, 0x9000)
-            .unwrap_or(0);
+        let Ok(m) = card_side.wrap_response(&mut response, 34, 0x9000) else {
+            failures += 1;
+            continue;
+        };
         let start = Instant::now();
-        let _ = std::hint::black_box(host.unwrap_response(&mut response[..m], 0x9000));
+        let opened = std::hint::black_box(host.unwrap_response(&mut response[..m], 0x9000));
         unwraps.push(start.elapsed());
+        failures += usize::from(opened.is_err());
     }
     let summary = |mut samples: Vec<Duration>| {
         samples.sort();
@@ -189,7 +215,8 @@ fn main() -> ExitCode {
     print(
         "in process: open an SCP11a session (PSO + MUTUAL AUTH)",
         time(count, || {
-            open_scp11a(&mut card, &card_key, &oce, SecurityLevel::FULL, None).is_ok()
+            let opened = open_scp11a(&mut card, &card_key, &oce, SecurityLevel::FULL, None);
+            failures += usize::from(opened.is_err());
         }),
     );
     let per_a = (card.card().scalar_multiplications() - before) as f64 / count as f64;
@@ -197,7 +224,8 @@ fn main() -> ExitCode {
     print(
         "in process: open an SCP11b session (INTERNAL AUTH)",
         time(count, || {
-            open_scp11b(&mut card, &card_key, SecurityLevel::FULL).is_ok()
+            let opened = open_scp11b(&mut card, &card_key, SecurityLevel::FULL);
+            failures += usize::from(opened.is_err());
         }),
     );
     let per_b = (card.card().scalar_multiplications() - before) as f64 / count as f64;
@@ -211,13 +239,18 @@ fn main() -> ExitCode {
     print(
         "in process: one secured GET STATUS round trip",
         time(count * 10, || {
-            session.transmit_secured(&LIST_APPLICATIONS).is_ok()
+            let answer = session.transmit_secured(&LIST_APPLICATIONS);
+            failures += usize::from(!matches!(answer, Ok(r) if r.ends_with(&[0x90, 0x00])));
         }),
     );
     println!(
         "card: EC scalar multiplications per handshake: SCP11a {per_a:.0} (2 per OCE certificate \
          verified, 1 ephemeral key, 2 ECDH), SCP11b {per_b:.0}"
     );
+    if failures > 0 {
+        eprintln!("{failures} host-side or in-process secure-channel operations failed");
+        return ExitCode::FAILURE;
+    }
 
     if let Some(reader) = reader {
         let mut channel = match PcscChannel::open(&ReaderChoice::parse(&reader), DEFAULT_CARD_WAIT)

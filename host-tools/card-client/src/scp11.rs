@@ -5,17 +5,23 @@
 //!
 //! The byte formats and the cryptography are [`apdu_spec::scp11`]'s, shared with the card.
 
-use apdu_spec::builder::Command;
+use std::path::{Path, PathBuf};
+
+use apdu_spec::builder::{Command, EncodeError};
+use apdu_spec::class::InvalidClass;
 use apdu_spec::scp11::cert::{self, CertError, Certificate, Date, Issuer};
 use apdu_spec::scp11::session::{
     self, Handshake, PublicKeyBytes, ScpError, SecureMessaging, SecurityLevel,
 };
 use apdu_spec::scp11::{self as scp, Variant};
-use apdu_spec::{Class, CommandView, StatusWord};
+use apdu_spec::{Class, CommandView, MalformedCommand, StatusWord};
+use chacha20::rand_core::SeedableRng;
 use p256::elliptic_curve::Generate;
 
 use crate::channel::{CardChannel, ChannelError};
-use crate::pcsc_channel::complete_t0_exchange;
+use crate::entropy::{self, EntropyError};
+use crate::keyfile::{self, KeyFileError};
+use crate::t0::complete_t0_exchange;
 
 /// Key version number the OCE asks for (P1 of the handshake commands).
 pub const KVN: u8 = 0x03;
@@ -40,12 +46,35 @@ pub enum Scp11Error {
     /// The handshake or secure messaging failed (bad receipt, bad R-MAC...).
     #[error("secure channel: {0}")]
     Protocol(#[from] ScpError),
-    /// The command APDU to secure is not well formed.
+    /// A command (one of the OCE's own, or a secured one) cannot be encoded as APDUs.
+    #[error("cannot encode the command: {0}")]
+    Encode(#[from] EncodeError),
+    /// The command APDU to secure is not one the session can secure.
     #[error("cannot secure this command: {0}")]
-    BadCommand(String),
+    BadCommand(#[from] BadCommand),
     /// The session was closed (a failed exchange, a reset); open a new one.
     #[error("the secure channel is closed")]
     Closed,
+    /// No randomness for a key, a certificate serial or a handshake (the reason is the source).
+    #[error("no random numbers")]
+    Entropy(#[from] EntropyError),
+}
+
+/// Why [`Scp11Session::wrap`] cannot secure a command APDU.
+#[derive(Debug, thiserror::Error)]
+pub enum BadCommand {
+    /// Its length fields do not match its size.
+    #[error("{0}")]
+    Malformed(#[from] MalformedCommand),
+    /// Its CLA byte has no valid decoding.
+    #[error("{0}")]
+    Class(#[from] InvalidClass),
+    /// It is a piece of a chain, or already secured.
+    #[error("send the whole command, unsecured: the session chains and secures it")]
+    ChainedOrSecured,
+    /// Its logical channel has no CLA with secure messaging.
+    #[error("no secured CLA for this channel")]
+    NoSecuredClass,
 }
 
 /// What the OCE proves itself with in SCP11a: its static key agreement key and the certificates that certify
@@ -69,12 +98,12 @@ impl std::fmt::Debug for OceCredentials {
 pub use apdu_spec::scp11::session::public_key_of;
 
 /// A fresh random scalar from the operating system's generator.
-pub fn random_scalar() -> p256::NonZeroScalar {
-    let mut rng = chacha20::ChaCha20Rng::from_seed(crate::entropy::os_seed());
-    <p256::NonZeroScalar as Generate>::generate_from_rng(&mut rng)
+pub fn random_scalar() -> Result<p256::NonZeroScalar, EntropyError> {
+    let mut rng = chacha20::ChaCha20Rng::from_seed(entropy::os_seed()?);
+    Ok(<p256::NonZeroScalar as Generate>::generate_from_rng(
+        &mut rng,
+    ))
 }
-
-use chacha20::rand_core::SeedableRng;
 
 /// Sends the APDUs of one command (one, or a chain) and completes the last exchange (61xx → GET RESPONSE);
 /// returns the whole response, data then SW1 SW2.
@@ -97,9 +126,7 @@ fn exchange<C: CardChannel>(
     step: &'static str,
     command: &Command,
 ) -> Result<Vec<u8>, Scp11Error> {
-    let fragments = command
-        .to_chain(255)
-        .map_err(|e| Scp11Error::BadCommand(format!("{e:?}")))?;
+    let fragments = command.to_chain(255)?;
     let answer = send_apdus(channel, &fragments)?;
     let (data, status) = split_response(&answer)?;
     if !status.is_success() {
@@ -233,7 +260,10 @@ pub fn open_scp11a<C: CardChannel>(
                 .with_data(certificate.clone()),
         )?;
     }
-    let ephemeral = ephemeral.unwrap_or_else(random_scalar);
+    let ephemeral = match ephemeral {
+        Some(ephemeral) => ephemeral,
+        None => random_scalar()?,
+    };
     authenticate(
         channel,
         Variant::A,
@@ -250,7 +280,7 @@ pub fn open_scp11b<C: CardChannel>(
     card_key: &PublicKeyBytes,
     level: SecurityLevel,
 ) -> Result<Scp11Session<C>, Scp11Error> {
-    authenticate(channel, Variant::B, card_key, None, level, random_scalar())
+    authenticate(channel, Variant::B, card_key, None, level, random_scalar()?)
 }
 
 impl<C: CardChannel> Scp11Session<C> {
@@ -277,18 +307,13 @@ impl<C: CardChannel> Scp11Session<C> {
     /// Secures one command APDU: returns the APDUs to send (one, or a chain for long data).
     pub fn wrap(&mut self, apdu: &[u8]) -> Result<Vec<Vec<u8>>, Scp11Error> {
         let messaging = self.messaging.as_mut().ok_or(Scp11Error::Closed)?;
-        let view =
-            CommandView::parse(apdu).map_err(|e| Scp11Error::BadCommand(format!("{e:?}")))?;
-        let class = view
-            .class()
-            .map_err(|_| Scp11Error::BadCommand("invalid CLA".into()))?;
+        let view = CommandView::parse(apdu).map_err(BadCommand::from)?;
+        let class = view.class().map_err(BadCommand::from)?;
         if class.chaining() || class.secure_messaging() {
-            return Err(Scp11Error::BadCommand(
-                "send the whole command, unsecured: the session chains and secures it".into(),
-            ));
+            return Err(BadCommand::ChainedOrSecured.into());
         }
         let cla = Class::encode(class.channel(), class.proprietary(), false, true)
-            .ok_or_else(|| Scp11Error::BadCommand("no secured CLA for this channel".into()))?;
+            .ok_or(BadCommand::NoSecuredClass)?;
         let header = [cla, view.ins(), view.p1(), view.p2()];
         let mut buf = view.data().to_vec();
         let plain_len = buf.len();
@@ -299,9 +324,7 @@ impl<C: CardChannel> Scp11Session<C> {
         if let Some(ne) = view.ne() {
             command = command.with_ne(ne.min(256));
         }
-        command
-            .to_chain(255)
-            .map_err(|e| Scp11Error::BadCommand(format!("{e:?}")))
+        Ok(command.to_chain(255)?)
     }
 
     /// Checks and opens a response (data and SW1 SW2, GET RESPONSE already done); returns the plain response.
@@ -332,7 +355,7 @@ impl<C: CardChannel> CardChannel for Scp11Session<C> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
         self.transmit_secured(apdu).map_err(|e| match e {
             Scp11Error::Channel(e) => e,
-            other => ChannelError::Transport(other.to_string()),
+            other => ChannelError::SecureChannel(Box::new(other)),
         })
     }
     fn reset(&mut self) -> Result<Vec<u8>, ChannelError> {
@@ -378,11 +401,11 @@ pub fn key_identifier(public: &PublicKeyBytes) -> Vec<u8> {
 
 impl Authority {
     /// A new CA with a fresh key.
-    pub fn generate(id: &[u8]) -> Self {
-        Self {
-            key: p256::ecdsa::SigningKey::from(random_scalar()),
+    pub fn generate(id: &[u8]) -> Result<Self, EntropyError> {
+        Ok(Self {
+            key: p256::ecdsa::SigningKey::from(random_scalar()?),
             id: id.to_vec(),
-        }
+        })
     }
 
     /// The CA of an existing key, identified by its [`key_identifier`].
@@ -428,7 +451,7 @@ impl Authority {
             p256::PublicKey::from_sec1_bytes(public_key).map_err(|_| ScpError::BadPublicKey)?;
         let builder = cert::CertificateBuilder {
             // A random serial: unique without a register of issued certificates.
-            serial: crate::entropy::os_seed()[..16].to_vec(),
+            serial: entropy::os_seed()?[..16].to_vec(),
             ca_kloc_id: self.id.clone(),
             subject_id: subject.to_vec(),
             key_usage: cert::KEY_AGREEMENT,
@@ -448,7 +471,7 @@ impl Authority {
         effective: Date,
         expiration: Date,
     ) -> Result<OceCredentials, Scp11Error> {
-        let static_key = random_scalar();
+        let static_key = random_scalar()?;
         let certificate = self.certify(
             subject,
             &public_key_of(&static_key),
@@ -516,13 +539,17 @@ pub fn personalize<C: CardChannel>(
     personalization: &Personalization<'_>,
 ) -> Result<PublicKeyBytes, Scp11Error> {
     use apdu_spec::scp11::personalization as perso;
-    let tlv = |tag: u16, value: &[u8]| -> Vec<u8> {
+    // Tag (2 bytes) and length (up to 3) fit in 5 more bytes for any value up to 65535 bytes; a writer that
+    // runs out of room means a longer value, which no STORE DATA can carry.
+    let tlv = |tag: u16, value: &[u8]| -> Result<Vec<u8>, Scp11Error> {
         let mut out = vec![0u8; value.len() + 5];
         let mut writer = apdu_spec::tlv::Writer::new(&mut out);
-        let _ = writer.tlv(tag, value);
+        writer
+            .tlv(tag, value)
+            .map_err(|_| Scp11Error::Encode(EncodeError::TooLong))?;
         let n = writer.len();
         out.truncate(n);
-        out
+        Ok(out)
     };
     let store = |channel: &mut C, step: &'static str, data: Vec<u8>| {
         exchange(
@@ -534,7 +561,8 @@ pub fn personalize<C: CardChannel>(
         )
     };
     if let Some(aid) = personalization.instance {
-        let mut data = vec![0x00, 0x00, aid.len() as u8];
+        let aid_len = u8::try_from(aid.len()).map_err(|_| EncodeError::TooLong)?;
+        let mut data = vec![0x00, 0x00, aid_len];
         data.extend_from_slice(aid);
         data.extend_from_slice(&[0x00, 0x00, 0x00]);
         exchange(
@@ -546,12 +574,12 @@ pub fn personalize<C: CardChannel>(
     store(
         channel,
         "STORE DATA card date",
-        tlv(perso::TAG_CARD_DATE, &personalization.today.0),
+        tlv(perso::TAG_CARD_DATE, &personalization.today.0)?,
     )?;
     let answer = store(
         channel,
         "STORE DATA generate key",
-        tlv(perso::TAG_GENERATE_KEY, &[]),
+        tlv(perso::TAG_GENERATE_KEY, &[])?,
     )?;
     let public = apdu_spec::tlv::find(&answer, perso::TAG_PUBLIC_KEY)
         .ok()
@@ -568,15 +596,15 @@ pub fn personalize<C: CardChannel>(
     store(
         channel,
         "STORE DATA certificate",
-        tlv(scp::TAG_CERTIFICATE_STORE, &certificate),
+        tlv(scp::TAG_CERTIFICATE_STORE, &certificate)?,
     )?;
     for anchor in personalization.anchors {
-        let mut value = tlv(0x42, &anchor.id);
-        value.extend(tlv(perso::TAG_PUBLIC_KEY, &anchor.key));
+        let mut value = tlv(0x42, &anchor.id)?;
+        value.extend(tlv(perso::TAG_PUBLIC_KEY, &anchor.key)?);
         store(
             channel,
             "STORE DATA trust anchor",
-            tlv(perso::TAG_TRUST_ANCHOR, &value),
+            tlv(perso::TAG_TRUST_ANCHOR, &value)?,
         )?;
     }
     Ok(public)
@@ -610,31 +638,66 @@ pub fn date_from_today(days_from_today: i64) -> Date {
 }
 
 /// An OCE's files: `PREFIX.key` (its private key, PKCS#8 PEM) and `PREFIX.cert` (its GP certificate, binary).
-pub fn oce_paths(prefix: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+pub fn oce_paths(prefix: &Path) -> (PathBuf, PathBuf) {
     let with = |extension: &str| {
         let mut name = prefix.as_os_str().to_owned();
         name.push(extension);
-        std::path::PathBuf::from(name)
+        PathBuf::from(name)
     };
     (with(".key"), with(".cert"))
 }
 
+/// Why an OCE's files cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OceFileError {
+    /// The private key file.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The certificate file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The certificate file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The certificate file holds no GP certificate.
+    #[error("{}: not a GP certificate: {source}", path.display())]
+    NotACertificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why it does not parse.
+        source: CertError,
+    },
+    /// The certificate certifies another key (or has bytes after it).
+    #[error("{} does not certify the key in {}", certificate.display(), key.display())]
+    KeyMismatch {
+        /// The certificate file.
+        certificate: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+}
+
 /// Loads an OCE from its files (see [`oce_paths`]), checking that the certificate certifies the key.
-pub fn load_oce(prefix: &std::path::Path) -> anyhow::Result<OceCredentials> {
-    use anyhow::Context as _;
+pub fn load_oce(prefix: &Path) -> Result<OceCredentials, OceFileError> {
     let (key_path, cert_path) = oce_paths(prefix);
-    let secret = crate::keyfile::read_secret(&key_path)?;
-    let certificate = std::fs::read(&cert_path)
-        .with_context(|| format!("cannot read {}", cert_path.display()))?;
-    let (parsed, rest) = Certificate::parse(&certificate)
-        .map_err(|e| anyhow::anyhow!("{}: not a GP certificate: {e}", cert_path.display()))?;
+    let secret = keyfile::read_secret(&key_path)?;
+    let certificate = std::fs::read(&cert_path).map_err(|source| OceFileError::Read {
+        path: cert_path.clone(),
+        source,
+    })?;
+    let (parsed, rest) =
+        Certificate::parse(&certificate).map_err(|source| OceFileError::NotACertificate {
+            path: cert_path.clone(),
+            source,
+        })?;
     let static_key = secret.to_nonzero_scalar();
     if !rest.is_empty() || *parsed.public_key_bytes() != public_key_of(&static_key) {
-        anyhow::bail!(
-            "{} does not certify the key in {}",
-            cert_path.display(),
-            key_path.display()
-        );
+        return Err(OceFileError::KeyMismatch {
+            certificate: cert_path,
+            key: key_path,
+        });
     }
     Ok(OceCredentials {
         static_key,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use apdu_spec::StatusWord;
 
-use crate::hex;
+use card_client::hex;
 
 /// Longest byte string one macro may produce: enough for any extended-length APDU.
 pub const MAX_MACRO_BYTES: usize = 65_536;

@@ -1,8 +1,8 @@
 //! APDU round trip: the in-process card beside a card behind pcscd, in the same run.
 //!
 //! ```sh
-//! cargo bench -p host-tools --bench round_trip                                  # in process only
-//! cargo bench -p host-tools --bench round_trip -- --reader "Virtual PCD 00 00" --count 2000
+//! cargo bench -p emulator --bench round_trip                                  # in process only
+//! cargo bench -p emulator --bench round_trip -- --reader "Virtual PCD 00 00" --count 2000
 //! ```
 //!
 //! The APDU is the loopback's ECHO of 16 bytes after selecting it, so both transports carry data both ways.
@@ -11,9 +11,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use host_tools::latency::{LatencyStats, round_trip_stats};
-use host_tools::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel, ReaderChoice};
-use host_tools::{CardChannel, InProcessChannel};
+use card_client::CardChannel;
+use card_client::latency::{LatencyStats, round_trip_stats};
+use card_client::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel, ReaderChoice};
+use emulator::InProcessChannel;
 
 const SELECT_LOOPBACK: [u8; 12] = [
     0x00, 0xA4, 0x04, 0x0C, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x01,
@@ -110,7 +111,13 @@ fn main() -> ExitCode {
         "{:<34} {:>6} {:>11} {:>11} {:>11} {:>11} {:>11}",
         "transport", "APDUs", "min", "median", "mean", "p99", "max"
     );
-    let mut in_process = InProcessChannel::new();
+    let mut in_process = match InProcessChannel::new() {
+        Ok(channel) => channel,
+        Err(e) => {
+            eprintln!("round_trip: in process: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match measure(&mut in_process, options.count) {
         Ok(stats) => print_row("in process", &stats),
         Err(e) => {

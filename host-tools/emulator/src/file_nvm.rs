@@ -32,8 +32,8 @@ pub const HEADER_LEN: usize = 20;
 /// Why a state file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FileNvmError {
-    /// Reading or writing the file failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing the file failed (the reason is the source).
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
