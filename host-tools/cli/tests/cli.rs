@@ -347,3 +347,87 @@ fn scp11_bad_input_is_explained() {
     assert_eq!(apdu.status.code(), Some(2));
     assert!(stderr(&apdu).contains("not hex bytes"), "{}", stderr(&apdu));
 }
+
+#[test]
+fn a_mistyped_level_or_role_is_a_usage_error_that_lists_the_choices() {
+    let scratch = Scratch::new("scp11-enum");
+    let dir = &scratch.0;
+    // Refused while parsing the command line: no key file, reader or card is touched.
+    let level = linkcard(
+        &[
+            "scp11",
+            "send",
+            "-r",
+            "0",
+            "--card-ca",
+            "ca.key",
+            "--scp11b",
+            "--level",
+            "ful",
+            "80F2400202 4F00 00",
+        ],
+        dir,
+    );
+    assert_eq!(level.status.code(), Some(2), "{}", stderr(&level));
+    let errors = stderr(&level);
+    assert!(
+        errors.contains("invalid value 'ful' for '--level <LEVEL>'"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("[possible values: mac, mac-enc, mac-rmac, full]"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("'full'"),
+        "suggests the near miss: {errors}"
+    );
+
+    let role = linkcard(
+        &[
+            "scp11",
+            "issue",
+            "--ca",
+            "ca.key",
+            "--role",
+            "bankatm",
+            "--subject",
+            "x",
+            "--out",
+            "x",
+        ],
+        dir,
+    );
+    assert_eq!(role.status.code(), Some(2));
+    let errors = stderr(&role);
+    assert!(
+        errors.contains("[possible values: issuer, bank-atm, credit-pos, token-delivery]"),
+        "{errors}"
+    );
+    assert!(!dir.join("x.key").exists(), "nothing written");
+
+    // Every level is accepted by the parser (the run then fails later, on the missing key file).
+    for level in ["mac", "mac-enc", "mac-rmac", "full"] {
+        let output = linkcard(
+            &[
+                "scp11",
+                "send",
+                "-r",
+                "0",
+                "--card-ca",
+                "none.key",
+                "--scp11b",
+                "--level",
+                level,
+                "80F24002024F0000",
+            ],
+            dir,
+        );
+        assert_eq!(output.status.code(), Some(2), "{level}");
+        assert!(
+            stderr(&output).contains("cannot read none.key"),
+            "{level}: {}",
+            stderr(&output)
+        );
+    }
+}
