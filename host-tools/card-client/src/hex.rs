@@ -1,16 +1,18 @@
 //! Hex formatting shared by traces and reports.
 
-use std::fmt::Write as _;
+const DIGITS: [char; 16] = [
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B', 'C', 'D', 'E', 'F',
+];
 
 /// Upper-case hex bytes separated by single spaces: `00 A4 04 00`.
 pub fn spaced(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len() * 3);
-    for (i, byte) in bytes.iter().enumerate() {
+    for (i, &byte) in bytes.iter().enumerate() {
         if i > 0 {
             text.push(' ');
         }
-        // Writing to a String cannot fail.
-        let _ = write!(text, "{byte:02X}");
+        text.push(DIGITS[usize::from(byte >> 4)]);
+        text.push(DIGITS[usize::from(byte & 0x0F)]);
     }
     text
 }

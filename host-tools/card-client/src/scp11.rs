@@ -180,7 +180,8 @@ impl<C> std::fmt::Debug for Scp11Session<C> {
     }
 }
 
-/// Runs the handshake command and derives the session; `shared_static` is the second ECDH input.
+/// Runs the handshake command and derives the session. The second ECDH uses `static_key` (SK.OCE.ECKA, SCP11a)
+/// or, without one (SCP11b), the ephemeral key again.
 fn authenticate<C: CardChannel>(
     mut channel: C,
     variant: Variant,

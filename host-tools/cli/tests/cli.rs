@@ -9,7 +9,11 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new(test: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("linkcard-cli-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("cannot clear {}: {e}", dir.display()),
+        }
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -23,6 +27,8 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // Best effort: a leftover directory in the temp dir harms nothing, and a panic in drop would hide the
+        // test's own failure.
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

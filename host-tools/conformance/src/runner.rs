@@ -5,7 +5,6 @@
 //! reader) warm-resets the card before each one. A script stops at its first
 //! mismatch; the [`Report`] says where, what was sent, what was expected and what came back.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use apdu_spec::StatusWord;
@@ -123,15 +122,10 @@ impl Report {
         self.failed == 0
     }
 
-    /// One line per script, details under each failure, and a last line `N passed, M failed`.
+    /// One line per script, details under each failure, and a last line `N passed, M failed` (the report's
+    /// [`Display`](std::fmt::Display)).
     pub fn human(&self) -> String {
-        let mut text = String::new();
-        for script in &self.scripts {
-            // Writing to a String cannot fail.
-            let _ = write_outcome(&mut text, script);
-        }
-        let _ = writeln!(text, "{} passed, {} failed", self.passed, self.failed);
-        text
+        self.to_string()
     }
 
     /// The report as pretty-printed JSON.
@@ -140,7 +134,16 @@ impl Report {
     }
 }
 
-fn write_outcome(text: &mut String, script: &ScriptOutcome) -> std::fmt::Result {
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for script in &self.scripts {
+            write_outcome(f, script)?;
+        }
+        writeln!(f, "{} passed, {} failed", self.passed, self.failed)
+    }
+}
+
+fn write_outcome(text: &mut impl std::fmt::Write, script: &ScriptOutcome) -> std::fmt::Result {
     let verdict = if script.passed { "PASS" } else { "FAIL" };
     let plural = if script.exchanges == 1 { "" } else { "s" };
     write!(

@@ -130,6 +130,7 @@ impl FileNvm {
         let (header, body) = contents
             .split_at_checked(HEADER_LEN)
             .ok_or_else(|| format("shorter than its header"))?;
+        // `header` is HEADER_LEN bytes, so every field below is there and the defaults are never used.
         let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or_default();
         if field(0..8) != MAGIC {
             return Err(format("wrong magic"));

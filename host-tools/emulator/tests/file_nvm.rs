@@ -19,12 +19,21 @@ fn fixture_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/nvm-v1.bin")
 }
 
+/// Removes a file left by an earlier run; any failure but its absence fails the test.
+fn remove_if_present(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("cannot remove {}: {e}", path.display()),
+    }
+}
+
 /// A fresh path in the temp directory for one test.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("linkcard-file-nvm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
+    remove_if_present(&path);
     path
 }
 
@@ -102,7 +111,7 @@ fn version_1_fixture_still_loads() {
 #[ignore = "regenerates tests/fixtures/nvm-v1.bin"]
 fn write_fixture() {
     let path = fixture_path();
-    let _ = std::fs::remove_file(&path);
+    remove_if_present(&path);
     let mut store = FileStore::open(FileNvm::open(&path, PAGE, PAGES).unwrap()).unwrap();
     store.write(FIXTURE_TEXT_AT, FIXTURE_TEXT).unwrap();
     store.write(FIXTURE_COUNTER_AT, &[3, 2, 1]).unwrap();
@@ -171,7 +180,7 @@ fn version_1_card_fixture_still_loads() {
 #[ignore = "regenerates tests/fixtures/card-v1.nvm"]
 fn write_card_fixture() {
     let path = card_fixture_path();
-    let _ = std::fs::remove_file(&path);
+    remove_if_present(&path);
     let mut card = open_card(&path);
     let install = [
         &[
