@@ -28,6 +28,15 @@ pub enum ChannelError {
     /// The transport failed (reader, driver, connection).
     #[error("transport error: {0}")]
     Transport(String),
+    /// The PC/SC service failed an operation (the reason is the source).
+    #[cfg(feature = "pcsc")]
+    #[error("transport error: {what}")]
+    Pcsc {
+        /// What the channel was doing.
+        what: String,
+        /// What pcsc-lite answered.
+        source: pcsc::Error,
+    },
     /// A secure channel over the transport could not secure the command or open its response (an
     /// [`crate::scp11::Scp11Session`] used as a plain [`CardChannel`]).
     #[error(transparent)]

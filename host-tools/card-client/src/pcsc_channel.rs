@@ -106,7 +106,10 @@ fn pcsc_error(what: &str, error: pcsc::Error) -> ChannelError {
         pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => {
             ChannelError::NoCard(what.to_owned())
         }
-        other => ChannelError::Transport(format!("{what}: {other}")),
+        source => ChannelError::Pcsc {
+            what: what.to_owned(),
+            source,
+        },
     }
 }
 
