@@ -80,3 +80,36 @@ fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
         .collect::<Vec<_>>()
         .join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use card_client::ChannelError;
+    use card_client::scp11::Scp11Error;
+
+    fn no_entropy() -> EntropyError {
+        EntropyError::from(getrandom::Error::UNSUPPORTED)
+    }
+
+    #[test]
+    fn a_failed_random_generator_exits_70_wherever_it_is_in_the_chain() {
+        assert_eq!(
+            exit_status(&anyhow::Error::from(no_entropy())),
+            EXIT_NO_ENTROPY
+        );
+        let in_session =
+            anyhow::Error::from(Scp11Error::from(no_entropy())).context("personalization");
+        assert_eq!(exit_status(&in_session), EXIT_NO_ENTROPY);
+        let through_a_channel =
+            ChannelError::SecureChannel(Box::new(Scp11Error::from(no_entropy())));
+        assert_eq!(
+            exit_status(&anyhow::Error::from(through_a_channel)),
+            EXIT_NO_ENTROPY
+        );
+        assert_eq!(exit_status(&anyhow::anyhow!("anything else")), EXIT_ERROR);
+        assert!(
+            chain_text(&no_entropy())
+                .starts_with("the operating system's random generator failed: ")
+        );
+    }
+}
