@@ -27,3 +27,45 @@ pub mod t0;
 
 pub use channel::{CardChannel, ChannelError, Traced};
 pub use entropy::EntropyError;
+
+/// An error and its sources as one line, `outer: inner: innermost`, the way reports and the `linkcard` command
+/// print them. The errors of this workspace keep causes out of their own message; a source whose message the
+/// text already ends with (a dependency that repeats its cause) is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    for message in std::iter::successors(Some(error), |e| e.source()).map(ToString::to_string) {
+        if text.ends_with(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read ca.key")]
+    struct Outer(#[source] Repeating);
+
+    /// A cause that repeats its own source in its message, as some dependencies' errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("bad DER: tag 00")]
+    struct Repeating(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("tag 00")]
+    struct Inner;
+
+    #[test]
+    fn error_chain_joins_sources_once() {
+        assert_eq!(
+            super::error_chain(&Outer(Repeating(Inner))),
+            "cannot read ca.key: bad DER: tag 00"
+        );
+        assert_eq!(super::error_chain(&Inner), "tag 00");
+    }
+}

@@ -26,7 +26,8 @@ use crate::t0::complete_t0_exchange;
 /// Key version number the OCE asks for (P1 of the handshake commands).
 pub const KVN: u8 = 0x03;
 
-/// Why a secure channel could not be opened or a secured exchange failed.
+/// Why a secure channel could not be opened or a secured exchange failed. Causes are sources, not part of the
+/// message: print the chain (`linkcard` does) to see them.
 #[derive(Debug, thiserror::Error)]
 pub enum Scp11Error {
     /// The channel failed underneath.
@@ -40,17 +41,17 @@ pub enum Scp11Error {
         /// What it answered.
         status: StatusWord,
     },
-    /// A certificate (the card's, or one being built) is not acceptable.
-    #[error("certificate: {0}")]
+    /// A certificate (the card's, or one being built) is not acceptable (the reason is the source).
+    #[error("certificate not acceptable")]
     Certificate(#[from] CertError),
-    /// The handshake or secure messaging failed (bad receipt, bad R-MAC...).
-    #[error("secure channel: {0}")]
+    /// The handshake or secure messaging failed (bad receipt, bad R-MAC...; the reason is the source).
+    #[error("secure channel failed")]
     Protocol(#[from] ScpError),
     /// A command (one of the OCE's own, or a secured one) cannot be encoded as APDUs.
-    #[error("cannot encode the command: {0}")]
+    #[error("cannot encode the command")]
     Encode(#[from] EncodeError),
     /// The command APDU to secure is not one the session can secure.
-    #[error("cannot secure this command: {0}")]
+    #[error("cannot secure this command")]
     BadCommand(#[from] BadCommand),
     /// The session was closed (a failed exchange, a reset); open a new one.
     #[error("the secure channel is closed")]
@@ -64,10 +65,10 @@ pub enum Scp11Error {
 #[derive(Debug, thiserror::Error)]
 pub enum BadCommand {
     /// Its length fields do not match its size.
-    #[error("{0}")]
+    #[error(transparent)]
     Malformed(#[from] MalformedCommand),
     /// Its CLA byte has no valid decoding.
-    #[error("{0}")]
+    #[error(transparent)]
     Class(#[from] InvalidClass),
     /// It is a piece of a chain, or already secured.
     #[error("send the whole command, unsecured: the session chains and secures it")]
@@ -655,7 +656,7 @@ pub enum OceFileError {
     #[error(transparent)]
     Key(#[from] KeyFileError),
     /// The certificate file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The certificate file.
         path: PathBuf,
@@ -663,7 +664,7 @@ pub enum OceFileError {
         source: std::io::Error,
     },
     /// The certificate file holds no GP certificate.
-    #[error("{}: not a GP certificate: {source}", path.display())]
+    #[error("{}: not a GP certificate", path.display())]
     NotACertificate {
         /// The certificate file.
         path: PathBuf,

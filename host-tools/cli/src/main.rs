@@ -12,7 +12,7 @@ mod scp11;
 
 use std::process::ExitCode;
 
-use card_client::EntropyError;
+use card_client::{EntropyError, error_chain};
 use clap::{Parser, Subcommand};
 
 /// Every script passed (or parsed); the command did what it was asked.
@@ -66,19 +66,11 @@ fn main() -> ExitCode {
 /// failed (anywhere in the chain), 2 for everything else.
 fn exit_status(error: &anyhow::Error) -> u8 {
     if let Some(entropy) = error.chain().find_map(|e| e.downcast_ref::<EntropyError>()) {
-        eprintln!("linkcard: {}", chain_text(entropy));
+        eprintln!("linkcard: {}", error_chain(entropy));
         return EXIT_NO_ENTROPY;
     }
-    eprintln!("linkcard: error: {error:#}");
+    eprintln!("linkcard: error: {}", error_chain(error.as_ref()));
     EXIT_ERROR
-}
-
-/// An error and its sources, `outer: inner: ...`, as anyhow's `{:#}` prints them.
-fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 #[cfg(test)]
@@ -108,7 +100,7 @@ mod tests {
         );
         assert_eq!(exit_status(&anyhow::anyhow!("anything else")), EXIT_ERROR);
         assert!(
-            chain_text(&no_entropy())
+            error_chain(&no_entropy())
                 .starts_with("the operating system's random generator failed: ")
         );
     }

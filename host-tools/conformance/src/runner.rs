@@ -270,7 +270,7 @@ fn channel_failure(line: Option<usize>, step: String, error: &ChannelError) -> F
         expected: None,
         actual: None,
         actual_status: None,
-        reason: format!("channel error: {}", with_sources(error)),
+        reason: format!("channel error: {}", card_client::error_chain(error)),
     }
 }
 
@@ -316,14 +316,6 @@ pub fn run_on_channel(scripts: &[Script], channel: &mut dyn CardChannel) -> Repo
         })
         .collect();
     Report::new(channel.describe(), outcomes)
-}
-
-/// An error and its sources, `outer: inner`, so that a report says what the transport answered.
-fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// Why script files could not be found.

@@ -11,9 +11,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use card_client::CardChannel;
 use card_client::latency::{LatencyStats, round_trip_stats};
 use card_client::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel, ReaderChoice};
+use card_client::{CardChannel, error_chain};
 use emulator::InProcessChannel;
 
 const SELECT_LOOPBACK: [u8; 12] = [
@@ -67,15 +67,15 @@ fn parse_options() -> Result<Options, String> {
 fn measure(channel: &mut dyn CardChannel, count: usize) -> Result<LatencyStats, String> {
     let selected = channel
         .transmit(&SELECT_LOOPBACK)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_chain(&e))?;
     if selected != [0x90, 0x00] {
         return Err(format!(
             "selecting the loopback applet answered {selected:02X?}"
         ));
     }
-    round_trip_stats(channel, &ECHO_16, WARM_UP).map_err(|e| e.to_string())?;
+    round_trip_stats(channel, &ECHO_16, WARM_UP).map_err(|e| error_chain(&e))?;
     round_trip_stats(channel, &ECHO_16, count)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| error_chain(&e))?
         .ok_or_else(|| "no samples".to_owned())
 }
 
@@ -114,7 +114,7 @@ fn main() -> ExitCode {
     let mut in_process = match InProcessChannel::new() {
         Ok(channel) => channel,
         Err(e) => {
-            eprintln!("round_trip: in process: {e}");
+            eprintln!("round_trip: in process: {}", error_chain(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -127,7 +127,7 @@ fn main() -> ExitCode {
     }
     if let Some(reader) = &options.reader {
         let result = PcscChannel::open(&ReaderChoice::parse(reader), DEFAULT_CARD_WAIT)
-            .map_err(|e| e.to_string())
+            .map_err(|e| error_chain(&e))
             .and_then(|mut channel| {
                 let label = format!("pcscd: {}", channel.reader_name());
                 measure(&mut channel, options.count).map(|stats| (label, stats))

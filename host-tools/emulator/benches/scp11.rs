@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use apdu_spec::scp11::Variant;
 use apdu_spec::scp11::cert::{Date, Role};
 use apdu_spec::scp11::session::{self, Handshake, SecureMessaging, SecurityLevel};
-use card_client::CardChannel;
 use card_client::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel, ReaderChoice};
 use card_client::scp11::{self, Authority, Personalization, open_scp11a, open_scp11b};
+use card_client::{CardChannel, error_chain};
 use emulator::InProcessChannel;
 
 const SELECT_CARD_MANAGER: [u8; 13] = [
@@ -60,11 +60,11 @@ fn issue(
     today: Date,
     expiration: Date,
 ) -> Result<([u8; 65], scp11::OceCredentials), String> {
-    let card_ca = Authority::generate(b"card CA").map_err(|e| e.to_string())?;
-    let oce_ca = Authority::generate(b"issuer CA").map_err(|e| e.to_string())?;
+    let card_ca = Authority::generate(b"card CA").map_err(|e| error_chain(&e))?;
+    let oce_ca = Authority::generate(b"issuer CA").map_err(|e| error_chain(&e))?;
     channel
         .transmit(&SELECT_CARD_MANAGER)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_chain(&e))?;
     let key = scp11::personalize(
         channel,
         &Personalization {
@@ -76,10 +76,10 @@ fn issue(
             expiration,
         },
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| error_chain(&e))?;
     let oce = oce_ca
         .issue_oce(b"issuer", Role::Issuer, today, expiration)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_chain(&e))?;
     Ok((key, oce))
 }
 
@@ -117,7 +117,7 @@ fn main() -> ExitCode {
     let mut card = match InProcessChannel::new() {
         Ok(card) => card,
         Err(e) => {
-            eprintln!("setting up the card failed: {e}");
+            eprintln!("setting up the card failed: {}", error_chain(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -140,7 +140,7 @@ fn main() -> ExitCode {
     let card_ephemeral = match scp11::random_scalar() {
         Ok(key) => scp11::public_key_of(&key),
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", error_chain(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -150,7 +150,7 @@ fn main() -> ExitCode {
         "host: one SCP11a handshake (keygen, 2 ECDH, KDF, receipt)",
         time(count, || {
             let handshake = || -> Result<[u8; 16], String> {
-                let ephemeral = scp11::random_scalar().map_err(|e| e.to_string())?;
+                let ephemeral = scp11::random_scalar().map_err(|e| error_chain(&e))?;
                 let mut data = [0u8; 96];
                 let n = Handshake::encode(
                     Variant::A,
@@ -158,9 +158,9 @@ fn main() -> ExitCode {
                     &scp11::public_key_of(&ephemeral),
                     &mut data,
                 )
-                .map_err(|e| e.to_string())?;
-                let ee = session::ecdh(&ephemeral, &card_ephemeral).map_err(|e| e.to_string())?;
-                let ss = session::ecdh(&oce_static, &card_key).map_err(|e| e.to_string())?;
+                .map_err(|e| error_chain(&e))?;
+                let ee = session::ecdh(&ephemeral, &card_ephemeral).map_err(|e| error_chain(&e))?;
+                let ss = session::ecdh(&oce_static, &card_key).map_err(|e| error_chain(&e))?;
                 let keys = session::derive(&ee, &ss, SecurityLevel::FULL);
                 Ok(session::receipt(&keys, &data[..n], &card_ephemeral))
             };
@@ -232,7 +232,7 @@ fn main() -> ExitCode {
     let mut session = match open_scp11a(&mut card, &card_key, &oce, SecurityLevel::FULL, None) {
         Ok(session) => session,
         Err(e) => {
-            eprintln!("opening a session failed: {e}");
+            eprintln!("opening a session failed: {}", error_chain(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -257,7 +257,7 @@ fn main() -> ExitCode {
         {
             Ok(channel) => channel,
             Err(e) => {
-                eprintln!("{reader}: {e}");
+                eprintln!("{reader}: {}", error_chain(&e));
                 return ExitCode::FAILURE;
             }
         };
@@ -279,7 +279,10 @@ fn main() -> ExitCode {
         let mut session = match open_scp11a(&mut channel, &key, &oce, SecurityLevel::FULL, None) {
             Ok(session) => session,
             Err(e) => {
-                eprintln!("opening a session through {reader} failed: {e}");
+                eprintln!(
+                    "opening a session through {reader} failed: {}",
+                    error_chain(&e)
+                );
                 return ExitCode::FAILURE;
             }
         };
