@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_rust
-cargo run --locked --quiet --release -p host-tools --bin linkcard -- conformance run --in-process "$@"
+cargo run --locked --quiet --release -p linkcard-cli --bin linkcard -- conformance run --in-process "$@"

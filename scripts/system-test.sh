@@ -51,7 +51,7 @@ READER0="Virtual PCD 00 00"
 READER1="Virtual PCD 00 01"
 
 step "building linkcard (release)"
-cargo build --locked --release -p host-tools --bin linkcard
+cargo build --locked --release -p linkcard-cli --bin linkcard
 LINKCARD="$PWD/target/release/linkcard"
 
 start_pcscd() {
@@ -172,10 +172,10 @@ expect_opensc 0 -s 00A4040007F04C4E4B43FF0200 "6F 09 84 07 F0 4C 4E 4B 43 FF 02"
 expect_opensc 0 -s 00A4040C00 -s 80E40000094F07F04C4E4B43FF0200 "Received (SW1=0x90, SW2=0x00)"
 
 step "benchmark: APDU round trip, in process and through pcscd"
-cargo bench --locked -p host-tools --bench round_trip -- --reader "$READER1" --count 2000
+cargo bench --locked -p emulator --bench round_trip -- --reader "$READER1" --count 2000
 
 step "SCP11 through pcscd: personalize the card manager on slot 1, open sessions, secured commands"
-cargo bench --locked -p host-tools --bench scp11 -- --reader "$READER1" --count 200
+cargo bench --locked -p emulator --bench scp11 -- --reader "$READER1" --count 200
 CHECKS=$((CHECKS + 1))
 
 step "SCP11 from the command line through pcscd: CA keys, an issuer certificate, personalization, secured APDUs"

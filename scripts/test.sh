@@ -27,7 +27,7 @@ step "cargo test (workspace)"
 cargo test --workspace --locked
 
 step "conformance suite, in-process card"
-cargo run --locked --quiet -p host-tools --bin linkcard -- conformance run --in-process
+cargo run --locked --quiet -p linkcard-cli --bin linkcard -- conformance run --in-process
 
 step "system tests over a real pcscd"
 bash scripts/system-test.sh

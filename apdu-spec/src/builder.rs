@@ -15,6 +15,20 @@ pub enum EncodeError {
     InvalidClass,
 }
 
+impl core::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NeedsExtendedLength => {
+                "more than 255 data bytes or Ne above 256 needs extended length"
+            }
+            Self::TooLong => "more than 65535 data bytes or Ne above 65536",
+            Self::InvalidClass => "the CLA byte has no valid decoding",
+        })
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
 /// An owned command APDU.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {

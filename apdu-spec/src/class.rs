@@ -21,6 +21,14 @@ pub struct Class {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidClass;
 
+impl core::fmt::Display for InvalidClass {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("invalid CLA byte (reserved or FF)")
+    }
+}
+
+impl core::error::Error for InvalidClass {}
+
 impl Class {
     /// Decodes a CLA byte.
     pub fn decode(raw: u8) -> Result<Self, InvalidClass> {

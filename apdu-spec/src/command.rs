@@ -23,6 +23,17 @@ pub enum MalformedCommand {
     BadLength,
 }
 
+impl core::fmt::Display for MalformedCommand {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::TooShort => "shorter than the four header bytes",
+            Self::BadLength => "Lc/Le do not match the length of the command",
+        })
+    }
+}
+
+impl core::error::Error for MalformedCommand {}
+
 /// A parsed command APDU borrowing its data from the received bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommandView<'a> {

@@ -1,7 +1,8 @@
 //! Runs every conformance script in `tests/conformance` on a fresh in-process card; each must pass.
 
-use host_tools::conformance::{collect_script_paths, run_in_process};
-use host_tools::script::parse_files;
+use conformance::runner::{collect_script_paths, run_each};
+use conformance::script::parse_files;
+use emulator::{IN_PROCESS_DESCRIPTION, InProcessChannel};
 use linkcard_tests::conformance_dir;
 
 #[test]
@@ -16,7 +17,13 @@ fn every_conformance_script_passes_in_process() {
     });
     assert!(!scripts.is_empty(), "no scripts in {}", dir.display());
 
-    let report = run_in_process(&scripts, false);
+    let report = run_each(
+        &scripts,
+        IN_PROCESS_DESCRIPTION,
+        false,
+        InProcessChannel::new,
+    )
+    .unwrap_or_else(|e| panic!("no in-process card: {e}"));
     let failed: Vec<&str> = report
         .scripts
         .iter()

@@ -1,0 +1,225 @@
+//! A card's non-volatile memory kept in a file, so a virtual card survives restarts of its emulator.
+//!
+//! File format, version 1 (all numbers big-endian):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic `LCNVM\0\0\0` |
+//! | 2 | format version (1) |
+//! | 2 | reserved, 0 |
+//! | 4 | page size |
+//! | 4 | page count |
+//! | page size × page count | the memory, page after page (erased bytes are FF) |
+//!
+//! Every erase and program is written through to the file before it returns (no fsync: a host crash is not
+//! a card tear; the card's own journal covers tears). A later format version must keep loading version 1 files:
+//! `tests/fixtures/nvm-v1.bin` is checked by a test for that.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use card_os::nvm::{Nvm, NvmError};
+
+/// Identifies a linkcard NVM file.
+pub const MAGIC: [u8; 8] = *b"LCNVM\0\0\0";
+/// The format version this code writes.
+pub const VERSION: u16 = 1;
+/// Header size of version 1.
+pub const HEADER_LEN: usize = 20;
+
+/// Why a state file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileNvmError {
+    /// Reading or writing the file failed (the reason is the source).
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Not a linkcard NVM file, or damaged.
+    #[error("{path}: not a linkcard card state file ({reason})")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file from a newer linkcard.
+    #[error(
+        "{path}: card state format version {found} is newer than this linkcard understands ({VERSION})"
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u16,
+    },
+    /// Made for another memory size.
+    #[error(
+        "{path}: made for {found_pages} pages of {found_page_size} bytes, this card has {pages} of {page_size}"
+    )]
+    Geometry {
+        /// The file.
+        path: PathBuf,
+        /// Its page size.
+        found_page_size: usize,
+        /// Its page count.
+        found_pages: usize,
+        /// Expected page size.
+        page_size: usize,
+        /// Expected page count.
+        pages: usize,
+    },
+}
+
+/// Page flash kept in a file.
+#[derive(Debug)]
+pub struct FileNvm {
+    path: PathBuf,
+    file: File,
+    bytes: Vec<u8>,
+    page_size: usize,
+}
+
+impl FileNvm {
+    /// Opens `path`, or creates it erased when it does not exist.
+    pub fn open(path: &Path, page_size: usize, page_count: usize) -> Result<Self, FileNvmError> {
+        let io = |source| FileNvmError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if !path.exists() {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(io)?;
+            let mut header = Vec::with_capacity(HEADER_LEN);
+            header.extend_from_slice(&MAGIC);
+            header.extend_from_slice(&VERSION.to_be_bytes());
+            header.extend_from_slice(&0u16.to_be_bytes());
+            header.extend_from_slice(&(page_size as u32).to_be_bytes());
+            header.extend_from_slice(&(page_count as u32).to_be_bytes());
+            let bytes = vec![0xFF; page_size * page_count];
+            file.write_all(&header)
+                .and_then(|()| file.write_all(&bytes))
+                .map_err(io)?;
+            return Ok(Self {
+                path: path.to_owned(),
+                file,
+                bytes,
+                page_size,
+            });
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        let mut contents = Vec::new();
+        file.read_to_end(&mut contents).map_err(io)?;
+        let format = |reason: &str| FileNvmError::Format {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (header, body) = contents
+            .split_at_checked(HEADER_LEN)
+            .ok_or_else(|| format("shorter than its header"))?;
+        // `header` is HEADER_LEN bytes, so every field below is there and the defaults are never used.
+        let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or_default();
+        if field(0..8) != MAGIC {
+            return Err(format("wrong magic"));
+        }
+        let version = u16::from_be_bytes(field(8..10).try_into().map_err(|_| format("header"))?);
+        if version > VERSION {
+            return Err(FileNvmError::TooNew {
+                path: path.to_owned(),
+                found: version,
+            });
+        }
+        let number =
+            |range| u32::from_be_bytes(field(range).try_into().unwrap_or_default()) as usize;
+        let (found_page_size, found_pages) = (number(12..16), number(16..20));
+        if (found_page_size, found_pages) != (page_size, page_count) {
+            return Err(FileNvmError::Geometry {
+                path: path.to_owned(),
+                found_page_size,
+                found_pages,
+                page_size,
+                pages: page_count,
+            });
+        }
+        if body.len() != page_size * page_count {
+            return Err(format("memory size does not match the header"));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            bytes: body.to_vec(),
+            page_size,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn persist(&self, range: std::ops::Range<usize>) -> Result<(), NvmError> {
+        let bytes = self.bytes.get(range.clone()).ok_or(NvmError::OutOfRange)?;
+        // An I/O failure is a memory failure to the card (6581).
+        self.file
+            .write_all_at(bytes, (HEADER_LEN + range.start) as u64)
+            .map_err(|_| NvmError::PowerLost)
+    }
+}
+
+impl Nvm for FileNvm {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+    fn page_count(&self) -> usize {
+        self.bytes.len() / self.page_size
+    }
+    fn read(&self, address: usize, buf: &mut [u8]) -> Result<(), NvmError> {
+        let end = address.checked_add(buf.len()).ok_or(NvmError::OutOfRange)?;
+        buf.copy_from_slice(self.bytes.get(address..end).ok_or(NvmError::OutOfRange)?);
+        Ok(())
+    }
+    fn erase_page(&mut self, page: usize) -> Result<(), NvmError> {
+        let start = page
+            .checked_mul(self.page_size)
+            .ok_or(NvmError::OutOfRange)?;
+        let range = start..start + self.page_size;
+        self.bytes
+            .get_mut(range.clone())
+            .ok_or(NvmError::OutOfRange)?
+            .fill(0xFF);
+        self.persist(range)
+    }
+    fn program(&mut self, address: usize, data: &[u8]) -> Result<(), NvmError> {
+        let end = address
+            .checked_add(data.len())
+            .ok_or(NvmError::OutOfRange)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        if address / self.page_size != (end - 1) / self.page_size {
+            return Err(NvmError::OutOfRange);
+        }
+        let target = self
+            .bytes
+            .get_mut(address..end)
+            .ok_or(NvmError::OutOfRange)?;
+        if target.iter().zip(data).any(|(old, new)| old & new != *new) {
+            return Err(NvmError::NotErased);
+        }
+        target.copy_from_slice(data);
+        self.persist(address..end)
+    }
+}
