@@ -275,7 +275,13 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
         }
         let outcome = match request {
             Ok(request) => self.secure.handshake(store, channel, owner, request, reply),
-            Err(status) => return Some(Err(status)),
+            Err(status) => {
+                // A malformed GET DATA is still a plain command: it ends an open session.
+                if self.secure.security(channel).is_some() {
+                    self.end_session(channel);
+                }
+                return Some(Err(status));
+            }
         };
         Some(self.outcome(channel, outcome))
     }

@@ -797,3 +797,19 @@ fn a_withdrawn_personalization_target_fails_closed() {
         "after SELECT: the card manager"
     );
 }
+
+/// A malformed plain GET DATA BF21 inside a session is refused (6A80) and, as a plain command, ends it.
+#[test]
+fn a_malformed_plain_get_data_ends_the_session_too() {
+    let mut w = world();
+    let issuer = w.issuer.clone();
+    let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+    assert_eq!(
+        raw(
+            &mut session,
+            &[0x00, 0xCA, 0xBF, 0x21, 0x02, 0xA6, 0x00, 0x00]
+        ),
+        0x6A80
+    );
+    assert_closed(&mut session);
+}
