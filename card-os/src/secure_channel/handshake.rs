@@ -157,31 +157,7 @@ impl SecureChannel {
             _ => return Err(StatusWord::CONDITIONS_NOT_SATISFIED),
         };
         self.sessions.close(channel);
-        let rng = self
-            .rng
-            .as_mut()
-            .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
-        let ephemeral = SecretScalar(<p256::NonZeroScalar as Generate>::generate_from_rng(rng));
-        let static_key =
-            domain::static_key(store, owner).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
-        let ephemeral_public = public_key_of(&ephemeral);
-        let shared_ee = session::ecdh(&ephemeral, handshake.ephemeral_key);
-        let shared_ss = session::ecdh(&static_key, &oce_key);
-        // The private scalars are not needed past this point; neither are the shared secrets after the KDF.
-        drop(ephemeral);
-        drop(static_key);
-        self.count_scalar_multiplications(3);
-        let (Ok(mut shared_ee), Ok(mut shared_ss)) = (shared_ee, shared_ss) else {
-            return Err(StatusWord::WRONG_DATA);
-        };
-        let keys = session::derive(&shared_ee, &shared_ss, handshake.level);
-        shared_ee.zeroize();
-        shared_ss.zeroize();
-        let receipt = session::receipt(&keys, handshake.command_data, &ephemeral_public);
-        let written =
-            session::encode_authenticate_response(&ephemeral_public, &receipt, reply.spare())
-                .map_err(|_| StatusWord::UNKNOWN)?;
-        reply.advance(written)?;
+        let (keys, receipt) = self.agree(store, owner, &handshake, &oce_key, reply)?;
         // Only the issuer moves the card date (a CA trusted by one applet must not be able to expire everyone
         // else's certificates), and only once it has proved its key: see `unwrap_command`.
         let pending_date = (owner == CARD_MANAGER_SD && role == Some(Role::Issuer))
@@ -199,6 +175,46 @@ impl SecureChannel {
                 pending_date,
             },
         )
+    }
+}
+
+impl SecureChannel {
+    /// The card's half of the key agreement: a fresh ephemeral key, ECDH with the OCE's ephemeral and static
+    /// keys, session keys and receipt; answers its ephemeral key and the receipt. Secrets are wiped on every path.
+    fn agree(
+        &mut self,
+        store: &mut dyn StoreAccess,
+        owner: u8,
+        handshake: &Handshake<'_>,
+        oce_key: &session::PublicKeyBytes,
+        reply: &mut Reply<'_>,
+    ) -> Result<(session::SessionKeys, [u8; session::BLOCK]), StatusWord> {
+        let rng = self
+            .rng
+            .as_mut()
+            .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+        let ephemeral = SecretScalar(<p256::NonZeroScalar as Generate>::generate_from_rng(rng));
+        let static_key =
+            domain::static_key(store, owner).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        let ephemeral_public = public_key_of(&ephemeral);
+        let shared_ee = session::ecdh(&ephemeral, handshake.ephemeral_key);
+        let shared_ss = session::ecdh(&static_key, oce_key);
+        // The private scalars are not needed past this point; neither are the shared secrets after the KDF.
+        drop(ephemeral);
+        drop(static_key);
+        self.count_scalar_multiplications(3);
+        let (Ok(mut shared_ee), Ok(mut shared_ss)) = (shared_ee, shared_ss) else {
+            return Err(StatusWord::WRONG_DATA);
+        };
+        let keys = session::derive(&shared_ee, &shared_ss, handshake.level);
+        shared_ee.zeroize();
+        shared_ss.zeroize();
+        let receipt = session::receipt(&keys, handshake.command_data, &ephemeral_public);
+        let written =
+            session::encode_authenticate_response(&ephemeral_public, &receipt, reply.spare())
+                .map_err(|_| StatusWord::UNKNOWN)?;
+        reply.advance(written)?;
+        Ok((keys, receipt))
     }
 }
 
