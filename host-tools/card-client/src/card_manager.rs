@@ -912,7 +912,8 @@ mod tests {
 
     #[test]
     fn status_words_map_to_errors_that_keep_them() {
-        let cases: [([u8; 2], fn(&CardManagerError) -> bool); 6] = [
+        type IsExpected = fn(&CardManagerError) -> bool;
+        let cases: [([u8; 2], IsExpected); 6] = [
             ([0x6A, 0x88], |e| {
                 matches!(e, CardManagerError::NotFound { .. })
             }),
