@@ -323,6 +323,8 @@ impl<C: CardChannel> Scp11Session<C> {
         buf.resize(plain_len + session::OVERHEAD, 0);
         let len = messaging.wrap_command(header, &mut buf, plain_len)?;
         buf.truncate(len);
+        // The caller's command, whatever it is, with its CLA secured and its data wrapped: a re-encoding of
+        // a typed command, not a new one.
         let mut command = Command::new(cla, view.ins(), view.p1(), view.p2()).with_data(buf);
         if let Some(ne) = view.ne() {
             command = command.with_ne(ne.min(256));
