@@ -299,7 +299,9 @@ pub enum DataObject<'a> {
     CardDate(Date),
     /// `DF23`: generate the domain's static key pair on the card; the card answers the public key.
     GenerateKey,
-    /// `DF20`: import the domain's static private key (in a session only with C-DEC).
+    /// `DF20`: import the domain's static private key (in a session only with C-DEC). The host's copies of the
+    /// encoded command are not wiped: [`DataObject::GenerateKey`], a key that never leaves the card, is the
+    /// better practice.
     StaticKey(&'a [u8; 32]),
     /// `BF21`: the domain's certificate chain, leaf last.
     Certificates(&'a [Vec<u8>]),
@@ -632,20 +634,14 @@ impl<C: CardChannel> CardManagerSession<C> {
         &mut self,
         command: &CardManagerCommand<'_>,
     ) -> Result<(Vec<u8>, StatusWord), CardManagerError> {
-        let (name, requirement) = (command.name(), command.requirement());
-        let security = self.channel.security();
-        check_channel(name, requirement, security)?;
-        let (data, status) = exchange(&mut self.channel, name, &command.to_command())?;
-        if status.is_success() || status == StatusWord::MORE_DATA {
-            Ok((data, status))
-        } else {
-            Err(CardManagerError::refusal(
-                name,
-                requirement,
-                security,
-                status,
-            ))
-        }
+        let more_or_done =
+            |status: StatusWord| status.is_success() || status == StatusWord::MORE_DATA;
+        self.run_accepting(
+            command.name(),
+            command.requirement(),
+            &command.to_command(),
+            more_or_done,
+        )
     }
 
     /// Checks `requirement` against the channel, sends `apdu`, and returns the answer's data on 9000.
@@ -655,11 +651,25 @@ impl<C: CardChannel> CardManagerSession<C> {
         requirement: Requirement,
         apdu: &Command,
     ) -> Result<Vec<u8>, CardManagerError> {
+        self.run_accepting(name, requirement, apdu, StatusWord::is_success)
+            .map(|(data, _)| data)
+    }
+
+    /// Checks `requirement` against the channel, sends `apdu`, and returns the answer when `accept` takes its
+    /// status word; any other status is the card's refusal.
+    fn run_accepting(
+        &mut self,
+        name: &'static str,
+        requirement: Requirement,
+        apdu: &Command,
+        accept: impl Fn(StatusWord) -> bool,
+    ) -> Result<(Vec<u8>, StatusWord), CardManagerError> {
+        // What the command was sent through, for the error: a failed exchange may close the session.
         let security = self.channel.security();
         check_channel(name, requirement, security)?;
         let (data, status) = exchange(&mut self.channel, name, apdu)?;
-        if status.is_success() {
-            Ok(data)
+        if accept(status) {
+            Ok((data, status))
         } else {
             Err(CardManagerError::refusal(
                 name,
