@@ -10,8 +10,10 @@ use std::fmt;
 use std::io::Write;
 
 use apdu_spec::StatusWord;
+use apdu_spec::scp11::Security;
 
 use crate::hex;
+use crate::t0::complete_t0_exchange;
 
 /// Why a channel could not carry an exchange. The card's own refusals are status words, not errors.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,11 @@ pub trait CardChannel {
     fn power_on(&mut self) -> Result<Vec<u8>, ChannelError>;
     /// What this channel is connected to, for reports and traces.
     fn describe(&self) -> String;
+    /// The secure channel commands sent here travel through, as the card will see them arrive; `None` for a
+    /// plain channel. Typed sessions read it to check a command's requirement before they send it.
+    fn security(&self) -> Option<Security> {
+        None
+    }
 }
 
 impl<C: CardChannel + ?Sized> CardChannel for &mut C {
@@ -73,6 +80,9 @@ impl<C: CardChannel + ?Sized> CardChannel for &mut C {
     fn describe(&self) -> String {
         (**self).describe()
     }
+    fn security(&self) -> Option<Security> {
+        (**self).security()
+    }
 }
 
 impl<C: CardChannel + ?Sized> CardChannel for Box<C> {
@@ -90,6 +100,9 @@ impl<C: CardChannel + ?Sized> CardChannel for Box<C> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn security(&self) -> Option<Security> {
+        (**self).security()
     }
 }
 
@@ -182,6 +195,39 @@ impl<C: CardChannel> CardChannel for Traced<C> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+
+    fn security(&self) -> Option<Security> {
+        self.inner.security()
+    }
+}
+
+/// Sends the APDUs of one command (one, or a chain) and completes the last exchange (61xx → GET RESPONSE);
+/// returns the whole response, data then SW1 SW2. A piece of a chain that is refused ends the chain: its
+/// answer is the command's.
+pub(crate) fn send_apdus<C: CardChannel + ?Sized>(
+    channel: &mut C,
+    fragments: &[Vec<u8>],
+) -> Result<Vec<u8>, ChannelError> {
+    let Some((last, first)) = fragments.split_last() else {
+        return Err(ChannelError::Transport("no APDU to send".into()));
+    };
+    for fragment in first {
+        let answer = channel.transmit(fragment)?;
+        if split_response(&answer)?.1 != StatusWord::SUCCESS {
+            return Ok(answer);
+        }
+    }
+    complete_t0_exchange(last, |apdu| channel.transmit(apdu))
+}
+
+/// A response as its data and status word.
+pub(crate) fn split_response(answer: &[u8]) -> Result<(&[u8], StatusWord), ChannelError> {
+    let split = answer
+        .len()
+        .checked_sub(2)
+        .ok_or(ChannelError::ResponseTooShort { len: answer.len() })?;
+    let (data, sw) = answer.split_at(split);
+    Ok((data, StatusWord::from_bytes(sw[0], sw[1])))
 }
 
 /// The trace of one response: the status line, then the data as a hex dump with an ASCII column.

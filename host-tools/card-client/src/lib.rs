@@ -3,6 +3,9 @@
 //! [`CardChannel`] (see `docs/ARCHITECTURE.md`).
 //!
 //! * [`channel`]: the transport-independent [`CardChannel`], its [`ChannelError`], and an APDU trace ([`Traced`]);
+//! * [`card_manager`]: a typed session with the card manager ([`card_manager::CardManagerSession`]), one
+//!   method per card-manager command, plain or through an SCP11 session, status words mapped to
+//!   [`card_manager::CardManagerError`];
 //! * [`t0`]: completing an exchange the way T=0 needs (61xx → GET RESPONSE, 6Cxx → repeat with Le);
 //! * `pcsc_channel` (feature `pcsc`, on by default): the channel over PC/SC readers (real, or the virtual card
 //!   behind pcscd) and the reader listing;
@@ -15,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod card_manager;
 pub mod channel;
 pub mod entropy;
 pub mod hex;

@@ -13,15 +13,15 @@ use apdu_spec::scp11::cert::{self, CertError, Certificate, Date, Issuer};
 use apdu_spec::scp11::session::{
     self, Handshake, PublicKeyBytes, ScpError, SecureMessaging, SecurityLevel,
 };
-use apdu_spec::scp11::{self as scp, HandshakeCommand, KeyReference, Variant};
+use apdu_spec::scp11::{self as scp, HandshakeCommand, KeyReference, Security, Variant};
 use apdu_spec::{Class, CommandView, MalformedCommand, StatusWord};
 use chacha20::rand_core::SeedableRng;
 use p256::elliptic_curve::Generate;
 
-use crate::channel::{CardChannel, ChannelError};
+use crate::card_manager::{CardManagerError, CardManagerSession};
+use crate::channel::{CardChannel, ChannelError, send_apdus, split_response};
 use crate::entropy::{self, EntropyError};
 use crate::keyfile::{self, KeyFileError};
-use crate::t0::complete_t0_exchange;
 
 /// Key version number the OCE asks for (P1 of the handshake commands).
 pub const KVN: u8 = 0x03;
@@ -106,21 +106,6 @@ pub fn random_scalar() -> Result<p256::NonZeroScalar, EntropyError> {
     ))
 }
 
-/// Sends the APDUs of one command (one, or a chain) and completes the last exchange (61xx → GET RESPONSE);
-/// returns the whole response, data then SW1 SW2.
-fn send_apdus<C: CardChannel>(
-    channel: &mut C,
-    fragments: &[Vec<u8>],
-) -> Result<Vec<u8>, ChannelError> {
-    let Some((last, first)) = fragments.split_last() else {
-        return Err(ChannelError::Transport("no APDU to send".into()));
-    };
-    for fragment in first {
-        channel.transmit(fragment)?;
-    }
-    complete_t0_exchange(last, |apdu| channel.transmit(apdu))
-}
-
 /// One plain step of the handshake or personalization: the response data, or the card's refusal.
 fn exchange<C: CardChannel>(
     channel: &mut C,
@@ -134,15 +119,6 @@ fn exchange<C: CardChannel>(
         return Err(Scp11Error::Refused { step, status });
     }
     Ok(data.to_vec())
-}
-
-fn split_response(answer: &[u8]) -> Result<(&[u8], StatusWord), ChannelError> {
-    let split = answer
-        .len()
-        .checked_sub(2)
-        .ok_or(ChannelError::ResponseTooShort { len: answer.len() })?;
-    let (data, sw) = answer.split_at(split);
-    Ok((data, StatusWord::from_bytes(sw[0], sw[1])))
 }
 
 /// Reads the card's certificate store (GET DATA BF21) and verifies it from `anchor` (the CA that certifies
@@ -169,13 +145,13 @@ pub fn card_key<C: CardChannel>(
 pub struct Scp11Session<C> {
     channel: C,
     messaging: Option<SecureMessaging>,
-    level: SecurityLevel,
+    security: Security,
 }
 
 impl<C> std::fmt::Debug for Scp11Session<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scp11Session")
-            .field("level", &self.level)
+            .field("security", &self.security)
             .field("open", &self.messaging.is_some())
             .finish_non_exhaustive()
     }
@@ -238,7 +214,11 @@ fn authenticate<C: CardChannel>(
     Ok(Scp11Session {
         channel,
         messaging: Some(SecureMessaging::new(&keys, &receipt, level)),
-        level,
+        security: Security {
+            variant,
+            level,
+            role: None,
+        },
     })
 }
 
@@ -256,8 +236,10 @@ pub fn open_scp11a<C: CardChannel>(
         .len()
         .checked_sub(1)
         .ok_or(CertError::ChainLength)?;
+    let mut role = None;
     for (i, certificate) in oce.chain.iter().enumerate() {
-        Certificate::parse(certificate)?;
+        // The leaf's role is what the card will stamp on the session's commands.
+        role = Certificate::parse(certificate)?.0.role();
         // P2 b8 says another certificate follows, as yubikit and OpenSCP send it.
         let upload = HandshakeCommand::UploadCertificate {
             key: KeyReference {
@@ -277,14 +259,16 @@ pub fn open_scp11a<C: CardChannel>(
         Some(ephemeral) => ephemeral,
         None => random_scalar()?,
     };
-    authenticate(
+    let mut session = authenticate(
         channel,
         Variant::A,
         card_key,
         Some(&oce.static_key),
         level,
         ephemeral,
-    )
+    )?;
+    session.security.role = role;
+    Ok(session)
 }
 
 /// SCP11b: INTERNAL AUTHENTICATE; the card proves its key, the OCE stays anonymous.
@@ -299,7 +283,13 @@ pub fn open_scp11b<C: CardChannel>(
 impl<C: CardChannel> Scp11Session<C> {
     /// The level this session applies.
     pub fn level(&self) -> SecurityLevel {
-        self.level
+        self.security.level
+    }
+
+    /// What the card stamps on the commands of this session: variant, level, and (SCP11a) the role of the OCE's
+    /// leaf certificate.
+    pub fn security(&self) -> Security {
+        self.security
     }
 
     /// Whether the session is still open (a failed exchange or a reset closes it).
@@ -333,6 +323,8 @@ impl<C: CardChannel> Scp11Session<C> {
         buf.resize(plain_len + session::OVERHEAD, 0);
         let len = messaging.wrap_command(header, &mut buf, plain_len)?;
         buf.truncate(len);
+        // The caller's command, whatever it is, with its CLA secured and its data wrapped: a re-encoding of
+        // a typed command, not a new one.
         let mut command = Command::new(cla, view.ins(), view.p1(), view.p2()).with_data(buf);
         if let Some(ne) = view.ne() {
             command = command.with_ne(ne.min(256));
@@ -385,6 +377,9 @@ impl<C: CardChannel> CardChannel for Scp11Session<C> {
     }
     fn describe(&self) -> String {
         format!("SCP11 session over {}", self.channel.describe())
+    }
+    fn security(&self) -> Option<Security> {
+        self.messaging.as_ref().map(|_| self.security)
     }
 }
 
@@ -566,81 +561,12 @@ pub struct Personalization<'a> {
 /// Personalizes a security domain through the card manager (STORE DATA): the card generates the key pair,
 /// the card CA certifies the public key, and the certificate, trust anchors and card date are stored. Returns
 /// PK.SD.ECKA. `channel` reaches the card manager (selected), plainly before issuance or through an issuer
-/// session after.
+/// session after. The same as [`CardManagerSession::personalize`], for a channel already at the card manager.
 pub fn personalize<C: CardChannel>(
     channel: &mut C,
     personalization: &Personalization<'_>,
-) -> Result<PublicKeyBytes, Scp11Error> {
-    use apdu_spec::scp11::personalization as perso;
-    // Tag (2 bytes) and length (up to 3) fit in 5 more bytes for any value up to 65535 bytes; a writer that
-    // runs out of room means a longer value, which no STORE DATA can carry.
-    let tlv = |tag: u16, value: &[u8]| -> Result<Vec<u8>, Scp11Error> {
-        let mut out = vec![0u8; value.len() + 5];
-        let mut writer = apdu_spec::tlv::Writer::new(&mut out);
-        writer
-            .tlv(tag, value)
-            .map_err(|_| Scp11Error::Encode(EncodeError::TooLong))?;
-        let n = writer.len();
-        out.truncate(n);
-        Ok(out)
-    };
-    let store = |channel: &mut C, step: &'static str, data: Vec<u8>| {
-        exchange(
-            channel,
-            step,
-            &Command::new(0x80, apdu_spec::gp::ins::STORE_DATA, 0x80, 0x00)
-                .with_data(data)
-                .with_ne(256),
-        )
-    };
-    if let Some(aid) = personalization.instance {
-        let aid_len = u8::try_from(aid.len()).map_err(|_| EncodeError::TooLong)?;
-        let mut data = vec![0x00, 0x00, aid_len];
-        data.extend_from_slice(aid);
-        data.extend_from_slice(&[0x00, 0x00, 0x00]);
-        exchange(
-            channel,
-            "INSTALL [for personalization]",
-            &Command::new(0x80, apdu_spec::gp::ins::INSTALL, 0x20, 0x00).with_data(data),
-        )?;
-    }
-    store(
-        channel,
-        "STORE DATA card date",
-        tlv(perso::TAG_CARD_DATE, &personalization.today.0)?,
-    )?;
-    let answer = store(
-        channel,
-        "STORE DATA generate key",
-        tlv(perso::TAG_GENERATE_KEY, &[])?,
-    )?;
-    let public = apdu_spec::tlv::find(&answer, perso::TAG_PUBLIC_KEY)
-        .ok()
-        .flatten()
-        .and_then(|k| PublicKeyBytes::try_from(k).ok())
-        .ok_or(ScpError::Malformed)?;
-    let certificate = personalization.card_authority.certify(
-        personalization.subject,
-        &public,
-        None,
-        personalization.today,
-        personalization.expiration,
-    )?;
-    store(
-        channel,
-        "STORE DATA certificate",
-        tlv(scp::TAG_CERTIFICATE_STORE, &certificate)?,
-    )?;
-    for anchor in personalization.anchors {
-        let mut value = tlv(0x42, &anchor.id)?;
-        value.extend(tlv(perso::TAG_PUBLIC_KEY, &anchor.key)?);
-        store(
-            channel,
-            "STORE DATA trust anchor",
-            tlv(perso::TAG_TRUST_ANCHOR, &value)?,
-        )?;
-    }
-    Ok(public)
+) -> Result<PublicKeyBytes, CardManagerError> {
+    CardManagerSession::over_selected(channel).personalize(personalization)
 }
 
 /// The civil date `days` days after 1970-01-01 (proleptic Gregorian; H. Hinnant's `civil_from_days`).

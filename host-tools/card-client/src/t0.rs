@@ -1,6 +1,8 @@
 //! Completing an exchange the way T=0 needs: the PC/SC channel runs it for T=0 cards, and the secure channel for
 //! every command it sends (a secured response may come back as 61xx on any protocol).
 
+use apdu_spec::ins;
+
 use crate::channel::ChannelError;
 
 /// Completes one exchange the way T=0 needs: 61xx → GET RESPONSE for xx bytes (repeatedly, concatenating),
@@ -26,7 +28,9 @@ pub fn complete_t0_exchange(
             }
             [0x61, le] => {
                 data.extend_from_slice(body);
-                response = send(&[0x00, 0xC0, 0x00, 0x00, le])?;
+                // GET RESPONSE is the transmission protocol's, not an application's command: the card answers
+                // it for whatever came before, so it has no typed encoder of its own.
+                response = send(&[0x00, ins::GET_RESPONSE, 0x00, 0x00, le])?;
             }
             _ => break,
         }
@@ -64,6 +68,9 @@ fn with_short_le(apdu: &mut Vec<u8>, le: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The exchanges below are T=0 transcripts, byte for byte as the reader carries them (a case 1 command that
+    // gets Le added, GET RESPONSE with the 61xx length): the bytes are what is under test, so they stay raw.
 
     /// A scripted card: answers each expected command with the paired response.
     fn scripted(

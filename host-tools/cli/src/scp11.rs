@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use apdu_spec::StatusWord;
-use apdu_spec::builder::Command;
+use apdu_spec::iso::Select;
 use apdu_spec::scp11::cert::{self, Certificate, Role};
 use apdu_spec::scp11::session::SecurityLevel;
+use apdu_spec::{StatusWord, aid};
+use card_client::card_manager::CardManagerSession;
 use card_client::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel};
 use card_client::scp11::{self, Anchor, Authority, Personalization};
 use card_client::{CardChannel as _, hex, keyfile};
@@ -24,9 +25,6 @@ A typical sequence, on a card before issuance in reader 0 (see docs/SECURE-CHANN
 
 Keys are PEM files as OpenSSL writes them (PKCS#8 private keys, SPKI public keys); a CA goes by the first 20
 bytes of the SHA-256 of its public key. Files are never overwritten.";
-
-/// The card manager's AID.
-const CARD_MANAGER: [u8; 8] = [0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
 
 #[derive(Debug, Subcommand)]
 pub enum Scp11Command {
@@ -291,9 +289,8 @@ fn show_certificate(bytes: &[u8]) -> anyhow::Result<Certificate<'_>> {
 
 /// SELECT by AID (`00 A4 04 00 Lc AID 00`).
 fn select_command(aid: &[u8]) -> anyhow::Result<Vec<u8>> {
-    Command::new(0x00, 0xA4, 0x04, 0x00)
-        .with_data(aid)
-        .with_ne(256)
+    Select::aid(aid)
+        .to_command()
         .to_short()
         .with_context(|| format!("cannot SELECT {}", hex::spaced(aid)))
 }
@@ -313,13 +310,8 @@ fn personalize(args: &PersonalizeArgs) -> anyhow::Result<u8> {
         .as_deref()
         .map(|aid| parse_hex("--instance", aid))
         .transpose()?;
-    let mut channel = args.reader.open()?;
-    let answer = channel
-        .transmit(&select_command(&CARD_MANAGER)?)
-        .context("SELECT card manager")?;
-    if !answer.ends_with(&[0x90, 0x00]) {
-        anyhow::bail!("SELECT card manager answered {}", hex::spaced(&answer));
-    }
+    let mut card_manager =
+        CardManagerSession::select(args.reader.open()?).context("SELECT card manager")?;
     let personalization = Personalization {
         instance: instance.as_deref(),
         card_authority: &card_ca,
@@ -329,14 +321,17 @@ fn personalize(args: &PersonalizeArgs) -> anyhow::Result<u8> {
         expiration: scp11::date_from_today(i64::from(args.days)),
     };
     let key = match &args.oce {
-        None => scp11::personalize(&mut channel, &personalization),
+        None => card_manager.personalize(&personalization),
         Some(prefix) => {
             let oce = scp11::load_oce(prefix)?;
-            let card_key =
-                scp11::card_key(&mut channel, &card_ca.issuer(), scp11::date_from_today(0))?;
-            let mut session =
-                scp11::open_scp11a(&mut channel, &card_key, &oce, SecurityLevel::FULL, None)?;
-            scp11::personalize(&mut session, &personalization)
+            card_manager
+                .open_scp11a(
+                    &card_ca.issuer(),
+                    scp11::date_from_today(0),
+                    &oce,
+                    SecurityLevel::FULL,
+                )?
+                .personalize(&personalization)
         }
     }
     .context(
@@ -365,7 +360,7 @@ fn send_secured(args: &SendArgs) -> anyhow::Result<u8> {
     let mut channel = args.reader.open()?;
     let aid = match &args.select {
         Some(aid) => parse_hex("--select", aid)?,
-        None => CARD_MANAGER.to_vec(),
+        None => aid::CARD_MANAGER.as_bytes().to_vec(),
     };
     let answer = channel.transmit(&select_command(&aid)?).context("SELECT")?;
     if !(answer.ends_with(&[0x90, 0x00]) || answer.starts_with(&[0x61])) {

@@ -11,17 +11,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use apdu_spec::aid::LOOPBACK_APPLET;
+use apdu_spec::iso::{Occurrence, Select};
+use apdu_spec::loopback::LoopbackCommand;
 use card_client::latency::{LatencyStats, round_trip_stats};
 use card_client::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel, ReaderChoice};
 use card_client::{CardChannel, error_chain};
 use emulator::InProcessChannel;
 
-const SELECT_LOOPBACK: [u8; 12] = [
-    0x00, 0xA4, 0x04, 0x0C, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x01,
-];
-const ECHO_16: [u8; 22] = [
-    0x80, 0x10, 0x00, 0x00, 0x10, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x00,
-];
 const WARM_UP: usize = 50;
 
 struct Options {
@@ -64,17 +61,31 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// The ECHO of 16 bytes (`80 10 00 00 10 00 01 … 0F 00`) after SELECT of the factory loopback without FCI.
 fn measure(channel: &mut dyn CardChannel, count: usize) -> Result<LatencyStats, String> {
+    let select_loopback = Select::ByName {
+        name: LOOPBACK_APPLET.as_bytes(),
+        occurrence: Occurrence::First,
+        fci: false,
+    }
+    .to_command()
+    .to_short()
+    .map_err(|e| error_chain(&e))?;
+    let data: Vec<u8> = (0..16).collect();
+    let echo_16 = LoopbackCommand::Echo(&data)
+        .to_command()
+        .to_short()
+        .map_err(|e| error_chain(&e))?;
     let selected = channel
-        .transmit(&SELECT_LOOPBACK)
+        .transmit(&select_loopback)
         .map_err(|e| error_chain(&e))?;
     if selected != [0x90, 0x00] {
         return Err(format!(
             "selecting the loopback applet answered {selected:02X?}"
         ));
     }
-    round_trip_stats(channel, &ECHO_16, WARM_UP).map_err(|e| error_chain(&e))?;
-    round_trip_stats(channel, &ECHO_16, count)
+    round_trip_stats(channel, &echo_16, WARM_UP).map_err(|e| error_chain(&e))?;
+    round_trip_stats(channel, &echo_16, count)
         .map_err(|e| error_chain(&e))?
         .ok_or_else(|| "no samples".to_owned())
 }

@@ -16,18 +16,27 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use apdu_spec::Class;
+use apdu_spec::builder::Command;
+use apdu_spec::gp::{CardManagerCommand, StatusScope};
 use apdu_spec::scp11::Variant;
 use apdu_spec::scp11::cert::{Date, Role};
 use apdu_spec::scp11::session::{self, Handshake, SecureMessaging, SecurityLevel};
+use card_client::card_manager::CardManagerSession;
 use card_client::pcsc_channel::{DEFAULT_CARD_WAIT, PcscChannel, ReaderChoice};
 use card_client::scp11::{self, Authority, Personalization, open_scp11a, open_scp11b};
 use card_client::{CardChannel, error_chain};
 use emulator::InProcessChannel;
 
-const SELECT_CARD_MANAGER: [u8; 13] = [
-    0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00,
-];
-const LIST_APPLICATIONS: [u8; 8] = [0x80, 0xF2, 0x40, 0x02, 0x02, 0x4F, 0x00, 0x00];
+/// GET STATUS of every application: `80 F2 40 02 02 4F 00 00`.
+fn list_applications() -> Command {
+    CardManagerCommand::GetStatus {
+        scope: StatusScope::Applications,
+        next: false,
+        aid_prefix: &[],
+    }
+    .to_command()
+}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -62,21 +71,17 @@ fn issue(
 ) -> Result<([u8; 65], scp11::OceCredentials), String> {
     let card_ca = Authority::generate(b"card CA").map_err(|e| error_chain(&e))?;
     let oce_ca = Authority::generate(b"issuer CA").map_err(|e| error_chain(&e))?;
-    channel
-        .transmit(&SELECT_CARD_MANAGER)
-        .map_err(|e| error_chain(&e))?;
-    let key = scp11::personalize(
-        channel,
-        &Personalization {
+    let mut card_manager = CardManagerSession::select(channel).map_err(|e| error_chain(&e))?;
+    let key = card_manager
+        .personalize(&Personalization {
             instance: None,
             card_authority: &card_ca,
             subject: b"card",
             anchors: &[oce_ca.anchor()],
             today,
             expiration,
-        },
-    )
-    .map_err(|e| error_chain(&e))?;
+        })
+        .map_err(|e| error_chain(&e))?;
     let oce = oce_ca
         .issue_oce(b"issuer", Role::Issuer, today, expiration)
         .map_err(|e| error_chain(&e))?;
@@ -110,6 +115,14 @@ fn main() -> ExitCode {
             }
         }
     }
+
+    let list_apdu = match list_applications().to_short() {
+        Ok(apdu) => apdu,
+        Err(e) => {
+            eprintln!("cannot encode GET STATUS: {}", error_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
 
     // A personalized card and an issuer OCE.
     let today = Date::from_ymd(2026, 11, 24).unwrap_or(Date([0x20, 0x26, 0x11, 0x24]));
@@ -174,15 +187,18 @@ fn main() -> ExitCode {
     let keys = session::derive(&[1; 32], &[2; 32], SecurityLevel::FULL);
     let mut host = SecureMessaging::new(&keys, &[0; 16], SecurityLevel::FULL);
     let mut card_side = SecureMessaging::new(&keys, &[0; 16], SecurityLevel::FULL);
-    let header = [0x84, 0xF2, 0x40, 0x02];
+    let get_status = list_applications();
+    let secured_cla = Class::encode(0, true, false, true).unwrap_or(0x84);
+    let header = [secured_cla, get_status.ins, get_status.p1, get_status.p2];
+    let plain_len = get_status.data.len();
     let response_plain = [0x5Au8; 34];
     let mut wraps = Vec::with_capacity(count * 100);
     let mut unwraps = Vec::with_capacity(count * 100);
     for _ in 0..count * 100 {
         let mut buf = [0u8; 64];
-        buf[..2].copy_from_slice(&[0x4F, 0x00]);
+        buf[..plain_len].copy_from_slice(&get_status.data);
         let start = Instant::now();
-        let wrapped = host.wrap_command(header, &mut buf, 2);
+        let wrapped = host.wrap_command(header, &mut buf, plain_len);
         wraps.push(start.elapsed());
         let Ok(n) = wrapped else {
             failures += 1;
@@ -239,7 +255,7 @@ fn main() -> ExitCode {
     print(
         "in process: one secured GET STATUS round trip",
         time(count * 10, || {
-            let answer = session.transmit_secured(&LIST_APPLICATIONS);
+            let answer = session.transmit_secured(&list_apdu);
             failures += usize::from(!matches!(answer, Ok(r) if r.ends_with(&[0x90, 0x00])));
         }),
     );
@@ -291,7 +307,7 @@ fn main() -> ExitCode {
             rounds * 10
         );
         let stats = time(rounds * 10, || {
-            let answer = session.transmit_secured(&LIST_APPLICATIONS);
+            let answer = session.transmit_secured(&list_apdu);
             failures += usize::from(!matches!(answer, Ok(r) if r.ends_with(&[0x90, 0x00])));
         });
         print(&label, stats);

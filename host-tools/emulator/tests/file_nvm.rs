@@ -3,6 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use apdu_spec::aid;
+use apdu_spec::builder::Command;
+use apdu_spec::gp::{
+    CardLifeCycle, CardManagerCommand, InstallRequest, SetStatusTarget, StatusScope, app_state,
+};
+use apdu_spec::iso::{Occurrence, Select};
+use apdu_spec::loopback::{LoopbackCommand, flags};
 use card_os::store::Store;
 use emulator::FileCard;
 use emulator::file_nvm::{FileNvm, FileNvmError, HEADER_LEN};
@@ -138,8 +145,35 @@ fn send(card: &mut FileCard, apdu: &[u8]) -> Vec<u8> {
 
 const FF02: [u8; 7] = [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x02];
 
+fn bytes(command: Command) -> Vec<u8> {
+    command.to_bytes().unwrap()
+}
+
+/// SELECT by AID without FCI (an empty AID selects the card manager).
 fn select(aid: &[u8]) -> Vec<u8> {
-    [&[0x00, 0xA4, 0x04, 0x0C, aid.len() as u8][..], aid].concat()
+    bytes(
+        Select::ByName {
+            name: aid,
+            occurrence: Occurrence::First,
+            fci: false,
+        }
+        .to_command(),
+    )
+}
+
+fn get_status(scope: StatusScope, aid_prefix: &[u8]) -> Vec<u8> {
+    bytes(
+        CardManagerCommand::GetStatus {
+            scope,
+            next: false,
+            aid_prefix,
+        }
+        .to_command(),
+    )
+}
+
+fn set_status(target: SetStatusTarget, state: u8, aid: &[u8]) -> Vec<u8> {
+    bytes(CardManagerCommand::SetStatus { target, state, aid }.to_command())
 }
 
 #[test]
@@ -148,29 +182,26 @@ fn version_1_card_fixture_still_loads() {
     std::fs::copy(card_fixture_path(), &path).unwrap();
     let mut card = open_card(&path);
     // The card manager: INITIALIZED; FF02 installed with flags 01 and PERSONALIZED (0F).
-    let isd = send(&mut card, &[0x80, 0xF2, 0x80, 0x02, 0x02, 0x4F, 0x00, 0x00]);
+    let isd = send(
+        &mut card,
+        &get_status(StatusScope::IssuerSecurityDomain, &[]),
+    );
     assert!(
         isd.windows(4).any(|w| w == [0x9F, 0x70, 0x01, 0x07]),
         "INITIALIZED: {isd:02X?}"
     );
-    let apps = send(
-        &mut card,
-        &[
-            0x80, 0xF2, 0x40, 0x02, 0x09, 0x4F, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x02,
-            0x00,
-        ],
-    );
+    let apps = send(&mut card, &get_status(StatusScope::Applications, &FF02));
     assert!(
         apps.windows(4).any(|w| w == [0x9F, 0x70, 0x01, 0x0F]),
         "{apps:02X?}"
     );
     assert_eq!(send(&mut card, &select(&FF02)), [0x90, 0x00]);
     assert_eq!(
-        send(&mut card, &[0x80, 0x14, 0x00, 0x00, 0x00])[..2],
+        send(&mut card, &bytes(LoopbackCommand::Info.to_command()))[..2],
         [0x00, 0x01],
         "install flags"
     );
-    let record = send(&mut card, &[0x80, 0x18, 0x05, 0x00, 0x00]);
+    let record = send(&mut card, &bytes(LoopbackCommand::Get(5).to_command()));
     assert_eq!(record, [&b"fixture record"[..], &[0x90, 0x00]].concat());
 }
 
@@ -182,24 +213,29 @@ fn write_card_fixture() {
     let path = card_fixture_path();
     remove_if_present(&path);
     let mut card = open_card(&path);
-    let install = [
-        &[
-            0x80, 0xE6, 0x0C, 0x00, 0x1E, 0x06, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x07,
-        ][..],
-        &[0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x00, 0x07],
-        &FF02,
-        &[0x01, 0x00, 0x03, 0xC9, 0x01, 0x01, 0x00, 0x00],
-    ]
-    .concat();
-    assert_eq!(send(&mut card, &install), [0x00, 0x90, 0x00]);
-    assert_eq!(send(&mut card, &select(&FF02)), [0x90, 0x00]);
-    let put = [&[0x80, 0x16, 0x05, 0x00, 14][..], b"fixture record"].concat();
-    assert_eq!(send(&mut card, &put), [0x90, 0x00]);
+    let install = CardManagerCommand::Install(InstallRequest {
+        install: true,
+        make_selectable: true,
+        load_file: aid::LOOPBACK_LOAD_FILE.as_bytes(),
+        module: aid::LOOPBACK_MODULE.as_bytes(),
+        application: &FF02,
+        privileges: &[0x00],
+        applet_parameters: &[flags::MULTI_SELECTABLE],
+    });
     assert_eq!(
-        send(&mut card, &[0x00, 0xA4, 0x04, 0x0C, 0x00]),
-        [0x90, 0x00]
+        send(&mut card, &bytes(install.to_command().with_ne(256))),
+        [0x00, 0x90, 0x00]
     );
-    let personalize = [&[0x80, 0xF0, 0x40, 0x0F, 0x07][..], &FF02].concat();
-    assert_eq!(send(&mut card, &personalize), [0x90, 0x00]);
-    assert_eq!(send(&mut card, &[0x80, 0xF0, 0x80, 0x07]), [0x90, 0x00]);
+    assert_eq!(send(&mut card, &select(&FF02)), [0x90, 0x00]);
+    let put = LoopbackCommand::Put {
+        key: 5,
+        data: b"fixture record",
+        leave_open: false,
+    };
+    assert_eq!(send(&mut card, &bytes(put.to_command())), [0x90, 0x00]);
+    assert_eq!(send(&mut card, &select(&[])), [0x90, 0x00]);
+    let personalized = set_status(SetStatusTarget::Application, app_state::PERSONALIZED, &FF02);
+    assert_eq!(send(&mut card, &personalized), [0x90, 0x00]);
+    let initialized = set_status(SetStatusTarget::Card, CardLifeCycle::Initialized as u8, &[]);
+    assert_eq!(send(&mut card, &initialized), [0x90, 0x00]);
 }

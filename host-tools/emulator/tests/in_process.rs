@@ -3,13 +3,22 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use apdu_spec::aid::CARD_MANAGER;
+use apdu_spec::iso::Select;
 use card_client::latency::round_trip_stats;
 use card_client::{CardChannel, Traced};
 use emulator::InProcessChannel;
 
-const SELECT_CARD_MANAGER: [u8; 14] = [
-    0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00, 0x00,
-];
+/// `00 A4 04 00 08 A000000151000000 00`.
+fn select_card_manager() -> Vec<u8> {
+    Select::aid(CARD_MANAGER.as_bytes())
+        .to_command()
+        .to_short()
+        .unwrap()
+}
+
+/// An instruction no application on the card knows (6D00): raw, since no typed command means nothing.
+const UNKNOWN_INSTRUCTION: [u8; 4] = [0x80, 0xFF, 0x00, 0x00];
 
 #[derive(Clone, Default)]
 struct SharedLog(Arc<Mutex<Vec<u8>>>);
@@ -34,7 +43,7 @@ impl SharedLog {
 fn in_process_card_is_powered_and_answers() {
     let mut channel = InProcessChannel::new().unwrap();
     assert!(channel.card().is_powered());
-    let response = channel.transmit(&SELECT_CARD_MANAGER).unwrap();
+    let response = channel.transmit(&select_card_manager()).unwrap();
     assert_eq!(&response[response.len() - 2..], &[0x90, 0x00]);
 }
 
@@ -44,7 +53,7 @@ fn unpowered_card_answers_for_itself() {
     channel.power_off().unwrap();
     // The card's own answer when unpowered, passed through rather than turned into an error.
     assert_eq!(
-        channel.transmit(&SELECT_CARD_MANAGER).unwrap(),
+        channel.transmit(&select_card_manager()).unwrap(),
         [0x6F, 0x00]
     );
     let atr = channel.power_on().unwrap();
@@ -58,8 +67,8 @@ fn trace_reads_like_opensc_tool() {
     let log = SharedLog::default();
     let mut channel = Traced::with_log(InProcessChannel::new().unwrap(), Box::new(log.clone()));
     channel.reset().unwrap();
-    channel.transmit(&SELECT_CARD_MANAGER).unwrap();
-    channel.transmit(&[0x80, 0xFF, 0x00, 0x00]).unwrap();
+    channel.transmit(&select_card_manager()).unwrap();
+    channel.transmit(&UNKNOWN_INSTRUCTION).unwrap();
     channel.power_off().unwrap();
     let text = log.text();
     assert!(text.starts_with("Reset: ATR 3B "), "{text}");
@@ -81,14 +90,11 @@ fn trace_reads_like_opensc_tool() {
 #[test]
 fn measures_the_in_process_card() {
     let mut channel = InProcessChannel::new().unwrap();
-    let select_isd = [
-        0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00,
-    ];
-    let stats = round_trip_stats(&mut channel, &select_isd, 10)
+    let stats = round_trip_stats(&mut channel, &select_card_manager(), 10)
         .unwrap()
         .unwrap();
     assert_eq!(stats.count, 10);
     assert!(stats.min <= stats.median && stats.median <= stats.p99 && stats.p99 <= stats.max);
-    let error = round_trip_stats(&mut channel, &[0x80, 0xFF, 0x00, 0x00], 1).unwrap_err();
+    let error = round_trip_stats(&mut channel, &UNKNOWN_INSTRUCTION, 1).unwrap_err();
     assert!(error.to_string().contains("6D 00"), "{error}");
 }

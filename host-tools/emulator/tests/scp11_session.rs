@@ -1,28 +1,88 @@
 //! SCP11 end to end in process: card issuing (the card manager personalized as a security domain), full
 //! sessions at every security level, SCP11b, roles, and the attacks a secure channel must stop. Every attack
 //! is refused with 6982, closes the session, and leaves the card's registry as it was.
+//!
+//! Commands are built by their typed encoders (`apdu-spec`); raw bytes appear only where a test plays an
+//! attacker on the wire (a changed, cut or replayed secured command) or sends a form no encoder makes.
 
+use std::sync::LazyLock;
+
+use apdu_spec::aid::{self, Aid};
+use apdu_spec::builder::Command;
+use apdu_spec::gp::{CardManagerCommand, InstallRequest, SetStatusTarget, StatusScope};
+use apdu_spec::iso::Select;
+use apdu_spec::loopback::LoopbackCommand;
 use apdu_spec::scp11::cert::{Date, Role};
 use apdu_spec::scp11::session::SecurityLevel;
+use apdu_spec::scp11::{HandshakeCommand, KID_OCE, KID_SCP11A, KID_SCP11B, KeyReference};
 use card_client::CardChannel;
+use card_client::card_manager::DataObject;
 use card_client::scp11::{
-    self, Authority, OceCredentials, Personalization, Scp11Error, Scp11Session, open_scp11a,
+    self, Authority, KVN, OceCredentials, Personalization, Scp11Error, Scp11Session, open_scp11a,
     open_scp11b,
 };
 use emulator::InProcessChannel;
 
-const INSTALL_LOOPBACK: [u8; 35] = [
-    0x80, 0xE6, 0x0C, 0x00, 0x1E, 0x06, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x07, 0xF0, 0x4C, 0x4E,
-    0x4B, 0x43, 0xFF, 0x00, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05, 0x01, 0x00, 0x03, 0xC9,
-    0x01, 0x01, 0x00,
-];
-const DELETE_LOOPBACK: [u8; 14] = [
-    0x80, 0xE4, 0x00, 0x00, 0x09, 0x4F, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05,
-];
-const LIST_APPLICATIONS: [u8; 8] = [0x80, 0xF2, 0x40, 0x02, 0x02, 0x4F, 0x00, 0x00];
-const SELECT_CARD_MANAGER: [u8; 13] = [
-    0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00,
-];
+/// The loopback instance these tests install, F04C4E4B43FF05.
+static LOOPBACK_05: LazyLock<Aid> =
+    LazyLock::new(|| aid::LOOPBACK_LOAD_FILE.with_suffix(0x05).unwrap());
+
+/// INSTALL [for install and make selectable] of [`LOOPBACK_05`], multi-selectable (flags 01); no Le.
+static INSTALL_LOOPBACK: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    apdu(CardManagerCommand::Install(InstallRequest {
+        install: true,
+        make_selectable: true,
+        load_file: aid::LOOPBACK_LOAD_FILE.as_bytes(),
+        module: aid::LOOPBACK_MODULE.as_bytes(),
+        application: LOOPBACK_05.as_bytes(),
+        privileges: &[0x00],
+        applet_parameters: &[0x01],
+    }))
+});
+static DELETE_LOOPBACK: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    apdu(CardManagerCommand::Delete {
+        aid: LOOPBACK_05.as_bytes(),
+    })
+});
+/// GET STATUS of every application.
+static LIST_APPLICATIONS: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    apdu(CardManagerCommand::GetStatus {
+        scope: StatusScope::Applications,
+        next: false,
+        aid_prefix: &[],
+    })
+});
+static SELECT_CARD_MANAGER: LazyLock<Vec<u8>> =
+    LazyLock::new(|| bytes(Select::aid(aid::CARD_MANAGER.as_bytes()).to_command()));
+/// INSTALL [for personalization] of [`LOOPBACK_05`].
+static PERSONALIZE_LOOPBACK: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    apdu(CardManagerCommand::InstallForPersonalization {
+        aid: LOOPBACK_05.as_bytes(),
+    })
+});
+
+/// A typed command's APDU (short when it fits).
+fn bytes(command: Command) -> Vec<u8> {
+    command.to_bytes().unwrap()
+}
+
+/// A card-manager command's APDU.
+fn apdu(command: CardManagerCommand<'_>) -> Vec<u8> {
+    bytes(command.to_command())
+}
+
+/// STORE DATA of one personalization object, without Le.
+fn store(object: &DataObject<'_>) -> Vec<u8> {
+    apdu(CardManagerCommand::StoreData {
+        data: &object.encode().unwrap(),
+    })
+}
+
+/// The OCE's key reference in PERFORM SECURITY OPERATION, as `open_scp11a` sends it.
+const OCE_KEY: KeyReference = KeyReference {
+    kvn: KVN,
+    kid: KID_OCE,
+};
 
 fn date(y: u16, m: u8, d: u8) -> Date {
     Date::from_ymd(y, m, d).unwrap()
@@ -63,7 +123,12 @@ fn world() -> World {
     .unwrap();
     // Issue the card: INITIALIZED, then SECURED.
     for state in [0x07, 0x0F] {
-        let r = card.transmit(&[0x80, 0xF0, 0x80, state]).unwrap();
+        let set_status = apdu(CardManagerCommand::SetStatus {
+            target: SetStatusTarget::Card,
+            state,
+            aid: &[],
+        });
+        let r = card.transmit(&set_status).unwrap();
         assert_eq!(sw(&r), 0x9000, "SET STATUS {state:02X}");
     }
     let issuer = oce_ca
@@ -136,7 +201,8 @@ fn a_chained_oce_authenticates_with_the_published_chain_flag() {
     let r = session.transmit_secured(&INSTALL_LOOPBACK).unwrap();
     assert_eq!(r, [0x00, 0x90, 0x00]);
     drop(session);
-    // The flag in P1 b8 is not SCP11's: the link then counts as a leaf, and a CA certificate is no leaf.
+    // The flag in P1 b8 is not SCP11's: the link then counts as a leaf, and a CA certificate is no leaf. Raw
+    // bytes: no encoder makes this unpublished form.
     assert_eq!(sw(&w.card.transmit(&SELECT_CARD_MANAGER).unwrap()), 0x9000);
     let mut old_form = vec![0x80, 0x2A, 0x83, 0x10, link.len() as u8];
     old_form.extend_from_slice(&link);
@@ -155,9 +221,7 @@ fn issuer_session_at_every_level_manages_content() {
         let listed = session.transmit_secured(&LIST_APPLICATIONS).unwrap();
         assert_eq!(sw(&listed), 0x9000);
         assert!(
-            listed
-                .windows(7)
-                .any(|w| w == [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05]),
+            listed.windows(7).any(|w| w == LOOPBACK_05.as_bytes()),
             "new instance listed at level {level:?}"
         );
         let r = session.transmit_secured(&DELETE_LOOPBACK).unwrap();
@@ -175,7 +239,7 @@ fn issuer_session_at_every_level_manages_content() {
 /// of its own that trusts `terminal_ca`, and selects it; returns its key as verified from GET DATA BF21.
 fn personalized_instance(w: &mut World, terminal_ca: &Authority) -> [u8; 65] {
     let today = date(TODAY.0, TODAY.1, TODAY.2);
-    let instance = [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05];
+    let instance = *LOOPBACK_05;
     let issuer = w.issuer.clone();
     let card_ca = w.card_ca.clone();
     let instance_key = {
@@ -187,7 +251,7 @@ fn personalized_instance(w: &mut World, terminal_ca: &Authority) -> [u8; 65] {
         scp11::personalize(
             &mut session,
             &Personalization {
-                instance: Some(&instance),
+                instance: Some(instance.as_bytes()),
                 card_authority: &card_ca,
                 subject: b"loopback 05",
                 anchors: &[terminal_ca.anchor()],
@@ -197,8 +261,7 @@ fn personalized_instance(w: &mut World, terminal_ca: &Authority) -> [u8; 65] {
         )
         .unwrap()
     };
-    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
-    select.extend(instance);
+    let select = bytes(Select::aid(instance.as_bytes()).to_command());
     assert_eq!(sw(&w.card.transmit(&select).unwrap()), 0x9000);
     let key = scp11::card_key(&mut w.card, &card_ca.issuer(), today).unwrap();
     assert_eq!(key, instance_key);
@@ -224,9 +287,8 @@ fn personalized_instance_runs_its_own_sessions_with_long_commands() {
         .unwrap();
     let mut session = open_scp11a(&mut w.card, &key, &terminal, SecurityLevel::FULL, None).unwrap();
     let payload: Vec<u8> = (0..400u16).map(|i| (i * 7) as u8).collect();
-    let command = apdu_spec::builder::Command::new(0x80, 0x10, 0x00, 0x00)
-        .with_data(payload.clone())
-        .with_ne(256)
+    let command = LoopbackCommand::Echo(&payload)
+        .to_command()
         .to_extended()
         .unwrap();
     let fragments = session.wrap(&command).unwrap();
@@ -366,7 +428,14 @@ fn oce_certificates_from_the_wrong_ca_expired_or_not_for_key_agreement_are_refus
             "{name}: {r:?}"
         );
         // No MUTUAL AUTHENTICATE without a verified chain.
-        let r = w.card.transmit(&[0x80, 0x82, 0x03, 0x11, 0x00]).unwrap();
+        let mutual = HandshakeCommand::MutualAuthenticate {
+            key: KeyReference {
+                kvn: KVN,
+                kid: KID_SCP11A,
+            },
+            data: &[],
+        };
+        let r = w.card.transmit(&bytes(mutual.to_command())).unwrap();
         assert_ne!(sw(&r), 0x9000, "{name}");
     }
     let r = w.card.transmit(&INSTALL_LOOPBACK).unwrap();
@@ -385,9 +454,15 @@ fn replayed_handshake_gives_an_attacker_nothing() {
     };
     // The attacker replays the OCE's certificate upload and handshake: the card answers with a new ephemeral
     // key, so the replay opens a session under keys the attacker does not have...
-    let mut pso = vec![0x80, 0x2A, 0x03, 0x10, issuer.chain[0].len() as u8];
-    pso.extend(&issuer.chain[0]);
-    assert_eq!(sw(&w.card.transmit(&pso).unwrap()), 0x9000);
+    let pso = HandshakeCommand::UploadCertificate {
+        key: OCE_KEY,
+        more: false,
+        certificate: &issuer.chain[0],
+    };
+    assert_eq!(
+        sw(&w.card.transmit(&bytes(pso.to_command())).unwrap()),
+        0x9000
+    );
     let handshake_data = {
         let mut data = [0u8; 96];
         let ephemeral = scp11::random_scalar().unwrap();
@@ -400,10 +475,17 @@ fn replayed_handshake_gives_an_attacker_nothing() {
         .unwrap();
         data[..n].to_vec()
     };
-    let mut mutual = vec![0x80, 0x82, 0x03, 0x11, handshake_data.len() as u8];
-    mutual.extend(&handshake_data);
-    mutual.push(0x00);
-    assert_eq!(sw(&w.card.transmit(&mutual).unwrap()), 0x9000);
+    let mutual = HandshakeCommand::MutualAuthenticate {
+        key: KeyReference {
+            kvn: KVN,
+            kid: KID_SCP11A,
+        },
+        data: &handshake_data,
+    };
+    assert_eq!(
+        sw(&w.card.transmit(&bytes(mutual.to_command())).unwrap()),
+        0x9000
+    );
     // ...and the recorded secured INSTALL is refused under them.
     assert_eq!(sw(&w.card.transmit(&recorded_install).unwrap()), 0x6982);
     assert_eq!(applications(&mut w.card), before);
@@ -437,15 +519,14 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
     };
     assert_eq!(send(&mut card, &SELECT_CARD_MANAGER), 0x9000);
     assert_eq!(
-        send(&mut card, &[0x80, 0xE2, 0x80, 0x00, 0x03, 0xDF, 0x23, 0x00]),
+        send(&mut card, &store(&DataObject::GenerateKey)),
         0x6985,
         "key generation"
     );
     let secret = scp11::random_scalar().unwrap();
-    let mut import = vec![0x80, 0xE2, 0x80, 0x00, 0x23, 0xDF, 0x20, 0x20];
-    import.extend_from_slice(&p256::elliptic_curve::ff::PrimeField::to_repr(&*secret));
+    let scalar: [u8; 32] = p256::elliptic_curve::ff::PrimeField::to_repr(&*secret).into();
     assert_eq!(
-        send(&mut card, &import),
+        send(&mut card, &store(&DataObject::StaticKey(&scalar))),
         0x9000,
         "an imported key needs no randomness"
     );
@@ -460,20 +541,8 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
             date(2030, 1, 1),
         )
         .unwrap();
-    let mut store = vec![
-        0x80,
-        0xE2,
-        0x80,
-        0x00,
-        (certificate.len() + 4) as u8,
-        0xBF,
-        0x21,
-        0x81,
-    ];
-    store.push(certificate.len() as u8);
-    store.extend(&certificate);
     assert_eq!(
-        send(&mut card, &store),
+        send(&mut card, &store(&DataObject::Certificates(&[certificate]))),
         0x9000,
         "the certificate activates the key"
     );
@@ -485,9 +554,14 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
         &mut data,
     )
     .unwrap();
-    let mut internal = vec![0x80, 0x88, 0x03, 0x13, n as u8];
-    internal.extend_from_slice(&data[..n]);
-    internal.push(0x00);
+    let internal = HandshakeCommand::InternalAuthenticate {
+        key: KeyReference {
+            kvn: KVN,
+            kid: KID_SCP11B,
+        },
+        data: &data[..n],
+    };
+    let internal = bytes(internal.to_command());
     assert_eq!(
         send(&mut card, &internal),
         0x6985,
@@ -581,29 +655,14 @@ fn a_personalization_target_ends_with_its_session() {
         session.transmit_secured(&INSTALL_LOOPBACK).unwrap(),
         [0x00, 0x90, 0x00]
     );
-    let target = [
-        0x80, 0xE6, 0x20, 0x00, 0x0D, 0x00, 0x00, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05,
-        0x00, 0x00, 0x00,
-    ];
-    assert_eq!(session.transmit_secured(&target).unwrap(), [0x90, 0x00]);
+    assert_eq!(
+        session.transmit_secured(&PERSONALIZE_LOOPBACK).unwrap(),
+        [0x90, 0x00]
+    );
     drop(session);
     // A new session (the handshake ends the old one): STORE DATA has no target until SELECT.
     let other_ca = Authority::generate(b"second issuer CA").unwrap();
-    let mut value = vec![0x42, other_ca.id.len() as u8];
-    value.extend(&other_ca.id);
-    value.extend([0xB0, 0x41]);
-    value.extend(other_ca.public_key());
-    let mut anchor = vec![
-        0x80,
-        0xE2,
-        0x80,
-        0x00,
-        (value.len() + 3) as u8,
-        0xBF,
-        0x22,
-        value.len() as u8,
-    ];
-    anchor.extend(value);
+    let anchor = store(&DataObject::TrustAnchor(&other_ca.anchor()));
     let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
     assert_eq!(session.transmit_secured(&anchor).unwrap(), [0x69, 0x85]);
     drop(session);
@@ -622,13 +681,11 @@ fn a_personalization_target_ends_with_its_session() {
     );
     drop(session);
     // And the instance got nothing: it is not a security domain (GET DATA BF21 reaches the applet).
-    let mut select = vec![
-        0x00, 0xA4, 0x04, 0x00, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05,
-    ];
-    select.push(0x00);
+    let select = bytes(Select::aid(LOOPBACK_05.as_bytes()).to_command());
     assert_eq!(sw(&w.card.transmit(&select).unwrap()), 0x9000);
+    let get_certificates = HandshakeCommand::GetCertificates { key: None }.to_command();
     assert_ne!(
-        sw(&w.card.transmit(&[0x00, 0xCA, 0xBF, 0x21, 0x00]).unwrap()),
+        sw(&w.card.transmit(&bytes(get_certificates)).unwrap()),
         0x9000
     );
 }
@@ -638,8 +695,9 @@ fn a_personalization_target_ends_with_its_session() {
 fn a_static_key_is_refused_without_command_encryption() {
     let mut w = world();
     let issuer = w.issuer.clone();
-    let mut key = vec![0x80, 0xE2, 0x80, 0x00, 0x23, 0xDF, 0x20, 0x20];
-    key.extend_from_slice(&[0x11; 32]);
+    // Sent as it is, past the host's own check (CardManagerSession::store_data would not send it): the card
+    // must refuse it too.
+    let key = store(&DataObject::StaticKey(&[0x11; 32]));
     for level in [SecurityLevel::MAC, SecurityLevel::MAC_RMAC] {
         let mut session = open(&mut w, &issuer, level);
         assert_eq!(
@@ -659,8 +717,11 @@ fn an_interrupted_rekeying_keeps_the_old_key() {
     let issuer = w.issuer.clone();
     {
         let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
+        let generate = CardManagerCommand::StoreData {
+            data: &DataObject::GenerateKey.encode().unwrap(),
+        };
         let r = session
-            .transmit_secured(&[0x80, 0xE2, 0x80, 0x00, 0x03, 0xDF, 0x23, 0x00, 0x00])
+            .transmit_secured(&bytes(generate.to_command().with_ne(256)))
             .unwrap();
         assert_eq!(sw(&r), 0x9000);
     }
@@ -685,15 +746,17 @@ fn session_rules_for_select_and_plain_get_data() {
     let mut w = world();
     let issuer = w.issuer.clone();
     let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
-    let r = session
-        .transmit_secured(&[0x00, 0xA4, 0x00, 0x00, 0x02, 0x3F, 0x00])
-        .unwrap();
+    let select_mf = Select::File { p1: 0x00 }
+        .to_command()
+        .with_data([0x3F, 0x00]);
+    let r = session.transmit_secured(&bytes(select_mf)).unwrap();
     assert_ne!(sw(&r), 0x6982, "answered by the card manager, not refused");
     assert_eq!(
         sw(&session.transmit_secured(&LIST_APPLICATIONS).unwrap()),
         0x9000
     );
-    assert_eq!(raw(&mut session, &[0x00, 0xCA, 0xBF, 0x21, 0x00]), 0x9000);
+    let get_certificates = HandshakeCommand::GetCertificates { key: None }.to_command();
+    assert_eq!(raw(&mut session, &bytes(get_certificates)), 0x9000);
     assert_closed(&mut session);
 }
 
@@ -770,16 +833,10 @@ fn a_withdrawn_personalization_target_fails_closed() {
         card.transmit(&INSTALL_LOOPBACK).unwrap(),
         [0x00, 0x90, 0x00]
     );
-    let target = [
-        0x80, 0xE6, 0x20, 0x00, 0x0D, 0x00, 0x00, 0x07, 0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05,
-        0x00, 0x00, 0x00,
-    ];
-    assert_eq!(card.transmit(&target).unwrap(), [0x90, 0x00]);
+    assert_eq!(card.transmit(&PERSONALIZE_LOOPBACK).unwrap(), [0x90, 0x00]);
     let session = open_scp11b(&mut card, &card_key, SecurityLevel::MAC).unwrap();
     drop(session);
-    let date_object = [
-        0x80, 0xE2, 0x80, 0x00, 0x07, 0xDF, 0x22, 0x04, 0x20, 0x26, 0x11, 0x24,
-    ];
+    let date_object = store(&DataObject::CardDate(date(TODAY.0, TODAY.1, TODAY.2)));
     assert_eq!(
         card.transmit(&date_object).unwrap(),
         [0x69, 0x82],

@@ -8,6 +8,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use apdu_spec::Class;
+use apdu_spec::aid::{self, Aid};
+use apdu_spec::builder::Command;
+use apdu_spec::gp::{CardManagerCommand, InstallRequest, StatusScope};
+use apdu_spec::iso::{ManageChannel, Occurrence, Select};
+use apdu_spec::loopback::{LoopbackCommand, flags};
 use card_image::LinkcardCard;
 use emulator::vpcd::{self, Endpoint, Stop};
 
@@ -105,8 +111,46 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-const SELECT_ISD: &str = "00 A4 04 00 08 A0 00 00 01 51 00 00 00 00";
 const ISD_FCI: &str = "6F 10 84 08 A0 00 00 01 51 00 00 00 A5 04 9F 65 01 FF 90 00";
+
+fn bytes(command: Command) -> Vec<u8> {
+    command.to_bytes().unwrap()
+}
+
+/// `00 A4 04 00 08 A000000151000000 00`.
+fn select_isd() -> Vec<u8> {
+    bytes(Select::aid(aid::CARD_MANAGER.as_bytes()).to_command())
+}
+
+/// The loopback instance `F04C4E4B43FF<n>`.
+fn loopback(n: u8) -> Aid {
+    aid::LOOPBACK_LOAD_FILE.with_suffix(n).unwrap()
+}
+
+/// INSTALL [for install and make selectable] of a loopback instance with `flags`, asking for the answer's byte.
+fn install_loopback(application: &Aid, flags: u8) -> Vec<u8> {
+    let install = CardManagerCommand::Install(InstallRequest {
+        install: true,
+        make_selectable: true,
+        load_file: aid::LOOPBACK_LOAD_FILE.as_bytes(),
+        module: aid::LOOPBACK_MODULE.as_bytes(),
+        application: application.as_bytes(),
+        privileges: &[0x00],
+        applet_parameters: &[flags],
+    });
+    bytes(install.to_command().with_ne(256))
+}
+
+fn get_status(scope: StatusScope) -> Vec<u8> {
+    bytes(
+        CardManagerCommand::GetStatus {
+            scope,
+            next: false,
+            aid_prefix: &[],
+        }
+        .to_command(),
+    )
+}
 
 #[test]
 fn speaks_the_vpcd_protocol_and_survives_reconnection() {
@@ -117,32 +161,42 @@ fn speaks_the_vpcd_protocol_and_survives_reconnection() {
     // ATR request, then power on and an APDU.
     assert_eq!(vpcd.exchange(&[0x04]), LinkcardCard::ATR.as_bytes());
     vpcd.control(0x01);
-    assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
+    assert_eq!(vpcd.exchange(&select_isd()), hex(ISD_FCI));
 
-    // One-byte messages that are not control codes, empty and oversize messages: 67 00, and the stream stays in step.
+    // One-byte messages that are not control codes, empty and oversize messages: 67 00, and the stream stays in
+    // step. (Raw on purpose: none of them is a command.)
     assert_eq!(vpcd.exchange(&[0x07]), hex("67 00"));
     assert_eq!(vpcd.exchange(&[]), hex("67 00"));
     assert_eq!(vpcd.exchange(&vec![0x80; 5000]), hex("67 00"));
-    assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
+    assert_eq!(vpcd.exchange(&select_isd()), hex(ISD_FCI));
 
     // Reset clears transient state: an open logical channel is closed.
-    assert_eq!(vpcd.exchange(&hex("00 70 00 00 01")), hex("01 90 00"));
+    let open_channel = bytes(ManageChannel::Open(None).to_command());
+    assert_eq!(vpcd.exchange(&open_channel), hex("01 90 00"));
     vpcd.control(0x02);
-    assert_eq!(vpcd.exchange(&hex("01 A4 04 00 00")), hex("68 81"));
+    let mut select_on_channel_1 = Select::ByName {
+        name: &[],
+        occurrence: Occurrence::First,
+        fci: true,
+    }
+    .to_command();
+    select_on_channel_1.cla = Class::encode(1, false, false, false).unwrap();
+    assert_eq!(vpcd.exchange(&bytes(select_on_channel_1)), hex("68 81"));
 
     // Power off: the card answers nothing useful until powered again.
     vpcd.control(0x00);
-    assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex("6F 00"));
+    assert_eq!(vpcd.exchange(&select_isd()), hex("6F 00"));
     vpcd.control(0x01);
 
     // Install an instance, drop the connection (pcscd restarting), accept the reconnection: the instance is there.
-    let install = "80 E6 0C 00 1E 06 F04C4E4B43FF 07 F04C4E4B43FF00 07 F04C4E4B43FF02 01 00 03 C9 01 01 00 00";
-    assert_eq!(vpcd.exchange(&hex(install)), hex("00 90 00"));
+    let install = install_loopback(&loopback(0x02), flags::MULTI_SELECTABLE);
+    assert_eq!(vpcd.exchange(&install), hex("00 90 00"));
     drop(vpcd);
     let mut vpcd = FakeVpcd::accept(&listener);
     vpcd.control(0x01);
+    let select = Select::aid(loopback(0x02).as_bytes()).to_command();
     assert_eq!(
-        vpcd.exchange(&hex("00 A4 04 00 07 F04C4E4B43FF02 00")),
+        vpcd.exchange(&bytes(select)),
         hex("6F 09 84 07 F04C4E4B43FF02 90 00")
     );
 
@@ -158,31 +212,36 @@ fn the_largest_command_reaches_the_card_and_one_byte_more_does_not() {
     vpcd.control(0x01);
 
     // A loopback instance that takes extended length, selected on channel 0.
-    let install = "80 E6 0C 00 1E 06 F04C4E4B43FF 07 F04C4E4B43FF00 07 F04C4E4B43FF03 01 00 03 C9 01 02 00 00";
-    assert_eq!(vpcd.exchange(&hex(install)), hex("00 90 00"));
-    assert_eq!(
-        vpcd.exchange(&hex("00 A4 04 0C 07 F04C4E4B43FF03")),
-        hex("90 00")
-    );
+    let extended = loopback(0x03);
+    let install = install_loopback(&extended, flags::EXTENDED_LENGTH);
+    assert_eq!(vpcd.exchange(&install), hex("00 90 00"));
+    let select = Select::ByName {
+        name: extended.as_bytes(),
+        occurrence: Occurrence::First,
+        fci: false,
+    };
+    assert_eq!(vpcd.exchange(&bytes(select.to_command())), hex("90 00"));
 
-    // ECHO of a full chain buffer: header, extended Lc, the data, extended Le — the largest message accepted.
+    // ECHO of a full chain buffer: header, extended Lc, the data, extended Le (00 00: all of it) — the largest
+    // message accepted.
     let data: Vec<u8> = (0..card_os::CHAIN_BUFFER).map(|i| i as u8).collect();
-    let data_len = u16::try_from(data.len()).unwrap();
-    let mut echo = hex("80 10 00 00 00");
-    echo.extend_from_slice(&data_len.to_be_bytes());
-    echo.extend_from_slice(&data);
-    echo.extend_from_slice(&[0x00, 0x00]);
+    let echo = LoopbackCommand::Echo(&data)
+        .to_command()
+        .with_ne(65536)
+        .to_extended()
+        .unwrap();
     assert_eq!(echo.len(), 4 + 3 + card_os::CHAIN_BUFFER + 2);
     let mut expected = data.clone();
     expected.extend_from_slice(&[0x90, 0x00]);
     assert_eq!(vpcd.exchange(&echo), expected);
 
-    // One byte more is refused by the bridge, read to its end, and the next command is answered.
+    // One byte more (a malformed APDU, so raw) is refused by the bridge, read to its end, and the next command
+    // is answered.
     let mut too_long = echo.clone();
     too_long.push(0x00);
     assert_eq!(vpcd.exchange(&too_long), hex("67 00"));
     assert_eq!(
-        vpcd.exchange(&hex("80 10 00 00 02 CA FE 00")),
+        vpcd.exchange(&bytes(LoopbackCommand::Echo(&[0xCA, 0xFE]).to_command())),
         hex("CA FE 90 00")
     );
 
@@ -239,7 +298,7 @@ fn secure_channel_through_the_bridge() {
     let (stop, bridge) = spawn_bridge(listener.local_addr().unwrap().port(), 0);
     let mut vpcd = FakeVpcd::accept(&listener);
     vpcd.control(0x01);
-    assert_eq!(vpcd.exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
+    assert_eq!(vpcd.exchange(&select_isd()), hex(ISD_FCI));
     let today = Date::from_ymd(2026, 11, 24).unwrap();
     let card_ca = Authority::generate(b"card CA").unwrap();
     let issuer_ca = Authority::generate(b"issuer CA").unwrap();
@@ -266,7 +325,7 @@ fn secure_channel_through_the_bridge() {
     let mut session =
         scp11::open_scp11a(&mut vpcd, &card_key, &issuer, SecurityLevel::FULL, None).unwrap();
     let listing = session
-        .transmit_secured(&hex("80 F2 40 02 02 4F 00 00"))
+        .transmit_secured(&get_status(StatusScope::Applications))
         .unwrap();
     assert_eq!(&listing[listing.len() - 2..], &[0x90, 0x00]);
     assert!(
@@ -274,12 +333,12 @@ fn secure_channel_through_the_bridge() {
         "the loopback is listed"
     );
     let next = session
-        .wrap(&hex("80 F2 40 02 02 4F 00 00"))
+        .wrap(&get_status(StatusScope::Applications))
         .unwrap()
         .remove(0);
     session.inner().control(0x00);
     session.inner().control(0x01);
-    assert_eq!(session.inner().exchange(&hex(SELECT_ISD)), hex(ISD_FCI));
+    assert_eq!(session.inner().exchange(&select_isd()), hex(ISD_FCI));
     assert_eq!(
         session.inner().exchange(&next),
         hex("69 82"),
@@ -288,7 +347,7 @@ fn secure_channel_through_the_bridge() {
     // A new session after the power cycle: the card was seeded again.
     let mut session = scp11::open_scp11b(&mut vpcd, &card_key, SecurityLevel::MAC).unwrap();
     let isd = session
-        .transmit_secured(&hex("80 F2 80 02 02 4F 00 00"))
+        .transmit_secured(&get_status(StatusScope::IssuerSecurityDomain))
         .unwrap();
     assert_eq!(&isd[isd.len() - 2..], &[0x90, 0x00]);
     assert!(
