@@ -14,6 +14,7 @@
 
 pub mod cert;
 pub mod commands;
+pub mod personalization;
 pub mod security;
 pub mod session;
 
@@ -64,27 +65,4 @@ impl Variant {
             _ => None,
         }
     }
-}
-
-/// Data objects of the card manager's STORE DATA that personalize a security domain (the card manager itself,
-/// or the instance named by a preceding INSTALL [for personalization]). One object per command:
-///
-/// | object | meaning | answer |
-/// |---|---|---|
-/// | `DF20 20 <scalar>` | the domain's static private key SK.SD.ECKA | — |
-/// | `DF23 00` | generate the static key pair on the card | `B0 41 <PK.SD.ECKA>` |
-/// | `BF21 L { 7F21 … }` | the domain's certificate chain, leaf last (the leaf must certify its key) | — |
-/// | `BF22 L { 42 <id>, B0 41 <key> }` | a trust anchor: a CA-KLOC public key and its identifier | — |
-/// | `DF22 04 <YYYYMMDD>` | the card date (it only moves forward) | — |
-pub mod personalization {
-    /// The static private key.
-    pub const TAG_STATIC_KEY: u16 = 0xDF20;
-    /// Generate the static key pair on the card.
-    pub const TAG_GENERATE_KEY: u16 = 0xDF23;
-    /// A trust anchor.
-    pub const TAG_TRUST_ANCHOR: u16 = 0xBF22;
-    /// The card date.
-    pub const TAG_CARD_DATE: u16 = 0xDF22;
-    /// A public key inside these objects (as in the certificate's `7F49`).
-    pub const TAG_PUBLIC_KEY: u16 = 0xB0;
 }

@@ -47,6 +47,7 @@ use sessions::Sessions;
 
 /// Longest identifier (CA-KLOC, subject) the card keeps.
 const MAX_ID: usize = 20;
+const _: () = assert!(MAX_ID >= apdu_spec::scp11::personalization::MAX_ANCHOR_ID);
 
 /// What a call did to the secure channel of its logical channel, beyond its answer.
 #[must_use = "an ended session ends what was bound to it: the runtime must apply it"]

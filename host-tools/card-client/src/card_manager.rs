@@ -42,7 +42,7 @@ use apdu_spec::scp11::{
 use apdu_spec::{StatusWord, aid, tlv};
 
 use crate::channel::{CardChannel, ChannelError, send_apdus, split_response};
-use crate::scp11::{self, Anchor, OceCredentials, Personalization, Scp11Error, Scp11Session};
+use crate::scp11::{self, OceCredentials, Personalization, Scp11Error, Scp11Session};
 
 /// Bounds a GET STATUS listing against a card that never stops answering 6310 (a full registry takes a few
 /// pages of 256 bytes).
@@ -51,8 +51,6 @@ const MAX_STATUS_PAGES: usize = 64;
 const SHORT_DATA: usize = 255;
 /// Ne of commands whose answer has data (the card serves more through 61xx).
 const NE: usize = 256;
-/// Tag of the identifier in a trust anchor object (`BF22 { 42 <id>, B0 <key> }`), as in certificates.
-const TAG_ANCHOR_ID: u16 = 0x42;
 
 /// Why a card-manager command failed. The card's refusals keep their status word ([`CardManagerError::status`]);
 /// transport and secure-channel failures keep their cause as the source.
@@ -292,50 +290,7 @@ impl RegistryEntry {
     }
 }
 
-/// One data object of STORE DATA, personalizing a security domain ([`apdu_spec::scp11::personalization`]).
-#[derive(Clone, Copy, Debug)]
-pub enum DataObject<'a> {
-    /// `DF22`: the card date (it only moves forward).
-    CardDate(Date),
-    /// `DF23`: generate the domain's static key pair on the card; the card answers the public key.
-    GenerateKey,
-    /// `DF20`: import the domain's static private key (in a session only with C-DEC). The host's copies of the
-    /// encoded command are not wiped: [`DataObject::GenerateKey`], a key that never leaves the card, is the
-    /// better practice.
-    StaticKey(&'a [u8; 32]),
-    /// `BF21`: the domain's certificate chain, leaf last.
-    Certificates(&'a [Vec<u8>]),
-    /// `BF22`: a trust anchor for OCE certificates.
-    TrustAnchor(&'a Anchor),
-}
-
-impl DataObject<'_> {
-    /// The object as STORE DATA carries it.
-    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        match self {
-            Self::CardDate(date) => tlv_bytes(perso::TAG_CARD_DATE, &date.to_bytes()),
-            Self::GenerateKey => tlv_bytes(perso::TAG_GENERATE_KEY, &[]),
-            Self::StaticKey(scalar) => tlv_bytes(perso::TAG_STATIC_KEY, &scalar[..]),
-            Self::Certificates(chain) => tlv_bytes(scp::TAG_CERTIFICATE_STORE, &chain.concat()),
-            Self::TrustAnchor(anchor) => {
-                let mut value = tlv_bytes(TAG_ANCHOR_ID, &anchor.id)?;
-                value.extend(tlv_bytes(perso::TAG_PUBLIC_KEY, &anchor.key)?);
-                tlv_bytes(perso::TAG_TRUST_ANCHOR, &value)
-            }
-        }
-    }
-}
-
-/// One BER-TLV. A tag (2 bytes) and a length (up to 3) fit in 5 more bytes for any value up to 65535 bytes; a
-/// writer that runs out of room means a longer value, which no command can carry.
-fn tlv_bytes(tag: u16, value: &[u8]) -> Result<Vec<u8>, EncodeError> {
-    let mut out = vec![0u8; value.len() + 5];
-    let mut writer = tlv::Writer::new(&mut out);
-    writer.tlv(tag, value).map_err(|_| EncodeError::TooLong)?;
-    let len = writer.len();
-    out.truncate(len);
-    Ok(out)
-}
+pub use apdu_spec::scp11::personalization::DataObject;
 
 /// A session with the card manager over `C` (a plain channel or an SCP11 session): one method per command.
 #[derive(Debug)]
@@ -540,10 +495,7 @@ impl<C: CardChannel> CardManagerSession<C> {
     /// [`Self::install_for_personalization`]; returns what the card answered (the public key, for
     /// [`DataObject::GenerateKey`]).
     pub fn store_data(&mut self, object: &DataObject<'_>) -> Result<Vec<u8>, CardManagerError> {
-        let data = object.encode().map_err(|source| CardManagerError::Encode {
-            command: "STORE DATA",
-            source,
-        })?;
+        let data = object.encode();
         self.send(&CardManagerCommand::StoreData { data: &data }, Some(NE))
     }
 
@@ -608,9 +560,12 @@ impl<C: CardChannel> CardManagerSession<C> {
             personalization.today,
             personalization.expiration,
         )?;
-        self.store_data(&DataObject::Certificates(&[certificate]))?;
+        self.store_data(&DataObject::Certificates(&certificate))?;
         for anchor in personalization.anchors {
-            self.store_data(&DataObject::TrustAnchor(anchor))?;
+            self.store_data(&DataObject::TrustAnchor {
+                id: &anchor.id,
+                key: &anchor.key,
+            })?;
         }
         Ok(public)
     }
@@ -751,7 +706,19 @@ mod tests {
 
     use apdu_spec::scp11::cert::Role;
 
+    use crate::scp11::Anchor;
+
     use super::*;
+
+    /// One BER-TLV, for building card answers.
+    fn tlv_bytes(tag: u16, value: &[u8]) -> Result<Vec<u8>, tlv::BufferFull> {
+        let mut out = vec![0u8; value.len() + 5];
+        let mut writer = tlv::Writer::new(&mut out);
+        writer.tlv(tag, value)?;
+        let len = writer.len();
+        out.truncate(len);
+        Ok(out)
+    }
 
     const LOOPBACK_05: [u8; 7] = [0xF0, 0x4C, 0x4E, 0x4B, 0x43, 0xFF, 0x05];
 
@@ -1102,9 +1069,10 @@ mod tests {
     #[test]
     fn long_data_is_chained_when_plain_and_sent_whole_to_a_session() {
         let chain = [vec![0x7F; 200], vec![0x21; 150]];
+        let chain = chain.concat();
         let object = DataObject::Certificates(&chain);
         let store = CardManagerCommand::StoreData {
-            data: &object.encode().unwrap(),
+            data: &object.encode(),
         }
         .to_command()
         .with_ne(NE);
@@ -1128,9 +1096,10 @@ mod tests {
     #[test]
     fn a_refused_piece_of_a_chain_ends_it() {
         let chain = [vec![0x7F; 300]];
+        let chain = chain.concat();
         let object = DataObject::Certificates(&chain);
         let store = CardManagerCommand::StoreData {
-            data: &object.encode().unwrap(),
+            data: &object.encode(),
         }
         .to_command()
         .with_ne(NE);
@@ -1145,7 +1114,7 @@ mod tests {
     #[test]
     fn generate_key_answers_the_public_key() {
         let store = CardManagerCommand::StoreData {
-            data: &DataObject::GenerateKey.encode().unwrap(),
+            data: &DataObject::GenerateKey.encode(),
         }
         .to_command()
         .with_ne(NE);
@@ -1195,12 +1164,16 @@ mod tests {
             id: vec![0xCA; 20],
             key: [0x04; 65],
         };
-        let encoded = DataObject::TrustAnchor(&anchor).encode().unwrap();
+        let encoded = DataObject::TrustAnchor {
+            id: &anchor.id,
+            key: &anchor.key,
+        }
+        .encode();
         let (outer, rest) = tlv::read(&encoded).unwrap();
         assert!(rest.is_empty());
         assert_eq!(outer.tag, perso::TAG_TRUST_ANCHOR);
         assert_eq!(
-            tlv::find(outer.value, TAG_ANCHOR_ID).unwrap(),
+            tlv::find(outer.value, perso::TAG_ANCHOR_ID).unwrap(),
             Some(&[0xCA; 20][..])
         );
         assert_eq!(
@@ -1209,14 +1182,11 @@ mod tests {
         );
         let date = Date::from_ymd(2026, 11, 24).unwrap();
         assert_eq!(
-            DataObject::CardDate(date).encode().unwrap(),
+            DataObject::CardDate(date).encode(),
             [0xDF, 0x22, 0x04, 0x20, 0x26, 0x11, 0x24]
         );
-        assert_eq!(
-            DataObject::GenerateKey.encode().unwrap(),
-            [0xDF, 0x23, 0x00]
-        );
-        let key = DataObject::StaticKey(&[7; 32]).encode().unwrap();
+        assert_eq!(DataObject::GenerateKey.encode(), [0xDF, 0x23, 0x00]);
+        let key = DataObject::StaticKey(&[7; 32]).encode();
         assert_eq!((key[..3].to_vec(), key.len()), (vec![0xDF, 0x20, 0x20], 35));
     }
 }

@@ -74,7 +74,7 @@ fn apdu(command: CardManagerCommand<'_>) -> Vec<u8> {
 /// STORE DATA of one personalization object, without Le.
 fn store(object: &DataObject<'_>) -> Vec<u8> {
     apdu(CardManagerCommand::StoreData {
-        data: &object.encode().unwrap(),
+        data: &object.encode(),
     })
 }
 
@@ -542,7 +542,7 @@ fn a_card_without_entropy_refuses_what_needs_randomness() {
         )
         .unwrap();
     assert_eq!(
-        send(&mut card, &store(&DataObject::Certificates(&[certificate]))),
+        send(&mut card, &store(&DataObject::Certificates(&certificate))),
         0x9000,
         "the certificate activates the key"
     );
@@ -662,7 +662,11 @@ fn a_personalization_target_ends_with_its_session() {
     drop(session);
     // A new session (the handshake ends the old one): STORE DATA has no target until SELECT.
     let other_ca = Authority::generate(b"second issuer CA").unwrap();
-    let anchor = store(&DataObject::TrustAnchor(&other_ca.anchor()));
+    let other_anchor = other_ca.anchor();
+    let anchor = store(&DataObject::TrustAnchor {
+        id: &other_anchor.id,
+        key: &other_anchor.key,
+    });
     let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
     assert_eq!(session.transmit_secured(&anchor).unwrap(), [0x69, 0x85]);
     drop(session);
@@ -718,7 +722,7 @@ fn an_interrupted_rekeying_keeps_the_old_key() {
     {
         let mut session = open(&mut w, &issuer, SecurityLevel::FULL);
         let generate = CardManagerCommand::StoreData {
-            data: &DataObject::GenerateKey.encode().unwrap(),
+            data: &DataObject::GenerateKey.encode(),
         };
         let r = session
             .transmit_secured(&bytes(generate.to_command().with_ne(256)))
