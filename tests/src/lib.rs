@@ -10,3 +10,8 @@ use std::path::PathBuf;
 pub fn conformance_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance")
 }
+
+/// The SCP11 test keys secured scripts use (`keys ../fixtures/scp11`): see `tests/fixtures/scp11/README.md`.
+pub fn scp11_fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/scp11")
+}
