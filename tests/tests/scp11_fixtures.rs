@@ -44,7 +44,12 @@ fn write_oce(dir: &Path, name: &str, oce: &OceCredentials) {
         &format!("{name}.key"),
         &p256::SecretKey::from(oce.static_key),
     );
-    keyfile::write_new(&dir.join(format!("{name}.cert")), &oce.chain.concat(), 0o644).unwrap();
+    keyfile::write_new(
+        &dir.join(format!("{name}.cert")),
+        &oce.chain.concat(),
+        0o644,
+    )
+    .unwrap();
 }
 
 fn new_authority(dir: &Path, file: &str) -> Authority {

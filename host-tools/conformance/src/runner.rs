@@ -165,7 +165,9 @@ fn write_outcome(text: &mut impl std::fmt::Write, script: &ScriptOutcome) -> std
         return Ok(());
     };
     match (failure.line, &failure.source) {
-        (Some(line), Some(source)) => writeln!(text, "    line {line} ({source}): {}", failure.step)?,
+        (Some(line), Some(source)) => {
+            writeln!(text, "    line {line} ({source}): {}", failure.step)?
+        }
         (Some(line), None) => writeln!(text, "    line {line}: {}", failure.step)?,
         (None, _) => writeln!(text, "    before the script: {}", failure.step)?,
     }

@@ -39,6 +39,8 @@ use crate::fixtures::{FixtureError, Keyring, Oce};
 
 mod bytes;
 mod parser;
+#[cfg(test)]
+mod parser_tests;
 
 pub use bytes::{
     CommandTemplate, MAX_MACRO_BYTES, Mismatch, Pattern, PatternByte, Piece, Undefined, Variables,
@@ -257,13 +259,17 @@ pub enum SyntaxError {
         reason: String,
     },
     /// `{NAME:N}` in a command: only responses capture.
-    #[error("`{{{0}:N}}` captures a response field: only `<` patterns capture; use `{{{0}}}` in a command")]
+    #[error(
+        "`{{{0}:N}}` captures a response field: only `<` patterns capture; use `{{{0}}}` in a command"
+    )]
     CaptureInCommand(String),
     /// A variable where no script is there to give it a value (`parse_command`).
     #[error("variable `{{{0}}}` outside a script")]
     UnexpectedVariable(String),
     /// A variable that nothing before it sets.
-    #[error("variable `{{{name}}}` has no value here: no capture `{{{name}:N}}` comes before it{context}")]
+    #[error(
+        "variable `{{{name}}}` has no value here: no capture `{{{name}:N}}` comes before it{context}"
+    )]
     UndefinedVariable {
         /// The variable.
         name: String,
@@ -295,7 +301,9 @@ pub enum SyntaxError {
     #[error("unknown security level `{0}`: mac, mac-enc, mac-rmac or full")]
     UnknownLevel(String),
     /// `open` or `personalize` before any `keys` line.
-    #[error("`{0}` needs test keys: write `keys DIR` before it (tests/fixtures/scp11 in this workspace)")]
+    #[error(
+        "`{0}` needs test keys: write `keys DIR` before it (tests/fixtures/scp11 in this workspace)"
+    )]
     NoKeys(&'static str),
     /// `close` with no session open.
     #[error("`close` without an open session")]
@@ -389,7 +397,7 @@ pub enum ScriptError {
         /// The line.
         line: usize,
         /// What is wrong with them.
-        source: FixtureError,
+        source: Box<FixtureError>,
     },
 }
 

@@ -11,12 +11,13 @@ use card_client::{CardChannel, ChannelError, hex};
 
 use super::{ExpectedResponse, Failure};
 use crate::fixtures::Keyring;
-use crate::script::{
-    CommandTemplate, Expectation, SessionVariant, Step, StepKind, Variables,
-};
+use crate::script::{CommandTemplate, Expectation, SessionVariant, Step, StepKind, Variables};
 
 /// Expiration of the certificates `personalize` has the card CA issue: far enough that no test run outlives it.
 const CERTIFICATE_EXPIRATION: Date = Date([0x20, 0x99, 0x12, 0x31]);
+
+/// A step that failed (boxed: it travels up through every step function).
+type Failed = Box<Failure>;
 
 /// A session over the script's channel.
 type Session<'c> = Scp11Session<&'c mut dyn CardChannel>;
@@ -35,7 +36,7 @@ pub(super) fn run_steps(steps: &[Step], channel: &mut dyn CardChannel) -> (usize
         variables: Variables::new(),
         exchanges: 0,
     };
-    let failure = run.plain(channel).err();
+    let failure = run.plain(channel).err().map(|failed| *failed);
     (run.exchanges, failure)
 }
 
@@ -50,7 +51,7 @@ struct Run<'s> {
 impl<'s> Run<'s> {
     /// Runs steps on the plain channel to the end; each `open` that opens a session runs the steps after it in
     /// the session.
-    fn plain(&mut self, channel: &mut dyn CardChannel) -> Result<(), Failure> {
+    fn plain(&mut self, channel: &mut dyn CardChannel) -> Result<(), Failed> {
         while let Some(step) = self.steps.get(self.next) {
             self.next += 1;
             match &step.kind {
@@ -75,7 +76,7 @@ impl<'s> Run<'s> {
 
     /// Runs steps through `session` until `close`, a reset or power step (run on the channel: they end the
     /// session), the next `open` (left to [`Self::plain`]) or the end.
-    fn secured(&mut self, session: &mut Session<'_>) -> Result<(), Failure> {
+    fn secured(&mut self, session: &mut Session<'_>) -> Result<(), Failed> {
         while let Some(step) = self.steps.get(self.next) {
             match &step.kind {
                 StepKind::Open { .. } => return Ok(()),
@@ -102,7 +103,7 @@ impl<'s> Run<'s> {
         step: &Step,
         expected: Option<&Expectation>,
         opened: Result<Session<'c>, Scp11Error>,
-    ) -> Result<Option<Session<'c>>, Failure> {
+    ) -> Result<Option<Session<'c>>, Failed> {
         self.outcome(step, expected, opened.as_ref().map(|_| ()))?;
         Ok(opened.ok())
     }
@@ -114,7 +115,7 @@ impl<'s> Run<'s> {
         step: &Step,
         expected: Option<&Expectation>,
         result: Result<(), &Scp11Error>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Failed> {
         let status = match result {
             Ok(()) => StatusWord::SUCCESS,
             Err(Scp11Error::Refused { status, .. }) if expected.is_some() => *status,
@@ -141,22 +142,33 @@ impl<'s> Run<'s> {
         })
     }
 
-    fn step(&mut self, step: &Step, link: Link<'_, '_>) -> Result<(), Failure> {
+    fn step(&mut self, step: &Step, link: Link<'_, '_>) -> Result<(), Failed> {
         let text = step.kind.to_string();
         match (&step.kind, link) {
             (StepKind::Exchange { command, expected }, link) => {
                 self.exchange(step, command, expected, link)
             }
-            (StepKind::Personalize { instance, keys, expected }, link) => {
+            (
+                StepKind::Personalize {
+                    instance,
+                    keys,
+                    expected,
+                },
+                link,
+            ) => {
                 let result = self.personalize(step, instance.as_ref(), keys, link)?;
                 self.outcome(step, expected.as_ref(), result.as_ref().map(|_| ()))
             }
             (StepKind::Reset { expected_atr }, Link::Plain(channel)) => {
-                let atr = channel.reset().map_err(|e| channel_error(step, &text, &e))?;
+                let atr = channel
+                    .reset()
+                    .map_err(|e| channel_error(step, &text, &e))?;
                 self.check(step, text, expected_atr.as_ref(), atr, false)
             }
             (StepKind::PowerOn { expected_atr }, Link::Plain(channel)) => {
-                let atr = channel.power_on().map_err(|e| channel_error(step, &text, &e))?;
+                let atr = channel
+                    .power_on()
+                    .map_err(|e| channel_error(step, &text, &e))?;
                 self.check(step, text, expected_atr.as_ref(), atr, false)
             }
             (StepKind::PowerOff, Link::Plain(channel)) => channel
@@ -173,7 +185,7 @@ impl<'s> Run<'s> {
         command: &CommandTemplate,
         expected: &Expectation,
         link: Link<'_, '_>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Failed> {
         self.exchanges += 1;
         let bytes = self.expand(step, command)?;
         let text = format!("> {}", hex::spaced(&bytes));
@@ -189,7 +201,7 @@ impl<'s> Run<'s> {
         self.check(step, text, Some(expected), received, true)
     }
 
-    fn expand(&self, step: &Step, command: &CommandTemplate) -> Result<Vec<u8>, Failure> {
+    fn expand(&self, step: &Step, command: &CommandTemplate) -> Result<Vec<u8>, Failed> {
         let bytes = command
             .expand(&self.variables)
             .map_err(|e| failure(step, step.kind.to_string(), e.to_string()))?;
@@ -208,7 +220,7 @@ impl<'s> Run<'s> {
         instance: Option<&CommandTemplate>,
         keys: &Keyring,
         link: Link<'_, '_>,
-    ) -> Result<Result<[u8; 65], Scp11Error>, Failure> {
+    ) -> Result<Result<[u8; 65], Scp11Error>, Failed> {
         let instance = instance.map(|aid| self.expand(step, aid)).transpose()?;
         let anchors = [keys.oce_ca.clone()];
         let personalization = Personalization {
@@ -237,7 +249,7 @@ impl<'s> Run<'s> {
         expected: Option<&Expectation>,
         received: Vec<u8>,
         is_response: bool,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Failed> {
         let Some(expected) = expected else {
             return Ok(());
         };
@@ -249,7 +261,8 @@ impl<'s> Run<'s> {
                 Ok(())
             }
             Err(mismatch) => {
-                let named = |status: Option<StatusWord>| status.filter(|_| is_response).map(Into::into);
+                let named =
+                    |status: Option<StatusWord>| status.filter(|_| is_response).map(Into::into);
                 let actual_status = match received.as_slice() {
                     [.., sw1, sw2] => Some(StatusWord::from_bytes(*sw1, *sw2)),
                     _ => None,
@@ -276,7 +289,11 @@ fn open<'c>(
     keys: &Keyring,
 ) -> Result<Session<'c>, Scp11Error> {
     let mut channel = channel;
-    let key = card_key(&mut channel, &keys.card_ca.issuer(), scp11::date_from_today(0))?;
+    let key = card_key(
+        &mut channel,
+        &keys.card_ca.issuer(),
+        scp11::date_from_today(0),
+    )?;
     match variant {
         SessionVariant::Scp11a(oce) => open_scp11a(channel, &key, &oce.credentials, level, None),
         SessionVariant::Scp11b => open_scp11b(channel, &key, level),
@@ -284,8 +301,8 @@ fn open<'c>(
 }
 
 /// A failure of `step` with only a reason.
-fn failure(step: &Step, text: String, reason: String) -> Failure {
-    Failure {
+fn failure(step: &Step, text: String, reason: String) -> Failed {
+    Box::new(Failure {
         line: Some(step.line),
         source: step.source.as_ref().map(ToString::to_string),
         step: text,
@@ -293,14 +310,14 @@ fn failure(step: &Step, text: String, reason: String) -> Failure {
         actual: None,
         actual_status: None,
         reason,
-    }
+    })
 }
 
 /// A failure of `step` because the channel failed underneath.
-fn channel_error(step: &Step, text: &str, error: &ChannelError) -> Failure {
+fn channel_error(step: &Step, text: &str, error: &ChannelError) -> Failed {
     let mut failure = channel_failure(Some(step.line), text.to_owned(), error);
     failure.source = step.source.as_ref().map(ToString::to_string);
-    failure
+    Box::new(failure)
 }
 
 /// A failure because the channel failed underneath.

@@ -101,11 +101,8 @@ impl CommandTemplate {
         for piece in &self.pieces {
             match piece {
                 Piece::Bytes(literal) => bytes.extend_from_slice(literal),
-                Piece::Variable(name) | Piece::Parameter { name, .. } => bytes.extend_from_slice(
-                    variables
-                        .get(name)
-                        .ok_or_else(|| Undefined(name.clone()))?,
-                ),
+                Piece::Variable(name) | Piece::Parameter { name, .. } => bytes
+                    .extend_from_slice(variables.get(name).ok_or_else(|| Undefined(name.clone()))?),
             }
         }
         Ok(bytes)
@@ -226,9 +223,15 @@ enum PatternElement {
     /// Must equal the variable's bytes.
     Variable(String),
     /// Must equal the definition argument's bytes (after the call, the argument's own elements).
-    Parameter { index: usize, name: String },
+    Parameter {
+        index: usize,
+        name: String,
+    },
     /// Any `len` bytes, kept as the variable `name` once the whole response matches.
-    Capture { name: String, len: usize },
+    Capture {
+        name: String,
+        len: usize,
+    },
 }
 
 /// An expected response: bytes, wildcards, at most one `*`, variables and captures.
@@ -355,11 +358,9 @@ impl Pattern {
     /// The status word the pattern requires, when its last two bytes are exact and anchored at the end.
     pub fn exact_status_word(&self) -> Option<StatusWord> {
         match self.elements.as_slice() {
-            [
-                ..,
-                PatternElement::Byte(sw1),
-                PatternElement::Byte(sw2),
-            ] if sw1.is_exact() && sw2.is_exact() => {
+            [.., PatternElement::Byte(sw1), PatternElement::Byte(sw2)]
+                if sw1.is_exact() && sw2.is_exact() =>
+            {
                 Some(StatusWord::from_bytes(sw1.value, sw2.value))
             }
             _ => None,

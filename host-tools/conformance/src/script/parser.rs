@@ -186,7 +186,12 @@ impl Parser {
     }
 
     /// A `<` line: the response of the pending `>`, or the check of the step before.
-    fn response(&mut self, file: &mut File<'_>, number: usize, text: &str) -> Result<(), ScriptError> {
+    fn response(
+        &mut self,
+        file: &mut File<'_>,
+        number: usize,
+        text: &str,
+    ) -> Result<(), ScriptError> {
         let error = |e| syntax(file.path, number, e);
         let mut pattern = Pattern::parse(text).map_err(error)?;
         if let Some(frame) = &file.definition {
@@ -211,9 +216,9 @@ impl Parser {
                     Some(StepKind::Reset { expected_atr } | StepKind::PowerOn { expected_atr }) => {
                         expected_atr
                     }
-                    Some(StepKind::Open { expected, .. } | StepKind::Personalize { expected, .. }) => {
-                        expected
-                    }
+                    Some(
+                        StepKind::Open { expected, .. } | StepKind::Personalize { expected, .. },
+                    ) => expected,
                     _ => return Err(error(SyntaxError::UnexpectedResponse)),
                 };
                 *slot = Some(expectation);
@@ -297,7 +302,9 @@ impl Parser {
         let keys = self.keys.clone().ok_or(SyntaxError::NoKeys("open"))?;
         let words: Vec<&str> = rest.split_whitespace().collect();
         let (variant, level) = match words.as_slice() {
-            [variant, oce, level @ ..] if variant.eq_ignore_ascii_case("scp11a") && level.len() < 2 => {
+            [variant, oce, level @ ..]
+                if variant.eq_ignore_ascii_case("scp11a") && level.len() < 2 =>
+            {
                 (SessionVariant::Scp11a(self.oce(&keys, oce)?), level)
             }
             [variant, level @ ..] if variant.eq_ignore_ascii_case("scp11b") && level.len() < 2 => {
@@ -321,14 +328,20 @@ impl Parser {
         if let Some(oce) = self.oces.get(&key) {
             return Ok(Arc::clone(oce));
         }
-        let oce = Arc::new(keys.oce(name).map_err(LineError::Fixture)?);
+        let oce = Arc::new(
+            keys.oce(name)
+                .map_err(|e| LineError::Fixture(Box::new(e)))?,
+        );
         self.oces.insert(key, Arc::clone(&oce));
         Ok(oce)
     }
 
     /// `personalize [INSTANCE]`.
     fn personalize(&mut self, file: &File<'_>, rest: &str) -> Result<StepKind, LineError> {
-        let keys = self.keys.clone().ok_or(SyntaxError::NoKeys("personalize"))?;
+        let keys = self
+            .keys
+            .clone()
+            .ok_or(SyntaxError::NoKeys("personalize"))?;
         let instance = if rest.is_empty() {
             None
         } else {
@@ -353,7 +366,8 @@ impl Parser {
         if rest.is_empty() {
             return Err(SyntaxError::Usage("keys DIR").into());
         }
-        let keys = Keyring::load(&dir_of(file.path).join(rest)).map_err(LineError::Fixture)?;
+        let keys = Keyring::load(&dir_of(file.path).join(rest))
+            .map_err(|e| LineError::Fixture(Box::new(e)))?;
         self.keys = Some(Arc::new(keys));
         Ok(())
     }
@@ -371,14 +385,14 @@ impl Parser {
             return Err(SyntaxError::IncludeCycle(rest.to_owned()).into());
         }
         let text = read_text(&target).map_err(|source| {
-            LineError::Done(ScriptError::Include {
+            LineError::Done(Box::new(ScriptError::Include {
                 path: file.path.to_owned(),
                 line: number,
                 source: Box::new(source),
-            })
+            }))
         })?;
         self.read(&target, Some(file.included_at.unwrap_or(number)), &text)
-            .map_err(LineError::Done)
+            .map_err(|e| LineError::Done(Box::new(e)))
     }
 
     /// `define NAME [PARAMETER...]`.
@@ -479,8 +493,8 @@ impl Parser {
 /// error already located (in an included file).
 enum LineError {
     Syntax(SyntaxError),
-    Fixture(crate::fixtures::FixtureError),
-    Done(ScriptError),
+    Fixture(Box<crate::fixtures::FixtureError>),
+    Done(Box<ScriptError>),
 }
 
 impl From<SyntaxError> for LineError {
@@ -498,7 +512,7 @@ impl LineError {
                 line,
                 source,
             },
-            Self::Done(error) => error,
+            Self::Done(error) => *error,
         }
     }
 }
@@ -515,7 +529,7 @@ fn parse_level(word: Option<&str>) -> Result<SecurityLevel, SyntaxError> {
 }
 
 /// The words of a `call`'s arguments: split at whitespace outside `( )` and `{ }`, so `(SEQ 0 4)` is one.
-fn split_arguments(text: &str) -> Vec<&str> {
+pub(super) fn split_arguments(text: &str) -> Vec<&str> {
     let mut arguments = Vec::new();
     let mut depth = 0usize;
     let mut start = None;
