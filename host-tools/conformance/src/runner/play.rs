@@ -193,10 +193,9 @@ impl<'s> Run<'s> {
             Link::Plain(channel) => channel
                 .transmit(&bytes)
                 .map_err(|e| channel_error(step, &text, &e))?,
-            Link::Secured(session) => session.transmit_secured(&bytes).map_err(|e| {
-                let reason = format!("secure channel: {}", card_client::error_chain(&e));
-                failure(step, text.clone(), reason)
-            })?,
+            Link::Secured(session) => session
+                .transmit_secured(&bytes)
+                .map_err(|e| failure(step, text.clone(), card_client::error_chain(&e)))?,
         };
         self.check(step, text, Some(expected), received, true)
     }
