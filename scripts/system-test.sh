@@ -194,8 +194,8 @@ if "$LINKCARD" scp11 send -r "$READER1" --card-ca "$SCP/card-ca.key" --scp11b 80
 fi
 CHECKS=$((CHECKS + 2))
 
-step "conformance suite over PC/SC (scripts 90+ consume a card: 90 on slot 0 after the rest, 91 on slot 1)"
-"$LINKCARD" conformance run --reader "$READER0" tests/conformance/0*.apdu tests/conformance/90-*.apdu
+step "conformance suite over PC/SC, secured scripts included (scripts 90+ consume a card: 90 on slot 0 after the rest, 91 on slot 1)"
+"$LINKCARD" conformance run --reader "$READER0" tests/conformance/[0-8]*.apdu tests/conformance/90-*.apdu
 "$LINKCARD" conformance run --reader "$READER1" tests/conformance/91-*.apdu
 
 CHECKS=$((CHECKS + 2)) # the two conformance runs

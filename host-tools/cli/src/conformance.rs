@@ -15,7 +15,11 @@ use crate::{EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 const RUN_AFTER_HELP: &str = "\
 With no SCRIPTS_OR_DIRS, runs every *.apdu in tests/conformance under the current directory, or in this
 workspace's tests/conformance when there is none. Directories run their *.apdu files sorted by name.
-Every script runs on a fresh card, powered on, and stops at its first mismatch.
+Every script runs on a fresh card, powered on, and stops at its first mismatch. With --reader, the card gets
+a warm reset before each script instead and keeps its state (scripts numbered 90 and above consume it).
+
+Scripts may include other files, define named steps, capture response bytes into variables, and run their
+commands through SCP11 sessions with the test keys they name (`keys`, `personalize`, `open`, `close`).
 
 The text report has one line per script (PASS or FAIL, with details under a failure) and ends with the
 line `N passed, M failed`. The script format is described in tests/conformance/README.md.
@@ -23,7 +27,8 @@ line `N passed, M failed`. The script format is described in tests/conformance/R
 Exit status: 0 when every script passes, 1 when any fails, 2 on usage, I/O or script syntax errors.";
 
 const CHECK_AFTER_HELP: &str = "\
-Only parses the scripts: the card is never touched. Every error is reported as FILE:LINE: message.
+Only parses the scripts (included files and test keys are read too): the card is never touched. Every error is
+reported as FILE:LINE: message, with the file and line inside an included file or a definition.
 With no SCRIPTS_OR_DIRS, checks the same default directory as `run`.
 
 Exit status: 0 when every script parses, 2 on any syntax or I/O error.";
@@ -145,7 +150,8 @@ fn load_scripts(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<Script>>> {
         Ok(scripts) => Ok(Some(scripts)),
         Err(errors) => {
             for error in &errors {
-                eprintln!("{error}");
+                // Include and test-key errors keep their reason as a source.
+                eprintln!("{}", card_client::error_chain(error));
             }
             eprintln!(
                 "linkcard: error: {} of {} scripts have errors; nothing was run",

@@ -437,3 +437,76 @@ fn a_mistyped_level_or_role_is_a_usage_error_that_lists_the_choices() {
         );
     }
 }
+
+/// The workspace's SCP11 test keys (tests/fixtures/scp11).
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/scp11");
+
+#[test]
+fn errors_in_included_files_name_that_file_and_line() {
+    let scratch = Scratch::new("include");
+    std::fs::create_dir_all(scratch.0.join("lib")).unwrap();
+    scratch.write("lib/broken.apdu", "reset\n> 80 FF 0\n< 6D 00\n");
+    let broken = scratch.write("a.apdu", "# A\ninclude lib/broken.apdu\n");
+    let missing = scratch.write("b.apdu", "# B\nreset\ninclude lib/missing.apdu\n");
+    let output = linkcard(
+        &[
+            "conformance",
+            "check",
+            broken.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ],
+        &scratch.0,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let errors = stderr(&output);
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "{}: odd number of hex digits: the last byte is incomplete",
+            scratch.0.join("lib/broken.apdu:2").display()
+        )
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{}:3: cannot include: {}: cannot read: ",
+            missing.display(),
+            scratch.0.join("lib/missing.apdu").display()
+        )),
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_secured_script_runs_with_the_workspace_test_keys() {
+    let scratch = Scratch::new("secured");
+    let script = scratch.write(
+        "secured.apdu",
+        &format!(
+            "# Issuer session\nkeys {KEYS}\n> 00 A4 04 0C 00\n< 90 00\npersonalize\nopen scp11a issuer mac\n\
+             > 80 F2 80 02 02 4F 00 00\n< E3 13 4F 08 A000000151000000 * 90 00\nclose\n"
+        ),
+    );
+    let output = linkcard(
+        &["conformance", "run", script.to_str().unwrap()],
+        &scratch.0,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert_eq!(
+        stdout(&output).lines().next(),
+        Some("PASS secured.apdu (2 exchanges) - Issuer session")
+    );
+    // The fixtures are `linkcard scp11` files: the OCE CA verifies the issuer's certificate.
+    let output = linkcard(
+        &[
+            "scp11",
+            "show",
+            &format!("{KEYS}/issuer.cert"),
+            "--ca",
+            &format!("{KEYS}/oce-ca.key"),
+        ],
+        &scratch.0,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("role:        issuer"));
+}

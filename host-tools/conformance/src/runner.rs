@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use apdu_spec::StatusWord;
 use serde::Serialize;
 
-use card_client::{CardChannel, ChannelError, Traced, hex};
+use card_client::{CardChannel, Traced};
 
-use crate::script::{Expectation, Script, StepKind};
+use crate::script::Script;
+
+mod play;
 
 /// File extension of conformance scripts.
 pub const SCRIPT_EXTENSION: &str = "apdu";
@@ -52,8 +54,12 @@ pub struct ScriptOutcome {
 /// The step a script stopped at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
-    /// Line of the step; `None` for the reset a shared channel does before a script.
+    /// Line of the step in the script (or of the `call` or `include` that brought it in); `None` for the reset
+    /// a shared channel does before a script.
     pub line: Option<usize>,
+    /// Where the step is written when not on `line` of the script: `lib/loopback.apdu:4 in install`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The step, macros expanded: `> 00 A4 04 00 ...`, `reset`, `power on`.
     pub step: String,
     /// The `<` line the step was checked against, if it has one.
@@ -158,9 +164,12 @@ fn write_outcome(text: &mut impl std::fmt::Write, script: &ScriptOutcome) -> std
     let Some(failure) = &script.failure else {
         return Ok(());
     };
-    match failure.line {
-        Some(line) => writeln!(text, "    line {line}: {}", failure.step)?,
-        None => writeln!(text, "    before the script: {}", failure.step)?,
+    match (failure.line, &failure.source) {
+        (Some(line), Some(source)) => {
+            writeln!(text, "    line {line} ({source}): {}", failure.step)?
+        }
+        (Some(line), None) => writeln!(text, "    line {line}: {}", failure.step)?,
+        (None, _) => writeln!(text, "    before the script: {}", failure.step)?,
     }
     if let Some(expected) = &failure.expected {
         write!(
@@ -190,36 +199,7 @@ fn write_outcome(text: &mut impl std::fmt::Write, script: &ScriptOutcome) -> std
 
 /// Runs `script` on `channel` as the card stands, stopping at the first step that fails.
 pub fn run_script(script: &Script, channel: &mut dyn CardChannel) -> ScriptOutcome {
-    let mut exchanges = 0;
-    let failure = script.steps.iter().find_map(|step| {
-        let line = Some(step.line);
-        let step_text = step.kind.to_string();
-        match &step.kind {
-            StepKind::Exchange { command, expected } => {
-                exchanges += 1;
-                let response = channel.transmit(command);
-                check(line, step_text, Some(expected), response, true)
-            }
-            StepKind::Reset { expected_atr } => check(
-                line,
-                step_text,
-                expected_atr.as_ref(),
-                channel.reset(),
-                false,
-            ),
-            StepKind::PowerOn { expected_atr } => check(
-                line,
-                step_text,
-                expected_atr.as_ref(),
-                channel.power_on(),
-                false,
-            ),
-            StepKind::PowerOff => channel
-                .power_off()
-                .err()
-                .map(|e| channel_failure(line, step_text, &e)),
-        }
-    });
+    let (exchanges, failure) = play::run_steps(&script.steps, channel);
     ScriptOutcome {
         name: script.name.clone(),
         path: script.path.display().to_string(),
@@ -227,50 +207,6 @@ pub fn run_script(script: &Script, channel: &mut dyn CardChannel) -> ScriptOutco
         passed: failure.is_none(),
         exchanges,
         failure,
-    }
-}
-
-/// Checks what a step got against its `<` line; `is_response` tells a command response from an ATR.
-fn check(
-    line: Option<usize>,
-    step: String,
-    expected: Option<&Expectation>,
-    received: Result<Vec<u8>, ChannelError>,
-    is_response: bool,
-) -> Option<Failure> {
-    let received = match received {
-        Ok(bytes) => bytes,
-        Err(e) => return Some(channel_failure(line, step, &e)),
-    };
-    let expected = expected?;
-    let mismatch = expected.pattern.mismatch(&received)?;
-    let named_status = |status: Option<StatusWord>| status.filter(|_| is_response).map(Into::into);
-    let actual_status = match received.as_slice() {
-        [.., sw1, sw2] => Some(StatusWord::from_bytes(*sw1, *sw2)),
-        _ => None,
-    };
-    Some(Failure {
-        line,
-        step,
-        expected: Some(ExpectedResponse {
-            line: expected.line,
-            pattern: expected.pattern.source().to_owned(),
-            status: named_status(expected.pattern.exact_status_word()),
-        }),
-        actual: Some(hex::spaced(&received)),
-        actual_status: named_status(actual_status),
-        reason: mismatch.to_string(),
-    })
-}
-
-fn channel_failure(line: Option<usize>, step: String, error: &ChannelError) -> Failure {
-    Failure {
-        line,
-        step,
-        expected: None,
-        actual: None,
-        actual_status: None,
-        reason: format!("channel error: {}", card_client::error_chain(error)),
     }
 }
 
@@ -311,7 +247,7 @@ pub fn run_on_channel(scripts: &[Script], channel: &mut dyn CardChannel) -> Repo
                 title: script.title.clone(),
                 passed: false,
                 exchanges: 0,
-                failure: Some(channel_failure(None, "reset".to_owned(), &e)),
+                failure: Some(play::channel_failure(None, "reset".to_owned(), &e)),
             },
         })
         .collect();
@@ -388,6 +324,7 @@ pub fn collect_script_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Discovery
 mod tests {
     use super::*;
     use crate::script::parse_str;
+    use card_client::ChannelError;
 
     fn script(text: &str) -> Script {
         parse_str(Path::new("t/test.apdu"), text).unwrap()

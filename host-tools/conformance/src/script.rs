@@ -12,17 +12,56 @@
 //! power off
 //! power on
 //! < 3B *
+//! > 00 70 00 00 01                         # {NAME:N} captures N bytes, {NAME} uses them
+//! < {CHANNEL:1} 90 00
+//! > 00 70 80 {CHANNEL}
+//! < 90 00
+//! include lib/loopback.apdu                # the lines of another file (definitions, say)
+//! define delete AID                        # named steps with parameters ...
+//! > 80 E4 00 00 09 4F 07 {AID} 00
+//! < 00 90 00
+//! end
+//! call delete F04C4E4B43FF02               # ... and their use
+//! keys ../fixtures/scp11                   # test keys for the secure channel
+//! personalize                              # the selected card manager gets a key, certificate and anchor
+//! open scp11a issuer full                  # plain `>` lines go through an SCP11 session until
+//! close                                    # `close`, `reset` or a power step
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use apdu_spec::StatusWord;
+use apdu_spec::scp11::session::SecurityLevel;
 
-use card_client::hex;
+use crate::fixtures::{FixtureError, Keyring, Oce};
 
-/// Longest byte string one macro may produce: enough for any extended-length APDU.
-pub const MAX_MACRO_BYTES: usize = 65_536;
+mod bytes;
+mod parser;
+#[cfg(test)]
+mod parser_tests;
+
+pub use bytes::{
+    CommandTemplate, MAX_MACRO_BYTES, Mismatch, Pattern, PatternByte, Piece, Undefined, Variables,
+    is_name, parse_command,
+};
+
+/// The security levels a script may ask for, by the names `linkcard scp11 send --level` uses.
+pub const LEVELS: [(&str, SecurityLevel); 4] = [
+    ("mac", SecurityLevel::MAC),
+    ("mac-enc", SecurityLevel::MAC_ENC),
+    ("mac-rmac", SecurityLevel::MAC_RMAC),
+    ("full", SecurityLevel::FULL),
+];
+
+/// The name of `level` in [`LEVELS`].
+pub fn level_name(level: SecurityLevel) -> &'static str {
+    LEVELS
+        .iter()
+        .find(|(_, l)| *l == level)
+        .map_or("custom", |(name, _)| name)
+}
 
 /// A parsed script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +72,12 @@ pub struct Script {
     pub path: PathBuf,
     /// The text of the first comment line that has any, e.g. `SELECT by AID`.
     pub title: Option<String>,
-    /// What the script does, in order.
+    /// What the script does, in order: included files and definitions expanded.
     pub steps: Vec<Step>,
 }
 
 impl Script {
-    /// How many command APDUs the script sends when it passes.
+    /// How many command APDUs (`>` lines) the script sends when it passes.
     pub fn command_count(&self) -> usize {
         self.steps
             .iter()
@@ -47,47 +86,117 @@ impl Script {
     }
 }
 
-/// One step and the line it was written on (1-based).
+/// One step and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    /// Line of the `>`, `reset`, `power off` or `power on`.
+    /// Line of the script file (1-based): of the step's own line (`>`, `reset`, `open`...), or of the `call` or
+    /// `include` that brought it in.
     pub line: usize,
+    /// Where the step is written when that is not `line` of the script itself: in an included file, or in a
+    /// definition.
+    pub source: Option<Source>,
     /// What to do.
     pub kind: StepKind,
+}
+
+/// A line in some file, and the definition it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The file.
+    pub path: PathBuf,
+    /// The line (1-based).
+    pub line: usize,
+    /// The definition the line is part of.
+    pub definition: Option<String>,
+}
+
+impl fmt::Display for Source {
+    /// `lib/loopback.apdu:4 in install`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)?;
+        if let Some(definition) = &self.definition {
+            write!(f, " in {definition}")?;
+        }
+        Ok(())
+    }
 }
 
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
-    /// Send `command`; the response must match `expected`.
+    /// Send `command` (through the session when one is open); the (plain) response must match `expected`.
     Exchange {
-        /// The command APDU, macros expanded.
-        command: Vec<u8>,
+        /// The command APDU, macros expanded; variables are expanded when it is sent.
+        command: CommandTemplate,
         /// The `<` line that follows it.
         expected: Expectation,
     },
-    /// Warm reset; the ATR must match `expected_atr` when given.
+    /// Warm reset (it ends a session); the ATR must match `expected_atr` when given.
     Reset {
         /// The optional `<` line after `reset`.
         expected_atr: Option<Expectation>,
     },
-    /// Remove power.
+    /// Remove power (it ends a session).
     PowerOff,
-    /// Power on; the ATR must match `expected_atr` when given.
+    /// Power on (it ends a session); the ATR must match `expected_atr` when given.
     PowerOn {
         /// The optional `<` line after `power on`.
         expected_atr: Option<Expectation>,
     },
+    /// Open an SCP11 session with the selected security domain, whose certificate (GET DATA BF21) must verify
+    /// against the keys' card CA.
+    Open {
+        /// SCP11a with an OCE, or SCP11b.
+        variant: SessionVariant,
+        /// The protections the session applies.
+        level: SecurityLevel,
+        /// The keys directory in effect.
+        keys: Arc<Keyring>,
+        /// The optional `<` line: the status word the handshake must end with (90 00 when it opens).
+        expected: Option<Expectation>,
+    },
+    /// End the session on the host side (the card ends its own at the next plain command, SELECT or reset).
+    Close,
+    /// Personalize a security domain through the selected card manager (`card_client::scp11::personalize`):
+    /// a key generated on the card, certified by the keys' card CA, and the OCE CA as trust anchor.
+    Personalize {
+        /// The instance (INSTALL [for personalization]); `None` for the card manager itself.
+        instance: Option<CommandTemplate>,
+        /// The keys directory in effect.
+        keys: Arc<Keyring>,
+        /// The optional `<` line: the status word personalization must end with (90 00 when it succeeds).
+        expected: Option<Expectation>,
+    },
+}
+
+/// Which SCP11 handshake an `open` step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionVariant {
+    /// Mutual authentication with this OCE's key and certificates.
+    Scp11a(Arc<Oce>),
+    /// The card authenticates; the host stays anonymous.
+    Scp11b,
 }
 
 impl fmt::Display for StepKind {
-    /// The step as a script would write it, macros expanded: `> 00 A4 ...`, `reset`.
+    /// The step as a script would write it, macros expanded: `> 00 A4 ...`, `reset`, `open scp11a issuer full`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Exchange { command, .. } => write!(f, "> {}", hex::spaced(command)),
+            Self::Exchange { command, .. } => write!(f, "> {command}"),
             Self::Reset { .. } => f.write_str("reset"),
             Self::PowerOff => f.write_str("power off"),
             Self::PowerOn { .. } => f.write_str("power on"),
+            Self::Open { variant, level, .. } => match variant {
+                SessionVariant::Scp11a(oce) => {
+                    write!(f, "open scp11a {} {}", oce.name, level_name(*level))
+                }
+                SessionVariant::Scp11b => write!(f, "open scp11b {}", level_name(*level)),
+            },
+            Self::Close => f.write_str("close"),
+            Self::Personalize { instance, .. } => match instance {
+                Some(aid) => write!(f, "personalize {aid}"),
+                None => f.write_str("personalize"),
+            },
         }
     }
 }
@@ -95,190 +204,10 @@ impl fmt::Display for StepKind {
 /// A `<` line: the pattern and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expectation {
-    /// Line of the `<` (1-based).
+    /// Line of the `<` (1-based), in the file of the step it belongs to.
     pub line: usize,
     /// The pattern the response must match.
     pub pattern: Pattern,
-}
-
-/// One byte of a pattern: the response byte `b` matches when `b & mask == value`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PatternByte {
-    /// The required bits (zero where the mask is zero).
-    pub value: u8,
-    /// Which bits are checked: `F0` for `6X`, `00` for `XX`, `FF` for an exact byte.
-    pub mask: u8,
-}
-
-impl PatternByte {
-    /// A byte that must be exactly `value`.
-    pub const fn exact(value: u8) -> Self {
-        Self { value, mask: 0xFF }
-    }
-
-    /// Whether `byte` matches.
-    pub const fn matches(self, byte: u8) -> bool {
-        byte & self.mask == self.value
-    }
-
-    /// Whether every bit is checked.
-    pub const fn is_exact(self) -> bool {
-        self.mask == 0xFF
-    }
-}
-
-impl fmt::Display for PatternByte {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for shift in [4u8, 0] {
-            if (self.mask >> shift) & 0xF == 0xF {
-                write!(f, "{:X}", (self.value >> shift) & 0xF)?;
-            } else {
-                f.write_str("X")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An expected response: `head`, then (when the pattern has a `*`) any bytes, then `tail`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern {
-    source: String,
-    head: Vec<PatternByte>,
-    /// `Some` when the pattern has a `*`: the bytes that must end the response.
-    tail: Option<Vec<PatternByte>>,
-}
-
-impl Pattern {
-    /// Parses the text of a `<` line (without the `<` and without a comment).
-    pub fn parse(text: &str) -> Result<Self, SyntaxError> {
-        let mut head = Vec::new();
-        let mut tail = None;
-        for element in elements(text, Line::Pattern)? {
-            match element {
-                Element::Byte(byte) => tail.as_mut().unwrap_or(&mut head).push(byte),
-                Element::Star if tail.is_some() => return Err(SyntaxError::SecondStar),
-                Element::Star => tail = Some(Vec::new()),
-            }
-        }
-        if head.is_empty() && tail.is_none() {
-            return Err(SyntaxError::EmptyPattern);
-        }
-        Ok(Self {
-            source: text.trim().to_owned(),
-            head,
-            tail,
-        })
-    }
-
-    /// The pattern as the script wrote it (macros not expanded).
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
-    /// Whether the whole of `response` matches the pattern.
-    pub fn matches(&self, response: &[u8]) -> bool {
-        self.mismatch(response).is_none()
-    }
-
-    /// Why `response` does not match, or `None` when it does.
-    pub fn mismatch(&self, response: &[u8]) -> Option<Mismatch> {
-        let fixed = self.head.len() + self.tail.as_ref().map_or(0, Vec::len);
-        let length_ok = match self.tail {
-            Some(_) => response.len() >= fixed,
-            None => response.len() == fixed,
-        };
-        if !length_ok {
-            return Some(Mismatch::Length {
-                actual: response.len(),
-                expected: fixed,
-                at_least: self.tail.is_some(),
-            });
-        }
-        let head_pairs = self.head.iter().zip(response).enumerate();
-        let tail_start = response.len() - self.tail.as_ref().map_or(0, Vec::len);
-        let tail_pairs = self
-            .tail
-            .iter()
-            .flatten()
-            .zip(response.iter().skip(tail_start))
-            .enumerate()
-            .map(|(i, pair)| (tail_start + i, pair));
-        head_pairs
-            .chain(tail_pairs)
-            .find(|(_, (want, got))| !want.matches(**got))
-            .map(|(offset, (want, &got))| Mismatch::Byte {
-                offset,
-                actual: got,
-                expected: *want,
-            })
-    }
-
-    /// The status word the pattern requires, when its last two bytes are exact and anchored at the end.
-    pub fn exact_status_word(&self) -> Option<StatusWord> {
-        let end = self.tail.as_ref().unwrap_or(&self.head);
-        match end.as_slice() {
-            [.., sw1, sw2] if sw1.is_exact() && sw2.is_exact() => {
-                Some(StatusWord::from_bytes(sw1.value, sw2.value))
-            }
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.source)
-    }
-}
-
-/// Why a response does not match a pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mismatch {
-    /// The response has the wrong length.
-    Length {
-        /// Bytes received.
-        actual: usize,
-        /// Bytes the pattern fixes.
-        expected: usize,
-        /// Whether the pattern has a `*` (so `expected` is a minimum).
-        at_least: bool,
-    },
-    /// A byte differs.
-    Byte {
-        /// Offset in the response (0-based).
-        offset: usize,
-        /// The byte received.
-        actual: u8,
-        /// What the pattern wants there.
-        expected: PatternByte,
-    },
-}
-
-impl fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Length {
-                actual,
-                expected,
-                at_least,
-            } => {
-                let bound = if *at_least { "at least" } else { "exactly" };
-                write!(
-                    f,
-                    "response is {actual} byte(s); the pattern needs {bound} {expected}"
-                )
-            }
-            Self::Byte {
-                offset,
-                actual,
-                expected,
-            } => write!(
-                f,
-                "byte {offset} is {actual:02X}; the pattern wants {expected}"
-            ),
-        }
-    }
 }
 
 /// What is wrong with one line (or with the script as a whole).
@@ -286,7 +215,7 @@ impl fmt::Display for Mismatch {
 pub enum SyntaxError {
     /// Neither a comment, a `>`/`<` line nor a keyword.
     #[error(
-        "unrecognised line `{0}`: expected `> command`, `< response`, `reset`, `power off`, `power on` or a `#` comment"
+        "unrecognised line `{0}`: expected `> command`, `< response`, a keyword (reset, power off, power on, open, close, personalize, keys, include, define, end, call) or a `#` comment"
     )]
     UnknownLine(String),
     /// A character that has no meaning where it is.
@@ -301,7 +230,7 @@ pub enum SyntaxError {
     /// Whitespace between the two digits of a command byte.
     #[error("space inside a byte: separate whole bytes only")]
     SpaceInsideByte,
-    /// A `*` or a macro between the two digits of a byte.
+    /// A `*`, a macro or a variable between the two digits of a byte.
     #[error("`{0}` must stand at a byte boundary, not between the two digits of a byte")]
     NotAtByteBoundary(char),
     /// More than one `*` on a line.
@@ -318,7 +247,36 @@ pub enum SyntaxError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A `>` with no bytes.
+    /// A `{` without its `}`.
+    #[error("`{{` without a closing `}}`")]
+    UnclosedVariable,
+    /// The text between braces is neither `{NAME}` nor `{NAME:N}`.
+    #[error("bad variable `{{{text}}}`: {reason}")]
+    BadVariable {
+        /// What was inside the braces.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `{NAME:N}` in a command: only responses capture.
+    #[error(
+        "`{{{0}:N}}` captures a response field: only `<` patterns capture; use `{{{0}}}` in a command"
+    )]
+    CaptureInCommand(String),
+    /// A variable where no script is there to give it a value (`parse_command`).
+    #[error("variable `{{{0}}}` outside a script")]
+    UnexpectedVariable(String),
+    /// A variable that nothing before it sets.
+    #[error(
+        "variable `{{{name}}}` has no value here: no capture `{{{name}:N}}` comes before it{context}"
+    )]
+    UndefinedVariable {
+        /// The variable.
+        name: String,
+        /// Where the step came from, when a call or an include brought it in: ` (called at line 12)`.
+        context: String,
+    },
+    /// An empty `>` line.
     #[error("empty command: `>` needs the command bytes")]
     EmptyCommand,
     /// A `<` with nothing to match.
@@ -331,8 +289,62 @@ pub enum SyntaxError {
         found: String,
     },
     /// A `<` that follows nothing it could check.
-    #[error("`<` line does not follow a command, `reset` or `power on`")]
+    #[error("`<` line does not follow a command, `reset`, `power on`, `open` or `personalize`")]
     UnexpectedResponse,
+    /// A keyword with the wrong words after it.
+    #[error("expected `{0}`")]
+    Usage(&'static str),
+    /// A word that is not a name.
+    #[error("`{0}` is not a name: a letter or `_`, then letters, digits, `_` or `-`")]
+    BadName(String),
+    /// A level name `open` does not know.
+    #[error("unknown security level `{0}`: mac, mac-enc, mac-rmac or full")]
+    UnknownLevel(String),
+    /// `open` or `personalize` before any `keys` line.
+    #[error(
+        "`{0}` needs test keys: write `keys DIR` before it (tests/fixtures/scp11 in this workspace)"
+    )]
+    NoKeys(&'static str),
+    /// `close` with no session open.
+    #[error("`close` without an open session")]
+    CloseWithoutSession,
+    /// `define` inside a definition.
+    #[error("`define` inside the definition of `{0}`: definitions do not nest")]
+    NestedDefinition(String),
+    /// A keyword that a definition's body may not hold.
+    #[error("`{0}` is not allowed inside a definition")]
+    NotInDefinition(&'static str),
+    /// A second definition of a name.
+    #[error("`{0}` is already defined")]
+    Redefinition(String),
+    /// Two parameters of one definition with the same name.
+    #[error("parameter `{0}` appears twice")]
+    DuplicateParameter(String),
+    /// A capture whose name is a parameter of the definition it is in.
+    #[error("`{{{0}:N}}` would capture into a parameter; capture into another name")]
+    CaptureIntoParameter(String),
+    /// `end` with no definition open.
+    #[error("`end` without `define`")]
+    EndWithoutDefine,
+    /// A definition still open at the end of its file.
+    #[error("definition of `{0}` has no `end`")]
+    UnclosedDefinition(String),
+    /// `call` of a name that is not defined (yet).
+    #[error("`{0}` is not defined (a definition comes before its calls)")]
+    UnknownDefinition(String),
+    /// `call` with the wrong number of arguments.
+    #[error("`{name}` takes {expected} argument(s), not {found}")]
+    ArgumentCount {
+        /// The definition.
+        name: String,
+        /// Its parameters.
+        expected: usize,
+        /// The arguments given.
+        found: usize,
+    },
+    /// An `include` of a file that is being included already.
+    #[error("`include {0}` includes itself (through the files that include it)")]
+    IncludeCycle(String),
     /// A file with no steps at all.
     #[error("script has no steps: it would pass without touching the card")]
     NoSteps,
@@ -367,6 +379,26 @@ pub enum ScriptError {
         /// What is wrong.
         error: SyntaxError,
     },
+    /// An included file cannot be read (the reason is the source).
+    #[error("{}:{line}: cannot include", path.display())]
+    Include {
+        /// The file with the `include` line.
+        path: PathBuf,
+        /// The `include` line.
+        line: usize,
+        /// Why the included file cannot be read.
+        source: Box<ScriptError>,
+    },
+    /// The test keys of a `keys`, `open` or `personalize` line cannot be used (the reason is the source).
+    #[error("{}:{line}: cannot use the test keys", path.display())]
+    Fixture {
+        /// The file.
+        path: PathBuf,
+        /// The line.
+        line: usize,
+        /// What is wrong with them.
+        source: Box<FixtureError>,
+    },
 }
 
 impl ScriptError {
@@ -374,18 +406,21 @@ impl ScriptError {
     pub fn line(&self) -> Option<usize> {
         match self {
             Self::Io { .. } => None,
-            Self::NotUtf8 { line, .. } | Self::Syntax { line, .. } => Some(*line),
+            Self::NotUtf8 { line, .. }
+            | Self::Syntax { line, .. }
+            | Self::Include { line, .. }
+            | Self::Fixture { line, .. } => Some(*line),
         }
     }
 }
 
-/// Reads and parses the script at `path`.
-pub fn parse_file(path: &Path) -> Result<Script, ScriptError> {
+/// Reads a file as UTF-8 text.
+fn read_text(path: &Path) -> Result<String, ScriptError> {
     let bytes = std::fs::read(path).map_err(|source| ScriptError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         let valid = e
             .as_bytes()
             .get(..e.utf8_error().valid_up_to())
@@ -394,8 +429,12 @@ pub fn parse_file(path: &Path) -> Result<Script, ScriptError> {
             path: path.to_owned(),
             line: 1 + valid.iter().filter(|&&b| b == b'\n').count(),
         }
-    })?;
-    parse_str(path, &text)
+    })
+}
+
+/// Reads and parses the script at `path`.
+pub fn parse_file(path: &Path) -> Result<Script, ScriptError> {
+    parse_str(path, &read_text(path)?)
 }
 
 /// Reads and parses every file in `paths`, reporting every broken one rather than only the first.
@@ -415,267 +454,35 @@ pub fn parse_files(paths: &[PathBuf]) -> Result<Vec<Script>, Vec<ScriptError>> {
     }
 }
 
-/// Parses script `text` read from `path` (which names the script and its errors).
+/// Parses script `text` read from `path` (which names the script and its errors; `include` and `keys` lines
+/// are relative to its directory).
 pub fn parse_str(path: &Path, text: &str) -> Result<Script, ScriptError> {
-    let syntax = |line, error| ScriptError::Syntax {
-        path: path.to_owned(),
-        line,
-        error,
-    };
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let mut title = None;
-    let mut steps: Vec<Step> = Vec::new();
-    // A `>` waiting for its `<`: its line and bytes.
-    let mut awaiting_response: Option<(usize, Vec<u8>)> = None;
-    // Whether the last step may still take an optional `<` (after `reset` / `power on`).
-    let mut atr_check_open = false;
-
-    for (index, raw) in text.lines().enumerate() {
-        let line_number = index + 1;
-        let (content, comment) = match raw.split_once('#') {
-            Some((content, comment)) => (content.trim(), Some(comment.trim())),
-            None => (raw.trim(), None),
-        };
-        if content.is_empty() {
-            if title.is_none() {
-                title = comment.filter(|c| !c.is_empty()).map(str::to_owned);
-            }
-            continue;
-        }
-
-        if let Some(pattern_text) = content.strip_prefix('<') {
-            let pattern = Pattern::parse(pattern_text).map_err(|e| syntax(line_number, e))?;
-            let expectation = Expectation {
-                line: line_number,
-                pattern,
-            };
-            if let Some((command_line, command)) = awaiting_response.take() {
-                steps.push(Step {
-                    line: command_line,
-                    kind: StepKind::Exchange {
-                        command,
-                        expected: expectation,
-                    },
-                });
-            } else if atr_check_open {
-                match steps.last_mut().map(|s| &mut s.kind) {
-                    Some(StepKind::Reset { expected_atr } | StepKind::PowerOn { expected_atr }) => {
-                        *expected_atr = Some(expectation);
-                    }
-                    _ => return Err(syntax(line_number, SyntaxError::UnexpectedResponse)),
-                }
-            } else {
-                return Err(syntax(line_number, SyntaxError::UnexpectedResponse));
-            }
-            atr_check_open = false;
-            continue;
-        }
-
-        if let Some((command_line, _)) = awaiting_response {
-            return Err(syntax(
-                command_line,
-                SyntaxError::MissingResponse {
-                    found: format!("`{content}` at line {line_number}"),
-                },
-            ));
-        }
-
-        if let Some(command_text) = content.strip_prefix('>') {
-            let command = parse_command(command_text).map_err(|e| syntax(line_number, e))?;
-            awaiting_response = Some((line_number, command));
-            atr_check_open = false;
-            continue;
-        }
-
-        // Keywords: case and spacing do not matter (`Power  On`).
-        let keyword = content
-            .split_whitespace()
-            .map(str::to_ascii_lowercase)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let kind = match keyword.as_str() {
-            "reset" => StepKind::Reset { expected_atr: None },
-            "power off" => StepKind::PowerOff,
-            "power on" => StepKind::PowerOn { expected_atr: None },
-            _ => {
-                return Err(syntax(
-                    line_number,
-                    SyntaxError::UnknownLine(content.to_owned()),
-                ));
-            }
-        };
-        atr_check_open = !matches!(kind, StepKind::PowerOff);
-        steps.push(Step {
-            line: line_number,
-            kind,
-        });
-    }
-
-    if let Some((command_line, _)) = awaiting_response {
-        return Err(syntax(
-            command_line,
-            SyntaxError::MissingResponse {
-                found: "end of file".to_owned(),
-            },
-        ));
-    }
-    if steps.is_empty() {
-        return Err(syntax(text.lines().count().max(1), SyntaxError::NoSteps));
-    }
+    let steps = parser::Parser::new(path).parse(text)?;
     Ok(Script {
         name: path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         ),
         path: path.to_owned(),
-        title,
-        steps,
+        title: steps.title,
+        steps: steps.steps,
     })
 }
 
-/// Parses the text of a `>` line (without the `>` and without a comment).
-pub fn parse_command(text: &str) -> Result<Vec<u8>, SyntaxError> {
-    let bytes: Vec<u8> = elements(text, Line::Command)?
-        .into_iter()
-        .filter_map(|e| match e {
-            // `elements` only yields exact bytes for commands.
-            Element::Byte(b) => Some(b.value),
-            Element::Star => None,
-        })
-        .collect();
-    if bytes.is_empty() {
-        return Err(SyntaxError::EmptyCommand);
-    }
-    Ok(bytes)
+/// The steps of a definition and the names of its parameters.
+#[derive(Debug, Clone)]
+struct Definition {
+    parameters: Vec<String>,
+    steps: Vec<Step>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Line {
-    Command,
-    Pattern,
-}
-
-enum Element {
-    Byte(PatternByte),
-    Star,
-}
-
-/// Splits a `>` or `<` line into bytes (macros expanded) and `*`.
-fn elements(text: &str, line: Line) -> Result<Vec<Element>, SyntaxError> {
-    let mut out = Vec::new();
-    // The high nibble (value, mask) of a byte whose low nibble has not come yet.
-    let mut high: Option<(u8, u8)> = None;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        let nibble = match c {
-            c if c.is_whitespace() => {
-                // Commands separate whole bytes; patterns ignore whitespace entirely.
-                if line == Line::Command && high.is_some() {
-                    return Err(SyntaxError::SpaceInsideByte);
-                }
-                continue;
-            }
-            'X' | 'x' | '?' | '*' if line == Line::Command => {
-                return Err(SyntaxError::WildcardInCommand(c));
-            }
-            'X' | 'x' | '?' => (0, 0),
-            '*' => {
-                if high.is_some() {
-                    return Err(SyntaxError::NotAtByteBoundary('*'));
-                }
-                out.push(Element::Star);
-                continue;
-            }
-            '(' => {
-                if high.is_some() {
-                    return Err(SyntaxError::NotAtByteBoundary('('));
-                }
-                let mut inner = String::new();
-                let mut closed = false;
-                for c in chars.by_ref() {
-                    match c {
-                        ')' => {
-                            closed = true;
-                            break;
-                        }
-                        // Macros do not nest: a second `(` means the first was never closed.
-                        '(' => break,
-                        c => inner.push(c),
-                    }
-                }
-                if !closed {
-                    return Err(SyntaxError::UnclosedMacro);
-                }
-                out.extend(
-                    expand_macro(&inner)?
-                        .into_iter()
-                        .map(|b| Element::Byte(PatternByte::exact(b))),
-                );
-                continue;
-            }
-            c => match c.to_digit(16) {
-                // A hex digit is below 16, so it fits a nibble.
-                Some(d) => (d as u8, 0xF),
-                None => return Err(SyntaxError::UnexpectedChar(c)),
-            },
-        };
-        match high.take() {
-            None => high = Some(nibble),
-            Some((value, mask)) => out.push(Element::Byte(PatternByte {
-                value: value << 4 | nibble.0,
-                mask: mask << 4 | nibble.1,
-            })),
-        }
-    }
-    if high.is_some() {
-        return Err(SyntaxError::OddDigits);
-    }
-    Ok(out)
-}
-
-/// Expands the text inside `( )`: `HH*N` or `SEQ S N`.
-fn expand_macro(inner: &str) -> Result<Vec<u8>, SyntaxError> {
-    let bad = |reason: &str| SyntaxError::BadMacro {
-        text: inner.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let words: Vec<&str> = inner.split_whitespace().collect();
-    if let [keyword, rest @ ..] = words.as_slice()
-        && keyword.eq_ignore_ascii_case("SEQ")
-    {
-        let [start, count] = rest else {
-            return Err(bad("expected `(SEQ S N)` with decimal start S and count N"));
-        };
-        let start: u8 = start
-            .parse()
-            .map_err(|_| bad("start S must be a decimal number from 0 to 255"))?;
-        let count = parse_count(count).map_err(|r| bad(&r))?;
-        // Truncating to u8 is the point: the sequence wraps modulo 256.
-        return Ok((0..count).map(|i| start.wrapping_add(i as u8)).collect());
-    }
-    let Some((byte, count)) = inner.split_once('*') else {
-        return Err(bad("expected `(HH*N)` or `(SEQ S N)`"));
-    };
-    let byte = byte.trim();
-    let byte = match (byte.len(), u8::from_str_radix(byte, 16)) {
-        (2, Ok(b)) => b,
-        _ => return Err(bad("HH in `(HH*N)` must be exactly two hex digits")),
-    };
-    let count = parse_count(count.trim()).map_err(|r| bad(&r))?;
-    Ok(vec![byte; count])
-}
-
-fn parse_count(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n <= MAX_MACRO_BYTES => Ok(n),
-        Ok(_) => Err(format!("count is larger than {MAX_MACRO_BYTES}")),
-        Err(_) => Err(format!("count `{text}` is not a decimal number")),
-    }
-}
+/// Definitions by name.
+type Definitions = HashMap<String, Definition>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apdu_spec::StatusWord;
 
     fn parse(text: &str) -> Result<Script, ScriptError> {
         parse_str(Path::new("dir/test.apdu"), text)
@@ -692,9 +499,11 @@ mod tests {
         Pattern::parse(text).unwrap()
     }
 
-    fn exchange(step: &Step) -> (&[u8], &Expectation) {
+    fn exchange(step: &Step) -> (Vec<u8>, &Expectation) {
         match &step.kind {
-            StepKind::Exchange { command, expected } => (command, expected),
+            StepKind::Exchange { command, expected } => {
+                (command.expand(&Variables::new()).unwrap(), expected)
+            }
             other => panic!("not an exchange: {other:?}"),
         }
     }
