@@ -192,7 +192,7 @@ fn refused_handshakes_and_personalization_read_clearly() {
     assert!(
         failure
             .reason
-            .starts_with("INSTALL [for personalization]: card answered 6A88"),
+            .starts_with("INSTALL [for personalization]: not found (card answered 6A88"),
         "{}",
         failure.reason
     );

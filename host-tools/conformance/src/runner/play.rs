@@ -4,6 +4,7 @@
 
 use apdu_spec::StatusWord;
 use apdu_spec::scp11::cert::Date;
+use card_client::card_manager::CardManagerError;
 use card_client::scp11::{
     self, Personalization, Scp11Error, Scp11Session, card_key, open_scp11a, open_scp11b,
 };
@@ -104,7 +105,15 @@ impl<'s> Run<'s> {
         expected: Option<&Expectation>,
         opened: Result<Session<'c>, Scp11Error>,
     ) -> Result<Option<Session<'c>>, Failed> {
-        self.outcome(step, expected, opened.as_ref().map(|_| ()))?;
+        let refusal = |error: &Scp11Error| match error {
+            Scp11Error::Refused { status, .. } => Some(*status),
+            _ => None,
+        };
+        let result = opened
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| Refusal::of(e, refusal(e)));
+        self.outcome(step, expected, result)?;
         Ok(opened.ok())
     }
 
@@ -114,17 +123,16 @@ impl<'s> Run<'s> {
         &mut self,
         step: &Step,
         expected: Option<&Expectation>,
-        result: Result<(), &Scp11Error>,
+        result: Result<(), Refusal>,
     ) -> Result<(), Failed> {
-        let status = match result {
+        let status = match &result {
             Ok(()) => StatusWord::SUCCESS,
-            Err(Scp11Error::Refused { status, .. }) if expected.is_some() => *status,
-            Err(error) => {
-                return Err(failure(
-                    step,
-                    step.kind.to_string(),
-                    card_client::error_chain(error),
-                ));
+            Err(Refusal {
+                status: Some(status),
+                ..
+            }) if expected.is_some() => *status,
+            Err(refusal) => {
+                return Err(failure(step, step.kind.to_string(), refusal.reason.clone()));
             }
         };
         self.check(
@@ -135,8 +143,8 @@ impl<'s> Run<'s> {
             true,
         )
         .map_err(|mut failure| {
-            if let Err(error) = result {
-                failure.reason = format!("{}: {}", card_client::error_chain(error), failure.reason);
+            if let Err(refusal) = result {
+                failure.reason = format!("{}: {}", refusal.reason, failure.reason);
             }
             failure
         })
@@ -157,7 +165,8 @@ impl<'s> Run<'s> {
                 link,
             ) => {
                 let result = self.personalize(step, instance.as_ref(), keys, link)?;
-                self.outcome(step, expected.as_ref(), result.as_ref().map(|_| ()))
+                let result = result.map(drop).map_err(|e| Refusal::of(&e, e.status()));
+                self.outcome(step, expected.as_ref(), result)
             }
             (StepKind::Reset { expected_atr }, Link::Plain(channel)) => {
                 let atr = channel
@@ -219,7 +228,7 @@ impl<'s> Run<'s> {
         instance: Option<&CommandTemplate>,
         keys: &Keyring,
         link: Link<'_, '_>,
-    ) -> Result<Result<[u8; 65], Scp11Error>, Failed> {
+    ) -> Result<Result<[u8; 65], CardManagerError>, Failed> {
         let instance = instance.map(|aid| self.expand(step, aid)).transpose()?;
         let anchors = [keys.oce_ca.clone()];
         let personalization = Personalization {
@@ -329,5 +338,22 @@ pub(super) fn channel_failure(line: Option<usize>, step: String, error: &Channel
         actual: None,
         actual_status: None,
         reason: format!("channel error: {}", card_client::error_chain(error)),
+    }
+}
+
+/// Why a handshake or personalization failed: the card's status word when the card refused it, and the
+/// whole error chain to report.
+#[derive(Debug)]
+struct Refusal {
+    status: Option<StatusWord>,
+    reason: String,
+}
+
+impl Refusal {
+    fn of(error: &(dyn std::error::Error + 'static), status: Option<StatusWord>) -> Self {
+        Self {
+            status,
+            reason: card_client::error_chain(error),
+        }
     }
 }
