@@ -316,7 +316,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             .saturating_sub(apdu_spec::scp11::session::OVERHEAD);
         let mut reply = Reply::new(response.get_mut(..room).unwrap_or_default());
         let result = if class.interindustry() && routed_by_runtime(&plain) {
-            // SELECT by name and MANAGE CHANNEL are the runtime's (and end the session).
+            // SELECT by name (which ends the session) and MANAGE CHANNEL are the runtime's.
             self.dispatch(&plain, class, &mut reply)
         } else {
             match self.selected_on(channel) {
