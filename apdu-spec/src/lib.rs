@@ -9,6 +9,7 @@
 //! * [`gp`]: GlobalPlatform card-manager commands, life cycles and GET STATUS records;
 //! * [`loopback`]: the command set of the diagnostic loopback applet;
 //! * [`scp11`]: the GlobalPlatform SCP11 secure channel: certificates, key derivation, secure messaging;
+//! * [`token`]: the payment token's envelope as the card reads it (clear header, sealed body; `docs/token.md`);
 //! * [`shared`]: messages applets exchange through shareable interfaces, postcard-encoded;
 //! * [`builder`] (feature `alloc`): owned commands for hosts, split into chained or extended APDUs.
 //!
@@ -41,6 +42,7 @@ pub mod scp11;
 pub mod shared;
 pub mod status;
 pub mod tlv;
+pub mod token;
 
 pub use aid::Aid;
 pub use class::Class;
