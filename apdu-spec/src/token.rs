@@ -122,8 +122,11 @@ pub struct Envelope<'a> {
     pub signature: &'a [u8; SIGNATURE_LENGTH],
 }
 
-/// Reads one TLV with `tag` whose length is minimally encoded: its value, the whole TLV, and the rest.
-fn read_exact(bytes: &[u8], tag: u16) -> Result<(&[u8], &[u8], &[u8]), FormatError> {
+/// One field read: its value, its whole TLV, and the bytes after it.
+type Field<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// Reads one TLV with `tag` whose length is minimally encoded.
+fn read_exact(bytes: &[u8], tag: u16) -> Result<Field<'_>, FormatError> {
     let (tlv, rest) = tlv::read(bytes).map_err(|_| FormatError::Malformed)?;
     let whole = bytes
         .get(..bytes.len() - rest.len())
