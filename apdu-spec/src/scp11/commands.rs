@@ -9,7 +9,8 @@
 //!
 //! The OCE chain goes one certificate per PERFORM SECURITY OPERATION, from the one its trust anchor signed to
 //! the leaf; P2 b8 says another follows, as Yubico's yubikit and .NET SDK and Samsung's OpenSCP send it
-//! (`80 2A 01 90`, …, `80 2A 01 10`).
+//! (`80 2A 01 90`, …, `80 2A 01 10`). The flag is taken with KID 10 only (`90`): other P2 values with b8 set are
+//! ISO 7816-8 operations of the application. The last certificate may name KID 10-2F.
 
 use crate::{CommandView, StatusWord, ins, tlv};
 
@@ -19,8 +20,12 @@ use super::{INS_INTERNAL_AUTHENTICATE, INS_MUTUAL_AUTHENTICATE, INS_PERFORM_SECU
 const CERTIFICATE_STORE: [u8; 2] = [0xBF, 0x21];
 /// P2 b8 of PERFORM SECURITY OPERATION: more certificates follow.
 const MORE: u8 = 0x80;
-/// Key identifiers PERFORM SECURITY OPERATION may name (the OCE's CA key references, GP Amendment F).
+/// Key identifiers PERFORM SECURITY OPERATION may name for the last certificate (the OCE's CA key references,
+/// GP Amendment F).
 const OCE_KIDS: core::ops::RangeInclusive<u8> = 0x10..=0x2F;
+/// The only key identifier taken with the more-follow flag (`80 2A <KVN> 90`): P2 values with b8 set are
+/// otherwise ISO 7816-8 PSO operations (`9A`, `A2`, `A8`, `AE`, …) that belong to the application.
+const OCE_KID_CHAINED: u8 = super::KID_OCE;
 
 /// A key named by its version number and identifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +84,9 @@ impl<'a> HandshakeCommand<'a> {
                 Some(parse_key_reference(data).map(|key| Self::GetCertificates { key }))
             }
             INS_PERFORM_SECURITY_OPERATION
-                if proprietary && OCE_KIDS.contains(&(command.p2() & !MORE)) =>
+                if proprietary
+                    && (OCE_KIDS.contains(&command.p2())
+                        || command.p2() == OCE_KID_CHAINED | MORE) =>
             {
                 Some(Ok(Self::UploadCertificate {
                     key: KeyReference {
@@ -197,8 +204,15 @@ mod tests {
             last,
             HandshakeCommand::UploadCertificate { more: false, .. }
         ));
-        // Outside the OCE key identifiers, PSO is not a handshake command.
-        assert_eq!(parse(&[0x80, 0x2A, 0x9E, 0x05, 0x01, 0x00]), None);
+        // Outside the OCE key identifiers, PSO is not a handshake command: ISO 7816-8 operations such as
+        // COMPUTE DIGITAL SIGNATURE (P2 9A) or VERIFY CERTIFICATE (P2 AE) stay the application's.
+        for p2 in [0x05, 0x9A, 0xA2, 0xA8, 0xAE, 0x91, 0xAF] {
+            assert_eq!(
+                parse(&[0x80, 0x2A, 0x9E, p2, 0x01, 0x00]),
+                None,
+                "P2 {p2:02X}"
+            );
+        }
         // Handshake INSs under an interindustry CLA are the application's.
         assert_eq!(parse(&[0x00, 0x82, 0x01, 0x11, 0x01, 0x00]), None);
     }

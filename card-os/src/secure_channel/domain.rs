@@ -102,10 +102,13 @@ pub(super) fn static_key(store: &mut dyn StoreAccess, owner: u8) -> Option<Secre
 
 /// Whether `owner`'s domain holds a static key (answers the handshake).
 pub(crate) fn has_static_key(store: &mut dyn StoreAccess, owner: u8) -> bool {
-    RECORDS
+    let mut key = [0u8; 32];
+    let found = RECORDS
         .space(store, owner)
-        .get(record::STATIC_KEY, &mut [0u8; 32])
-        .is_ok()
+        .get(record::STATIC_KEY, &mut key)
+        .is_ok();
+    key.zeroize();
+    found
 }
 
 /// Keeps `key` aside until the chain that certifies it arrives ([`store_certificates`]).

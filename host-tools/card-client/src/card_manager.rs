@@ -138,6 +138,12 @@ pub enum CardManagerError {
         "SELECT would end the secure channel: select the card manager first, then open the session"
     )]
     SelectInSession,
+    /// The card manager's own domain was to be personalized, but an earlier INSTALL [for personalization] on
+    /// this channel still sends STORE DATA to an instance.
+    #[error(
+        "STORE DATA on this channel goes to the instance named by INSTALL [for personalization]: select the card manager again to personalize its own domain"
+    )]
+    TargetIsInstance,
 }
 
 impl CardManagerError {
@@ -297,6 +303,9 @@ pub use apdu_spec::scp11::personalization::DataObject;
 pub struct CardManagerSession<C> {
     channel: C,
     fci: Option<Fci>,
+    /// An INSTALL [for personalization] on this channel named an instance: until SELECT (or a new handshake,
+    /// which makes the card refuse STORE DATA), STORE DATA goes there, not to the card manager.
+    targets_instance: bool,
 }
 
 impl<C: CardChannel> CardManagerSession<C> {
@@ -324,13 +333,18 @@ impl<C: CardChannel> CardManagerSession<C> {
         Ok(Self {
             channel,
             fci: Some(fci),
+            targets_instance: false,
         })
     }
 
     /// A session over a channel that already reaches the card manager: selected on it, or an SCP11 session
     /// opened with it. Nothing is sent, so there is no FCI.
     pub fn over_selected(channel: C) -> Self {
-        Self { channel, fci: None }
+        Self {
+            channel,
+            fci: None,
+            targets_instance: false,
+        }
     }
 
     /// What SELECT answered, when this session selected the card manager.
@@ -392,6 +406,7 @@ impl<C: CardChannel> CardManagerSession<C> {
         Ok(CardManagerSession {
             channel: session,
             fci: self.fci,
+            targets_instance: false,
         })
     }
 
@@ -408,6 +423,7 @@ impl<C: CardChannel> CardManagerSession<C> {
         Ok(CardManagerSession {
             channel: session,
             fci: self.fci,
+            targets_instance: false,
         })
     }
 
@@ -487,8 +503,9 @@ impl<C: CardChannel> CardManagerSession<C> {
     /// INSTALL [for personalization]: the STORE DATA that follow go to `aid`'s security domain, until the
     /// selection changes (or the session they were named in ends).
     pub fn install_for_personalization(&mut self, aid: &[u8]) -> Result<(), CardManagerError> {
-        self.send(&CardManagerCommand::InstallForPersonalization { aid }, None)
-            .map(drop)
+        self.send(&CardManagerCommand::InstallForPersonalization { aid }, None)?;
+        self.targets_instance = true;
+        Ok(())
     }
 
     /// STORE DATA of one object into the card manager's security domain, or the instance named by
@@ -548,8 +565,10 @@ impl<C: CardChannel> CardManagerSession<C> {
         &mut self,
         personalization: &Personalization<'_>,
     ) -> Result<PublicKeyBytes, CardManagerError> {
-        if let Some(aid) = personalization.instance {
-            self.install_for_personalization(aid)?;
+        match personalization.instance {
+            Some(aid) => self.install_for_personalization(aid)?,
+            None if self.targets_instance => return Err(CardManagerError::TargetIsInstance),
+            None => {}
         }
         self.store_data(&DataObject::CardDate(personalization.today))?;
         let public = self.generate_key()?;

@@ -146,6 +146,9 @@ pub struct Scp11Session<C> {
     channel: C,
     messaging: Option<SecureMessaging>,
     security: Security,
+    /// The card answered 6982, which ends its side of the session: commands still go out secured (and the
+    /// card refuses them), but the channel no longer claims the session's security.
+    ended_by_card: bool,
 }
 
 impl<C> std::fmt::Debug for Scp11Session<C> {
@@ -219,6 +222,7 @@ fn authenticate<C: CardChannel>(
             level,
             role: None,
         },
+        ended_by_card: false,
     })
 }
 
@@ -292,9 +296,9 @@ impl<C: CardChannel> Scp11Session<C> {
         self.security
     }
 
-    /// Whether the session is still open (a failed exchange or a reset closes it).
+    /// Whether the session is still open (a failed exchange, a reset or the card's 6982 closes it).
     pub fn is_open(&self) -> bool {
-        self.messaging.is_some()
+        self.messaging.is_some() && !self.ended_by_card
     }
 
     /// The channel underneath (for tests that send raw APDUs around the session).
@@ -349,8 +353,10 @@ impl<C: CardChannel> Scp11Session<C> {
         let fragments = self.wrap(apdu)?;
         let response = send_apdus(&mut self.channel, &fragments)?;
         let result = self.unwrap(&response);
-        if result.is_err() {
-            self.messaging = None;
+        match &result {
+            Err(_) => self.messaging = None,
+            Ok(plain) if plain.ends_with(&[0x69, 0x82]) => self.ended_by_card = true,
+            Ok(_) => {}
         }
         result
     }
@@ -379,7 +385,7 @@ impl<C: CardChannel> CardChannel for Scp11Session<C> {
         format!("SCP11 session over {}", self.channel.describe())
     }
     fn security(&self) -> Option<Security> {
-        self.messaging.as_ref().map(|_| self.security)
+        self.is_open().then_some(self.security)
     }
 }
 

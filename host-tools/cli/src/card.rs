@@ -115,6 +115,7 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
     }
     // A card that ends on its own (it panicked, or could not be seeded) stops the others.
     let mut failure = None;
+    let mut panicked = false;
     for card in cards {
         match card.join() {
             Ok(Ok(())) => {}
@@ -122,7 +123,10 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
                 stop.request();
                 failure.get_or_insert(error);
             }
-            Err(_) => stop.request(),
+            Err(_) => {
+                stop.request();
+                panicked = true;
+            }
         }
     }
     signal_handle.close();
@@ -133,6 +137,8 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
     status_line("stopped");
     match failure {
         Some(error) => Err(error.into()),
+        // A card that crashed is a failure however the others ended.
+        None if panicked => Err(anyhow::anyhow!("a virtual card's thread panicked")),
         None => Ok(EXIT_OK),
     }
 }

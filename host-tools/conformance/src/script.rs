@@ -210,6 +210,9 @@ pub struct Expectation {
     pub pattern: Pattern,
 }
 
+/// Most steps a script may expand to (its own, its includes' and its calls' together).
+pub const MAX_STEPS: usize = 100_000;
+
 /// What is wrong with one line (or with the script as a whole).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyntaxError {
@@ -332,6 +335,10 @@ pub enum SyntaxError {
     /// `call` of a name that is not defined (yet).
     #[error("`{0}` is not defined (a definition comes before its calls)")]
     UnknownDefinition(String),
+    /// Calls expand to more steps than a script may have ([`MAX_STEPS`]): definitions calling each other many
+    /// times over.
+    #[error("the script expands to more than {max} steps", max = MAX_STEPS)]
+    TooManySteps,
     /// `call` with the wrong number of arguments.
     #[error("`{name}` takes {expected} argument(s), not {found}")]
     ArgumentCount {

@@ -410,3 +410,33 @@ fn select_through_an_open_session_is_refused() {
         "{error:?}"
     );
 }
+
+/// After INSTALL [for personalization] named an instance, STORE DATA on the channel goes there: personalizing
+/// the card manager's own domain in the same session is refused before anything is sent, and works once the card
+/// manager is selected again.
+#[test]
+fn personalizing_the_card_manager_after_an_instance_needs_a_new_selection() {
+    let parties = parties();
+    let anchors = [parties.issuer_ca.anchor()];
+    let mut card_manager = CardManagerSession::select(InProcessChannel::new().unwrap()).unwrap();
+    let instance = loopback(0x05);
+    card_manager.install(&install_loopback(&instance)).unwrap();
+    card_manager
+        .personalize(&personalization(
+            &parties,
+            Some(instance.as_bytes()),
+            &anchors,
+        ))
+        .unwrap();
+    let error = card_manager
+        .personalize(&personalization(&parties, None, &anchors))
+        .unwrap_err();
+    assert!(
+        matches!(error, CardManagerError::TargetIsInstance),
+        "{error:?}"
+    );
+    let mut card_manager = CardManagerSession::select(card_manager.into_channel()).unwrap();
+    card_manager
+        .personalize(&personalization(&parties, None, &anchors))
+        .unwrap();
+}

@@ -484,7 +484,11 @@ impl Parser {
                 kind: substitute(&step.kind, &parsed),
             })
             .collect();
-        self.sink(file).extend(steps);
+        let sink = self.sink(file);
+        if sink.len() + steps.len() > super::MAX_STEPS {
+            return Err(SyntaxError::TooManySteps.into());
+        }
+        sink.extend(steps);
         Ok(())
     }
 }

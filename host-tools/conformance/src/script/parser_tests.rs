@@ -553,3 +553,25 @@ fn missing_keys_are_reported_at_their_line() {
         "{error}"
     );
 }
+
+#[test]
+fn calls_that_multiply_are_bounded() {
+    // Each level calls the one below ten times: level 6 would be 200,000 exchanges.
+    let mut text = String::from("define l0\n> 00 00 00 00\n< 90 00\n> 00 00 00 00\n< 90 00\nend\n");
+    for level in 1..=6 {
+        text.push_str(&format!("define l{level}\n"));
+        for _ in 0..10 {
+            text.push_str(&format!("call l{}\n", level - 1));
+        }
+        text.push_str("end\n");
+    }
+    text.push_str("call l6\n");
+    let too_many = matches!(
+        parse(&text),
+        Err(ScriptError::Syntax {
+            error: SyntaxError::TooManySteps,
+            ..
+        })
+    );
+    assert!(too_many, "a script of 200,000 steps must be refused");
+}
