@@ -363,7 +363,16 @@ fn send_secured(args: &SendArgs) -> anyhow::Result<u8> {
         None => aid::CARD_MANAGER.as_bytes().to_vec(),
     };
     let answer = channel.transmit(&select_command(&aid)?).context("SELECT")?;
-    if !(answer.ends_with(&[0x90, 0x00]) || answer.starts_with(&[0x61])) {
+    // The channel completes 61xx itself: what counts is the final status word, success or a warning (6283
+    // from a locked card manager still selects it).
+    let selected = match answer.as_slice() {
+        [.., sw1, sw2] => {
+            let status = StatusWord::from_bytes(*sw1, *sw2);
+            status.is_success() || status.is_warning()
+        }
+        _ => false,
+    };
+    if !selected {
         anyhow::bail!(
             "SELECT {} answered {}",
             hex::spaced(&aid),
