@@ -6,6 +6,19 @@
 //! with all its parts in one store transaction, so after a power loss at any write it is wholly there or wholly
 //! absent. Writing one touches at most 3 record slots of 300 bytes, 6 store pages: within the 8 pages a
 //! transaction may change (`card_os::layout::STORE_DIRTY`); removing one writes 3 slot headers, 3 pages.
+//!
+//! Capacity: 8 tokens × 3 records = 24 of the card's 96 record slots (shared by every applet), plus one for the
+//! account data; the card-wide table may fill first (6A84 too, nothing written).
+//!
+//! **The later in-card move (patent Fig. 14).** A token moves to the credit applet in one transaction: the bank
+//! applet opens it, asks the credit applet's shareable interface to store the token (the credit applet writes
+//! its own records: 3 slots, up to 6 pages), removes its own 3 parts (3 slot headers), and commits; a tear
+//! anywhere leaves the token in exactly one applet (as `card-image/tests/tear_transfer.rs` shows for one
+//! record). Both halves together may touch 9 pages, one more than `STORE_DIRTY`: before that move lands,
+//! either the journal grows (more page images: the journal sits at the start of the memory, so older state
+//! files then need a migration, not just erased pages) or, cheaper, the runtime offers a move of a record's
+//! ownership to the caller's server inside a call (rewriting each slot's owner byte: 3 pages for the whole
+//! token, no copy).
 
 use apdu_spec::StatusWord;
 use apdu_spec::token::{Envelope, MAX_TOKEN, TOKEN_ID_LENGTH};
