@@ -548,3 +548,61 @@ fn a_store_torn_at_any_write_leaves_the_token_whole_or_absent() {
     );
     assert!(absent > 0);
 }
+
+#[test]
+fn the_typed_host_session_stores_lists_and_deletes() {
+    use card_client::bank::BankAppletSession;
+    use card_client::card_manager::CardManagerError;
+    let mut w = issued();
+    let card_ca = w.parties.card_ca.clone();
+    let session = BankAppletSession::select(&mut w.card, aid::BANK_APPLET.as_bytes()).unwrap();
+    let mut atm = session
+        .open_scp11a(
+            &card_ca.issuer(),
+            today(),
+            &w.parties.atm,
+            SecurityLevel::FULL,
+        )
+        .unwrap();
+    atm.store_token(&token(1)).unwrap();
+    atm.store_token(&token(2)).unwrap();
+    let headers = atm.list_tokens().unwrap();
+    assert_eq!(headers.len(), 2);
+    assert_eq!(
+        ClearHeader::parse(&headers[1][2..]).unwrap().token_id,
+        &[2; 16]
+    );
+    let account_data = atm.read_account().unwrap();
+    assert_eq!(Personalization::parse(&account_data), Ok(account()));
+    atm.delete_token(&[1; TOKEN_ID_LENGTH]).unwrap();
+    let error = atm.delete_token(&[1; TOKEN_ID_LENGTH]).unwrap_err();
+    assert!(
+        matches!(error, CardManagerError::NotFound { .. }),
+        "{error}"
+    );
+    let error = atm.store_token(&token(2)).unwrap_err();
+    assert!(
+        matches!(error, CardManagerError::WrongData { .. }),
+        "{error}"
+    );
+    assert_eq!(atm.list_tokens().unwrap().len(), 1);
+    drop(atm);
+    // A credit POS session: the host refuses before sending (the card would answer 6982 and end the session).
+    let session = BankAppletSession::select(&mut w.card, aid::BANK_APPLET.as_bytes()).unwrap();
+    let mut pos = session
+        .open_scp11a(
+            &card_ca.issuer(),
+            today(),
+            &w.parties.pos,
+            SecurityLevel::FULL,
+        )
+        .unwrap();
+    let error = pos.store_token(&token(3)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CardManagerError::SecurityStatusNotSatisfied { status: None, .. }
+        ),
+        "{error}"
+    );
+}
