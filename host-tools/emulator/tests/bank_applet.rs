@@ -606,3 +606,67 @@ fn the_typed_host_session_stores_lists_and_deletes() {
         "{error}"
     );
 }
+
+/// Cheap deterministic noise (xorshift) for the mutation test.
+fn next(state: &mut u32) -> u32 {
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+    *state
+}
+
+/// Every single-byte change and every truncation of a stored token, sent by the bank ATM: never a panic; the
+/// answer is 6A80 (no token, another bank, or the same id again) or, when the change left a well-formed token
+/// of this bank with a new id, 9000, and that token is then deleted. Random plain APDUs to the selected applet
+/// change nothing either. Afterwards the card holds exactly what it held.
+#[test]
+fn mutated_tokens_and_random_commands_never_panic_and_change_nothing() {
+    let mut w = issued();
+    let original = token_bytes(1, BANK_ID, date(2027, 6, 30), 400);
+    let mut atm = w.atm();
+    assert_eq!(store(&mut atm, &original), 0x9000);
+    let mut noise = 0x9E37_79B9;
+    let mut stored_anew = 0;
+    for at in 0..original.len() {
+        let mut mutated = original.clone();
+        mutated[at] ^= 1 << (next(&mut noise) % 8);
+        let cut = &original[..at];
+        for candidate in [&mutated[..], cut] {
+            if candidate.is_empty() {
+                continue;
+            }
+            match store(&mut atm, candidate) {
+                0x6A80 => {}
+                0x9000 => {
+                    let envelope = token::Envelope::parse(candidate).unwrap();
+                    let delete = BankCommand::DeleteToken(envelope.header.token_id);
+                    assert_eq!(sw(&send(&mut atm, delete)), 0x9000);
+                    stored_anew += 1;
+                }
+                other => panic!("byte {at}: {other:04X}"),
+            }
+        }
+    }
+    assert!(
+        stored_anew > 0,
+        "changes to the token id are stored as new tokens"
+    );
+    assert_eq!(listed(&mut atm), [1]);
+    drop(atm);
+    let before = snapshot(&mut w);
+    select(&mut w.card, aid::BANK_APPLET.as_bytes());
+    for _ in 0..2000 {
+        let len = (next(&mut noise) % 40) as usize;
+        let mut apdu: Vec<u8> = (0..len).map(|_| next(&mut noise) as u8).collect();
+        if let Some(cla) = apdu.first_mut() {
+            *cla &= 0x83; // proprietary or not, basic channel or 1-3, no chaining or secure messaging bit
+        }
+        if let Some(ins) = apdu.get_mut(1) {
+            *ins = 0x20 + (*ins % 12);
+        }
+        let r = w.card.transmit(&apdu).unwrap();
+        assert!(r.len() >= 2, "{apdu:02X?}");
+        assert_ne!(sw(&r), 0x9000, "no plain command succeeds: {apdu:02X?}");
+    }
+    assert_eq!(snapshot(&mut w), before);
+}
