@@ -11,6 +11,11 @@
 //! The card does not verify tokens (only the credit system can open them): it reads the clear header to refuse
 //! a token of another bank or one already expired, to list tokens and to evict expired ones, by the card date
 //! ([`card_os::Context::card_date`]).
+//!
+//! Tests (they need the whole card and real SCP11 sessions, so they live with the emulator):
+//! `host-tools/emulator/tests/bank_applet.rs` (the reboot test, store/list/delete, capacity, refusals with
+//! nothing changed, eviction, a tear at every write point of STORE TOKEN, mutations) and the conformance script
+//! `tests/conformance/12-bank-applet.apdu`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
