@@ -7,6 +7,7 @@
 //! * [`tlv`]: bounded BER-TLV reading and writing;
 //! * [`iso`]: the interindustry commands the runtime answers (SELECT, MANAGE CHANNEL), typed;
 //! * [`gp`]: GlobalPlatform card-manager commands, life cycles and GET STATUS records;
+//! * [`bank`]: the bank applet's command set (personalization, token storage);
 //! * [`loopback`]: the command set of the diagnostic loopback applet;
 //! * [`scp11`]: the GlobalPlatform SCP11 secure channel: certificates, key derivation, secure messaging;
 //! * [`token`]: the payment token's envelope as the card reads it (clear header, sealed body; `docs/token.md`);
@@ -30,6 +31,7 @@
 extern crate alloc;
 
 pub mod aid;
+pub mod bank;
 #[cfg(feature = "alloc")]
 pub mod builder;
 pub mod class;

@@ -2,7 +2,9 @@
 //!
 //! Every transport (in-process tests, the PC/SC virtual card, the firmware) runs this same [`LinkcardCard`].
 //! A new card is OP_READY with one factory instance, the loopback applet `F04C4E4B43FF01` (multi-selectable,
-//! extended length), and INSTALL can create more instances of the applet types in [`LinkcardApplet`].
+//! extended length), and INSTALL can create more instances of the applet types in [`LinkcardApplet`]: the
+//! loopback and the bank applet (`bank_applet`, load file `F04C4E4B4301`, module `F04C4E4B430100`; the
+//! issuer installs `F04C4E4B430101`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -20,6 +22,7 @@ pub mod loopback;
 use apdu_spec::aid;
 use card_os::{Card, FactoryInstance, Image};
 
+pub use bank_applet::BankApplet;
 pub use loopback::Loopback;
 
 /// The card as every transport uses it.
@@ -34,6 +37,7 @@ card_os::applets! {
     #[derive(Debug)]
     pub enum LinkcardApplet {
         Loopback(Loopback),
+        Bank(BankApplet),
     }
 }
 

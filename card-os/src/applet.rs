@@ -166,6 +166,16 @@ impl<'a> Context<'a> {
         self.security
     }
 
+    /// The card's notion of today, read-only: the date the card manager keeps (set at personalization, moved
+    /// forward by issuer sessions, never back; see `docs/SECURE-CHANNEL.md`). All zero (`00000000`, before any
+    /// real date) while nobody set it, so nothing counts as expired on such a card.
+    pub fn card_date(&mut self) -> apdu_spec::scp11::cert::Date {
+        match self.environment.store() {
+            Some(store) => crate::secure_channel::card_date(store),
+            None => apdu_spec::scp11::cert::Date([0; 4]),
+        }
+    }
+
     /// This applet's persistent records, and only them.
     pub fn records(&mut self) -> Result<RecordSpace<'_, dyn StoreAccess + '_>, RecordError> {
         let owner = self.owner;

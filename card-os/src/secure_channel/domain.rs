@@ -59,7 +59,7 @@ impl core::ops::Deref for SecretScalar {
 }
 
 /// The card's notion of today (for certificate expiry); all zero before personalization sets it.
-pub(super) fn card_date(store: &mut dyn StoreAccess) -> Date {
+pub(crate) fn card_date(store: &mut dyn StoreAccess) -> Date {
     let mut buf = [0u8; 4];
     match RECORDS
         .space(store, CARD_MANAGER_SD)

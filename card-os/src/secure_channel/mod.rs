@@ -29,6 +29,8 @@
 //! to it ends too) comes back as a [`Scope`], which the runtime applies.
 
 mod domain;
+
+pub(crate) use domain::card_date;
 mod handshake;
 mod personalization;
 mod sessions;

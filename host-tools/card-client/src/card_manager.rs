@@ -161,7 +161,7 @@ impl CardManagerError {
     }
 
     /// The error for a card's refusal of `command` with `status`.
-    fn refusal(
+    pub(crate) fn refusal(
         command: &'static str,
         requirement: Requirement,
         channel: Option<Security>,
@@ -658,7 +658,7 @@ impl<C: CardChannel> CardManagerSession<C> {
 /// Refuses, before sending, what the card would certainly refuse over this channel: a session without the
 /// role or level (the card's 6982 would also end the session), or a plain command that is never plain. A plain
 /// command allowed before issuance goes to the card, which knows its life cycle.
-fn check_channel(
+pub(crate) fn check_channel(
     command: &'static str,
     requirement: Requirement,
     security: Option<Security>,
@@ -683,7 +683,7 @@ fn check_channel(
 /// Sends one command the way `channel` needs it and splits the answer. A secure channel gets the whole command
 /// (it secures it, then chains it); a plain card manager takes no extended length, so long data goes as a chain
 /// of short APDUs.
-fn exchange<C: CardChannel + ?Sized>(
+pub(crate) fn exchange<C: CardChannel + ?Sized>(
     channel: &mut C,
     name: &'static str,
     command: &Command,

@@ -14,6 +14,11 @@
 //! Every erase and program is written through to the file before it returns (no fsync: a host crash is not
 //! a card tear; the card's own journal covers tears). A later format version must keep loading version 1 files:
 //! `tests/fixtures/nvm-v1.bin` is checked by a test for that.
+//!
+//! A file with the right page size but fewer pages than the card now has (a card made before its memory grew,
+//! `tests/fixtures/card-v1.nvm`) is grown by erased pages at the end when it is opened: the card's layout keeps
+//! every older address where it was, and erased memory reads as free record slots. A file with more pages than
+//! the card has is refused (nothing is ever cut off).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -145,7 +150,7 @@ impl FileNvm {
         let number =
             |range| u32::from_be_bytes(field(range).try_into().unwrap_or_default()) as usize;
         let (found_page_size, found_pages) = (number(12..16), number(16..20));
-        if (found_page_size, found_pages) != (page_size, page_count) {
+        if found_page_size != page_size || found_pages > page_count {
             return Err(FileNvmError::Geometry {
                 path: path.to_owned(),
                 found_page_size,
@@ -154,13 +159,17 @@ impl FileNvm {
                 pages: page_count,
             });
         }
-        if body.len() != page_size * page_count {
+        if body.len() != page_size * found_pages {
             return Err(format("memory size does not match the header"));
+        }
+        let mut bytes = body.to_vec();
+        if found_pages < page_count {
+            grow(&file, &mut bytes, page_size, page_count).map_err(io)?;
         }
         Ok(Self {
             path: path.to_owned(),
             file,
-            bytes: body.to_vec(),
+            bytes,
             page_size,
         })
     }
@@ -177,6 +186,20 @@ impl FileNvm {
             .write_all_at(bytes, (HEADER_LEN + range.start) as u64)
             .map_err(|_| NvmError::PowerLost)
     }
+}
+
+/// Appends erased pages to an older, smaller file: the memory, then the page count in the header.
+fn grow(
+    file: &File,
+    bytes: &mut Vec<u8>,
+    page_size: usize,
+    page_count: usize,
+) -> std::io::Result<()> {
+    let old_len = bytes.len();
+    bytes.resize(page_size * page_count, 0xFF);
+    let added = bytes.get(old_len..).unwrap_or_default();
+    file.write_all_at(added, (HEADER_LEN + old_len) as u64)?;
+    file.write_all_at(&(page_count as u32).to_be_bytes(), 16)
 }
 
 impl Nvm for FileNvm {

@@ -74,11 +74,14 @@ fn bad_files_are_refused_clearly() {
 
     let path = scratch("geometry.nvm");
     drop(FileNvm::open(&path, PAGE, PAGES).unwrap());
-    let error = FileNvm::open(&path, PAGE, PAGES * 2).unwrap_err();
+    // A larger file than the card (nothing is cut off), or another page size.
+    let error = FileNvm::open(&path, PAGE, PAGES / 2).unwrap_err();
     assert!(
         error.to_string().contains("made for 16 pages of 128 bytes"),
         "{error}"
     );
+    let error = FileNvm::open(&path, PAGE * 2, PAGES).unwrap_err();
+    assert!(matches!(error, FileNvmError::Geometry { .. }), "{error}");
 
     let mut newer = std::fs::read(fixture_path()).unwrap();
     newer[9] = 2; // format version 2
@@ -110,6 +113,35 @@ fn version_1_fixture_still_loads() {
     let mut counter = [0u8; 3];
     store.read(FIXTURE_COUNTER_AT, &mut counter).unwrap();
     assert_eq!(counter, [3, 2, 1]);
+}
+
+#[test]
+fn smaller_file_grows_by_erased_pages() {
+    let path = scratch("grow.nvm");
+    std::fs::copy(fixture_path(), &path).unwrap();
+    let mut store = FileStore::open(FileNvm::open(&path, PAGE, PAGES * 2).unwrap()).unwrap();
+    let mut text = vec![0u8; FIXTURE_TEXT.len()];
+    store.read(FIXTURE_TEXT_AT, &mut text).unwrap();
+    assert_eq!(text, FIXTURE_TEXT);
+    // The added pages are erased, and writable.
+    // The last store page (the journal, 1 + 4 pages, comes first in the memory).
+    let beyond = (PAGES * 2 - 6) * PAGE;
+    let mut erased = [0u8; PAGE];
+    store.read(beyond, &mut erased).unwrap();
+    assert!(erased.iter().all(|b| *b == 0xFF));
+    store.write(beyond, b"grown").unwrap();
+    drop(store);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len() as usize,
+        HEADER_LEN + PAGE * PAGES * 2
+    );
+    // Reopened at its new size: the header says so, and both old and new data are there.
+    let store = FileStore::open(FileNvm::open(&path, PAGE, PAGES * 2).unwrap()).unwrap();
+    let mut back = [0u8; 5];
+    store.read(beyond, &mut back).unwrap();
+    assert_eq!(&back, b"grown");
+    store.read(FIXTURE_TEXT_AT, &mut text).unwrap();
+    assert_eq!(text, FIXTURE_TEXT);
 }
 
 /// Writes the fixture again (only when the format changes on purpose, as a new version file):
@@ -203,6 +235,32 @@ fn version_1_card_fixture_still_loads() {
     );
     let record = send(&mut card, &bytes(LoopbackCommand::Get(5).to_command()));
     assert_eq!(record, [&b"fixture record"[..], &[0x90, 0x00]].concat());
+    // The file was made with 56 pages; it now has the card's, and the slots beyond the old 32 are usable: fill
+    // more records than the old table held, then reopen and read them all back.
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len() as usize,
+        HEADER_LEN + card_os::layout::STORE_PAGE * card_os::layout::STORE_PAGES
+    );
+    let keys = 10..(10 + card_os::layout::RECORD_SLOTS_V1 as u8 + 8);
+    for key in keys.clone() {
+        let put = LoopbackCommand::Put {
+            key,
+            data: &[key; 200],
+            leave_open: false,
+        };
+        assert_eq!(
+            send(&mut card, &bytes(put.to_command())),
+            [0x90, 0x00],
+            "record {key}"
+        );
+    }
+    drop(card);
+    let mut card = open_card(&path);
+    assert_eq!(send(&mut card, &select(&FF02)), [0x90, 0x00]);
+    for key in keys {
+        let record = send(&mut card, &bytes(LoopbackCommand::Get(key).to_command()));
+        assert_eq!(record, [&[key; 200][..], &[0x90, 0x00]].concat());
+    }
 }
 
 /// Writes the card fixture again (only for a new format version, as a new file):
