@@ -29,13 +29,19 @@ fn read_golden(name: &str) -> Vec<u8> {
 }
 
 fn mint_seeded(body: &TokenBody, seed: u8) -> Vec<u8> {
-    mint(body, &bank_key(), credit_key().public_key(), &mut seeded_rng(seed)).unwrap()
+    mint(
+        body,
+        &bank_key(),
+        credit_key().public_key(),
+        &mut seeded_rng(seed),
+    )
+    .unwrap()
 }
 
 #[test]
 fn golden_tokens_open_to_their_bodies() {
     for (name, body, _) in goldens() {
-        let bytes = read_golden(&name);
+        let bytes = read_golden(name);
         let opened = open(
             &bytes,
             &recipient_for(&body.credit_id),
@@ -50,21 +56,29 @@ fn golden_tokens_open_to_their_bodies() {
 #[test]
 fn golden_tokens_re_encode_byte_for_byte() {
     for (name, body, _) in goldens() {
-        let bytes = read_golden(&name);
+        let bytes = read_golden(name);
         let parsed = Envelope::parse(&bytes).unwrap();
         // The header as mint builds it from the body (issued = valid from, expires = valid until).
-        assert_eq!(parsed.header_tlv, Forge::of(&body).header_tlv(), "{name}: header");
+        assert_eq!(
+            parsed.header_tlv,
+            Forge::of(&body).header_tlv(),
+            "{name}: header"
+        );
         let sealed = sealed_tlv(parsed.encapsulated_key, parsed.ciphertext);
         let again = envelope(&[parsed.header_tlv, &sealed].concat(), parsed.signature);
         assert_eq!(again, bytes, "{name}: envelope");
-        assert!(bytes.len() <= apdu_spec::token::MAX_TOKEN, "{name}: {} bytes", bytes.len());
+        assert!(
+            bytes.len() <= apdu_spec::token::MAX_TOKEN,
+            "{name}: {} bytes",
+            bytes.len()
+        );
     }
 }
 
 #[test]
 fn minting_again_with_the_same_generator_reproduces_the_goldens() {
     for (name, body, seed) in goldens() {
-        assert_eq!(mint_seeded(&body, seed), read_golden(&name), "{name}");
+        assert_eq!(mint_seeded(&body, seed), read_golden(name), "{name}");
     }
 }
 

@@ -6,8 +6,8 @@ mod common;
 use apdu_spec::token::{Envelope, VERSION};
 use common::*;
 use token::{
-    BankSigningKey, CreditPrivateKey, CreditRecipient, Field, MintError, OpenError, TokenBody, mint,
-    open,
+    BankSigningKey, CreditPrivateKey, CreditRecipient, Field, MintError, OpenError, TokenBody,
+    mint, open,
 };
 
 fn today() -> token::Date {
@@ -19,7 +19,13 @@ fn open_default(bytes: &[u8]) -> Result<TokenBody, OpenError> {
 }
 
 fn good() -> Vec<u8> {
-    mint(&golden_body(), &bank_key(), credit_key().public_key(), &mut seeded_rng(3)).unwrap()
+    mint(
+        &golden_body(),
+        &bank_key(),
+        credit_key().public_key(),
+        &mut seeded_rng(3),
+    )
+    .unwrap()
 }
 
 fn other_key() -> BankSigningKey {
@@ -30,7 +36,16 @@ fn other_key() -> BankSigningKey {
 fn a_good_token_opens_and_checks_the_binding_when_asked() {
     let body = golden_body();
     assert_eq!(open_default(&good()), Ok(body.clone()));
-    assert_eq!(open(&good(), &recipient(), &keyring(), today(), Some(&body.card_binding)), Ok(body));
+    assert_eq!(
+        open(
+            &good(),
+            &recipient(),
+            &keyring(),
+            today(),
+            Some(&body.card_binding)
+        ),
+        Ok(body)
+    );
 }
 
 #[test]
@@ -44,7 +59,10 @@ fn malformed() {
 #[test]
 fn unknown_version() {
     let mut bytes = good();
-    let at = bytes.windows(3).position(|w| w == [0x80, 0x01, VERSION]).unwrap();
+    let at = bytes
+        .windows(3)
+        .position(|w| w == [0x80, 0x01, VERSION])
+        .unwrap();
     bytes[at + 2] = 2;
     assert_eq!(open_default(&bytes), Err(OpenError::UnknownVersion(2)));
 }
@@ -62,7 +80,13 @@ fn a_bank_key_signs_only_for_its_own_bank() {
     // BANK0001's key in the header of a token claiming to come from BANK0002.
     let mut body = golden_body();
     body.bank_id = b"BANK0002".to_vec();
-    let bytes = mint(&body, &bank_key(), credit_key().public_key(), &mut seeded_rng(4)).unwrap();
+    let bytes = mint(
+        &body,
+        &bank_key(),
+        credit_key().public_key(),
+        &mut seeded_rng(4),
+    )
+    .unwrap();
     assert_eq!(open_default(&bytes), Err(OpenError::UnknownBankKey));
 }
 
@@ -70,7 +94,10 @@ fn a_bank_key_signs_only_for_its_own_bank() {
 fn bad_outer_signature() {
     let mut forge = Forge::of(&golden_body());
     forge.outer_key = other_key(); // header still names the registered key
-    assert_eq!(open_default(&forge.build()), Err(OpenError::BadOuterSignature));
+    assert_eq!(
+        open_default(&forge.build()),
+        Err(OpenError::BadOuterSignature)
+    );
 }
 
 #[test]
@@ -97,14 +124,20 @@ fn decryption_failure() {
     // Sealed with an `info` for another pair of parties: the AEAD key differs, so opening fails.
     let mut forge = Forge::of(&golden_body());
     forge.info = token::hpke_info(b"BANK0001", b"CRED0002");
-    assert_eq!(open_default(&forge.build()), Err(OpenError::DecryptionFailed));
+    assert_eq!(
+        open_default(&forge.build()),
+        Err(OpenError::DecryptionFailed)
+    );
 }
 
 #[test]
 fn bad_inner_signature() {
     let mut forge = Forge::of(&golden_body());
     forge.inner_key = other_key();
-    assert_eq!(open_default(&forge.build()), Err(OpenError::BadInnerSignature));
+    assert_eq!(
+        open_default(&forge.build()),
+        Err(OpenError::BadInnerSignature)
+    );
 }
 
 #[test]
@@ -142,7 +175,10 @@ fn not_yet_valid() {
     let before = date(2026, 11, 30);
     assert_eq!(
         open(&good(), &recipient(), &keyring(), before, None),
-        Err(OpenError::NotYetValid { valid_from: date(2026, 12, 1), today: before })
+        Err(OpenError::NotYetValid {
+            valid_from: date(2026, 12, 1),
+            today: before
+        })
     );
 }
 
@@ -151,7 +187,10 @@ fn expired() {
     let after = date(2027, 2, 1);
     assert_eq!(
         open(&good(), &recipient(), &keyring(), after, None),
-        Err(OpenError::Expired { valid_until: date(2027, 1, 31), today: after })
+        Err(OpenError::Expired {
+            valid_until: date(2027, 1, 31),
+            today: after
+        })
     );
     // The last day is still valid.
     assert!(open(&good(), &recipient(), &keyring(), date(2027, 1, 31), None).is_ok());
@@ -160,7 +199,13 @@ fn expired() {
 #[test]
 fn card_binding_mismatch() {
     assert_eq!(
-        open(&good(), &recipient(), &keyring(), today(), Some(&[0x00; 32])),
+        open(
+            &good(),
+            &recipient(),
+            &keyring(),
+            today(),
+            Some(&[0x00; 32])
+        ),
         Err(OpenError::CardBindingMismatch)
     );
 }
@@ -182,7 +227,10 @@ fn mint_refuses_each_out_of_bounds_field() {
         (|b| b.bank_id = vec![], Field::BankId),
         (|b| b.bank_id = vec![b'B'; 17], Field::BankId),
         (|b| b.credit_id = vec![], Field::CreditId),
-        (|b| b.valid_from = token::Date([0x20, 0x26, 0x13, 0x01]), Field::ValidFrom),
+        (
+            |b| b.valid_from = token::Date([0x20, 0x26, 0x13, 0x01]),
+            Field::ValidFrom,
+        ),
         (|b| b.valid_until = date(2026, 11, 30), Field::ValidUntil),
         (|b| b.deposit_date = token::Date([0; 4]), Field::DepositDate),
         (|b| b.user_name = "n".repeat(49), Field::UserName),
@@ -196,7 +244,12 @@ fn mint_refuses_each_out_of_bounds_field() {
         let mut body = golden_body();
         change(&mut body);
         assert_eq!(
-            mint(&body, &bank_key(), credit_key().public_key(), &mut seeded_rng(5)),
+            mint(
+                &body,
+                &bank_key(),
+                credit_key().public_key(),
+                &mut seeded_rng(5)
+            ),
             Err(MintError::InvalidField(field)),
             "{field:?}"
         );

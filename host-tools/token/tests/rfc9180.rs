@@ -49,7 +49,10 @@ impl TryRng for FixedBytes {
         unreachable!("hpke asks only for bytes")
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        assert!(dst.len() <= self.0.len(), "more randomness asked than the vector gives");
+        assert!(
+            dst.len() <= self.0.len(),
+            "more randomness asked than the vector gives"
+        );
         let rest = self.0.split_off(dst.len());
         dst.copy_from_slice(&self.0);
         self.0 = rest;

@@ -158,20 +158,18 @@ impl Forge {
     pub fn build_with_plaintext(&self, plaintext: &[u8]) -> Vec<u8> {
         let header_tlv = self.header_tlv();
         let public =
-            <Kem as hpke::Kem>::PublicKey::from_bytes(&credit_key().public_key().to_sec1()).unwrap();
-        let (enc, ciphertext) = hpke::single_shot_seal_with_rng::<
-            hpke::aead::AesGcm128,
-            hpke::kdf::HkdfSha256,
-            Kem,
-        >(
-            &OpModeS::Base,
-            &public,
-            &self.info,
-            plaintext,
-            &header_tlv,
-            &mut seeded_rng(9),
-        )
-        .unwrap();
+            <Kem as hpke::Kem>::PublicKey::from_bytes(&credit_key().public_key().to_sec1())
+                .unwrap();
+        let (enc, ciphertext) =
+            hpke::single_shot_seal_with_rng::<hpke::aead::AesGcm128, hpke::kdf::HkdfSha256, Kem>(
+                &OpModeS::Base,
+                &public,
+                &self.info,
+                plaintext,
+                &header_tlv,
+                &mut seeded_rng(9),
+            )
+            .unwrap();
         let mut encapsulated = [0u8; ENCAPSULATED_KEY_LENGTH];
         encapsulated.copy_from_slice(&enc.to_bytes());
         let sealed = spec::sealed_tlv(&encapsulated, &ciphertext);
@@ -179,8 +177,9 @@ impl Forge {
     }
 
     pub fn build(&self) -> Vec<u8> {
-        let signature: p256::ecdsa::Signature =
-            self.inner_key.sign(&token::body_signed_message(&self.body_tlv));
+        let signature: p256::ecdsa::Signature = self
+            .inner_key
+            .sign(&token::body_signed_message(&self.body_tlv));
         let plaintext = token::plaintext(&self.body_tlv, &signature.to_bytes().into());
         self.build_with_plaintext(&plaintext)
     }
@@ -188,5 +187,8 @@ impl Forge {
 
 pub fn sign_envelope(key: &BankSigningKey, header_tlv: &[u8], sealed_tlv: &[u8]) -> Vec<u8> {
     let signature: p256::ecdsa::Signature = key.sign(&spec::signed_message(header_tlv, sealed_tlv));
-    spec::envelope(&[header_tlv, sealed_tlv].concat(), &signature.to_bytes().into())
+    spec::envelope(
+        &[header_tlv, sealed_tlv].concat(),
+        &signature.to_bytes().into(),
+    )
 }
