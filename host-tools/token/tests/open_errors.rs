@@ -10,6 +10,9 @@ use token::{
     mint, open,
 };
 
+/// A change to a body and the field it concerns.
+type BodyChange = (fn(&mut TokenBody), Field);
+
 fn today() -> token::Date {
     date(2026, 12, 15)
 }
@@ -142,7 +145,7 @@ fn bad_inner_signature() {
 
 #[test]
 fn header_body_mismatch_for_each_repeated_field() {
-    let cases: [(fn(&mut TokenBody), Field); 6] = [
+    let cases: [BodyChange; 6] = [
         (|b| b.token_id[0] ^= 1, Field::TokenId),
         (|b| b.bank_id = b"BANK0009".to_vec(), Field::BankId),
         (|b| b.credit_id = b"CRED0009".to_vec(), Field::CreditId),
@@ -223,7 +226,7 @@ fn the_outer_signature_is_checked_before_decrypting() {
 
 #[test]
 fn mint_refuses_each_out_of_bounds_field() {
-    let cases: [(fn(&mut TokenBody), Field); 12] = [
+    let cases: [BodyChange; 12] = [
         (|b| b.bank_id = vec![], Field::BankId),
         (|b| b.bank_id = vec![b'B'; 17], Field::BankId),
         (|b| b.credit_id = vec![], Field::CreditId),
