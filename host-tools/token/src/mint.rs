@@ -21,21 +21,21 @@ pub enum MintError {
     #[error("ECDSA signing failed")]
     Signing,
     /// HPKE encapsulation or sealing failed.
-    #[error("HPKE sealing failed: {0}")]
-    Seal(hpke::HpkeError),
+    #[error("HPKE sealing failed")]
+    Seal(#[source] hpke::HpkeError),
     /// The token would exceed `apdu_spec::token::MAX_TOKEN` (cannot happen with bounded fields).
     #[error("token of {0} bytes exceeds the format's maximum")]
     TooLong(usize),
     /// The operating system's random generator failed.
     #[error("the operating system's random generator failed")]
-    Entropy,
+    Entropy(#[source] getrandom::Error),
 }
 
 /// A generator seeded from the operating system, for [`mint`].
 pub fn os_rng() -> Result<chacha20::ChaCha20Rng, MintError> {
     use chacha20::rand_core::SeedableRng;
     let mut seed = Zeroizing::new([0u8; 32]);
-    getrandom::fill(seed.as_mut()).map_err(|_| MintError::Entropy)?;
+    getrandom::fill(seed.as_mut()).map_err(MintError::Entropy)?;
     Ok(chacha20::ChaCha20Rng::from_seed(*seed))
 }
 

@@ -258,3 +258,25 @@ fn mint_refuses_each_out_of_bounds_field() {
         );
     }
 }
+
+#[test]
+fn a_token_minted_with_the_os_generator_opens() {
+    let mut rng = token::os_rng().unwrap();
+    let bytes = mint(
+        &golden_body(),
+        &bank_key(),
+        credit_key().public_key(),
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(open_default(&bytes), Ok(golden_body()));
+    // Fresh randomness: the same body never gives the same token twice.
+    let again = mint(
+        &golden_body(),
+        &bank_key(),
+        credit_key().public_key(),
+        &mut rng,
+    )
+    .unwrap();
+    assert_ne!(bytes, again);
+}
