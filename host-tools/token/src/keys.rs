@@ -53,9 +53,7 @@ impl CreditPublicKey {
 
     /// The uncompressed SEC1 point, `04 ‖ X ‖ Y`.
     pub fn to_sec1(&self) -> [u8; ENCAPSULATED_KEY_LENGTH] {
-        let mut out = [0u8; ENCAPSULATED_KEY_LENGTH];
-        out.copy_from_slice(&self.0.to_bytes());
-        out
+        self.0.to_bytes().into()
     }
 
     /// This key's id, as the header's credit key id names it.

@@ -41,9 +41,7 @@ pub fn os_rng() -> Result<chacha20::ChaCha20Rng, MintError> {
 
 fn sign(key: &SigningKey, message: &[u8]) -> Result<[u8; SIGNATURE_LENGTH], MintError> {
     let signature: Signature = key.try_sign(message).map_err(|_| MintError::Signing)?;
-    let mut out = [0u8; SIGNATURE_LENGTH];
-    out.copy_from_slice(&signature.to_bytes());
-    Ok(out)
+    Ok(signature.to_bytes().into())
 }
 
 /// Mints a token for `body`: signed by `bank_key`, sealed to `credit_key`, with fresh HPKE randomness from `rng`.
@@ -86,8 +84,7 @@ pub fn mint(
             rng,
         )
         .map_err(MintError::Seal)?;
-    let mut encapsulated_key = [0u8; ENCAPSULATED_KEY_LENGTH];
-    encapsulated_key.copy_from_slice(&encapsulated.to_bytes());
+    let encapsulated_key: [u8; ENCAPSULATED_KEY_LENGTH] = encapsulated.to_bytes().into();
 
     let sealed_tlv = token::sealed_tlv(&encapsulated_key, &ciphertext);
     let outer_signature = sign(bank_key, &token::signed_message(&header_tlv, &sealed_tlv))?;
