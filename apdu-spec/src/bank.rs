@@ -22,7 +22,7 @@
 //! [`MAX_TOKEN`]: crate::token::MAX_TOKEN
 
 use crate::aid;
-use crate::command::CommandView;
+use crate::command::{CommandDoc, CommandView, Param};
 use crate::scp11::Requirement;
 use crate::scp11::cert::Role;
 use crate::scp11::session::SecurityLevel;
@@ -177,6 +177,8 @@ impl<'a> TryFrom<&CommandView<'a>> for BankCommand<'a> {
     }
 }
 
+/// The issuer personalizes the applet.
+const PERSONALIZER: Requirement = Requirement::session(Role::Issuer, SecurityLevel::C_MAC);
 /// The bank ATM's session: authenticated by a bank-issued certificate.
 const BANK_ATM: Requirement = Requirement::session(Role::BankAtm, SecurityLevel::C_MAC);
 /// A token travels encrypted (its clear header is readable by anyone, but which tokens a card receives is not).
@@ -188,14 +190,95 @@ const BANK_ATM_ENCRYPTED: Requirement = Requirement::session(
 /// What each bank applet command needs of the channel it arrives through: the applet enforces it
 /// ([`Requirement::check`]), hosts read it.
 pub const REQUIREMENTS: [(&str, Requirement); 5] = [
-    (
-        "PERSONALIZE",
-        Requirement::session(Role::Issuer, SecurityLevel::C_MAC),
-    ),
+    ("PERSONALIZE", PERSONALIZER),
     ("READ ACCOUNT", BANK_ATM),
     ("STORE TOKEN", BANK_ATM_ENCRYPTED),
     ("LIST TOKENS", BANK_ATM),
     ("DELETE TOKEN", BANK_ATM),
+];
+
+/// The bank applet's commands, for `docs/apdu.md` (a test checks the rows against the encoders, the names and
+/// requirements against [`REQUIREMENTS`], and the document against the rendered table). Every command also
+/// answers 6A86 for P1 P2 other than `00 00`.
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "PERSONALIZE",
+        cla: 0x80,
+        ins: ins::PERSONALIZE,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "`C1` bank id, `C2` account number, `C3` user id, `C4` user name, `4F` credit applet AID",
+        response: "none",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "already personalized"),
+            (StatusWord::WRONG_DATA, "malformed data"),
+        ],
+        requirement: PERSONALIZER,
+    },
+    CommandDoc {
+        name: "READ ACCOUNT",
+        cla: 0x80,
+        ins: ins::READ_ACCOUNT,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "none",
+        response: "the personalization TLVs as stored",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "not personalized"),
+            (StatusWord::WRONG_LENGTH, "data"),
+        ],
+        requirement: BANK_ATM,
+    },
+    CommandDoc {
+        name: "STORE TOKEN",
+        cla: 0x80,
+        ins: ins::STORE_TOKEN,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "one token envelope `7F71 …` (`docs/token.md`), chained or extended",
+        response: "none",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "not personalized"),
+            (
+                StatusWord::WRONG_DATA,
+                "not a token, another bank's, or its id is stored already",
+            ),
+            (StatusWord::NOT_ENOUGH_MEMORY, "no room for another token"),
+        ],
+        requirement: BANK_ATM_ENCRYPTED,
+    },
+    CommandDoc {
+        name: "LIST TOKENS",
+        cla: 0x80,
+        ins: ins::LIST_TOKENS,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "none",
+        response: "the clear header `A1 …` of every stored token",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "not personalized"),
+            (StatusWord::WRONG_LENGTH, "data"),
+        ],
+        requirement: BANK_ATM,
+    },
+    CommandDoc {
+        name: "DELETE TOKEN",
+        cla: 0x80,
+        ins: ins::DELETE_TOKEN,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "the 16-byte token id",
+        response: "none",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "not personalized"),
+            (StatusWord::WRONG_DATA, "not 16 bytes"),
+            (
+                StatusWord::REFERENCED_DATA_NOT_FOUND,
+                "no token with that id",
+            ),
+        ],
+        requirement: BANK_ATM,
+    },
 ];
 
 impl BankCommand<'_> {

@@ -266,3 +266,78 @@ mod tests {
         }
     }
 }
+
+/// A parameter byte (P1 or P2) as `docs/apdu.md` documents it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// Exactly this value.
+    Is(u8),
+    /// One of these values, described by the text.
+    OneOf(&'static [u8], &'static str),
+    /// Any value, with this meaning (a key version, a length, a record key…).
+    Any(&'static str),
+}
+
+impl Param {
+    /// Whether `value` is one this parameter documents.
+    pub fn admits(&self, value: u8) -> bool {
+        match self {
+            Self::Is(v) => *v == value,
+            Self::OneOf(values, _) => values.contains(&value),
+            Self::Any(_) => true,
+        }
+    }
+}
+
+impl core::fmt::Display for Param {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Is(v) => write!(f, "`{v:02X}`"),
+            Self::OneOf(_, text) | Self::Any(text) => f.write_str(text),
+        }
+    }
+}
+
+/// One command's row in `docs/apdu.md`: each command module lists its commands in a `COMMANDS` catalogue, and a
+/// test (`apdu-spec/tests/apdu_doc.rs`) encodes an example of every row with the module's encoder, checks the
+/// header bytes against the row, and checks that the document shows the rendered table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandDoc {
+    /// The command's name (the name in the module's `REQUIREMENTS`, where it has one).
+    pub name: &'static str,
+    /// CLA on the basic channel, plain (`00` interindustry, `80` proprietary).
+    pub cla: u8,
+    /// INS.
+    pub ins: u8,
+    /// P1.
+    pub p1: Param,
+    /// P2.
+    pub p2: Param,
+    /// The data field.
+    pub data: &'static str,
+    /// The response data.
+    pub response: &'static str,
+    /// The status words the command answers besides 9000, with their meaning here.
+    pub status: &'static [(crate::StatusWord, &'static str)],
+    /// What the command needs of the channel it arrives through.
+    pub requirement: crate::scp11::Requirement,
+}
+
+#[cfg(test)]
+mod doc_tests {
+    extern crate std;
+    use std::string::ToString;
+
+    use super::Param;
+
+    #[test]
+    fn params_admit_what_they_document() {
+        assert!(Param::Is(0x04).admits(0x04) && !Param::Is(0x04).admits(0x00));
+        let p2 = Param::OneOf(&[0x02, 0x03], "`02` first, `03` next");
+        assert!(p2.admits(0x03) && !p2.admits(0x00));
+        assert!((0..=u8::MAX).all(|b| Param::Any("KVN").admits(b)));
+        assert_eq!(Param::Is(0x0C).to_string(), "`0C`");
+        assert_eq!(p2.to_string(), "`02` first, `03` next");
+        assert_eq!(Param::Any("KVN").to_string(), "KVN");
+    }
+}

@@ -1,7 +1,7 @@
 //! GlobalPlatform card manager (Issuer Security Domain) commands, life cycles and records
 //! (GlobalPlatform Card Specification v2.3, chapters 5 and 11).
 
-use crate::command::CommandView;
+use crate::command::{CommandDoc, CommandView, Param};
 use crate::scp11::Requirement;
 use crate::scp11::cert::Role;
 use crate::scp11::session::SecurityLevel;
@@ -385,6 +385,145 @@ impl CardManagerCommand<'_> {
         }
     }
 }
+
+/// The card manager's commands, for `docs/apdu.md` (a test checks the rows against the encoders, the names and
+/// requirements against [`REQUIREMENTS`], and the document against the rendered table).
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "GET STATUS",
+        cla: 0x80,
+        ins: ins::GET_STATUS,
+        p1: Param::OneOf(
+            &[0x80, 0x40, 0x20, 0x10],
+            "`80` card manager, `40` applications, `20` load files, `10` load files and modules",
+        ),
+        p2: Param::OneOf(&[0x02, 0x03], "`02` first, `03` next (after 6310)"),
+        data: "`4F <AID prefix>` (`4F 00`: all)",
+        response: "`E3 { 4F, 9F70, C5, C4, 84… }` records",
+        status: &[
+            (
+                StatusWord::MORE_DATA,
+                "more records: ask again with P2 `03`",
+            ),
+            (StatusWord::REFERENCED_DATA_NOT_FOUND, "nothing matches"),
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "P2 `03` with nothing to continue",
+            ),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "INSTALL",
+        cla: 0x80,
+        ins: ins::INSTALL,
+        p1: Param::OneOf(
+            &[0x04, 0x08, 0x0C],
+            "`04` for install, `08` for make selectable, `0C` both",
+        ),
+        p2: Param::Is(0x00),
+        data: "load file, module, application AID, privileges, `C9` parameters, token (each length-prefixed)",
+        response: "none",
+        status: &[
+            (
+                StatusWord::REFERENCED_DATA_NOT_FOUND,
+                "no such load file, module or instance",
+            ),
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "AID in use, or not in a state to change",
+            ),
+            (
+                StatusWord::WRONG_DATA,
+                "malformed data, privileges or parameters",
+            ),
+        ],
+        requirement: ISSUER,
+    },
+    CommandDoc {
+        name: "INSTALL [for personalization]",
+        cla: 0x80,
+        ins: ins::INSTALL,
+        p1: Param::Is(0x20),
+        p2: Param::Is(0x00),
+        data: "`00 00 <len> <application AID> 00 00 00`",
+        response: "none",
+        status: &[
+            (StatusWord::REFERENCED_DATA_NOT_FOUND, "no such instance"),
+            (StatusWord::WRONG_DATA, "malformed data"),
+        ],
+        requirement: ISSUER,
+    },
+    CommandDoc {
+        name: "STORE DATA",
+        cla: 0x80,
+        ins: ins::STORE_DATA,
+        p1: Param::OneOf(&[0x00, 0x80], "`80` last block (or `00`)"),
+        p2: Param::Any("block number"),
+        data: "one personalization object (`DF23`, `BF21`, `BF22`, `DF22`; `docs/SECURE-CHANNEL.md`) for the card manager, or the instance INSTALL [for personalization] named",
+        response: "`DF23`: the public key `B0 41 …`; else none",
+        status: &[
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "the INSTALL [for personalization] target was withdrawn (its session ended), or a chain without its key",
+            ),
+            (StatusWord::WRONG_DATA, "malformed object"),
+        ],
+        requirement: ISSUER,
+    },
+    CommandDoc {
+        name: "STORE DATA DF20 (static key)",
+        cla: 0x80,
+        ins: ins::STORE_DATA,
+        p1: Param::OneOf(&[0x00, 0x80], "`80` last block (or `00`)"),
+        p2: Param::Any("block number"),
+        data: "`DF20 <private key>`",
+        response: "none",
+        status: &[
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "the INSTALL [for personalization] target was withdrawn",
+            ),
+            (StatusWord::WRONG_DATA, "not a P-256 private key"),
+        ],
+        requirement: ISSUER_KEY,
+    },
+    CommandDoc {
+        name: "DELETE",
+        cla: 0x80,
+        ins: ins::DELETE,
+        p1: Param::Is(0x00),
+        p2: Param::OneOf(&[0x00, 0x80], "`00`, or `80` with related objects"),
+        data: "`4F <AID>`",
+        response: "none",
+        status: &[
+            (StatusWord::REFERENCED_DATA_NOT_FOUND, "no such instance"),
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "the card manager or a load file, or the instance is selected",
+            ),
+        ],
+        requirement: ISSUER,
+    },
+    CommandDoc {
+        name: "SET STATUS",
+        cla: 0x80,
+        ins: ins::SET_STATUS,
+        p1: Param::OneOf(&[0x80, 0x40], "`80` card, `40` application"),
+        p2: Param::Any("the new life cycle state"),
+        data: "none (card), or the application AID",
+        response: "none",
+        status: &[
+            (StatusWord::REFERENCED_DATA_NOT_FOUND, "no such instance"),
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "a transition GP does not allow",
+            ),
+            (StatusWord::WRONG_DATA, "undefined state"),
+        ],
+        requirement: ISSUER,
+    },
+];
 
 #[cfg(feature = "alloc")]
 mod encode {

@@ -9,6 +9,8 @@
 //! | MANAGE CHANNEL open | `00` | `00` lowest free, or `01`-`13` | none | [`ManageChannel::Open`] |
 //! | MANAGE CHANNEL close | `80` | `00` this channel, or `01`-`13` | none | [`ManageChannel::Close`] |
 
+use crate::command::{CommandDoc, Param};
+use crate::scp11::Requirement;
 use crate::{CommandView, StatusWord, ins};
 
 /// Which match of a partial AID SELECT takes (P2 b2-b1).
@@ -109,6 +111,110 @@ impl ManageChannel {
         })
     }
 }
+
+/// The commands the runtime answers itself, for `docs/apdu.md` (a test checks the rows against the encoders and
+/// the document). GET RESPONSE has no typed command: the runtime reads it before anything else, and hosts send it
+/// from their T=0 completion.
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "SELECT by name",
+        cla: 0x00,
+        ins: ins::SELECT,
+        p1: Param::Is(ins::SELECT_BY_NAME),
+        p2: Param::OneOf(
+            &[0x00, 0x02, 0x0C, 0x0E],
+            "`00` first, `02` next occurrence; `+0C` no FCI",
+        ),
+        data: "AID or AID prefix (none: the card manager); short length only",
+        response: "FCI of the application (none with P2 `+0C`)",
+        status: &[
+            (StatusWord::NOT_FOUND, "no application matches"),
+            (
+                StatusWord::APPLET_SELECT_FAILED,
+                "the application refused the selection",
+            ),
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "not multi-selectable and selected on another channel",
+            ),
+            (StatusWord::INCORRECT_P1P2, "undefined P1 or P2"),
+            (StatusWord::WRONG_LENGTH, "extended length"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "SELECT by file",
+        cla: 0x00,
+        ins: ins::SELECT,
+        p1: Param::OneOf(
+            &[0x00, 0x01, 0x02, 0x03, 0x08, 0x09],
+            "`00`-`03`, `08`, `09`",
+        ),
+        p2: Param::Any("any"),
+        data: "file id or path",
+        response: "the selected application's",
+        status: &[(
+            StatusWord::APPLET_SELECT_FAILED,
+            "no application selected on the channel",
+        )],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "MANAGE CHANNEL open",
+        cla: 0x00,
+        ins: ins::MANAGE_CHANNEL,
+        p1: Param::Is(ins::MANAGE_CHANNEL_OPEN),
+        p2: Param::Any("`00` lowest free, or `01`-`13`"),
+        data: "none",
+        response: "the channel number (P2 `00`), else none",
+        status: &[
+            (StatusWord::FUNCTION_NOT_SUPPORTED, "no free channel"),
+            (
+                StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED,
+                "no such channel on this card",
+            ),
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "the channel is open already",
+            ),
+            (StatusWord::WRONG_LENGTH, "data or extended length"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "MANAGE CHANNEL close",
+        cla: 0x00,
+        ins: ins::MANAGE_CHANNEL,
+        p1: Param::Is(ins::MANAGE_CHANNEL_CLOSE),
+        p2: Param::Any("`00` this channel, or `01`-`13`"),
+        data: "none",
+        response: "none",
+        status: &[
+            (StatusWord::INCORRECT_P1P2, "channel 0 cannot close"),
+            (
+                StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED,
+                "the channel is not open",
+            ),
+            (StatusWord::WRONG_LENGTH, "data or extended length"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "GET RESPONSE",
+        cla: 0x00,
+        ins: ins::GET_RESPONSE,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "none; Le: how many bytes",
+        response: "the next part of the held response",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "no response held"),
+            (StatusWord::INCORRECT_P1P2, "P1 P2 not `00 00`"),
+            (StatusWord::WRONG_LENGTH, "data"),
+        ],
+        requirement: Requirement::NONE,
+    },
+];
 
 #[cfg(feature = "alloc")]
 mod encode {

@@ -26,7 +26,8 @@
 //! Install parameters (the value of tag C9 in INSTALL) are one byte of [`flags`], or nothing for the defaults
 //! (single-selectable, short length only, accepts selection).
 
-use crate::command::CommandView;
+use crate::command::{CommandDoc, CommandView, Param};
+use crate::scp11::Requirement;
 use crate::status::StatusWord;
 
 /// ECHO instruction.
@@ -148,6 +149,120 @@ impl<'a> TryFrom<&CommandView<'a>> for LoopbackCommand<'a> {
         }
     }
 }
+
+/// The loopback's commands, for `docs/apdu.md` (a test checks the rows against the encoders and the document).
+/// None needs a secure channel.
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "ECHO",
+        cla: 0x80,
+        ins: ECHO,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "any",
+        response: "the command data",
+        status: &[(StatusWord::INCORRECT_P1P2, "P1 P2 not `00 00`")],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "GENERATE",
+        cla: 0x80,
+        ins: GENERATE,
+        p1: Param::Any("N (high byte)"),
+        p2: Param::Any("N (low byte)"),
+        data: "none",
+        response: "N bytes `00 01 02 … FF 00 …`",
+        status: &[
+            (StatusWord::INCORRECT_P1P2, "N longer than a response"),
+            (StatusWord::WRONG_LENGTH, "data"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "INFO",
+        cla: 0x80,
+        ins: INFO,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "none",
+        response: "logical channel, configuration flags, n, n events",
+        status: &[
+            (StatusWord::INCORRECT_P1P2, "P1 P2 not `00 00`"),
+            (StatusWord::WRONG_LENGTH, "data"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "PUT",
+        cla: 0x80,
+        ins: PUT,
+        p1: Param::Any("record key"),
+        p2: Param::OneOf(&[0x00, 0x01], "`00`, or `01`: leave the transaction open"),
+        data: "the record",
+        response: "none",
+        status: &[(StatusWord::NOT_ENOUGH_MEMORY, "no room, or too long")],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "GET",
+        cla: 0x80,
+        ins: GET,
+        p1: Param::Any("record key"),
+        p2: Param::Is(0x00),
+        data: "none",
+        response: "the record",
+        status: &[(
+            StatusWord::REFERENCED_DATA_NOT_FOUND,
+            "no record with that key",
+        )],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "REMOVE",
+        cla: 0x80,
+        ins: REMOVE,
+        p1: Param::Any("record key"),
+        p2: Param::Is(0x00),
+        data: "none",
+        response: "none",
+        status: &[(
+            StatusWord::REFERENCED_DATA_NOT_FOUND,
+            "no record with that key",
+        )],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "CALL",
+        cla: 0x80,
+        ins: CALL,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "server AID length, server AID, request",
+        response: "the server's answer",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "any refusal"),
+            (StatusWord::WRONG_DATA, "malformed data"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "TRANSFER",
+        cla: 0x80,
+        ins: TRANSFER,
+        p1: Param::Any("record key"),
+        p2: Param::OneOf(&[0x00, 0x01], "`00` commit, `01` abort"),
+        data: "server AID",
+        response: "none",
+        status: &[
+            (
+                StatusWord::REFERENCED_DATA_NOT_FOUND,
+                "no record with that key",
+            ),
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "the server refused"),
+        ],
+        requirement: Requirement::NONE,
+    },
+];
 
 #[cfg(feature = "alloc")]
 mod encode {

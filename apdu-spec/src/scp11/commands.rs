@@ -12,7 +12,10 @@
 //! (`80 2A 01 90`, …, `80 2A 01 10`). The flag is taken with KID 10 only (`90`): other P2 values with b8 set are
 //! ISO 7816-8 operations of the application. The last certificate may name KID 10-2F.
 
+use crate::command::{CommandDoc, Param};
 use crate::{CommandView, StatusWord, ins, tlv};
+
+use super::Requirement;
 
 use super::{INS_INTERNAL_AUTHENTICATE, INS_MUTUAL_AUTHENTICATE, INS_PERFORM_SECURITY_OPERATION};
 
@@ -122,6 +125,84 @@ fn parse_key_reference(data: &[u8]) -> Result<Option<KeyReference>, StatusWord> 
         _ => Err(StatusWord::WRONG_DATA),
     }
 }
+
+/// The handshake commands, for `docs/apdu.md` (a test checks the rows against the encoders and the document).
+/// They travel plain, to the selected security domain (the card manager or a personalized applet instance).
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "GET DATA (certificate store)",
+        cla: 0x00,
+        ins: ins::GET_DATA,
+        p1: Param::Is(CERTIFICATE_STORE[0]),
+        p2: Param::Is(CERTIFICATE_STORE[1]),
+        data: "none, or `A6 { 83 02 <KID> <KVN> }`",
+        response: "`BF21 { 7F21 … }`: the domain's certificates",
+        status: &[
+            (StatusWord::WRONG_DATA, "malformed key reference"),
+            (StatusWord::REFERENCED_DATA_NOT_FOUND, "not the card's key"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "PERFORM SECURITY OPERATION",
+        cla: 0x80,
+        ins: INS_PERFORM_SECURITY_OPERATION,
+        p1: Param::Any("KVN"),
+        p2: Param::Any("KID `10`-`2F`; `90` while more follow"),
+        data: "one OCE certificate `7F21 …`, anchor's first, leaf last",
+        response: "none",
+        status: &[
+            (
+                StatusWord::SECURITY_STATUS_NOT_SATISFIED,
+                "the certificate does not verify (the chain is forgotten)",
+            ),
+            (StatusWord::WRONG_DATA, "not one certificate"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "MUTUAL AUTHENTICATE (SCP11a)",
+        cla: 0x80,
+        ins: INS_MUTUAL_AUTHENTICATE,
+        p1: Param::Any("KVN"),
+        p2: Param::Is(super::KID_SCP11A),
+        data: "`A6 { 90 02 11 01, 95 01 <usage>, 80 01 88, 81 01 10 } 5F49 41 <ePK.OCE>`",
+        response: "`5F49 41 <ePK.SD> 86 10 <receipt>`",
+        status: &[
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "no verified OCE chain on this channel, or the card has no entropy",
+            ),
+            (
+                StatusWord::REFERENCED_DATA_NOT_FOUND,
+                "P2 not the card's key",
+            ),
+            (StatusWord::WRONG_DATA, "malformed data"),
+        ],
+        requirement: Requirement::NONE,
+    },
+    CommandDoc {
+        name: "INTERNAL AUTHENTICATE (SCP11b)",
+        cla: 0x80,
+        ins: INS_INTERNAL_AUTHENTICATE,
+        p1: Param::Any("KVN"),
+        p2: Param::Is(super::KID_SCP11B),
+        data: "`A6 { 90 02 11 00, … } 5F49 41 <ePK.OCE>`",
+        response: "the same as MUTUAL AUTHENTICATE",
+        status: &[
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "the card has no entropy",
+            ),
+            (
+                StatusWord::REFERENCED_DATA_NOT_FOUND,
+                "P2 not the card's key",
+            ),
+            (StatusWord::WRONG_DATA, "malformed data"),
+        ],
+        requirement: Requirement::NONE,
+    },
+];
 
 #[cfg(feature = "alloc")]
 mod encode {
