@@ -752,6 +752,7 @@ mod tests {
         ]
     }
 
+    #[cfg(feature = "alloc")]
     #[test]
     fn encoders_round_trip() {
         for command in every_kind() {
