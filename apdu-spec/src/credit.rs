@@ -11,6 +11,10 @@
 //! | PRESENT | `80 36 00 00` | [`Presentation`]: terminal nonce (16 bytes) ‖ amount (8 bytes, big-endian minor units) ‖ currency (2 bytes, ISO 4217 numeric) | `C8` ATC (4 bytes) ‖ the card data TLVs `C1`…`C5` ‖ every stored token (`7F71 …`) ‖ `5F37` signature (64 bytes, r ‖ s) | SCP11a credit-pos, C-MAC |
 //! | CONFIRM | `80 38 00 00` | the ATC of the last PRESENT (4 bytes) ‖ 0 or more token ids (16 bytes each) | none | SCP11a credit-pos, C-MAC |
 //!
+//! PRESENT answers as many whole tokens as fit its answer (the card's response buffer, `card_os::RESPONSE_BUFFER`
+//! = 2048 bytes less the secure-messaging overhead: three tokens of about 500 bytes); the others wait for the
+//! PRESENT after CONFIRM. Its command is extended (Le `00 00 00`) so that the answer comes in one exchange.
+//!
 //! The signature is ECDSA P-256 / SHA-256 (deterministic, RFC 6979) with the key of PERSONALIZE over
 //! [`PRESENT_LABEL`] ‖ terminal nonce ‖ amount ‖ currency ‖ ATC ‖ SHA-256 of each presented token, in the order
 //! presented ([`signed_message`]).

@@ -23,6 +23,9 @@
 //! **The ATC** is a `u32` that PRESENT increments and commits before it answers; at the personalized limit
 //! PRESENT is refused (6985) and the counter never wraps.
 //!
+//! **PRESENT** answers the tokens in slot order, as many whole ones as fit the answer (three of about 500 bytes
+//! in the 2048-byte response buffer); the signature covers exactly those presented.
+//!
 //! **CONFIRM** is one atomic write of the ATC record: it closes the presentation (so the same or an older
 //! CONFIRM is refused: no replay) and names the confirmed slots as dropped. Erasing their records follows, one
 //! token per transaction, and any later command finishes it first: erasing 4 tokens touches 12 store pages,
