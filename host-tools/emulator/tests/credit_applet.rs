@@ -687,3 +687,59 @@ fn a_confirm_torn_at_any_write_drops_all_or_none() {
     );
     assert!(all > 0 && none > 0);
 }
+
+#[test]
+fn the_typed_host_session_delivers_presents_and_confirms() {
+    use card_client::card_manager::CardManagerError;
+    use card_client::credit::CreditAppletSession;
+    let mut w = issued(u32::MAX);
+    let card_ca = w.parties.card_ca.clone();
+    fn open<'c>(
+        card: &'c mut RamCard,
+        card_ca: &Authority,
+        oce: &OceCredentials,
+    ) -> CreditAppletSession<Scp11Session<&'c mut RamCard>> {
+        CreditAppletSession::select(card, aid::CREDIT_APPLET.as_bytes())
+            .unwrap()
+            .open_scp11a(&card_ca.issuer(), today(), oce, SecurityLevel::FULL)
+            .unwrap()
+    }
+    let (t1, t2) = (token(1), token(2));
+    let mut bank = open(&mut w.card, &card_ca, &w.parties.delivery);
+    bank.store_token(&t1).unwrap();
+    bank.store_token(&t2).unwrap();
+    let error = bank.store_token(&t2).unwrap_err();
+    assert!(
+        matches!(error, CardManagerError::WrongData { .. }),
+        "{error}"
+    );
+    // The delivery session may not present: the host refuses before sending.
+    let error = bank.present(&presentation()).unwrap_err();
+    assert!(
+        matches!(error, CardManagerError::SecurityStatusNotSatisfied { .. }),
+        "{error}"
+    );
+    drop(bank);
+    let mut pos = open(&mut w.card, &card_ca, &w.parties.pos);
+    let presented = pos.present(&presentation()).unwrap();
+    assert_eq!(presented.tokens, [t1.clone(), t2.clone()]);
+    assert_eq!(presented.token_digests().len(), 2);
+    let parsed = Presented {
+        atc: presented.atc,
+        card_data: presented.card_data.clone(),
+        tokens: presented.tokens.clone(),
+        signature: presented.signature,
+    };
+    verify(&parsed);
+    let id: [u8; TOKEN_ID_LENGTH] = token_id(&t1).try_into().unwrap();
+    pos.confirm(presented.atc, &[id]).unwrap();
+    let error = pos.confirm(presented.atc, &[id]).unwrap_err();
+    assert!(
+        matches!(error, CardManagerError::ConditionsNotSatisfied { .. }),
+        "{error}"
+    );
+    assert_eq!(
+        pos.present(&presentation()).unwrap().tokens,
+        std::slice::from_ref(&t2)
+    );
+}
