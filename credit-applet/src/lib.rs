@@ -46,7 +46,7 @@
 //! `bank_applet::tokens` on the page budget of that move).
 //!
 //! Tests (they need the whole card and real SCP11 sessions, so they live with the emulator):
-//! `host-tools/emulator/tests/credit_applet.rs`.
+//! `host-tools/emulator/tests/credit_applet.rs` and the conformance script `tests/conformance/13-credit-applet.apdu`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
