@@ -23,7 +23,8 @@
 //! command before personalization, PRESENT with the ATC at its limit, or CONFIRM with an ATC other than that of
 //! the last PRESENT or a second time; 6A80 malformed data, a token that does not parse, a token of another credit
 //! company or bound to another card, an expired token, a token id already stored, a signing key that is no P-256
-//! scalar; 6A84 no room for another token; 6A86 P1 P2 not `00 00`; 6A88 CONFIRM of a token id not stored;
+//! scalar; 6A84 no room for another token; 6A86 P1 P2 not `00 00`; 6A88 CONFIRM of a token id not stored or
+//! not carried by that PRESENT (nothing is dropped then);
 //! 6700 a PRESENT or CONFIRM of the wrong length; 6D00 unknown instruction; 6E00 a class without the
 //! proprietary bit.
 //!

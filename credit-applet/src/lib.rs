@@ -12,8 +12,8 @@
 //! - [`CARD_DATA_KEY`]: the card data TLVs `C1`..`C5` (what PRESENT answers);
 //! - [`SIGNING_KEY`]: the P-256 signing scalar (32 bytes) ‖ the card binding, SHA-256 of the public key in
 //!   uncompressed SEC1 form (32 bytes), computed once at PERSONALIZE;
-//! - [`ATC_KEY`]: the [`Atc`] state: ATC, its limit, whether the last PRESENT is still open for CONFIRM, and
-//!   the slots a CONFIRM has dropped but not yet erased;
+//! - [`ATC_KEY`]: the [`Atc`] state: ATC, its limit, whether the last PRESENT is still open for CONFIRM, the
+//!   slots it presented (CONFIRM drops no other), and the slots a CONFIRM has dropped but not yet erased;
 //! - tokens: [`tokens::SLOTS`] tokens of up to [`apdu_spec::token::MAX_TOKEN`] bytes, 3 records each.
 //!
 //! **The signing key** is imported by the issuer at PERSONALIZE, inside an SCP11a issuer session with C-DEC
@@ -81,7 +81,7 @@ pub const SIGNING_KEY: u8 = 0x02;
 /// The record holding the [`Atc`] state.
 pub const ATC_KEY: u8 = 0x03;
 
-/// The ATC state as stored (10 bytes: ATC ‖ limit, both big-endian `u32`, ‖ open ‖ dropped).
+/// The ATC state as stored (11 bytes: ATC ‖ limit, both big-endian `u32`, ‖ open ‖ presented ‖ dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Atc {
     /// The ATC of the last PRESENT (0 before the first).
@@ -90,12 +90,15 @@ pub struct Atc {
     pub limit: u32,
     /// Whether the last PRESENT may still be confirmed.
     pub open: bool,
+    /// Token slots the last PRESENT presented (bit `s` for slot `s`): CONFIRM drops only these; a slot written
+    /// anew since loses its bit.
+    pub presented: u8,
     /// Token slots a CONFIRM dropped whose records are not yet erased (bit `s` for slot `s`).
     pub dropped: u8,
 }
 
 /// Bytes of the stored [`Atc`] state.
-const ATC_RECORD: usize = 10;
+const ATC_RECORD: usize = 11;
 
 impl Atc {
     fn to_bytes(self) -> [u8; ATC_RECORD] {
@@ -104,8 +107,9 @@ impl Atc {
         atc.copy_from_slice(&self.atc.to_be_bytes());
         let (limit, rest) = rest.split_at_mut(4);
         limit.copy_from_slice(&self.limit.to_be_bytes());
-        if let [open, dropped] = rest {
+        if let [open, presented, dropped] = rest {
             *open = u8::from(self.open);
+            *presented = self.presented;
             *dropped = self.dropped;
         }
         out
@@ -115,11 +119,14 @@ impl Atc {
         let bytes: &[u8; ATC_RECORD] = bytes.try_into().ok()?;
         let (atc, rest) = bytes.split_first_chunk::<4>()?;
         let (limit, rest) = rest.split_first_chunk::<4>()?;
-        let [open, dropped] = *rest else { return None };
+        let [open, presented, dropped] = *rest else {
+            return None;
+        };
         Some(Self {
             atc: u32::from_be_bytes(*atc),
             limit: u32::from_be_bytes(*limit),
             open: open != 0,
+            presented,
             dropped,
         })
     }
@@ -127,6 +134,15 @@ impl Atc {
     fn dropped(&self, slot: usize) -> bool {
         u32::from(self.dropped) & (1 << slot) != 0
     }
+
+    fn was_presented(&self, slot: usize) -> bool {
+        u32::from(self.presented) & (1 << slot) != 0
+    }
+}
+
+/// Bit `slot` of a slot set (slots are below [`tokens::SLOTS`] = 4).
+fn bit(slot: usize) -> u8 {
+    u8::try_from(1u32 << slot).unwrap_or(0)
 }
 
 /// A credit applet instance. It keeps nothing in fields (see the crate documentation).
@@ -238,6 +254,7 @@ impl CreditApplet {
             atc: 0,
             limit: personalization.atc_limit,
             open: false,
+            presented: 0,
             dropped: 0,
         };
         ctx.begin_transaction()?;
@@ -286,6 +303,18 @@ impl CreditApplet {
             return Err(StatusWord::WRONG_DATA);
         }
         let slot = scan.free.ok_or(StatusWord::NOT_ENOUGH_MEMORY)?;
+        // A slot freed since the last PRESENT (an expired token evicted) holds a token that was not presented:
+        // it leaves the presented set first (so a tear in between only forgets a bit).
+        let state = atc(ctx)?;
+        if state.was_presented(slot) {
+            put_atc(
+                ctx,
+                Atc {
+                    presented: state.presented & !bit(slot),
+                    ..state
+                },
+            )?;
+        }
         tokens::write(ctx, slot, token)
     }
 
@@ -309,29 +338,40 @@ impl CreditApplet {
             .checked_add(1)
             .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
         state.open = true;
+        // Which tokens this answer carries, in slot order: as many whole ones as fit.
+        const ATC_TLV: usize = 2 + ATC_LENGTH;
+        const SIGNATURE_TLV: usize = 3 + SIGNATURE_LENGTH;
+        let mut buf = [0u8; MAX_CARD_DATA];
+        let card_len = record(ctx, CARD_DATA_KEY, &mut buf)?
+            .ok_or(StatusWord::MEMORY_FAILURE)?
+            .len();
+        let mut room = reply
+            .remaining()
+            .checked_sub(ATC_TLV + card_len + SIGNATURE_TLV)
+            .ok_or(StatusWord::UNKNOWN)?;
+        state.presented = 0;
+        for slot in 0..tokens::SLOTS {
+            if let Some(stored) = tokens::read(ctx, slot)?
+                && stored.envelope().is_some()
+                && stored.bytes().len() <= room
+            {
+                room -= stored.bytes().len();
+                state.presented |= bit(slot);
+            }
+        }
         // Persisted before any answer: a torn or refused answer still used up this ATC.
         put_atc(ctx, state)?;
 
-        let atc = state.atc.to_be_bytes();
         reply.push(&[0xC8, ATC_LENGTH as u8])?;
-        reply.push(&atc)?;
-        let mut buf = [0u8; MAX_CARD_DATA];
-        let card_data = record(ctx, CARD_DATA_KEY, &mut buf)?.ok_or(StatusWord::MEMORY_FAILURE)?;
-        reply.push(card_data)?;
+        reply.push(&state.atc.to_be_bytes())?;
+        reply.push(buf.get(..card_len).unwrap_or_default())?;
         let mut message = Sha256::new();
         message.update(presentation.signed_prefix(state.atc));
-        // The signature TLV: 5F37 40 ‖ r ‖ s.
-        const SIGNATURE_TLV: usize = 3 + SIGNATURE_LENGTH;
         for slot in 0..tokens::SLOTS {
-            if let Some(stored) = tokens::read(ctx, slot)? {
+            if state.was_presented(slot)
+                && let Some(stored) = tokens::read(ctx, slot)?
+            {
                 let token = stored.bytes();
-                if stored.envelope().is_none() {
-                    continue;
-                }
-                // Tokens that do not fit this answer wait for a later PRESENT (after CONFIRM).
-                if token.len() + SIGNATURE_TLV > reply.remaining() {
-                    continue;
-                }
                 reply.push(token)?;
                 message.update(Sha256::digest(token));
             }
@@ -351,13 +391,16 @@ impl CreditApplet {
         }
         let mut dropped = 0u8;
         for id in confirmation.ids() {
+            // Only a token this presentation carried.
             let slot = tokens::scan(ctx, id)?
                 .found
+                .filter(|slot| state.was_presented(*slot))
                 .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
-            dropped |= u8::try_from(1u32 << slot).unwrap_or(0);
+            dropped |= bit(slot);
         }
         // The commit point: one record write closes the presentation and drops the tokens.
         state.open = false;
+        state.presented = 0;
         state.dropped = dropped;
         put_atc(ctx, state)?;
         finish_dropped(ctx, state).map(|_| ())
