@@ -8,6 +8,7 @@
 //! * [`iso`]: the interindustry commands the runtime answers (SELECT, MANAGE CHANNEL), typed;
 //! * [`gp`]: GlobalPlatform card-manager commands, life cycles and GET STATUS records;
 //! * [`bank`]: the bank applet's command set (personalization, token storage);
+//! * [`credit`]: the credit applet's command set (personalization, token delivery, presentation at the POS);
 //! * [`loopback`]: the command set of the diagnostic loopback applet;
 //! * [`scp11`]: the GlobalPlatform SCP11 secure channel: certificates, key derivation, secure messaging;
 //! * [`token`]: the payment token's envelope as the card reads it (clear header, sealed body; `docs/token.md`);
@@ -36,6 +37,7 @@ pub mod bank;
 pub mod builder;
 pub mod class;
 pub mod command;
+pub mod credit;
 pub mod gp;
 pub mod ins;
 pub mod iso;

@@ -3,8 +3,9 @@
 //! Every transport (in-process tests, the PC/SC virtual card, the firmware) runs this same [`LinkcardCard`].
 //! A new card is OP_READY with one factory instance, the loopback applet `F04C4E4B43FF01` (multi-selectable,
 //! extended length), and INSTALL can create more instances of the applet types in [`LinkcardApplet`]: the
-//! loopback and the bank applet (`bank_applet`, load file `F04C4E4B4301`, module `F04C4E4B430100`; the
-//! issuer installs `F04C4E4B430101`).
+//! loopback, the bank applet (`bank_applet`, load file `F04C4E4B4301`, module `F04C4E4B430100`; the
+//! issuer installs `F04C4E4B430101`) and the credit applet (`credit_applet`, load file `F04C4E4B4302`, module
+//! `F04C4E4B430200`; the issuer installs `F04C4E4B430201`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -23,6 +24,7 @@ use apdu_spec::aid;
 use card_os::{Card, FactoryInstance, Image};
 
 pub use bank_applet::BankApplet;
+pub use credit_applet::CreditApplet;
 pub use loopback::Loopback;
 
 /// The card as every transport uses it.
@@ -38,6 +40,7 @@ card_os::applets! {
     pub enum LinkcardApplet {
         Loopback(Loopback),
         Bank(BankApplet),
+        Credit(CreditApplet),
     }
 }
 

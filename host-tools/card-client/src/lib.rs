@@ -21,6 +21,7 @@
 pub mod bank;
 pub mod card_manager;
 pub mod channel;
+pub mod credit;
 pub mod entropy;
 pub mod hex;
 pub mod keyfile;

@@ -336,6 +336,31 @@ impl<C: CardChannel> Scp11Session<C> {
         Ok(command.to_chain(255)?)
     }
 
+    /// Secures one command APDU as a single extended-length APDU (Le kept as asked), for an applet that
+    /// declares extended length: a long answer (the credit applet's PRESENT) then comes in one exchange, with
+    /// neither command chaining nor GET RESPONSE.
+    pub fn wrap_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Scp11Error> {
+        let messaging = self.messaging.as_mut().ok_or(Scp11Error::Closed)?;
+        let view = CommandView::parse(apdu).map_err(BadCommand::from)?;
+        let class = view.class().map_err(BadCommand::from)?;
+        if class.chaining() || class.secure_messaging() {
+            return Err(BadCommand::ChainedOrSecured.into());
+        }
+        let cla = Class::encode(class.channel(), class.proprietary(), false, true)
+            .ok_or(BadCommand::NoSecuredClass)?;
+        let header = [cla, view.ins(), view.p1(), view.p2()];
+        let mut buf = view.data().to_vec();
+        let plain_len = buf.len();
+        buf.resize(plain_len + session::OVERHEAD, 0);
+        let len = messaging.wrap_command(header, &mut buf, plain_len)?;
+        buf.truncate(len);
+        let mut command = Command::new(cla, view.ins(), view.p1(), view.p2()).with_data(buf);
+        if let Some(ne) = view.ne() {
+            command = command.with_ne(ne);
+        }
+        Ok(command.to_extended()?)
+    }
+
     /// Checks and opens a response (data and SW1 SW2, GET RESPONSE already done); returns the plain response.
     pub fn unwrap(&mut self, response: &[u8]) -> Result<Vec<u8>, Scp11Error> {
         let messaging = self.messaging.as_mut().ok_or(Scp11Error::Closed)?;
@@ -352,6 +377,21 @@ impl<C: CardChannel> Scp11Session<C> {
     pub fn transmit_secured(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Scp11Error> {
         let fragments = self.wrap(apdu)?;
         let response = send_apdus(&mut self.channel, &fragments)?;
+        let result = self.unwrap(&response);
+        match &result {
+            Err(_) => self.messaging = None,
+            Ok(plain) if plain.ends_with(&[0x69, 0x82]) => self.ended_by_card = true,
+            Ok(_) => {}
+        }
+        result
+    }
+}
+
+impl<C: CardChannel> Scp11Session<C> {
+    /// [`Self::transmit_secured`] as one extended-length APDU ([`Self::wrap_extended`]).
+    pub fn transmit_secured_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Scp11Error> {
+        let wrapped = self.wrap_extended(apdu)?;
+        let response = send_apdus(&mut self.channel, &[wrapped])?;
         let result = self.unwrap(&response);
         match &result {
             Err(_) => self.messaging = None,

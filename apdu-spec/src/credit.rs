@@ -1,0 +1,539 @@
+//! The credit applet's commands (patent Fig. 10 and 15): the card data, a bounded store of payment tokens
+//! delivered by the bank (Fig. 15 direct store), and the presentation at the point of sale.
+//!
+//! Proprietary class (`80` on channel 0; any channel, `84` when secured). Every command needs a secure channel,
+//! see [`REQUIREMENTS`]; a command without the right session is answered 6982 (and the session ends).
+//!
+//! | command | CLA INS P1 P2 | data | response | needs |
+//! |---|---|---|---|---|
+//! | PERSONALIZE | `80 30 00 00` | [`Personalization`] TLVs: `C1` credit company id, `C2` PAN, `C3` expiry (YYMM, BCD), `C4` cardholder id, `C5` status, `C6` ATC limit (4 bytes), `C7` signing key (the 32-byte P-256 private scalar) | the public signing key, uncompressed SEC1 (`04 ‖ X ‖ Y`, 65 bytes) | SCP11a issuer, C-MAC C-DEC |
+//! | STORE TOKEN | `80 34 00 00` | one token envelope (`7F71 …`, at most [`MAX_TOKEN`] bytes; chained or extended) | none | SCP11a token-delivery, C-MAC C-DEC |
+//! | PRESENT | `80 36 00 00` | [`Presentation`]: terminal nonce (16 bytes) ‖ amount (8 bytes, big-endian minor units) ‖ currency (2 bytes, ISO 4217 numeric) | `C8` ATC (4 bytes) ‖ the card data TLVs `C1`…`C5` ‖ every stored token (`7F71 …`) ‖ `5F37` signature (64 bytes, r ‖ s) | SCP11a credit-pos, C-MAC |
+//! | CONFIRM | `80 38 00 00` | the ATC of the last PRESENT (4 bytes) ‖ 0 or more token ids (16 bytes each) | none | SCP11a credit-pos, C-MAC |
+//!
+//! PRESENT answers as many whole tokens as fit its answer (the card's response buffer, `card_os::RESPONSE_BUFFER`
+//! = 2048 bytes less the secure-messaging overhead: three tokens of about 500 bytes); the others wait for the
+//! PRESENT after CONFIRM. Its command is extended (Le `00 00 00`) so that the answer comes in one exchange.
+//!
+//! The signature is ECDSA P-256 / SHA-256 (deterministic, RFC 6979) with the key of PERSONALIZE over
+//! [`PRESENT_LABEL`] ‖ terminal nonce ‖ amount ‖ currency ‖ ATC ‖ SHA-256 of each presented token, in the order
+//! presented ([`signed_message`]).
+//!
+//! Status words: 9000 done; 6982 wrong session, role or level; 6985 PERSONALIZE on a personalized applet, a
+//! command before personalization, PRESENT with the ATC at its limit, or CONFIRM with an ATC other than that of
+//! the last PRESENT or a second time; 6A80 malformed data, a token that does not parse, a token of another credit
+//! company or bound to another card, an expired token, a token id already stored, a signing key that is no P-256
+//! scalar; 6A84 no room for another token; 6A86 P1 P2 not `00 00`; 6A88 CONFIRM of a token id not stored or
+//! not carried by that PRESENT (nothing is dropped then);
+//! 6700 a PRESENT or CONFIRM of the wrong length; 6D00 unknown instruction; 6E00 a class without the
+//! proprietary bit.
+//!
+//! [`MAX_TOKEN`]: crate::token::MAX_TOKEN
+
+use crate::command::CommandView;
+use crate::scp11::Requirement;
+use crate::scp11::cert::Role;
+use crate::scp11::session::SecurityLevel;
+use crate::status::StatusWord;
+use crate::tlv;
+use crate::token::{MAX_PARTY_ID, TOKEN_ID_LENGTH};
+
+/// Credit applet instruction bytes.
+pub mod ins {
+    /// PERSONALIZE: the card data and the signing key.
+    pub const PERSONALIZE: u8 = 0x30;
+    /// STORE TOKEN (patent Fig. 15).
+    pub const STORE_TOKEN: u8 = 0x34;
+    /// PRESENT: card data, tokens, ATC and the card's signature to the POS.
+    pub const PRESENT: u8 = 0x36;
+    /// CONFIRM: drop the tokens the credit system accepted.
+    pub const CONFIRM: u8 = 0x38;
+}
+
+/// Tags of the personalization data and of PRESENT's answer.
+pub mod tag {
+    /// Credit company identifier (as in the token header, 1-16 bytes).
+    pub const CREDIT_ID: u16 = 0xC1;
+    /// Primary account number (1-10 bytes, BCD).
+    pub const PAN: u16 = 0xC2;
+    /// Card expiry, YYMM in BCD (2 bytes).
+    pub const EXPIRY: u16 = 0xC3;
+    /// Cardholder identifier at the credit company (1-32 bytes).
+    pub const CARDHOLDER_ID: u16 = 0xC4;
+    /// Card status (1 byte, the issuer's code; the credit system interprets it).
+    pub const STATUS: u16 = 0xC5;
+    /// The highest ATC the card may reach (4 bytes, big-endian, at least 1).
+    pub const ATC_LIMIT: u16 = 0xC6;
+    /// The applet's P-256 signing key, the private scalar (32 bytes).
+    pub const SIGNING_KEY: u16 = 0xC7;
+    /// The application transaction counter in PRESENT's answer (4 bytes, big-endian).
+    pub const ATC: u16 = 0xC8;
+    /// The card's signature in PRESENT's answer (r ‖ s, 64 bytes).
+    pub const SIGNATURE: u16 = 0x5F37;
+}
+
+/// Longest PAN (BCD bytes).
+pub const MAX_PAN: usize = 10;
+/// Longest cardholder identifier.
+pub const MAX_CARDHOLDER_ID: usize = 32;
+/// Length of the signing key.
+pub const SIGNING_KEY_LENGTH: usize = 32;
+/// Length of the terminal nonce in PRESENT.
+pub const NONCE_LENGTH: usize = 16;
+/// Length of PRESENT's data.
+pub const PRESENTATION_LENGTH: usize = NONCE_LENGTH + 8 + 2;
+/// Length of the ATC.
+pub const ATC_LENGTH: usize = 4;
+/// Length of the card's signature.
+pub const SIGNATURE_LENGTH: usize = 64;
+/// The label in front of the message the card signs at PRESENT.
+pub const PRESENT_LABEL: &[u8] = b"linkcard credit present v1";
+/// Most token ids one CONFIRM may carry.
+pub const MAX_CONFIRM: usize = 8;
+/// Longest card data (the TLVs `C1`..`C5` each at its longest).
+pub const MAX_CARD_DATA: usize =
+    (2 + MAX_PARTY_ID) + (2 + MAX_PAN) + (2 + 2) + (2 + MAX_CARDHOLDER_ID) + (2 + 1);
+/// Longest personalization data field.
+pub const MAX_PERSONALIZATION: usize = MAX_CARD_DATA + (2 + 4) + (2 + SIGNING_KEY_LENGTH);
+
+/// The credit applet's card data and signing key, in this order, each field once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Personalization<'a> {
+    /// The credit company: tokens whose header names another are refused.
+    pub credit_id: &'a [u8],
+    /// The card number (BCD).
+    pub pan: &'a [u8],
+    /// The card's expiry, YYMM in BCD.
+    pub expiry: &'a [u8; 2],
+    /// The cardholder's identifier at the credit company.
+    pub cardholder_id: &'a [u8],
+    /// The card status (issuer's code).
+    pub status: u8,
+    /// The highest ATC the card may reach: PRESENT is refused there.
+    pub atc_limit: u32,
+    /// The P-256 private scalar the card signs with.
+    pub signing_key: &'a [u8; SIGNING_KEY_LENGTH],
+}
+
+/// Reads one field with `tag` and a length in `min..=max`.
+fn field<'a>(
+    bytes: &mut &'a [u8],
+    tag: u16,
+    min: usize,
+    max: usize,
+) -> Result<&'a [u8], StatusWord> {
+    let (tlv, rest) = tlv::read(bytes).map_err(|_| StatusWord::WRONG_DATA)?;
+    if tlv.tag != tag || tlv.value.len() < min || tlv.value.len() > max {
+        return Err(StatusWord::WRONG_DATA);
+    }
+    *bytes = rest;
+    Ok(tlv.value)
+}
+
+/// Reads one fixed-length field.
+fn fixed<'a, const N: usize>(bytes: &mut &'a [u8], tag: u16) -> Result<&'a [u8; N], StatusWord> {
+    field(bytes, tag, N, N)?
+        .try_into()
+        .map_err(|_| StatusWord::WRONG_DATA)
+}
+
+impl<'a> Personalization<'a> {
+    /// Parses the personalization TLVs (6A80 for anything else, or an ATC limit of 0).
+    pub fn parse(mut data: &'a [u8]) -> Result<Self, StatusWord> {
+        let rest = &mut data;
+        let personalization = Self {
+            credit_id: field(rest, tag::CREDIT_ID, 1, MAX_PARTY_ID)?,
+            pan: field(rest, tag::PAN, 1, MAX_PAN)?,
+            expiry: fixed(rest, tag::EXPIRY)?,
+            cardholder_id: field(rest, tag::CARDHOLDER_ID, 1, MAX_CARDHOLDER_ID)?,
+            status: fixed::<1>(rest, tag::STATUS)?[0],
+            atc_limit: u32::from_be_bytes(*fixed(rest, tag::ATC_LIMIT)?),
+            signing_key: fixed(rest, tag::SIGNING_KEY)?,
+        };
+        if !rest.is_empty() || personalization.atc_limit == 0 {
+            return Err(StatusWord::WRONG_DATA);
+        }
+        Ok(personalization)
+    }
+
+    /// Writes the card data TLVs (`C1`..`C5`, what PRESENT answers) into `out`; the number of bytes written.
+    pub fn write_card_data(&self, out: &mut [u8]) -> Result<usize, StatusWord> {
+        let mut w = tlv::Writer::new(out);
+        w.tlv(tag::CREDIT_ID, self.credit_id)
+            .and_then(|()| w.tlv(tag::PAN, self.pan))
+            .and_then(|()| w.tlv(tag::EXPIRY, self.expiry))
+            .and_then(|()| w.tlv(tag::CARDHOLDER_ID, self.cardholder_id))
+            .and_then(|()| w.tlv(tag::STATUS, &[self.status]))
+            .map_err(|_| StatusWord::UNKNOWN)?;
+        Ok(w.written().len())
+    }
+}
+
+/// What the POS sends with PRESENT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presentation<'a> {
+    /// The terminal's fresh nonce.
+    pub nonce: &'a [u8; NONCE_LENGTH],
+    /// The purchase amount, integer minor units.
+    pub amount: u64,
+    /// ISO 4217 numeric currency code.
+    pub currency: u16,
+}
+
+impl<'a> Presentation<'a> {
+    /// Parses PRESENT's data (6700 for any other length).
+    pub fn parse(data: &'a [u8]) -> Result<Self, StatusWord> {
+        let data: &[u8; PRESENTATION_LENGTH] =
+            data.try_into().map_err(|_| StatusWord::WRONG_LENGTH)?;
+        let (nonce, rest) = data
+            .split_first_chunk::<NONCE_LENGTH>()
+            .ok_or(StatusWord::WRONG_LENGTH)?;
+        let (amount, currency) = rest
+            .split_first_chunk::<8>()
+            .ok_or(StatusWord::WRONG_LENGTH)?;
+        let currency: &[u8; 2] = currency.try_into().map_err(|_| StatusWord::WRONG_LENGTH)?;
+        Ok(Self {
+            nonce,
+            amount: u64::from_be_bytes(*amount),
+            currency: u16::from_be_bytes(*currency),
+        })
+    }
+
+    /// The fixed part of the signed message: label ‖ nonce ‖ amount ‖ currency ‖ ATC (token digests follow).
+    pub fn signed_prefix(
+        &self,
+        atc: u32,
+    ) -> [u8; PRESENT_LABEL.len() + PRESENTATION_LENGTH + ATC_LENGTH] {
+        let mut out = [0u8; PRESENT_LABEL.len() + PRESENTATION_LENGTH + ATC_LENGTH];
+        let parts: [&[u8]; 5] = [
+            PRESENT_LABEL,
+            self.nonce,
+            &self.amount.to_be_bytes(),
+            &self.currency.to_be_bytes(),
+            &atc.to_be_bytes(),
+        ];
+        let mut at = 0;
+        for part in parts {
+            if let Some(dst) = out.get_mut(at..at + part.len()) {
+                dst.copy_from_slice(part);
+            }
+            at += part.len();
+        }
+        out
+    }
+}
+
+/// The token ids a CONFIRM carries, after the ATC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Confirmation<'a> {
+    /// The ATC of the PRESENT this confirms.
+    pub atc: u32,
+    /// The accepted token ids, 16 bytes each (a multiple of [`TOKEN_ID_LENGTH`], at most [`MAX_CONFIRM`]).
+    ids: &'a [u8],
+}
+
+impl<'a> Confirmation<'a> {
+    /// A confirmation of `ids` (16-byte token ids back to back) for the presentation with `atc`.
+    pub fn new(atc: u32, ids: &'a [u8]) -> Option<Self> {
+        let ok =
+            ids.len().is_multiple_of(TOKEN_ID_LENGTH) && ids.len() / TOKEN_ID_LENGTH <= MAX_CONFIRM;
+        ok.then_some(Self { atc, ids })
+    }
+
+    /// Parses CONFIRM's data (6700 if it is no ATC followed by whole token ids, or too many).
+    pub fn parse(data: &'a [u8]) -> Result<Self, StatusWord> {
+        let (atc, ids) = data
+            .split_first_chunk::<ATC_LENGTH>()
+            .ok_or(StatusWord::WRONG_LENGTH)?;
+        Self::new(u32::from_be_bytes(*atc), ids).ok_or(StatusWord::WRONG_LENGTH)
+    }
+
+    /// The accepted token ids.
+    pub fn ids(&self) -> impl Iterator<Item = &'a [u8; TOKEN_ID_LENGTH]> + use<'a> {
+        self.ids
+            .chunks_exact(TOKEN_ID_LENGTH)
+            .filter_map(|id| id.try_into().ok())
+    }
+
+    /// The raw ids, back to back.
+    pub fn id_bytes(&self) -> &'a [u8] {
+        self.ids
+    }
+}
+
+/// A credit applet command, decoded from its APDU (borrowing its data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreditCommand<'a> {
+    /// PERSONALIZE with the card data and the signing key.
+    Personalize(Personalization<'a>),
+    /// STORE TOKEN: the envelope's bytes (parsed by the applet, which answers 6A80 if they are no token).
+    StoreToken(&'a [u8]),
+    /// PRESENT to the POS.
+    Present(Presentation<'a>),
+    /// CONFIRM the tokens the credit system accepted.
+    Confirm(Confirmation<'a>),
+}
+
+impl<'a> TryFrom<&CommandView<'a>> for CreditCommand<'a> {
+    type Error = StatusWord;
+
+    fn try_from(cmd: &CommandView<'a>) -> Result<Self, StatusWord> {
+        if cmd.cla() & 0x80 == 0 {
+            return Err(StatusWord::CLA_NOT_SUPPORTED);
+        }
+        let known = matches!(
+            cmd.ins(),
+            ins::PERSONALIZE | ins::STORE_TOKEN | ins::PRESENT | ins::CONFIRM
+        );
+        if !known {
+            return Err(StatusWord::INS_NOT_SUPPORTED);
+        }
+        if cmd.p1p2() != 0 {
+            return Err(StatusWord::INCORRECT_P1P2);
+        }
+        let data = cmd.data();
+        match cmd.ins() {
+            ins::PERSONALIZE => Personalization::parse(data).map(Self::Personalize),
+            ins::STORE_TOKEN if data.is_empty() => Err(StatusWord::WRONG_DATA),
+            ins::STORE_TOKEN => Ok(Self::StoreToken(data)),
+            ins::PRESENT => Presentation::parse(data).map(Self::Present),
+            _ => Confirmation::parse(data).map(Self::Confirm),
+        }
+    }
+}
+
+/// The POS's session: authenticated by a credit-issued certificate.
+const CREDIT_POS: Requirement = Requirement::session(Role::CreditPos, SecurityLevel::C_MAC);
+/// The most a command needs (the fallback of [`CreditCommand::requirement`]).
+const DELIVERY: Requirement = Requirement::session(
+    Role::TokenDelivery,
+    SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION,
+);
+
+/// What each credit applet command needs of the channel it arrives through: the applet enforces it
+/// ([`Requirement::check`]), hosts read it.
+pub const REQUIREMENTS: [(&str, Requirement); 4] = [
+    (
+        "PERSONALIZE",
+        Requirement::session(
+            Role::Issuer,
+            SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION,
+        ),
+    ),
+    ("STORE TOKEN", DELIVERY),
+    ("PRESENT", CREDIT_POS),
+    ("CONFIRM", CREDIT_POS),
+];
+
+impl CreditCommand<'_> {
+    /// The command's name in [`REQUIREMENTS`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Personalize(_) => "PERSONALIZE",
+            Self::StoreToken(_) => "STORE TOKEN",
+            Self::Present(_) => "PRESENT",
+            Self::Confirm(_) => "CONFIRM",
+        }
+    }
+
+    /// What the command needs of its secure channel.
+    pub fn requirement(&self) -> Requirement {
+        let name = self.name();
+        REQUIREMENTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(DELIVERY, |(_, requirement)| *requirement)
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod encode {
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::builder::Command;
+
+    impl Personalization<'_> {
+        /// The TLVs, as PERSONALIZE sends them.
+        pub fn to_bytes(&self) -> Vec<u8> {
+            let mut out = Vec::with_capacity(MAX_PERSONALIZATION);
+            let status = [self.status];
+            let limit = self.atc_limit.to_be_bytes();
+            for (tag, value) in [
+                (tag::CREDIT_ID, self.credit_id),
+                (tag::PAN, self.pan),
+                (tag::EXPIRY, self.expiry.as_slice()),
+                (tag::CARDHOLDER_ID, self.cardholder_id),
+                (tag::STATUS, status.as_slice()),
+                (tag::ATC_LIMIT, limit.as_slice()),
+                (tag::SIGNING_KEY, self.signing_key.as_slice()),
+            ] {
+                // Every field is under 128 bytes: a one-byte tag and a one-byte length.
+                out.push(u8::try_from(tag).unwrap_or(u8::MAX));
+                out.push(u8::try_from(value.len()).unwrap_or(u8::MAX));
+                out.extend_from_slice(value);
+            }
+            out
+        }
+    }
+
+    /// The whole message the card signs at PRESENT, for the host to verify.
+    pub fn signed_message(
+        presentation: &Presentation<'_>,
+        atc: u32,
+        token_digests: &[[u8; 32]],
+    ) -> Vec<u8> {
+        let mut out = presentation.signed_prefix(atc).to_vec();
+        for digest in token_digests {
+            out.extend_from_slice(digest);
+        }
+        out
+    }
+
+    impl CreditCommand<'_> {
+        /// The command on the basic channel (CLA 80); a long STORE TOKEN is chained or extended by the caller.
+        pub fn to_command(&self) -> Command {
+            let command = |ins: u8| Command::new(0x80, ins, 0, 0);
+            match *self {
+                Self::Personalize(personalization) => command(ins::PERSONALIZE)
+                    .with_data(personalization.to_bytes())
+                    .with_ne(256),
+                Self::StoreToken(token) => command(ins::STORE_TOKEN).with_data(token),
+                Self::Present(p) => {
+                    let mut data = Vec::with_capacity(PRESENTATION_LENGTH);
+                    data.extend_from_slice(p.nonce);
+                    data.extend_from_slice(&p.amount.to_be_bytes());
+                    data.extend_from_slice(&p.currency.to_be_bytes());
+                    command(ins::PRESENT).with_data(data).with_ne(65536)
+                }
+                Self::Confirm(c) => {
+                    let mut data = c.atc.to_be_bytes().to_vec();
+                    data.extend_from_slice(c.ids);
+                    command(ins::CONFIRM).with_data(data)
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const PERSONALIZATION: Personalization<'static> = Personalization {
+            credit_id: b"CREDIT01",
+            pan: &[0x45, 0x39, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12],
+            expiry: &[0x30, 0x12],
+            cardholder_id: b"holder-7",
+            status: 0,
+            atc_limit: 65535,
+            signing_key: &[7; SIGNING_KEY_LENGTH],
+        };
+
+        #[test]
+        fn encoders_round_trip() {
+            let token = [0x7F, 0x71, 0x01, 0x00];
+            let ids = [9u8; 2 * TOKEN_ID_LENGTH];
+            for command in [
+                CreditCommand::Personalize(PERSONALIZATION),
+                CreditCommand::StoreToken(&token),
+                CreditCommand::Present(Presentation {
+                    nonce: &[3; NONCE_LENGTH],
+                    amount: 12_345,
+                    currency: 978,
+                }),
+                CreditCommand::Confirm(Confirmation::new(7, &ids).unwrap()),
+                CreditCommand::Confirm(Confirmation::new(u32::MAX, &[]).unwrap()),
+            ] {
+                let bytes = command.to_command().to_bytes().unwrap();
+                let view = CommandView::parse(&bytes).unwrap();
+                assert_eq!(CreditCommand::try_from(&view), Ok(command));
+                assert!(REQUIREMENTS.iter().any(|(name, _)| *name == command.name()));
+            }
+        }
+
+        #[test]
+        fn longest_personalization_fits_its_bound() {
+            let long = Personalization {
+                credit_id: &[1; MAX_PARTY_ID],
+                pan: &[2; MAX_PAN],
+                cardholder_id: &[3; MAX_CARDHOLDER_ID],
+                ..PERSONALIZATION
+            };
+            let bytes = long.to_bytes();
+            assert_eq!(bytes.len(), MAX_PERSONALIZATION);
+            assert_eq!(Personalization::parse(&bytes), Ok(long));
+            let mut card_data = [0u8; MAX_CARD_DATA];
+            assert_eq!(long.write_card_data(&mut card_data), Ok(MAX_CARD_DATA));
+            assert_eq!(&bytes[..MAX_CARD_DATA], &card_data[..]);
+        }
+
+        #[test]
+        fn signed_message_is_label_fields_atc_digests() {
+            let p = Presentation {
+                nonce: &[3; NONCE_LENGTH],
+                amount: 0x0102,
+                currency: 978,
+            };
+            let m = signed_message(&p, 5, &[[0xAA; 32]]);
+            assert!(m.starts_with(PRESENT_LABEL));
+            let rest = &m[PRESENT_LABEL.len()..];
+            assert_eq!(&rest[..16], &[3; 16]);
+            assert_eq!(&rest[16..24], &0x0102u64.to_be_bytes());
+            assert_eq!(&rest[24..26], &978u16.to_be_bytes());
+            assert_eq!(&rest[26..30], &[0, 0, 0, 5]);
+            assert_eq!(&rest[30..], &[0xAA; 32]);
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+pub use encode::signed_message;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<CreditCommand<'_>, StatusWord> {
+        CreditCommand::try_from(&CommandView::parse(bytes).unwrap())
+    }
+
+    #[test]
+    fn malformed_commands_get_their_status_words() {
+        assert_eq!(
+            parse(&[0x00, 0x36, 0, 0]),
+            Err(StatusWord::CLA_NOT_SUPPORTED)
+        );
+        assert_eq!(
+            parse(&[0x80, 0x3A, 0, 0]),
+            Err(StatusWord::INS_NOT_SUPPORTED)
+        );
+        assert_eq!(parse(&[0x80, 0x36, 1, 0]), Err(StatusWord::INCORRECT_P1P2));
+        assert_eq!(
+            parse(&[0x80, 0x36, 0, 0, 1, 0]),
+            Err(StatusWord::WRONG_LENGTH)
+        );
+        assert_eq!(parse(&[0x80, 0x34, 0, 0]), Err(StatusWord::WRONG_DATA));
+        // CONFIRM: no ATC, or a partial token id.
+        assert_eq!(
+            parse(&[0x80, 0x38, 0, 0, 2, 0, 1]),
+            Err(StatusWord::WRONG_LENGTH)
+        );
+        assert_eq!(
+            parse(&[0x80, 0x38, 0, 0, 5, 0, 0, 0, 1, 9]),
+            Err(StatusWord::WRONG_LENGTH)
+        );
+        assert_eq!(
+            parse(&[0x80, 0x30, 0, 0, 3, 0xC1, 1, 9]),
+            Err(StatusWord::WRONG_DATA)
+        );
+    }
+
+    #[test]
+    fn secured_class_on_another_channel_parses() {
+        let confirm = parse(&[0x85, 0x38, 0, 0, 4, 0, 0, 0, 1]).unwrap();
+        assert_eq!(
+            confirm,
+            CreditCommand::Confirm(Confirmation::new(1, &[]).unwrap())
+        );
+    }
+}
