@@ -30,7 +30,7 @@
 //!
 //! [`MAX_TOKEN`]: crate::token::MAX_TOKEN
 
-use crate::command::CommandView;
+use crate::command::{CommandDoc, CommandView, Param};
 use crate::scp11::Requirement;
 use crate::scp11::cert::Role;
 use crate::scp11::session::SecurityLevel;
@@ -310,19 +310,94 @@ const DELIVERY: Requirement = Requirement::session(
     SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION,
 );
 
+/// The issuer, in a session that encrypts the signing key.
+const PERSONALIZER: Requirement = Requirement::session(
+    Role::Issuer,
+    SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION,
+);
+
 /// What each credit applet command needs of the channel it arrives through: the applet enforces it
 /// ([`Requirement::check`]), hosts read it.
 pub const REQUIREMENTS: [(&str, Requirement); 4] = [
-    (
-        "PERSONALIZE",
-        Requirement::session(
-            Role::Issuer,
-            SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION,
-        ),
-    ),
+    ("PERSONALIZE", PERSONALIZER),
     ("STORE TOKEN", DELIVERY),
     ("PRESENT", CREDIT_POS),
     ("CONFIRM", CREDIT_POS),
+];
+
+/// The credit applet's commands as `docs/apdu.md` lists them (`apdu-spec/tests/apdu_doc.rs` checks each row
+/// against the encoders and the doc against the rows).
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "PERSONALIZE",
+        cla: 0x80,
+        ins: ins::PERSONALIZE,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "`C1` credit company id, `C2` PAN, `C3` expiry YYMM, `C4` cardholder id, `C5` status, `C6` ATC limit, `C7` signing key (32 bytes)",
+        response: "the public signing key, uncompressed (65 bytes)",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "already personalized"),
+            (StatusWord::WRONG_DATA, "malformed data, or no P-256 scalar"),
+        ],
+        requirement: PERSONALIZER,
+    },
+    CommandDoc {
+        name: "STORE TOKEN",
+        cla: 0x80,
+        ins: ins::STORE_TOKEN,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "one token envelope `7F71 …` (`docs/token.md`), chained or extended",
+        response: "none",
+        status: &[
+            (StatusWord::CONDITIONS_NOT_SATISFIED, "not personalized"),
+            (
+                StatusWord::WRONG_DATA,
+                "not a token, another credit company's, bound to another card, expired, or its id is stored already",
+            ),
+            (StatusWord::NOT_ENOUGH_MEMORY, "no room for another token"),
+        ],
+        requirement: DELIVERY,
+    },
+    CommandDoc {
+        name: "PRESENT",
+        cla: 0x80,
+        ins: ins::PRESENT,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "terminal nonce (16) ‖ amount (8, big-endian) ‖ currency (2)",
+        response: "`C8` ATC ‖ card data `C1`…`C5` ‖ the tokens ‖ `5F37` signature (r ‖ s)",
+        status: &[
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "not personalized, or the ATC is at its limit",
+            ),
+            (StatusWord::WRONG_LENGTH, "data of another length"),
+        ],
+        requirement: CREDIT_POS,
+    },
+    CommandDoc {
+        name: "CONFIRM",
+        cla: 0x80,
+        ins: ins::CONFIRM,
+        p1: Param::Is(0x00),
+        p2: Param::Is(0x00),
+        data: "the ATC of the last PRESENT (4) ‖ token ids (16 each)",
+        response: "none",
+        status: &[
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "not the last PRESENT's ATC, or confirmed already",
+            ),
+            (
+                StatusWord::REFERENCED_DATA_NOT_FOUND,
+                "a token that PRESENT did not carry",
+            ),
+            (StatusWord::WRONG_LENGTH, "ids not a multiple of 16 bytes"),
+        ],
+        requirement: CREDIT_POS,
+    },
 ];
 
 impl CreditCommand<'_> {

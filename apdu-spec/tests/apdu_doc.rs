@@ -12,7 +12,7 @@ use apdu_spec::gp::{self, CardManagerCommand, InstallRequest, SetStatusTarget, S
 use apdu_spec::iso::{self, ManageChannel, Occurrence, Select};
 use apdu_spec::loopback::{self, LoopbackCommand};
 use apdu_spec::scp11::{self, HandshakeCommand, KeyReference, Requirement};
-use apdu_spec::{bank, bank::BankCommand, bank::Personalization, ins};
+use apdu_spec::{bank, bank::BankCommand, bank::Personalization, credit, ins};
 
 /// A row name, the command as the real encoder builds it, and the requirement the typed command reports of
 /// itself (where it does).
@@ -61,6 +61,12 @@ const FAMILIES: &[Family] = &[
         commands: bank::COMMANDS,
         requirements: &bank::REQUIREMENTS,
         examples: bank_examples,
+    },
+    Family {
+        title: "credit applet",
+        commands: credit::COMMANDS,
+        requirements: &credit::REQUIREMENTS,
+        examples: credit_examples,
     },
 ];
 
@@ -301,6 +307,33 @@ fn bank_examples() -> Vec<Example> {
         BankCommand::StoreToken(&[0x7F, 0x71, 0x01, 0x00]),
         BankCommand::ListTokens,
         BankCommand::DeleteToken(&[7; apdu_spec::token::TOKEN_ID_LENGTH]),
+    ]
+    .into_iter()
+    .map(|c| (c.name(), c.to_command(), Some(c.requirement())))
+    .collect()
+}
+
+fn credit_examples() -> Vec<Example> {
+    let personalization = credit::Personalization {
+        credit_id: b"CRED0001",
+        pan: &[0x45, 0x39, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12],
+        expiry: &[0x29, 0x12],
+        cardholder_id: b"holder-7",
+        status: 0,
+        atc_limit: 65_535,
+        signing_key: &[0x11; 32],
+    };
+    let presentation = credit::Presentation {
+        nonce: &[0x22; 16],
+        amount: 1_250,
+        currency: 978,
+    };
+    let ids = [0x33; apdu_spec::token::TOKEN_ID_LENGTH];
+    [
+        credit::CreditCommand::Personalize(personalization),
+        credit::CreditCommand::StoreToken(&[0x7F, 0x71, 0x01, 0x00]),
+        credit::CreditCommand::Present(presentation),
+        credit::CreditCommand::Confirm(credit::Confirmation::new(7, &ids).unwrap()),
     ]
     .into_iter()
     .map(|c| (c.name(), c.to_command(), Some(c.requirement())))
