@@ -1,203 +1,26 @@
-//! The token store: [`SLOTS`] tokens of up to [`MAX_TOKEN`] bytes in the applet's own records.
-//!
-//! A record holds at most [`MAX_RECORD`] (296) bytes, so a token is kept as a stream of up to [`PARTS`] records:
-//! the stream is the token's length (2 bytes, big-endian) followed by the token, cut into [`MAX_RECORD`]-byte
-//! parts; token slot `s`, part `p` is record key `FIRST_KEY + s × PARTS + p`. A token is written, and removed,
-//! with all its parts in one store transaction, so after a power loss at any write it is wholly there or wholly
-//! absent. Writing one touches at most 3 record slots of 300 bytes, 6 store pages: within the 8 pages a
-//! transaction may change (`card_os::layout::STORE_DIRTY`); removing one writes 3 slot headers, 3 pages.
+//! The bank applet's tokens: [`SLOTS`] of them in the shared token store (`token-store`: 3 records per token,
+//! written and removed in one transaction; its docs also say how the Fig. 14 move to the credit applet goes).
 //!
 //! Capacity: 8 tokens × 3 records = 24 of the card's 96 record slots (shared by every applet), plus one for the
 //! account data; the card-wide table may fill first (6A84 too, nothing written).
-//!
-//! **The later in-card move (patent Fig. 14).** A token moves to the credit applet in one transaction: the bank
-//! applet opens it, asks the credit applet's shareable interface to store the token (the credit applet writes
-//! its own records: 3 slots, up to 6 pages), removes its own 3 parts (3 slot headers), and commits; a tear
-//! anywhere leaves the token in exactly one applet (as `card-image/tests/tear_transfer.rs` shows for one
-//! record). Both halves together may touch 9 pages, one more than `STORE_DIRTY`: before that move lands,
-//! either the journal grows (more page images: the journal sits at the start of the memory, so older state
-//! files then need a migration, not just erased pages) or, cheaper, the runtime offers a move of a record's
-//! ownership to the caller's server inside a call (rewriting each slot's owner byte: 3 pages for the whole
-//! token, no copy).
+
+pub use token_store::{PARTS, Scan, Stored, read, remove, write};
 
 use apdu_spec::StatusWord;
-use apdu_spec::token::{Envelope, MAX_TOKEN, TOKEN_ID_LENGTH};
+use apdu_spec::token::TOKEN_ID_LENGTH;
 use card_os::Context;
-use card_os::applet::{MAX_RECORD, RecordError};
 
 /// How many tokens the applet keeps.
 pub const SLOTS: usize = 8;
-/// Records per token: the length prefix and the largest token, in records of [`MAX_RECORD`] bytes.
-pub const PARTS: usize = (LENGTH_PREFIX + MAX_TOKEN).div_ceil(MAX_RECORD);
-/// The record key of slot 0, part 0 (keys below it are the applet's other records).
-pub const FIRST_KEY: u8 = 0x10;
-/// Bytes of the length prefix in front of the token.
-const LENGTH_PREFIX: usize = 2;
-/// A whole stream: length prefix and token, in whole parts.
-const STREAM: usize = PARTS * MAX_RECORD;
 
-const _: () = {
-    // Every token slot's keys fit in a byte above FIRST_KEY, and a token of the largest size fits its parts.
-    assert!(FIRST_KEY as usize + SLOTS * PARTS <= 0x100);
-    assert!(LENGTH_PREFIX + MAX_TOKEN <= STREAM);
-    assert!(PARTS == 3);
-};
-
-/// Record key of part `part` of slot `slot` (both in range: callers iterate `0..SLOTS` and `0..PARTS`).
-fn key(slot: usize, part: usize) -> u8 {
-    u8::try_from(FIRST_KEY as usize + slot * PARTS + part).unwrap_or(u8::MAX)
-}
-
-/// A token's bytes read back from its records.
-#[derive(Debug)]
-pub struct Stored {
-    stream: [u8; STREAM],
-    len: usize,
-}
-
-impl Stored {
-    /// The token's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.stream
-            .get(LENGTH_PREFIX..LENGTH_PREFIX + self.len)
-            .unwrap_or(&[])
-    }
-
-    /// The token parsed; `None` if its records do not hold a token (never written so by this applet).
-    pub fn envelope(&self) -> Option<Envelope<'_>> {
-        Envelope::parse(self.bytes()).ok()
-    }
-}
-
-/// Reads the token in `slot`, if there is one.
-pub fn read(ctx: &mut Context<'_>, slot: usize) -> Result<Option<Stored>, StatusWord> {
-    let mut stored = Stored {
-        stream: [0; STREAM],
-        len: 0,
-    };
-    let records = ctx.records()?;
-    let mut filled = 0;
-    for part in 0..PARTS {
-        let chunk = stored
-            .stream
-            .get_mut(part * MAX_RECORD..(part + 1) * MAX_RECORD)
-            .ok_or(StatusWord::UNKNOWN)?;
-        match records.get(key(slot, part), chunk) {
-            Ok(n) => filled += n,
-            Err(RecordError::NotFound) if part == 0 => return Ok(None),
-            Err(RecordError::NotFound) => break,
-            Err(error) => return Err(error.into()),
-        }
-        if filled >= LENGTH_PREFIX + stored.declared_len() {
-            break;
-        }
-    }
-    // A stream shorter than its prefix says (never written so: parts are written together) holds no token.
-    if filled >= LENGTH_PREFIX + stored.declared_len() {
-        stored.len = stored.declared_len();
-    }
-    Ok(Some(stored))
-}
-
-impl Stored {
-    fn declared_len(&self) -> usize {
-        let [hi, lo, ..] = self.stream;
-        usize::from(u16::from_be_bytes([hi, lo])).min(MAX_TOKEN)
-    }
-}
-
-/// Writes `token` into the free `slot`, all its parts in one transaction (6A84 if the records are full).
-pub fn write(ctx: &mut Context<'_>, slot: usize, token: &[u8]) -> Result<(), StatusWord> {
-    let len = u16::try_from(token.len())
-        .ok()
-        .filter(|len| usize::from(*len) <= MAX_TOKEN)
-        .ok_or(StatusWord::WRONG_DATA)?;
-    let mut stream = [0u8; STREAM];
-    let used = LENGTH_PREFIX + token.len();
-    let (prefix, rest) = stream.split_at_mut(LENGTH_PREFIX);
-    prefix.copy_from_slice(&len.to_be_bytes());
-    rest.get_mut(..token.len())
-        .ok_or(StatusWord::WRONG_DATA)?
-        .copy_from_slice(token);
-    let stream = stream.get(..used).ok_or(StatusWord::UNKNOWN)?;
-    ctx.begin_transaction()?;
-    let written = stream
-        .chunks(MAX_RECORD)
-        .enumerate()
-        .try_for_each(|(part, chunk)| ctx.records()?.put(key(slot, part), chunk));
-    match written {
-        Ok(()) => ctx.commit_transaction(),
-        Err(error) => {
-            ctx.abort_transaction();
-            Err(error.into())
-        }
-    }
-}
-
-/// Removes the token in `slot`, all its parts in one transaction.
-pub fn remove(ctx: &mut Context<'_>, slot: usize) -> Result<(), StatusWord> {
-    ctx.begin_transaction()?;
-    let removed = (0..PARTS).try_for_each(|part| match ctx.records()?.remove(key(slot, part)) {
-        Ok(()) | Err(RecordError::NotFound) => Ok(()),
-        Err(error) => Err(error),
-    });
-    match removed {
-        Ok(()) => ctx.commit_transaction(),
-        Err(error) => {
-            ctx.abort_transaction();
-            Err(error.into())
-        }
-    }
-}
-
-/// What the store holds, in one pass: the first free slot and the slot of the token with `id`, if any.
-#[derive(Debug, Clone, Copy)]
-pub struct Scan {
-    /// A slot without a token.
-    pub free: Option<usize>,
-    /// The slot holding the token with the id asked for.
-    pub found: Option<usize>,
-}
+const _: () = assert!(SLOTS <= token_store::MAX_SLOTS);
 
 /// Looks through every slot for a free one and for the token `id`.
 pub fn scan(ctx: &mut Context<'_>, id: &[u8; TOKEN_ID_LENGTH]) -> Result<Scan, StatusWord> {
-    let mut scan = Scan {
-        free: None,
-        found: None,
-    };
-    for slot in 0..SLOTS {
-        match read(ctx, slot)? {
-            None => {
-                scan.free.get_or_insert(slot);
-            }
-            Some(stored) => {
-                let same = stored
-                    .envelope()
-                    .is_some_and(|envelope| envelope.header.token_id == id);
-                if same {
-                    scan.found.get_or_insert(slot);
-                }
-            }
-        }
-    }
-    Ok(scan)
+    token_store::scan(ctx, SLOTS, id)
 }
 
-/// Removes every token whose last valid day is before `today` (each in its own transaction: one token's
-/// removal is 3 pages, and a STORE TOKEN after it needs its own 6).
+/// Removes every expired token.
 pub fn evict_expired(ctx: &mut Context<'_>) -> Result<(), StatusWord> {
-    let today = ctx.card_date();
-    for slot in 0..SLOTS {
-        let expired = read(ctx, slot)?
-            .and_then(|stored| {
-                stored
-                    .envelope()
-                    .map(|envelope| envelope.header.expires < today)
-            })
-            .unwrap_or(false);
-        if expired {
-            remove(ctx, slot)?;
-        }
-    }
-    Ok(())
+    token_store::evict_expired(ctx, SLOTS)
 }
