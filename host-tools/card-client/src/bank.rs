@@ -8,16 +8,16 @@
 //! certainly refuse (and whose refusal would end the session) is not sent.
 
 use apdu_spec::bank::{BankCommand, Personalization};
-use apdu_spec::iso::Select;
-use apdu_spec::scp11::Requirement;
 use apdu_spec::scp11::cert::{Date, Issuer};
 use apdu_spec::scp11::session::SecurityLevel;
 use apdu_spec::token::TOKEN_ID_LENGTH;
 use apdu_spec::{StatusWord, tlv};
 
-use crate::card_manager::{CardManagerError, check_channel, exchange};
+use crate::card_manager::{
+    CardManagerError, check_channel, exchange, open_scp11a_with, select_applet,
+};
 use crate::channel::CardChannel;
-use crate::scp11::{self, OceCredentials, Scp11Session};
+use crate::scp11::{OceCredentials, Scp11Session};
 
 /// A session with a bank applet instance over `C` (plain, to open a secure channel, or an SCP11 session).
 #[derive(Debug)]
@@ -29,19 +29,7 @@ impl<C: CardChannel> BankAppletSession<C> {
     /// Selects the bank applet `instance` (by AID; [`apdu_spec::aid::BANK_APPLET`] is the issuer's usual one) on a plain
     /// `channel`.
     pub fn select(mut channel: C, instance: &[u8]) -> Result<Self, CardManagerError> {
-        const COMMAND: &str = "SELECT";
-        if channel.security().is_some() {
-            return Err(CardManagerError::SelectInSession);
-        }
-        let (_, status) = exchange(&mut channel, COMMAND, &Select::aid(instance).to_command())?;
-        if !status.is_success() {
-            return Err(CardManagerError::refusal(
-                COMMAND,
-                Requirement::NONE,
-                None,
-                status,
-            ));
-        }
+        select_applet(&mut channel, instance)?;
         Ok(Self { channel })
     }
 
@@ -52,15 +40,14 @@ impl<C: CardChannel> BankAppletSession<C> {
 
     /// Verifies the applet's certificates against `card_ca` as of `today` and opens an SCP11a session as `oce`.
     pub fn open_scp11a(
-        mut self,
+        self,
         card_ca: &Issuer<'_>,
         today: Date,
         oce: &OceCredentials,
         level: SecurityLevel,
     ) -> Result<BankAppletSession<Scp11Session<C>>, CardManagerError> {
-        let card_key = scp11::card_key(&mut self.channel, card_ca, today)?;
-        let session = scp11::open_scp11a(self.channel, &card_key, oce, level, None)?;
-        Ok(BankAppletSession { channel: session })
+        let channel = open_scp11a_with(self.channel, card_ca, today, oce, level)?;
+        Ok(BankAppletSession { channel })
     }
 
     /// The channel, to send what this session has no method for.

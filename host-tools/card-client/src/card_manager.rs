@@ -680,6 +680,41 @@ pub(crate) fn check_channel(
     }
 }
 
+/// SELECT of an applet `instance` on a plain channel, for the applets' sessions: refused through an open
+/// secure channel (the card would end it), any answer but success a refusal.
+pub(crate) fn select_applet<C: CardChannel>(
+    channel: &mut C,
+    instance: &[u8],
+) -> Result<(), CardManagerError> {
+    const COMMAND: &str = "SELECT";
+    if channel.security().is_some() {
+        return Err(CardManagerError::SelectInSession);
+    }
+    let (_, status) = exchange(channel, COMMAND, &Select::aid(instance).to_command())?;
+    if !status.is_success() {
+        return Err(CardManagerError::refusal(
+            COMMAND,
+            Requirement::NONE,
+            None,
+            status,
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies the selected security domain's certificates against `card_ca` as of `today` and opens an SCP11a
+/// session as `oce`, for the applets' sessions.
+pub(crate) fn open_scp11a_with<C: CardChannel>(
+    mut channel: C,
+    card_ca: &Issuer<'_>,
+    today: Date,
+    oce: &OceCredentials,
+    level: SecurityLevel,
+) -> Result<Scp11Session<C>, CardManagerError> {
+    let card_key = scp11::card_key(&mut channel, card_ca, today)?;
+    Ok(scp11::open_scp11a(channel, &card_key, oce, level, None)?)
+}
+
 /// Sends one command the way `channel` needs it and splits the answer. A secure channel gets the whole command
 /// (it secures it, then chains it); a plain card manager takes no extended length, so long data goes as a chain
 /// of short APDUs.

@@ -11,16 +11,16 @@
 use apdu_spec::credit::{
     ATC_LENGTH, Confirmation, CreditCommand, Personalization, Presentation, SIGNATURE_LENGTH, tag,
 };
-use apdu_spec::iso::Select;
-use apdu_spec::scp11::Requirement;
 use apdu_spec::scp11::cert::{Date, Issuer};
 use apdu_spec::scp11::session::SecurityLevel;
 use apdu_spec::token::TOKEN_ID_LENGTH;
 use apdu_spec::{StatusWord, tlv};
 
-use crate::card_manager::{CardManagerError, check_channel, exchange};
+use crate::card_manager::{
+    CardManagerError, check_channel, exchange, open_scp11a_with, select_applet,
+};
 use crate::channel::CardChannel;
-use crate::scp11::{self, OceCredentials, Scp11Session};
+use crate::scp11::{OceCredentials, Scp11Session};
 
 /// PRESENT's answer, taken apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,19 +89,7 @@ impl<C: CardChannel> CreditAppletSession<C> {
     /// Selects the credit applet `instance` (by AID; [`apdu_spec::aid::CREDIT_APPLET`] is the issuer's usual
     /// one) on a plain `channel`.
     pub fn select(mut channel: C, instance: &[u8]) -> Result<Self, CardManagerError> {
-        const COMMAND: &str = "SELECT";
-        if channel.security().is_some() {
-            return Err(CardManagerError::SelectInSession);
-        }
-        let (_, status) = exchange(&mut channel, COMMAND, &Select::aid(instance).to_command())?;
-        if !status.is_success() {
-            return Err(CardManagerError::refusal(
-                COMMAND,
-                Requirement::NONE,
-                None,
-                status,
-            ));
-        }
+        select_applet(&mut channel, instance)?;
         Ok(Self { channel })
     }
 
@@ -112,15 +100,14 @@ impl<C: CardChannel> CreditAppletSession<C> {
 
     /// Verifies the applet's certificates against `card_ca` as of `today` and opens an SCP11a session as `oce`.
     pub fn open_scp11a(
-        mut self,
+        self,
         card_ca: &Issuer<'_>,
         today: Date,
         oce: &OceCredentials,
         level: SecurityLevel,
     ) -> Result<CreditAppletSession<Scp11Session<C>>, CardManagerError> {
-        let card_key = scp11::card_key(&mut self.channel, card_ca, today)?;
-        let session = scp11::open_scp11a(self.channel, &card_key, oce, level, None)?;
-        Ok(CreditAppletSession { channel: session })
+        let channel = open_scp11a_with(self.channel, card_ca, today, oce, level)?;
+        Ok(CreditAppletSession { channel })
     }
 
     /// The channel, to send what this session has no method for.

@@ -311,8 +311,9 @@ impl<C: CardChannel> Scp11Session<C> {
         self.channel
     }
 
-    /// Secures one command APDU: returns the APDUs to send (one, or a chain for long data).
-    pub fn wrap(&mut self, apdu: &[u8]) -> Result<Vec<Vec<u8>>, Scp11Error> {
+    /// The caller's command, whatever it is, with its CLA secured and its data wrapped (a re-encoding of a
+    /// typed command, not a new one), and the Ne it asked for.
+    fn secure(&mut self, apdu: &[u8]) -> Result<(Command, Option<usize>), Scp11Error> {
         let messaging = self.messaging.as_mut().ok_or(Scp11Error::Closed)?;
         let view = CommandView::parse(apdu).map_err(BadCommand::from)?;
         let class = view.class().map_err(BadCommand::from)?;
@@ -327,10 +328,14 @@ impl<C: CardChannel> Scp11Session<C> {
         buf.resize(plain_len + session::OVERHEAD, 0);
         let len = messaging.wrap_command(header, &mut buf, plain_len)?;
         buf.truncate(len);
-        // The caller's command, whatever it is, with its CLA secured and its data wrapped: a re-encoding of
-        // a typed command, not a new one.
-        let mut command = Command::new(cla, view.ins(), view.p1(), view.p2()).with_data(buf);
-        if let Some(ne) = view.ne() {
+        let command = Command::new(cla, view.ins(), view.p1(), view.p2()).with_data(buf);
+        Ok((command, view.ne()))
+    }
+
+    /// Secures one command APDU: returns the APDUs to send (one, or a chain for long data).
+    pub fn wrap(&mut self, apdu: &[u8]) -> Result<Vec<Vec<u8>>, Scp11Error> {
+        let (mut command, ne) = self.secure(apdu)?;
+        if let Some(ne) = ne {
             command = command.with_ne(ne.min(256));
         }
         Ok(command.to_chain(255)?)
@@ -340,22 +345,8 @@ impl<C: CardChannel> Scp11Session<C> {
     /// declares extended length: a long answer (the credit applet's PRESENT) then comes in one exchange, with
     /// neither command chaining nor GET RESPONSE.
     pub fn wrap_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Scp11Error> {
-        let messaging = self.messaging.as_mut().ok_or(Scp11Error::Closed)?;
-        let view = CommandView::parse(apdu).map_err(BadCommand::from)?;
-        let class = view.class().map_err(BadCommand::from)?;
-        if class.chaining() || class.secure_messaging() {
-            return Err(BadCommand::ChainedOrSecured.into());
-        }
-        let cla = Class::encode(class.channel(), class.proprietary(), false, true)
-            .ok_or(BadCommand::NoSecuredClass)?;
-        let header = [cla, view.ins(), view.p1(), view.p2()];
-        let mut buf = view.data().to_vec();
-        let plain_len = buf.len();
-        buf.resize(plain_len + session::OVERHEAD, 0);
-        let len = messaging.wrap_command(header, &mut buf, plain_len)?;
-        buf.truncate(len);
-        let mut command = Command::new(cla, view.ins(), view.p1(), view.p2()).with_data(buf);
-        if let Some(ne) = view.ne() {
+        let (mut command, ne) = self.secure(apdu)?;
+        if let Some(ne) = ne {
             command = command.with_ne(ne);
         }
         Ok(command.to_extended()?)
@@ -376,7 +367,13 @@ impl<C: CardChannel> Scp11Session<C> {
     /// Sends one command inside the session and returns the plain response (data, SW1 SW2).
     pub fn transmit_secured(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Scp11Error> {
         let fragments = self.wrap(apdu)?;
-        let response = send_apdus(&mut self.channel, &fragments)?;
+        self.exchange_wrapped(&fragments)
+    }
+
+    /// Sends wrapped APDUs and opens the answer; a failure closes the session, and so does the card's 6982 on
+    /// the card's side.
+    fn exchange_wrapped(&mut self, fragments: &[Vec<u8>]) -> Result<Vec<u8>, Scp11Error> {
+        let response = send_apdus(&mut self.channel, fragments)?;
         let result = self.unwrap(&response);
         match &result {
             Err(_) => self.messaging = None,
@@ -391,14 +388,7 @@ impl<C: CardChannel> Scp11Session<C> {
     /// [`Self::transmit_secured`] as one extended-length APDU ([`Self::wrap_extended`]).
     pub fn transmit_secured_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Scp11Error> {
         let wrapped = self.wrap_extended(apdu)?;
-        let response = send_apdus(&mut self.channel, &[wrapped])?;
-        let result = self.unwrap(&response);
-        match &result {
-            Err(_) => self.messaging = None,
-            Ok(plain) if plain.ends_with(&[0x69, 0x82]) => self.ended_by_card = true,
-            Ok(_) => {}
-        }
-        result
+        self.exchange_wrapped(&[wrapped])
     }
 }
 
