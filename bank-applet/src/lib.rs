@@ -32,7 +32,7 @@ pub mod tokens;
 
 use apdu_spec::bank::{BankCommand, MAX_PERSONALIZATION, Personalization};
 use apdu_spec::token::{Envelope, TOKEN_ID_LENGTH};
-use apdu_spec::{Aid, CommandView, StatusWord, tlv};
+use apdu_spec::{Aid, CommandView, StatusWord};
 use card_os::applet::RecordError;
 use card_os::image::{Install, LoadFile};
 use card_os::{Applet, Context, Reply};
@@ -141,17 +141,6 @@ impl BankApplet {
     }
 }
 
-/// The FCI: `6F { 84 <instance AID> }`.
-fn push_fci(ctx: &Context<'_>, reply: &mut Reply<'_>) -> Result<(), StatusWord> {
-    let aid = ctx.aid().as_bytes();
-    let mut fci = [0u8; 2 + 2 + apdu_spec::aid::MAX_LEN];
-    let mut w = tlv::Writer::new(&mut fci);
-    w.header(0x6F, tlv::header_len(0x84, aid.len()) + aid.len())
-        .and_then(|()| w.tlv(0x84, aid))
-        .map_err(|_| StatusWord::UNKNOWN)?;
-    reply.push(w.written())
-}
-
 impl Applet for BankApplet {
     fn process(
         &mut self,
@@ -160,10 +149,7 @@ impl Applet for BankApplet {
         reply: &mut Reply<'_>,
     ) -> Result<(), StatusWord> {
         if ctx.selecting() {
-            if command.p2() & 0x0C == 0x0C {
-                return Ok(());
-            }
-            return push_fci(ctx, reply);
+            return card_os::applet::answer_select(ctx, command, reply);
         }
         let parsed = BankCommand::try_from(command)?;
         // The bank applet has no plain commands, before issuance or after.

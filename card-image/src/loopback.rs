@@ -4,7 +4,7 @@
 use apdu_spec::Aid;
 use apdu_spec::loopback::{self, LoopbackCommand, flags};
 use apdu_spec::shared::{self, LoopbackRequest};
-use apdu_spec::{CommandView, StatusWord, tlv};
+use apdu_spec::{CommandView, StatusWord};
 use card_os::applet::{MAX_RECORD, Refused};
 use card_os::image::{Install, LoadFile};
 use card_os::{Applet, Context, Reply};
@@ -68,17 +68,7 @@ impl Applet for Loopback {
         reply: &mut Reply<'_>,
     ) -> Result<(), StatusWord> {
         if ctx.selecting() {
-            // FCI: 6F { 84 <instance AID> }, unless P2 asks for no response data.
-            if command.p2() & 0x0C == 0x0C {
-                return Ok(());
-            }
-            let aid = ctx.aid().as_bytes();
-            let mut fci = [0u8; 2 + 2 + apdu_spec::aid::MAX_LEN];
-            let mut w = tlv::Writer::new(&mut fci);
-            w.header(0x6F, tlv::header_len(0x84, aid.len()) + aid.len())
-                .map_err(|_| StatusWord::UNKNOWN)?;
-            w.tlv(0x84, aid).map_err(|_| StatusWord::UNKNOWN)?;
-            return reply.push(w.written());
+            return card_os::applet::answer_select(ctx, command, reply);
         }
         match LoopbackCommand::try_from(command)? {
             LoopbackCommand::Echo(data) => reply.push(data),

@@ -24,7 +24,7 @@
 //! lets it answer into a copy, and returns that copy. Every refusal (no such applet, not selectable, the server
 //! says no, a bad request) is the same [`Refused`]. A call inside a transaction is part of it.
 
-use apdu_spec::{Aid, CommandView, StatusWord};
+use apdu_spec::{Aid, CommandView, StatusWord, tlv};
 
 pub use crate::layout::MAX_RECORD;
 pub use crate::pin::{OwnerPin, PinError};
@@ -227,6 +227,25 @@ impl<'a> Context<'a> {
         let caller = self.aid;
         self.environment.call(&caller, server, request, response)
     }
+}
+
+/// Answers the SELECT that selected the applet (`ctx.selecting()`) with the usual FCI, `6F { 84 <instance AID> }`,
+/// unless P2 asks for no response data (`0C`).
+pub fn answer_select(
+    ctx: &Context<'_>,
+    command: &CommandView<'_>,
+    reply: &mut Reply<'_>,
+) -> Result<(), StatusWord> {
+    if command.p2() & 0x0C == 0x0C {
+        return Ok(());
+    }
+    let aid = ctx.aid().as_bytes();
+    let mut fci = [0u8; 2 + 2 + apdu_spec::aid::MAX_LEN];
+    let mut w = tlv::Writer::new(&mut fci);
+    w.header(0x6F, tlv::header_len(0x84, aid.len()) + aid.len())
+        .and_then(|()| w.tlv(0x84, aid))
+        .map_err(|_| StatusWord::UNKNOWN)?;
+    reply.push(w.written())
 }
 
 /// Response data an applet appends to; bounded by the runtime's response buffer.

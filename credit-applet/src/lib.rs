@@ -407,17 +407,6 @@ impl CreditApplet {
     }
 }
 
-/// The FCI: `6F { 84 <instance AID> }`.
-fn push_fci(ctx: &Context<'_>, reply: &mut Reply<'_>) -> Result<(), StatusWord> {
-    let aid = ctx.aid().as_bytes();
-    let mut fci = [0u8; 2 + 2 + apdu_spec::aid::MAX_LEN];
-    let mut w = tlv::Writer::new(&mut fci);
-    w.header(0x6F, tlv::header_len(0x84, aid.len()) + aid.len())
-        .and_then(|()| w.tlv(0x84, aid))
-        .map_err(|_| StatusWord::UNKNOWN)?;
-    reply.push(w.written())
-}
-
 impl Applet for CreditApplet {
     fn process(
         &mut self,
@@ -426,10 +415,7 @@ impl Applet for CreditApplet {
         reply: &mut Reply<'_>,
     ) -> Result<(), StatusWord> {
         if ctx.selecting() {
-            if command.p2() & 0x0C == 0x0C {
-                return Ok(());
-            }
-            return push_fci(ctx, reply);
+            return card_os::applet::answer_select(ctx, command, reply);
         }
         let parsed = CreditCommand::try_from(command)?;
         // The credit applet has no plain commands, before issuance or after.
