@@ -48,7 +48,12 @@ pub mod ins {
     pub const PRESENT: u8 = 0x36;
     /// CONFIRM: drop the tokens the credit system accepted.
     pub const CONFIRM: u8 = 0x38;
+    /// VERIFY (ISO 7816-4, class `00`): the cardholder PIN.
+    pub const VERIFY: u8 = 0x20;
 }
+
+/// P2 of VERIFY: the applet's own reference data (ISO 7816-4 "specific", number 0).
+pub const VERIFY_P2: u8 = 0x80;
 
 /// Tags of the personalization data and of PRESENT's answer.
 pub mod tag {
@@ -70,7 +75,20 @@ pub mod tag {
     pub const ATC: u16 = 0xC8;
     /// The card's signature in PRESENT's answer (r ‖ s, 64 bytes).
     pub const SIGNATURE: u16 = 0x5F37;
+    /// Optional: the AID of the bank applet whose tokens the credit applet collects (patent Fig. 14).
+    pub const BANK_APPLET: u16 = 0x4F;
+    /// Optional: the cardholder PIN (4-12 ASCII digits), which PRESENT then requires.
+    pub const PIN: u16 = 0xC9;
+    /// The PIN's try limit (1 byte, 1-15), right after [`PIN`].
+    pub const PIN_TRY_LIMIT: u16 = 0xCA;
 }
+
+/// Shortest cardholder PIN.
+pub const MIN_PIN: usize = 4;
+/// Longest cardholder PIN.
+pub const MAX_PIN: usize = 12;
+/// Highest PIN try limit (the count fits the low nibble of 63Cx).
+pub const MAX_PIN_TRIES: u8 = 15;
 
 /// Longest PAN (BCD bytes).
 pub const MAX_PAN: usize = 10;
@@ -94,7 +112,12 @@ pub const MAX_CONFIRM: usize = 8;
 pub const MAX_CARD_DATA: usize =
     (2 + MAX_PARTY_ID) + (2 + MAX_PAN) + (2 + 2) + (2 + MAX_CARDHOLDER_ID) + (2 + 1);
 /// Longest personalization data field.
-pub const MAX_PERSONALIZATION: usize = MAX_CARD_DATA + (2 + 4) + (2 + SIGNING_KEY_LENGTH);
+pub const MAX_PERSONALIZATION: usize = MAX_CARD_DATA
+    + (2 + 4)
+    + (2 + SIGNING_KEY_LENGTH)
+    + (2 + crate::aid::MAX_LEN)
+    + (2 + MAX_PIN)
+    + (2 + 1);
 
 /// The credit applet's card data and signing key, in this order, each field once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +136,38 @@ pub struct Personalization<'a> {
     pub atc_limit: u32,
     /// The P-256 private scalar the card signs with.
     pub signing_key: &'a [u8; SIGNING_KEY_LENGTH],
+    /// The bank applet the credit applet collects tokens from through its shareable interface (Fig. 14);
+    /// `None`: tokens come only by STORE TOKEN (Fig. 15).
+    pub bank_applet: Option<&'a [u8]>,
+    /// The cardholder PIN PRESENT requires; `None`: no PIN.
+    pub pin: Option<CardholderPin<'a>>,
+}
+
+/// A cardholder PIN as personalized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CardholderPin<'a> {
+    /// 4-12 ASCII digits.
+    pub digits: &'a [u8],
+    /// Consecutive wrong tries before the PIN blocks (1-15).
+    pub try_limit: u8,
+}
+
+/// Whether `digits` is a well-formed PIN: [`MIN_PIN`]-[`MAX_PIN`] ASCII digits.
+pub fn is_pin(digits: &[u8]) -> bool {
+    (MIN_PIN..=MAX_PIN).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// Reads the next field if it has `tag` (optional fields).
+fn optional<'a>(
+    bytes: &mut &'a [u8],
+    tag: u16,
+    min: usize,
+    max: usize,
+) -> Result<Option<&'a [u8]>, StatusWord> {
+    match tlv::read(bytes) {
+        Ok((tlv, _)) if tlv.tag == tag => field(bytes, tag, min, max).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Reads one field with `tag` and a length in `min..=max`.
@@ -149,8 +204,24 @@ impl<'a> Personalization<'a> {
             status: fixed::<1>(rest, tag::STATUS)?[0],
             atc_limit: u32::from_be_bytes(*fixed(rest, tag::ATC_LIMIT)?),
             signing_key: fixed(rest, tag::SIGNING_KEY)?,
+            bank_applet: optional(
+                rest,
+                tag::BANK_APPLET,
+                crate::aid::MIN_LEN,
+                crate::aid::MAX_LEN,
+            )?,
+            pin: match optional(rest, tag::PIN, MIN_PIN, MAX_PIN)? {
+                Some(digits) => Some(CardholderPin {
+                    digits,
+                    try_limit: fixed::<1>(rest, tag::PIN_TRY_LIMIT)?[0],
+                }),
+                None => None,
+            },
         };
-        if !rest.is_empty() || personalization.atc_limit == 0 {
+        let pin_ok = personalization
+            .pin
+            .is_none_or(|pin| is_pin(pin.digits) && (1..=MAX_PIN_TRIES).contains(&pin.try_limit));
+        if !rest.is_empty() || personalization.atc_limit == 0 || !pin_ok {
             return Err(StatusWord::WRONG_DATA);
         }
         Ok(personalization)
@@ -272,6 +343,21 @@ pub enum CreditCommand<'a> {
     Present(Presentation<'a>),
     /// CONFIRM the tokens the credit system accepted.
     Confirm(Confirmation<'a>),
+    /// VERIFY the cardholder PIN; `None` asks only whether it is verified (9000) or how many tries are left
+    /// (63Cx).
+    Verify(Option<&'a [u8]>),
+}
+
+/// VERIFY's fields (ISO class): P1 P2 `00 80`, no data or a well-formed PIN.
+fn verify<'a>(cmd: &CommandView<'a>) -> Result<CreditCommand<'a>, StatusWord> {
+    if cmd.p1p2() != u16::from(VERIFY_P2) {
+        return Err(StatusWord::INCORRECT_P1P2);
+    }
+    match cmd.data() {
+        [] => Ok(CreditCommand::Verify(None)),
+        digits if is_pin(digits) => Ok(CreditCommand::Verify(Some(digits))),
+        _ => Err(StatusWord::WRONG_DATA),
+    }
 }
 
 impl<'a> TryFrom<&CommandView<'a>> for CreditCommand<'a> {
@@ -279,7 +365,11 @@ impl<'a> TryFrom<&CommandView<'a>> for CreditCommand<'a> {
 
     fn try_from(cmd: &CommandView<'a>) -> Result<Self, StatusWord> {
         if cmd.cla() & 0x80 == 0 {
-            return Err(StatusWord::CLA_NOT_SUPPORTED);
+            // The one interindustry command.
+            return match cmd.ins() {
+                ins::VERIFY => verify(cmd),
+                _ => Err(StatusWord::CLA_NOT_SUPPORTED),
+            };
         }
         let known = matches!(
             cmd.ins(),
@@ -310,6 +400,12 @@ const DELIVERY: Requirement = Requirement::session(
     SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION,
 );
 
+/// The POS, in a session that encrypts the PIN.
+const PIN_ENTRY: Requirement = Requirement::session(
+    Role::CreditPos,
+    SecurityLevel::C_MAC | SecurityLevel::C_DECRYPTION,
+);
+
 /// The issuer, in a session that encrypts the signing key.
 const PERSONALIZER: Requirement = Requirement::session(
     Role::Issuer,
@@ -318,11 +414,12 @@ const PERSONALIZER: Requirement = Requirement::session(
 
 /// What each credit applet command needs of the channel it arrives through: the applet enforces it
 /// ([`Requirement::check`]), hosts read it.
-pub const REQUIREMENTS: [(&str, Requirement); 4] = [
+pub const REQUIREMENTS: [(&str, Requirement); 5] = [
     ("PERSONALIZE", PERSONALIZER),
     ("STORE TOKEN", DELIVERY),
     ("PRESENT", CREDIT_POS),
     ("CONFIRM", CREDIT_POS),
+    ("VERIFY", PIN_ENTRY),
 ];
 
 /// The credit applet's commands as `docs/apdu.md` lists them (`apdu-spec/tests/apdu_doc.rs` checks each row
@@ -334,7 +431,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         ins: ins::PERSONALIZE,
         p1: Param::Is(0x00),
         p2: Param::Is(0x00),
-        data: "`C1` credit company id, `C2` PAN, `C3` expiry YYMM, `C4` cardholder id, `C5` status, `C6` ATC limit, `C7` signing key (32 bytes)",
+        data: "`C1` credit company id, `C2` PAN, `C3` expiry YYMM, `C4` cardholder id, `C5` status, `C6` ATC limit, `C7` signing key (32 bytes); optional `4F` bank applet AID (Fig. 14), optional `C9` PIN (4-12 digits) with `CA` try limit (1-15)",
         response: "the public signing key, uncompressed (65 bytes)",
         status: &[
             (StatusWord::CONDITIONS_NOT_SATISFIED, "already personalized"),
@@ -371,7 +468,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         status: &[
             (
                 StatusWord::CONDITIONS_NOT_SATISFIED,
-                "not personalized, or the ATC is at its limit",
+                "not personalized, the ATC is at its limit, or the PIN is not verified",
             ),
             (StatusWord::WRONG_LENGTH, "data of another length"),
         ],
@@ -398,6 +495,28 @@ pub const COMMANDS: &[CommandDoc] = &[
         ],
         requirement: CREDIT_POS,
     },
+    CommandDoc {
+        name: "VERIFY",
+        cla: 0x00,
+        ins: ins::VERIFY,
+        p1: Param::Is(0x00),
+        p2: Param::Is(VERIFY_P2),
+        data: "the cardholder PIN (4-12 ASCII digits), or none to ask for its state",
+        response: "none",
+        status: &[
+            (
+                StatusWord::verify_failed(0),
+                "63Cx: wrong PIN (or, without data, not verified yet), x tries left",
+            ),
+            (StatusWord::AUTH_METHOD_BLOCKED, "no tries left"),
+            (
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+                "not personalized, or personalized without a PIN",
+            ),
+            (StatusWord::WRONG_DATA, "not 4-12 ASCII digits"),
+        ],
+        requirement: PIN_ENTRY,
+    },
 ];
 
 impl CreditCommand<'_> {
@@ -408,6 +527,7 @@ impl CreditCommand<'_> {
             Self::StoreToken(_) => "STORE TOKEN",
             Self::Present(_) => "PRESENT",
             Self::Confirm(_) => "CONFIRM",
+            Self::Verify(_) => "VERIFY",
         }
     }
 
@@ -443,13 +563,24 @@ mod encode {
                 (tag::ATC_LIMIT, limit.as_slice()),
                 (tag::SIGNING_KEY, self.signing_key.as_slice()),
             ] {
-                // Every field is under 128 bytes: a one-byte tag and a one-byte length.
-                out.push(u8::try_from(tag).unwrap_or(u8::MAX));
-                out.push(u8::try_from(value.len()).unwrap_or(u8::MAX));
-                out.extend_from_slice(value);
+                push_field(&mut out, tag, value);
+            }
+            if let Some(bank_applet) = self.bank_applet {
+                push_field(&mut out, tag::BANK_APPLET, bank_applet);
+            }
+            if let Some(pin) = self.pin {
+                push_field(&mut out, tag::PIN, pin.digits);
+                push_field(&mut out, tag::PIN_TRY_LIMIT, &[pin.try_limit]);
             }
             out
         }
+    }
+
+    /// Every field is under 128 bytes: a one-byte tag and a one-byte length.
+    fn push_field(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
+        out.push(u8::try_from(tag).unwrap_or(u8::MAX));
+        out.push(u8::try_from(value.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(value);
     }
 
     /// The whole message the card signs at PRESENT, for the host to verify.
@@ -486,6 +617,10 @@ mod encode {
                     data.extend_from_slice(c.ids);
                     command(ins::CONFIRM).with_data(data)
                 }
+                Self::Verify(None) => Command::new(0x00, ins::VERIFY, 0, VERIFY_P2),
+                Self::Verify(Some(digits)) => {
+                    Command::new(0x00, ins::VERIFY, 0, VERIFY_P2).with_data(digits)
+                }
             }
         }
     }
@@ -502,6 +637,8 @@ mod encode {
             status: 0,
             atc_limit: 65535,
             signing_key: &[7; SIGNING_KEY_LENGTH],
+            bank_applet: None,
+            pin: None,
         };
 
         #[test]
@@ -518,6 +655,23 @@ mod encode {
                 }),
                 CreditCommand::Confirm(Confirmation::new(7, &ids).unwrap()),
                 CreditCommand::Confirm(Confirmation::new(u32::MAX, &[]).unwrap()),
+                CreditCommand::Verify(None),
+                CreditCommand::Verify(Some(b"123456")),
+                CreditCommand::Personalize(Personalization {
+                    bank_applet: Some(crate::aid::BANK_APPLET.as_bytes()),
+                    pin: Some(CardholderPin {
+                        digits: b"0000",
+                        try_limit: 3,
+                    }),
+                    ..PERSONALIZATION
+                }),
+                CreditCommand::Personalize(Personalization {
+                    pin: Some(CardholderPin {
+                        digits: b"123456789012",
+                        try_limit: 15,
+                    }),
+                    ..PERSONALIZATION
+                }),
             ] {
                 let bytes = command.to_command().to_bytes().unwrap();
                 let view = CommandView::parse(&bytes).unwrap();
@@ -532,6 +686,11 @@ mod encode {
                 credit_id: &[1; MAX_PARTY_ID],
                 pan: &[2; MAX_PAN],
                 cardholder_id: &[3; MAX_CARDHOLDER_ID],
+                bank_applet: Some(&[4; crate::aid::MAX_LEN]),
+                pin: Some(CardholderPin {
+                    digits: b"999999999999",
+                    try_limit: 1,
+                }),
                 ..PERSONALIZATION
             };
             let bytes = long.to_bytes();
@@ -540,6 +699,47 @@ mod encode {
             let mut card_data = [0u8; MAX_CARD_DATA];
             assert_eq!(long.write_card_data(&mut card_data), Ok(MAX_CARD_DATA));
             assert_eq!(&bytes[..MAX_CARD_DATA], &card_data[..]);
+        }
+
+        #[test]
+        fn personalization_pin_and_bank_applet_are_checked() {
+            let base = |extra: &[u8]| {
+                let mut data = alloc::vec![
+                    0xC1, 1, b'C', 0xC2, 1, 0x41, 0xC3, 2, 0x30, 0x12, 0xC4, 1, b'h'
+                ];
+                data.extend_from_slice(&[0xC5, 1, 0, 0xC6, 4, 0, 0, 0, 9, 0xC7, 32]);
+                data.extend_from_slice(&[1; 32]);
+                data.extend_from_slice(extra);
+                data
+            };
+            let parsed = |extra: &[u8]| {
+                Personalization::parse(&base(extra)).map(|p| {
+                    let pin = p.pin.map(|pin| (pin.digits.to_vec(), pin.try_limit));
+                    (p.bank_applet.map(<[u8]>::to_vec), pin)
+                })
+            };
+            assert_eq!(parsed(&[]), Ok((None, None)));
+            assert_eq!(
+                parsed(&[0xC9, 4, b'1', b'2', b'3', b'4', 0xCA, 1, 3]),
+                Ok((None, Some((b"1234".to_vec(), 3))))
+            );
+            assert_eq!(
+                parsed(&[0x4F, 5, 1, 2, 3, 4, 5]),
+                Ok((Some(alloc::vec![1, 2, 3, 4, 5]), None))
+            );
+            // A PIN without its try limit, a try limit of 0 or 16, a PIN of letters, a field out of order.
+            for bad in [
+                &[0xC9, 4, b'1', b'2', b'3', b'4'][..],
+                &[0xC9, 4, b'1', b'2', b'3', b'4', 0xCA, 1, 0],
+                &[0xC9, 4, b'1', b'2', b'3', b'4', 0xCA, 1, 16],
+                &[0xC9, 4, b'a', b'b', b'c', b'd', 0xCA, 1, 3],
+                &[
+                    0xC9, 4, b'1', b'2', b'3', b'4', 0xCA, 1, 3, 0x4F, 5, 1, 2, 3, 4, 5,
+                ],
+                &[0x4F, 4, 1, 2, 3, 4],
+            ] {
+                assert_eq!(parsed(bad), Err(StatusWord::WRONG_DATA), "{bad:02X?}");
+            }
         }
 
         #[test]
@@ -601,6 +801,21 @@ mod tests {
             parse(&[0x80, 0x30, 0, 0, 3, 0xC1, 1, 9]),
             Err(StatusWord::WRONG_DATA)
         );
+        // VERIFY: ISO class only, P1 P2 00 80, a PIN of 4-12 digits.
+        assert_eq!(
+            parse(&[0x80, 0x20, 0, 0x80]),
+            Err(StatusWord::INS_NOT_SUPPORTED)
+        );
+        assert_eq!(
+            parse(&[0x00, 0x20, 0, 0x81]),
+            Err(StatusWord::INCORRECT_P1P2)
+        );
+        for bad in [&b"123"[..], b"1234567890123", b"12a4"] {
+            let mut apdu = [0u8; 5 + 13];
+            apdu[..5].copy_from_slice(&[0x00, 0x20, 0, 0x80, bad.len() as u8]);
+            apdu[5..5 + bad.len()].copy_from_slice(bad);
+            assert_eq!(parse(&apdu[..5 + bad.len()]), Err(StatusWord::WRONG_DATA));
+        }
     }
 
     #[test]

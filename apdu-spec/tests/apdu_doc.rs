@@ -322,6 +322,11 @@ fn credit_examples() -> Vec<Example> {
         status: 0,
         atc_limit: 65_535,
         signing_key: &[0x11; 32],
+        bank_applet: Some(apdu_spec::aid::BANK_APPLET.as_bytes()),
+        pin: Some(credit::CardholderPin {
+            digits: b"2468",
+            try_limit: 3,
+        }),
     };
     let presentation = credit::Presentation {
         nonce: &[0x22; 16],
@@ -334,6 +339,7 @@ fn credit_examples() -> Vec<Example> {
         credit::CreditCommand::StoreToken(&[0x7F, 0x71, 0x01, 0x00]),
         credit::CreditCommand::Present(presentation),
         credit::CreditCommand::Confirm(credit::Confirmation::new(7, &ids).unwrap()),
+        credit::CreditCommand::Verify(Some(b"2468")),
     ]
     .into_iter()
     .map(|c| (c.name(), c.to_command(), Some(c.requirement())))

@@ -427,6 +427,8 @@ impl Applet for CreditApplet {
             CreditCommand::StoreToken(token) => Self::store_token(ctx, token),
             CreditCommand::Present(presentation) => Self::present(ctx, &presentation, reply),
             CreditCommand::Confirm(confirmation) => Self::confirm(ctx, &confirmation),
+            // The cardholder PIN lands with its personalization in the next change.
+            CreditCommand::Verify(_) => Err(StatusWord::CONDITIONS_NOT_SATISFIED),
         }
     }
 

@@ -151,6 +151,8 @@ fn card_data(atc_limit: u32) -> Personalization<'static> {
         status: 0,
         atc_limit,
         signing_key: &SIGNING_KEY,
+        bank_applet: None,
+        pin: None,
     }
 }
 
