@@ -8,6 +8,12 @@
 //! [`apdu_spec::token::MAX_TOKEN`] bytes, [`tokens::PARTS`] records each (see [`tokens`]). The applet has no
 //! fields: everything it knows is in its records, so a reboot loses nothing but the session.
 //!
+//! **Fig. 14 share**: the credit applet pulls tokens through this applet's shareable interface
+//! ([`apdu_spec::shared::BankRequest::HandOver`]); only the credit applet instance named at personalization
+//! (`4F`), checked against the runtime-stamped caller AID on every call, gets them. A token moves by a
+//! hand-over of its records ([`token_store::hand_over`]) inside the credit applet's transaction: after a tear
+//! at any write it is in exactly one of the two applets.
+//!
 //! The card does not verify tokens (only the credit system can open them): it reads the clear header to refuse
 //! a token of another bank or one already expired, to list tokens and to evict expired ones, by the card date
 //! ([`card_os::Context::card_date`]).
@@ -31,9 +37,10 @@
 pub mod tokens;
 
 use apdu_spec::bank::{BankCommand, MAX_PERSONALIZATION, Personalization};
+use apdu_spec::shared::{self, BankRequest, HandOver};
 use apdu_spec::token::{Envelope, TOKEN_ID_LENGTH};
 use apdu_spec::{Aid, CommandView, StatusWord};
-use card_os::applet::RecordError;
+use card_os::applet::{RecordError, Refused};
 use card_os::image::{Install, LoadFile};
 use card_os::{Applet, Context, Reply};
 
@@ -131,6 +138,39 @@ impl BankApplet {
         Ok(())
     }
 
+    /// Fig. 14: gives the first token for the caller's company and card to the caller, if the caller is the
+    /// credit applet named at personalization (as the runtime stamped it).
+    fn hand_over(
+        ctx: &mut Context<'_>,
+        caller: &Aid,
+        request: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        let mut buf = [0u8; MAX_PERSONALIZATION];
+        let stored = account(ctx, &mut buf)?.ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+        let personalization =
+            Personalization::parse(stored).map_err(|_| StatusWord::MEMORY_FAILURE)?;
+        if personalization.credit_applet != caller.as_bytes() {
+            return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+        }
+        let BankRequest::HandOver {
+            credit_id,
+            card_binding,
+            first_key,
+        } = shared::decode(request).map_err(|_| StatusWord::WRONG_DATA)?;
+        let answer = match tokens::find_for(ctx, credit_id, &card_binding)? {
+            Some((slot, token_id)) => {
+                tokens::hand_over(ctx, slot, first_key)?;
+                HandOver::Token { token_id }
+            }
+            None => HandOver::Nothing,
+        };
+        let n = shared::encode(&answer, reply.spare())
+            .map_err(|_| StatusWord::UNKNOWN)?
+            .len();
+        reply.advance(n)
+    }
+
     fn delete_token(ctx: &mut Context<'_>, id: &[u8; TOKEN_ID_LENGTH]) -> Result<(), StatusWord> {
         let mut buf = [0u8; MAX_PERSONALIZATION];
         bank_id(ctx, &mut buf)?;
@@ -161,6 +201,18 @@ impl Applet for BankApplet {
             BankCommand::ListTokens => Self::list_tokens(ctx, reply),
             BankCommand::DeleteToken(id) => Self::delete_token(ctx, id),
         }
+    }
+
+    /// The Fig. 14 share: only [`BankRequest::HandOver`], only from the credit applet named at
+    /// personalization; every refusal is the same.
+    fn shared(
+        &mut self,
+        ctx: &mut Context<'_>,
+        caller: &Aid,
+        request: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), Refused> {
+        Self::hand_over(ctx, caller, request, reply).map_err(|_| Refused)
     }
 
     /// A token (up to 640 bytes, more once secured) fits one extended-length APDU, or a command chain.

@@ -97,6 +97,8 @@ pub struct Refused;
 /// What the runtime lends a context: the store and the other applets.
 pub(crate) trait Environment {
     fn store(&mut self) -> Option<&mut dyn StoreAccess>;
+    /// The owner number of the applet whose shareable call is being served; `None` at an entry point.
+    fn caller_owner(&self) -> Option<u8>;
     fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]>;
     fn call(
         &mut self,
@@ -214,6 +216,25 @@ impl<'a> Context<'a> {
         if let Some(store) = self.environment.store() {
             store.abort();
         }
+    }
+
+    /// While serving a shareable call ([`Applet::shared`]): gives this applet's record `key` to the caller, which
+    /// finds it as its own record `caller_key` (the caller names that key in its request). The data is not
+    /// copied: the slot changes owner in one write, part of the caller's open transaction if there is one, so a
+    /// move of several records made inside the caller's transaction is wholly done or not at all. Refused
+    /// ([`RecordError::Refused`]) outside a call or onto a key the caller already uses; the receiver is always
+    /// the caller the runtime stamped, never one the server chooses.
+    pub fn hand_over(&mut self, key: u8, caller_key: u8) -> Result<(), RecordError> {
+        let receiver = self
+            .environment
+            .caller_owner()
+            .ok_or(RecordError::Refused)?;
+        let owner = self.owner;
+        let store = self
+            .environment
+            .store()
+            .ok_or(RecordError::Store(crate::store::StoreError::Geometry))?;
+        crate::layout::RECORDS.hand_over(store, owner, key, receiver, caller_key)
     }
 
     /// Calls the shareable interface of the applet `server` (its full AID) with `request`; the answer is copied

@@ -26,6 +26,8 @@ mod ins {
     pub const READ_SECRET: u8 = 0x04;
     /// Data: server AID length, server AID, request.
     pub const CALL: u8 = 0x10;
+    /// Hand record P1 over as P2 outside any call (refused: there is no caller).
+    pub const HAND_OVER: u8 = 0x11;
 }
 
 #[derive(Debug)]
@@ -72,6 +74,7 @@ impl Applet for TestApplet {
                     .map_err(|Refused| StatusWord::CONDITIONS_NOT_SATISFIED)?;
                 reply.advance(n)
             }
+            ins::HAND_OVER => Ok(ctx.hand_over(command.p1(), command.p2())?),
             _ => Err(StatusWord::INS_NOT_SUPPORTED),
         }
     }
@@ -80,8 +83,8 @@ impl Applet for TestApplet {
         true
     }
 
-    /// Only the keeper shares, only with its friend, and only for the request "who"; it answers the caller's
-    /// AID as the runtime stamped it, followed by its record 1.
+    /// Only the keeper shares, only with its friend: for "who" it answers the caller's AID as the runtime
+    /// stamped it, followed by its record 1; for "give" key caller_key it hands that record over.
     fn shared(
         &mut self,
         ctx: &mut Context<'_>,
@@ -89,7 +92,13 @@ impl Applet for TestApplet {
         request: &[u8],
         reply: &mut Reply<'_>,
     ) -> Result<(), Refused> {
-        if self.aid != KEEPER || *caller != FRIEND || request != b"who" {
+        if self.aid != KEEPER || *caller != FRIEND {
+            return Err(Refused);
+        }
+        if let [b'g', b'i', b'v', b'e', key, caller_key] = *request {
+            return ctx.hand_over(key, caller_key).map_err(|_| Refused);
+        }
+        if request != b"who" {
             return Err(Refused);
         }
         reply.push(caller.as_bytes()).map_err(|_| Refused)?;
@@ -313,5 +322,56 @@ fn transient_secrets_do_not_outlive_deselect_or_reset() {
     assert_eq!(
         send(&mut card, &[0x80, ins::READ_SECRET, 0, 1, 0]),
         [0, 0, 0, 0, 0x90, 0x00]
+    );
+}
+
+#[test]
+fn a_server_hands_records_only_to_its_stamped_caller() {
+    let mut card = card();
+    // Outside a call there is nobody to hand a record to.
+    assert_eq!(send(&mut card, &[0x80, ins::HAND_OVER, 1, 7]), [0x69, 0x85]);
+    // The snoop asks for the keeper's record 1: refused, the record stays.
+    select(&mut card, &SNOOP);
+    assert_eq!(
+        call(&mut card, KEEPER.as_bytes(), b"give\x01\x07"),
+        [0x69, 0x85]
+    );
+    assert_eq!(
+        send(&mut card, &[0x80, ins::GET_RECORD, 7, 0, 0]),
+        [0x6A, 0x88]
+    );
+    // The friend cannot have it over a record of its own.
+    select(&mut card, &FRIEND);
+    assert_eq!(
+        send(&mut card, &[0x80, ins::PUT_RECORD, 7, 0, 1, 0xEE]),
+        [0x90, 0x00]
+    );
+    assert_eq!(
+        call(&mut card, KEEPER.as_bytes(), b"give\x01\x07"),
+        [0x69, 0x85]
+    );
+    assert_eq!(
+        send(&mut card, &[0x80, ins::GET_RECORD, 7, 0, 0]),
+        [0xEE, 0x90, 0x00]
+    );
+    // Under a free key it becomes the friend's, the same bytes, and the keeper's is gone.
+    assert_eq!(
+        call(&mut card, KEEPER.as_bytes(), b"give\x01\x08"),
+        [0x90, 0x00]
+    );
+    assert_eq!(
+        send(&mut card, &[0x80, ins::GET_RECORD, 8, 0, 0]),
+        [0x0A, 0x0B, 0x0C, 0x90, 0x00]
+    );
+    select(&mut card, &KEEPER);
+    assert_eq!(
+        send(&mut card, &[0x80, ins::GET_RECORD, 1, 0, 0]),
+        [0x6A, 0x88]
+    );
+    // Given once, it cannot be given again.
+    select(&mut card, &FRIEND);
+    assert_eq!(
+        call(&mut card, KEEPER.as_bytes(), b"give\x01\x09"),
+        [0x69, 0x85]
     );
 }

@@ -29,6 +29,8 @@ pub enum RecordError {
     BufferTooSmall,
     /// The store failed (6581), or the transaction is full (BUFFER_FULL).
     Store(StoreError),
+    /// A hand-over to a key the receiver already uses, or outside a shareable call (6985).
+    Refused,
 }
 
 impl From<StoreError> for RecordError {
@@ -45,6 +47,7 @@ impl From<RecordError> for StatusWord {
             RecordError::BufferTooSmall => StatusWord::UNKNOWN,
             RecordError::Store(StoreError::BufferFull) => StatusWord::NOT_ENOUGH_MEMORY,
             RecordError::Store(_) => StatusWord::MEMORY_FAILURE,
+            RecordError::Refused => StatusWord::CONDITIONS_NOT_SATISFIED,
         }
     }
 }
@@ -108,6 +111,27 @@ impl RecordTable {
                 store.write(self.slot_address(slot), &[FREE])?;
             }
         }
+        Ok(())
+    }
+
+    /// Gives record `key` of `owner` to `receiver` as its record `receiver_key`: one write of the slot's owner
+    /// and key bytes (part of the open store transaction, if any), the data stays where it is. Refused if the
+    /// receiver already has a record `receiver_key`. Only the runtime names the two owners (the server of a
+    /// shareable call and its stamped caller).
+    pub fn hand_over<S: StoreAccess + ?Sized>(
+        &self,
+        store: &mut S,
+        owner: u8,
+        key: u8,
+        receiver: u8,
+        receiver_key: u8,
+    ) -> Result<(), RecordError> {
+        debug_assert!(owner != FREE && receiver != FREE);
+        let slot = self.find(store, owner, key)?.ok_or(RecordError::NotFound)?;
+        if self.find(store, receiver, receiver_key)?.is_some() {
+            return Err(RecordError::Refused);
+        }
+        store.write(self.slot_address(slot), &[receiver, receiver_key])?;
         Ok(())
     }
 
@@ -302,6 +326,44 @@ mod tests {
         assert_eq!(space.get(1, &mut small), Err(RecordError::BufferTooSmall));
         TABLE.remove_all(&mut store, 4).unwrap();
         assert_eq!(TABLE.usage(&store), Ok((0, 6)));
+    }
+
+    #[test]
+    fn a_hand_over_moves_the_record_and_joins_the_transaction() {
+        let mut store = TestStore::open(Memory::default()).unwrap();
+        TABLE.space(&mut store, 1).put(3, b"token part").unwrap();
+        TABLE.space(&mut store, 2).put(9, b"mine").unwrap();
+        let mut buf = [0u8; 96];
+        // Not onto a key the receiver uses, and not a record the giver lacks.
+        assert_eq!(
+            TABLE.hand_over(&mut store, 1, 3, 2, 9),
+            Err(RecordError::Refused)
+        );
+        assert_eq!(
+            TABLE.hand_over(&mut store, 1, 4, 2, 5),
+            Err(RecordError::NotFound)
+        );
+        // Aborted: still the giver's.
+        store.begin().unwrap();
+        TABLE.hand_over(&mut store, 1, 3, 2, 5).unwrap();
+        assert_eq!(TABLE.space(&mut store, 2).get(5, &mut buf), Ok(10));
+        store.abort();
+        assert_eq!(TABLE.space(&mut store, 1).get(3, &mut buf), Ok(10));
+        assert_eq!(
+            TABLE.space(&mut store, 2).get(5, &mut buf),
+            Err(RecordError::NotFound)
+        );
+        // Committed: the receiver's, under its key, the same bytes; the slot count is unchanged.
+        store.begin().unwrap();
+        TABLE.hand_over(&mut store, 1, 3, 2, 5).unwrap();
+        store.commit().unwrap();
+        assert_eq!(
+            TABLE.space(&mut store, 1).get(3, &mut buf),
+            Err(RecordError::NotFound)
+        );
+        assert_eq!(TABLE.space(&mut store, 2).get(5, &mut buf), Ok(10));
+        assert_eq!(&buf[..10], b"token part");
+        assert_eq!(TABLE.usage(&store), Ok((2, 4)));
     }
 
     #[test]

@@ -65,9 +65,11 @@ use apdu_spec::credit::{
     ATC_LENGTH, Confirmation, CreditCommand, MAX_CARD_DATA, Personalization, Presentation,
     SIGNATURE_LENGTH, SIGNING_KEY_LENGTH, tag,
 };
-use apdu_spec::token::{BINDING_LENGTH, Envelope};
-use apdu_spec::{Aid, CommandView, StatusWord, tlv};
-use card_os::applet::RecordError;
+use apdu_spec::scp11::cert::Date;
+use apdu_spec::shared::{self, BankRequest, HandOver};
+use apdu_spec::token::{BINDING_LENGTH, ClearHeader, Envelope, MAX_PARTY_ID};
+use apdu_spec::{Aid, CommandView, StatusWord, aid, tlv};
+use card_os::applet::{ClearOn, OwnerPin, RecordError};
 use card_os::image::{Install, LoadFile};
 use card_os::{Applet, Context, Reply};
 use p256::ecdsa::signature::hazmat::PrehashSigner;
@@ -80,6 +82,50 @@ pub const CARD_DATA_KEY: u8 = 0x01;
 pub const SIGNING_KEY: u8 = 0x02;
 /// The record holding the [`Atc`] state.
 pub const ATC_KEY: u8 = 0x03;
+/// The record holding the [`Settings`]: PIN try limit and the bank applet tokens are collected from.
+pub const SETTINGS_KEY: u8 = 0x04;
+/// The record holding the cardholder PIN ([`OwnerPin`] layout).
+pub const PIN_KEY: u8 = 0x05;
+
+/// What personalization chose beyond the card data: whether PRESENT needs the cardholder PIN, and which bank
+/// applet tokens are collected from (Fig. 14). Stored as `[try limit (0: no PIN)] ‖ bank applet AID (or
+/// nothing)`; an applet personalized before these options existed has no record and neither option.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// The PIN's try limit; 0 when there is no PIN.
+    pub pin_tries: u8,
+    bank_applet: [u8; aid::MAX_LEN],
+    bank_applet_len: usize,
+}
+
+impl Settings {
+    /// The bank applet tokens are collected from, if any.
+    pub fn bank_applet(&self) -> Option<&[u8]> {
+        self.bank_applet
+            .get(..self.bank_applet_len)
+            .filter(|aid| !aid.is_empty())
+    }
+}
+
+/// The settings; the default (no PIN, no bank applet) for an applet personalized without them.
+fn settings(ctx: &mut Context<'_>) -> Result<Settings, StatusWord> {
+    let mut buf = [0u8; 1 + aid::MAX_LEN];
+    let Some(stored) = record(ctx, SETTINGS_KEY, &mut buf)? else {
+        return Ok(Settings::default());
+    };
+    let (&pin_tries, bank) = stored.split_first().ok_or(StatusWord::MEMORY_FAILURE)?;
+    let mut settings = Settings {
+        pin_tries,
+        bank_applet_len: bank.len(),
+        ..Settings::default()
+    };
+    settings
+        .bank_applet
+        .get_mut(..bank.len())
+        .ok_or(StatusWord::MEMORY_FAILURE)?
+        .copy_from_slice(bank);
+    Ok(settings)
+}
 
 /// The ATC state as stored (11 bytes: ATC ‖ limit, both big-endian `u32`, ‖ open ‖ presented ‖ dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,9 +191,73 @@ fn bit(slot: usize) -> u8 {
     u8::try_from(1u32 << slot).unwrap_or(0)
 }
 
-/// A credit applet instance. It keeps nothing in fields (see the crate documentation).
+/// Whose tokens this applet takes: its credit company's and bound to its own key.
+struct Holder {
+    credit_id: [u8; MAX_PARTY_ID],
+    credit_id_len: usize,
+    binding: [u8; BINDING_LENGTH],
+}
+
+impl Holder {
+    fn read(ctx: &mut Context<'_>) -> Result<Self, StatusWord> {
+        let signing = signing_record(ctx)?;
+        let mut holder = Self {
+            credit_id: [0; MAX_PARTY_ID],
+            credit_id_len: 0,
+            binding: [0; BINDING_LENGTH],
+        };
+        holder
+            .binding
+            .copy_from_slice(signing.get(SIGNING_KEY_LENGTH..).unwrap_or_default());
+        let mut buf = [0u8; MAX_CARD_DATA];
+        let card_data = record(ctx, CARD_DATA_KEY, &mut buf)?.ok_or(StatusWord::MEMORY_FAILURE)?;
+        // The card data starts with the credit company id (written so at PERSONALIZE).
+        let (credit_id, _) = tlv::read(card_data).map_err(|_| StatusWord::MEMORY_FAILURE)?;
+        if credit_id.tag != tag::CREDIT_ID {
+            return Err(StatusWord::MEMORY_FAILURE);
+        }
+        holder
+            .credit_id
+            .get_mut(..credit_id.value.len())
+            .ok_or(StatusWord::MEMORY_FAILURE)?
+            .copy_from_slice(credit_id.value);
+        holder.credit_id_len = credit_id.value.len();
+        Ok(holder)
+    }
+
+    fn credit_id(&self) -> &[u8] {
+        self.credit_id.get(..self.credit_id_len).unwrap_or_default()
+    }
+
+    /// A token for this card: its company, its binding, not expired on `today`.
+    fn accepts(&self, header: &ClearHeader<'_>, today: Date) -> bool {
+        header.credit_id == self.credit_id()
+            && *header.card_binding == self.binding
+            && header.expires >= today
+    }
+}
+
+/// Takes `slot` out of the last PRESENT's set before a new token goes there.
+fn forget_presented(ctx: &mut Context<'_>, slot: usize) -> Result<(), StatusWord> {
+    let state = atc(ctx)?;
+    if !state.was_presented(slot) {
+        return Ok(());
+    }
+    put_atc(
+        ctx,
+        Atc {
+            presented: state.presented & !bit(slot),
+            ..state
+        },
+    )
+}
+
+/// A credit applet instance. Its one field is whether the cardholder PIN was verified since it was selected
+/// (volatile: the runtime creates the instance anew on deselect and reset); the rest is in its records.
 #[derive(Debug, Clone, Default)]
-pub struct CreditApplet;
+pub struct CreditApplet {
+    pin_verified: bool,
+}
 
 impl Install for CreditApplet {
     const LOAD_FILE: LoadFile = LoadFile {
@@ -158,7 +268,7 @@ impl Install for CreditApplet {
     /// The credit applet takes no install parameters (6A80 for any).
     fn install(_module: &Aid, _aid: &Aid, parameters: &[u8]) -> Result<Self, StatusWord> {
         if parameters.is_empty() {
-            Ok(Self)
+            Ok(Self::default())
         } else {
             Err(StatusWord::WRONG_DATA)
         }
@@ -248,8 +358,34 @@ impl CreditApplet {
         let (scalar, digest) = signing.split_at_mut(SIGNING_KEY_LENGTH);
         scalar.copy_from_slice(personalization.signing_key);
         digest.copy_from_slice(&binding);
+        // The PIN first, in its own write: until the ATC record exists it means nothing (a PERSONALIZE after
+        // a tear writes it again).
+        if let Some(pin) = personalization.pin {
+            let mut owner_pin =
+                OwnerPin::new(PIN_KEY, pin.try_limit).map_err(|_| StatusWord::WRONG_DATA)?;
+            owner_pin.update(&mut ctx.records()?, pin.digits)?;
+        }
+        let written = Self::write_personalization(ctx, personalization, &signing);
+        signing.fill(0);
+        written?;
+        reply.push(public.as_bytes())
+    }
+
+    /// Card data, signing key, settings and ATC in one transaction (4 small records, at most 8 pages).
+    fn write_personalization(
+        ctx: &mut Context<'_>,
+        personalization: &Personalization<'_>,
+        signing: &[u8; SIGNING_KEY_LENGTH + BINDING_LENGTH],
+    ) -> Result<(), StatusWord> {
         let mut card_data = [0u8; MAX_CARD_DATA];
         let n = personalization.write_card_data(&mut card_data)?;
+        let mut settings = [0u8; 1 + aid::MAX_LEN];
+        let bank = personalization.bank_applet.unwrap_or_default();
+        settings[0] = personalization.pin.map_or(0, |pin| pin.try_limit);
+        settings
+            .get_mut(1..1 + bank.len())
+            .ok_or(StatusWord::WRONG_DATA)?
+            .copy_from_slice(bank);
         let state = Atc {
             atc: 0,
             limit: personalization.atc_limit,
@@ -261,40 +397,59 @@ impl CreditApplet {
         let written = (|| -> Result<(), StatusWord> {
             let mut records = ctx.records()?;
             records.put(CARD_DATA_KEY, card_data.get(..n).unwrap_or_default())?;
-            records.put(SIGNING_KEY, &signing)?;
+            records.put(SIGNING_KEY, signing)?;
+            records.put(
+                SETTINGS_KEY,
+                settings.get(..1 + bank.len()).unwrap_or_default(),
+            )?;
             // The ATC record last: its presence is what "personalized" means.
             records.put(ATC_KEY, &state.to_bytes())?;
             Ok(())
         })();
-        signing.fill(0);
         match written {
-            Ok(()) => ctx.commit_transaction()?,
+            Ok(()) => ctx.commit_transaction(),
             Err(error) => {
                 ctx.abort_transaction();
-                return Err(error);
+                Err(error)
             }
         }
-        reply.push(public.as_bytes())
+    }
+
+    /// VERIFY: checks the cardholder PIN (the try counter is spent before the comparison), or, without data,
+    /// says whether it is verified (9000) or how many tries are left (63Cx, 6983 at none).
+    fn verify(
+        &mut self,
+        ctx: &mut Context<'_>,
+        candidate: Option<&[u8]>,
+    ) -> Result<(), StatusWord> {
+        ready(ctx)?;
+        let pin_tries = settings(ctx)?.pin_tries;
+        if pin_tries == 0 {
+            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        let mut pin = OwnerPin::new(PIN_KEY, pin_tries).map_err(|_| StatusWord::MEMORY_FAILURE)?;
+        let Some(candidate) = candidate else {
+            if self.pin_verified {
+                return Ok(());
+            }
+            return match pin.tries_left(&ctx.records()?)? {
+                0 => Err(StatusWord::AUTH_METHOD_BLOCKED),
+                tries => Err(StatusWord::verify_failed(tries)),
+            };
+        };
+        self.pin_verified = false;
+        pin.check(&mut ctx.records()?, candidate)?;
+        self.pin_verified = pin.is_validated();
+        Ok(())
     }
 
     /// Checks the token against the card data, the card binding and the card date, then keeps it in a free slot.
     fn store_token(ctx: &mut Context<'_>, token: &[u8]) -> Result<(), StatusWord> {
         ready(ctx)?;
-        let signing = signing_record(ctx)?;
-        let binding = signing.get(SIGNING_KEY_LENGTH..).unwrap_or_default();
-        let mut buf = [0u8; MAX_CARD_DATA];
-        let card_data = record(ctx, CARD_DATA_KEY, &mut buf)?.ok_or(StatusWord::MEMORY_FAILURE)?;
-        // The card data starts with the credit company id (written so at PERSONALIZE).
-        let (credit_id, _) = tlv::read(card_data).map_err(|_| StatusWord::MEMORY_FAILURE)?;
-        if credit_id.tag != tag::CREDIT_ID {
-            return Err(StatusWord::MEMORY_FAILURE);
-        }
+        let holder = Holder::read(ctx)?;
         let envelope = Envelope::parse(token).map_err(|_| StatusWord::WRONG_DATA)?;
         let today = ctx.card_date();
-        if envelope.header.credit_id != credit_id.value
-            || envelope.header.card_binding.as_slice() != binding
-            || envelope.header.expires < today
-        {
+        if !holder.accepts(&envelope.header, today) {
             return Err(StatusWord::WRONG_DATA);
         }
         tokens::evict_expired(ctx)?;
@@ -305,26 +460,95 @@ impl CreditApplet {
         let slot = scan.free.ok_or(StatusWord::NOT_ENOUGH_MEMORY)?;
         // A slot freed since the last PRESENT (an expired token evicted) holds a token that was not presented:
         // it leaves the presented set first (so a tear in between only forgets a bit).
-        let state = atc(ctx)?;
-        if state.was_presented(slot) {
-            put_atc(
-                ctx,
-                Atc {
-                    presented: state.presented & !bit(slot),
-                    ..state
-                },
-            )?;
-        }
+        forget_presented(ctx, slot)?;
         tokens::write(ctx, slot, token)
     }
 
-    /// Counts the ATC up and commits it, then answers the card data, the tokens and the signature.
+    /// Fig. 14: takes this card's tokens from the bank applet into free slots, one hand-over per transaction,
+    /// until the bank has none left or no slot is free. A bank applet that is absent or refuses gives nothing;
+    /// a token that is not this card's after all goes back (the transaction aborts) and ends the collection.
+    fn collect(ctx: &mut Context<'_>, bank_applet: &[u8]) -> Result<(), StatusWord> {
+        let holder = Holder::read(ctx)?;
+        let mut request = [0u8; 64];
+        while let Some(slot) = tokens::free_slot(ctx)? {
+            let message = BankRequest::HandOver {
+                credit_id: holder.credit_id(),
+                card_binding: holder.binding,
+                first_key: tokens::part_key(slot),
+            };
+            let message =
+                shared::encode(&message, &mut request).map_err(|_| StatusWord::UNKNOWN)?;
+            ctx.begin_transaction()?;
+            match Self::take_one(ctx, &holder, bank_applet, message, slot) {
+                Ok(true) => ctx.commit_transaction()?,
+                Ok(false) | Err(_) => {
+                    ctx.abort_transaction();
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One hand-over into `slot`, inside the open transaction; whether a token of this card arrived.
+    fn take_one(
+        ctx: &mut Context<'_>,
+        holder: &Holder,
+        bank_applet: &[u8],
+        request: &[u8],
+        slot: usize,
+    ) -> Result<bool, StatusWord> {
+        let mut answer = [0u8; 32];
+        let Ok(n) = ctx.call(bank_applet, request, &mut answer) else {
+            return Ok(false);
+        };
+        let answer = answer.get(..n).ok_or(StatusWord::UNKNOWN)?;
+        let HandOver::Token { token_id } =
+            shared::decode(answer).map_err(|_| StatusWord::UNKNOWN)?
+        else {
+            return Ok(false);
+        };
+        let today = ctx.card_date();
+        let arrived = tokens::read(ctx, slot)?.is_some_and(|stored| {
+            stored.envelope().is_some_and(|envelope| {
+                holder.accepts(&envelope.header, today) && *envelope.header.token_id == token_id
+            })
+        });
+        // The same id in another slot (a token delivered both ways) is not taken twice.
+        let first_of_its_id = tokens::scan(ctx, &token_id)?.found == Some(slot);
+        if !(arrived && first_of_its_id) {
+            return Ok(false);
+        }
+        forget_presented(ctx, slot)?;
+        Ok(true)
+    }
+
+    /// Checks the PIN was verified (if there is one; a verification serves one PRESENT), collects the bank
+    /// applet's tokens (Fig. 14, if one was named), then presents.
     fn present(
+        &mut self,
         ctx: &mut Context<'_>,
         presentation: &Presentation<'_>,
         reply: &mut Reply<'_>,
     ) -> Result<(), StatusWord> {
-        let mut state = ready(ctx)?;
+        ready(ctx)?;
+        let settings = settings(ctx)?;
+        if settings.pin_tries != 0 && !core::mem::take(&mut self.pin_verified) {
+            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        if let Some(bank_applet) = settings.bank_applet() {
+            Self::collect(ctx, bank_applet)?;
+        }
+        Self::sign_presentation(ctx, presentation, reply)
+    }
+
+    /// Counts the ATC up and commits it, then answers the card data, the tokens and the signature.
+    fn sign_presentation(
+        ctx: &mut Context<'_>,
+        presentation: &Presentation<'_>,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), StatusWord> {
+        let mut state = atc(ctx)?;
         if state.atc >= state.limit {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
@@ -425,11 +649,15 @@ impl Applet for CreditApplet {
                 Self::personalize(ctx, &personalization, reply)
             }
             CreditCommand::StoreToken(token) => Self::store_token(ctx, token),
-            CreditCommand::Present(presentation) => Self::present(ctx, &presentation, reply),
+            CreditCommand::Present(presentation) => self.present(ctx, &presentation, reply),
             CreditCommand::Confirm(confirmation) => Self::confirm(ctx, &confirmation),
-            // The cardholder PIN lands with its personalization in the next change.
-            CreditCommand::Verify(_) => Err(StatusWord::CONDITIONS_NOT_SATISFIED),
+            CreditCommand::Verify(candidate) => self.verify(ctx, candidate),
         }
+    }
+
+    /// The PIN verification is forgotten when the applet is deselected, not only on reset.
+    fn volatile_state(&self) -> ClearOn {
+        ClearOn::Deselect
     }
 
     /// A token fits one extended-length APDU (or a chain); PRESENT's answer is longer than 256 bytes.

@@ -5,7 +5,7 @@
 //! the card data, the signing key and the ATC; beyond, STORE TOKEN answers 6A84 with nothing written (the
 //! card-wide table may fill first: 6A84 too).
 
-pub use token_store::{PARTS, Scan, Stored, read, remove, write};
+pub use token_store::{PARTS, Scan, Stored, part_key, read, remove, write};
 
 use apdu_spec::StatusWord;
 use apdu_spec::token::TOKEN_ID_LENGTH;
@@ -24,4 +24,9 @@ pub fn scan(ctx: &mut Context<'_>, id: &[u8; TOKEN_ID_LENGTH]) -> Result<Scan, S
 /// Removes every expired token.
 pub fn evict_expired(ctx: &mut Context<'_>) -> Result<(), StatusWord> {
     token_store::evict_expired(ctx, SLOTS)
+}
+
+/// The first slot without a token.
+pub fn free_slot(ctx: &mut Context<'_>) -> Result<Option<usize>, StatusWord> {
+    token_store::free_slot(ctx, SLOTS)
 }

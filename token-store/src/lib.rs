@@ -9,15 +9,11 @@
 //! absent. Writing one touches at most 3 record slots of 300 bytes, 6 store pages: within the 8 pages a
 //! transaction may change (`card_os::layout::STORE_DIRTY`); removing one writes 3 slot headers, 3 pages.
 //!
-//! **The later in-card move (patent Fig. 14).** A token moves to the credit applet in one transaction: the bank
-//! applet opens it, asks the credit applet's shareable interface to store the token (the credit applet writes
-//! its own records: 3 slots, up to 6 pages), removes its own 3 parts (3 slot headers), and commits; a tear
-//! anywhere leaves the token in exactly one applet (as `card-image/tests/tear_transfer.rs` shows for one
-//! record). Both halves together may touch 9 pages, one more than `STORE_DIRTY`: before that move lands,
-//! either the journal grows (more page images: the journal sits at the start of the memory, so older state
-//! files then need a migration, not just erased pages) or, cheaper, the runtime offers a move of a record's
-//! ownership to the caller's server inside a call (rewriting each slot's owner byte: 3 pages for the whole
-//! token, no copy).
+//! **The in-card move (patent Fig. 14)** is a hand-over, not a copy: inside the receiving applet's transaction, the
+//! giving applet's shareable interface gives the token's records to its caller ([`hand_over`], the runtime's
+//! `Context::hand_over`): each part's slot changes owner and key in one write of 2 bytes, so the whole token moves
+//! in at most 3 page writes, well within one transaction's 8 pages, and a tear leaves it in exactly one applet.
+//! The receiver names the keys ([`part_key`] of its free slot), so both applets keep this same layout.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -31,7 +27,7 @@
 )]
 
 use apdu_spec::StatusWord;
-use apdu_spec::token::{Envelope, MAX_TOKEN, TOKEN_ID_LENGTH};
+use apdu_spec::token::{BINDING_LENGTH, Envelope, MAX_TOKEN, TOKEN_ID_LENGTH};
 use card_os::Context;
 use card_os::applet::{MAX_RECORD, RecordError};
 
@@ -56,6 +52,12 @@ const _: () = {
 /// Record key of part `part` of slot `slot` (both in range: callers iterate `0..slots` (at most `MAX_SLOTS`) and `0..PARTS`).
 fn key(slot: usize, part: usize) -> u8 {
     u8::try_from(FIRST_KEY as usize + slot * PARTS + part).unwrap_or(u8::MAX)
+}
+
+/// The record key of the first part of `slot` (what a receiver names in a hand-over request).
+pub fn part_key(slot: usize) -> u8 {
+    debug_assert!(slot < MAX_SLOTS);
+    key(slot, 0)
 }
 
 /// A token's bytes read back from its records.
@@ -160,6 +162,59 @@ pub fn remove(ctx: &mut Context<'_>, slot: usize) -> Result<(), StatusWord> {
     }
 }
 
+/// While serving a shareable call: gives the token in `slot` to the caller, whose records `first_key`,
+/// `first_key + 1`, … receive its parts. In the caller's transaction if it opened one, else in one of its own,
+/// so the parts move together.
+pub fn hand_over(ctx: &mut Context<'_>, slot: usize, first_key: u8) -> Result<(), StatusWord> {
+    if usize::from(first_key) + PARTS > 0x100 {
+        return Err(StatusWord::WRONG_DATA);
+    }
+    // Refused only when the caller's transaction is open: the move then belongs to it.
+    let own_transaction = ctx.begin_transaction().is_ok();
+    let moved = (0..PARTS).try_for_each(|part| {
+        let caller_key = first_key.wrapping_add(part as u8);
+        match ctx.hand_over(key(slot, part), caller_key) {
+            Err(RecordError::NotFound) if part > 0 => Ok(()),
+            other => other,
+        }
+    });
+    match moved {
+        Ok(()) if own_transaction => ctx.commit_transaction(),
+        Ok(()) => Ok(()),
+        Err(error) => {
+            if own_transaction {
+                ctx.abort_transaction();
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// The first of the first `slots` slots holding a token of `credit_id` bound to `card_binding` and valid on
+/// the card date, with its id.
+pub fn find_for(
+    ctx: &mut Context<'_>,
+    slots: usize,
+    credit_id: &[u8],
+    card_binding: &[u8; BINDING_LENGTH],
+) -> Result<Option<(usize, [u8; TOKEN_ID_LENGTH])>, StatusWord> {
+    debug_assert!(slots <= MAX_SLOTS);
+    let today = ctx.card_date();
+    for slot in 0..slots {
+        let Some(stored) = read(ctx, slot)? else {
+            continue;
+        };
+        if let Some(envelope) = stored.envelope()
+            && envelope.header.credit_id == credit_id
+            && envelope.header.card_binding == card_binding
+            && envelope.header.expires >= today
+        {
+            return Ok(Some((slot, *envelope.header.token_id)));
+        }
+    }
+    Ok(None)
+}
+
 /// What the store holds, in one pass: the first free slot and the slot of the token with `id`, if any.
 #[derive(Debug, Clone, Copy)]
 pub struct Scan {
@@ -196,6 +251,17 @@ pub fn scan(
         }
     }
     Ok(scan)
+}
+
+/// The first of the first `slots` slots without a token.
+pub fn free_slot(ctx: &mut Context<'_>, slots: usize) -> Result<Option<usize>, StatusWord> {
+    debug_assert!(slots <= MAX_SLOTS);
+    for slot in 0..slots {
+        if read(ctx, slot)?.is_none() {
+            return Ok(Some(slot));
+        }
+    }
+    Ok(None)
 }
 
 /// Removes every token whose last valid day is before `today` (each in its own transaction: one token's

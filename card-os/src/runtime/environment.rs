@@ -15,6 +15,8 @@ pub(super) struct Lent<'a> {
     pub(super) store: Option<&'a mut dyn StoreAccess>,
     pub(super) transient: &'a mut TransientPool,
     pub(super) owner: u8,
+    /// The caller's owner number while a shareable call is served (the receiver of a hand-over).
+    pub(super) caller: Option<u8>,
 }
 
 /// An applet's environment at an entry point: what it is lent, and the other applets (its peers) to call.
@@ -38,6 +40,9 @@ impl Environment for Lent<'_> {
     fn store(&mut self) -> Option<&mut dyn StoreAccess> {
         reborrow(&mut self.store)
     }
+    fn caller_owner(&self) -> Option<u8> {
+        self.caller
+    }
     fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]> {
         self.transient.buffer(self.owner, clear_on)
     }
@@ -49,6 +54,9 @@ impl Environment for Lent<'_> {
 impl<A: Applet> Environment for Peers<'_, A> {
     fn store(&mut self) -> Option<&mut dyn StoreAccess> {
         self.lent.store()
+    }
+    fn caller_owner(&self) -> Option<u8> {
+        None
     }
     fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]> {
         self.lent.transient(clear_on)
@@ -73,6 +81,7 @@ impl<A: Applet> Environment for Peers<'_, A> {
             store: reborrow(&mut self.lent.store),
             transient: &mut *self.lent.transient,
             owner: entry.owner,
+            caller: Some(self.lent.owner),
         };
         let mut ctx = Context::new(entry.aid, entry.owner, 0, false, None, &mut environment);
         let mut reply = Reply::new(response);

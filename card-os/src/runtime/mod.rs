@@ -191,6 +191,7 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
             store,
             transient: &mut self.transient,
             owner: entry.owner,
+            caller: None,
         };
         let mut peers = Peers {
             lent,
