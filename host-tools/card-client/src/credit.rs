@@ -22,6 +22,17 @@ use crate::card_manager::{
 use crate::channel::CardChannel;
 use crate::scp11::{OceCredentials, Scp11Session};
 
+/// What VERIFY said of the cardholder PIN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinState {
+    /// Verified: the next PRESENT is allowed.
+    Verified,
+    /// Not verified (or wrong); this many tries are left.
+    TriesLeft(u8),
+    /// No tries left: the card refuses every PIN.
+    Blocked,
+}
+
 /// PRESENT's answer, taken apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Presented {
@@ -157,14 +168,56 @@ impl<C: CardChannel> CreditAppletSession<C> {
         self.run(&CreditCommand::Confirm(confirmation)).map(drop)
     }
 
+    /// VERIFY (the POS's session with C-DEC): the cardholder PIN, which PRESENT then accepts once. A wrong PIN
+    /// is [`PinState::TriesLeft`] (63Cx), a blocked one [`PinState::Blocked`] (6983); other refusals are errors.
+    pub fn verify_pin(&mut self, digits: &[u8]) -> Result<PinState, CardManagerError> {
+        self.pin(&CreditCommand::Verify(Some(digits)))
+    }
+
+    /// VERIFY without data: whether the PIN is verified for the next PRESENT, or how many tries are left.
+    pub fn pin_state(&mut self) -> Result<PinState, CardManagerError> {
+        self.pin(&CreditCommand::Verify(None))
+    }
+
+    fn pin(&mut self, command: &CreditCommand<'_>) -> Result<PinState, CardManagerError> {
+        let status = self.run_accepting(command, |status| {
+            status.is_success()
+                || status == StatusWord::AUTH_METHOD_BLOCKED
+                || status.0 & 0xFFF0 == 0x63C0
+        })?;
+        Ok(match status {
+            StatusWord::SUCCESS => PinState::Verified,
+            StatusWord::AUTH_METHOD_BLOCKED => PinState::Blocked,
+            other => PinState::TriesLeft((other.0 & 0x0F) as u8),
+        })
+    }
+
     /// Checks the command's requirement against the channel, sends it, and returns the data on 9000.
     fn run(&mut self, command: &CreditCommand<'_>) -> Result<Vec<u8>, CardManagerError> {
+        let data = self.exchange(command, |status| status == StatusWord::SUCCESS)?;
+        Ok(data.0)
+    }
+
+    /// Like [`Self::run`], for a command with no answer data whose accepted status words are all answers.
+    fn run_accepting(
+        &mut self,
+        command: &CreditCommand<'_>,
+        accept: impl Fn(StatusWord) -> bool,
+    ) -> Result<StatusWord, CardManagerError> {
+        self.exchange(command, accept).map(|(_, status)| status)
+    }
+
+    fn exchange(
+        &mut self,
+        command: &CreditCommand<'_>,
+        accept: impl Fn(StatusWord) -> bool,
+    ) -> Result<(Vec<u8>, StatusWord), CardManagerError> {
         let (name, requirement) = (command.name(), command.requirement());
         let security = self.channel.security();
         check_channel(name, requirement, security)?;
         let (data, status) = exchange(&mut self.channel, name, &command.to_command())?;
-        if status == StatusWord::SUCCESS {
-            Ok(data)
+        if accept(status) {
+            Ok((data, status))
         } else {
             Err(CardManagerError::refusal(
                 name,

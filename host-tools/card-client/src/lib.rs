@@ -11,6 +11,7 @@
 //!   behind pcscd) and the reader listing;
 //! * [`scp11`]: the off-card entity's side of the SCP11 secure channel ([`scp11::Scp11Session`]), certificate
 //!   authorities and personalization;
+//! * [`bank`], [`credit`]: typed sessions with the two payment applets; [`issuing`]: a card issued with both;
 //! * [`keyfile`]: P-256 keys in PEM files (OpenSSL's formats);
 //! * [`entropy`]: randomness from the operating system;
 //! * [`latency`]: APDU round-trip statistics for the benchmarks;
@@ -24,6 +25,7 @@ pub mod channel;
 pub mod credit;
 pub mod entropy;
 pub mod hex;
+pub mod issuing;
 pub mod keyfile;
 pub mod latency;
 #[cfg(feature = "pcsc")]
