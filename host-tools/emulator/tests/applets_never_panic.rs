@@ -295,63 +295,52 @@ fn open(harness: &mut Harness<'_>, target: Target, opener: Opener) {
     );
 }
 
-fn send(harness: &mut Harness<'_>, apdu: Vec<u8>) -> Option<u16> {
-    harness
-        .run(&Op::Secured {
-            apdu,
-            extended: false,
-        })
-        .unwrap()
-}
-
 /// The harness reaches the applets' logic in live sessions (what the random sequences build on), and its checks
 /// can fail.
 #[test]
 fn the_harness_reaches_both_personalized_applets_through_live_sessions() {
     let tokens = &issued().tokens;
+    let store = |target, i: usize| {
+        let token = &tokens[i];
+        encode(match target {
+            Target::Bank => BankCommand::StoreToken(token).to_command(),
+            _ => CreditCommand::StoreToken(token).to_command(),
+        })
+    };
     let mut harness = Harness::new(issued());
-    open(&mut harness, Target::Bank, Opener::BankAtm);
-    assert_eq!(harness.session().unwrap().role, Some(Role::BankAtm));
-    assert_eq!(
-        send(
-            &mut harness,
-            encode(BankCommand::StoreToken(&tokens[0]).to_command())
+    // Tokens 0 and 1 are for this card, 2 of another bank, 3 of another credit company (`IssuedCard::tokens`).
+    // The last: the wrong role answers 6982, and the host's session ends with the card's.
+    let steps = [
+        (
+            Target::Bank,
+            Opener::BankAtm,
+            Role::BankAtm,
+            [(0, 0x9000), (2, 0x6A80)],
         ),
-        Some(0x9000)
-    );
-    assert_eq!(
-        send(
-            &mut harness,
-            encode(BankCommand::StoreToken(&tokens[2]).to_command())
+        (
+            Target::Credit,
+            Opener::TokenDelivery,
+            Role::TokenDelivery,
+            [(1, 0x9000), (3, 0x6A80)],
         ),
-        Some(0x6A80),
-        "another bank's token"
-    );
-    open(&mut harness, Target::Credit, Opener::TokenDelivery);
-    assert_eq!(
-        send(
-            &mut harness,
-            encode(CreditCommand::StoreToken(&tokens[1]).to_command())
+        (
+            Target::Credit,
+            Opener::CreditPos,
+            Role::CreditPos,
+            [(4, 0x6982), (4, 0x6982)],
         ),
-        Some(0x9000)
-    );
-    assert_eq!(
-        send(
-            &mut harness,
-            encode(CreditCommand::StoreToken(&tokens[3]).to_command())
-        ),
-        Some(0x6A80),
-        "another credit company's token"
-    );
-    // The wrong role: 6982, and the host's session ends with the card's.
-    open(&mut harness, Target::Credit, Opener::CreditPos);
-    assert_eq!(
-        send(
-            &mut harness,
-            encode(CreditCommand::StoreToken(&tokens[4]).to_command())
-        ),
-        Some(0x6982)
-    );
+    ];
+    for (target, opener, role, stores) in steps {
+        open(&mut harness, target, opener);
+        assert_eq!(harness.session().unwrap().role, Some(role));
+        for (i, sw) in stores {
+            let op = Op::Secured {
+                apdu: store(target, i),
+                extended: false,
+            };
+            assert_eq!(harness.run(&op).unwrap(), Some(sw), "{opener:?}: token {i}");
+        }
+    }
     assert_eq!(harness.session(), None);
     open(&mut harness, Target::Bank, Opener::Issuer);
     assert_eq!(harness.run(&Op::PowerCycle).unwrap(), None);
