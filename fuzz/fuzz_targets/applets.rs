@@ -18,7 +18,7 @@
 //! Commands go through the session as one extended APDU when `p & 0x10` (item `001`, `100`) is set, else as short
 //! ones, chained. Checks (`emulator::testing::Harness`): every response on the wire and out of the session ends
 //! with a plausible status word and carries data only with 9000/61xx/62xx/63xx; 6982 ends the host's session; an
-//! undisturbed session never fails on the card's answers; a power cycle ends the session. After the input: a
+//! applet command in an undisturbed session never fails on the card's answer; a power cycle ends the session. After the input: a
 //! credit-POS PRESENT and a bank-ATM LIST TOKENS answer well-formed data. A panic or failed check is a crash.
 #![no_main]
 
@@ -68,6 +68,26 @@ fn byte(rest: &mut &[u8]) -> Option<u8> {
     take(rest, 1).first().copied()
 }
 
+/// CONFIRM of ATC `atc` and of the real tokens whose bit is set in `tokens`.
+fn confirm(atc: u8, tokens: u8) -> Op {
+    let real = &issued().tokens;
+    let ids: Vec<u8> = (0..real.len())
+        .filter(|i| tokens & (1 << i) != 0)
+        .flat_map(|i| {
+            *Envelope::parse(&real[i])
+                .expect("a real token")
+                .header
+                .token_id
+        })
+        .collect();
+    let confirmation = Confirmation::new(u32::from(atc), &ids).expect("at most 5 ids");
+    let command = CreditCommand::Confirm(confirmation).to_command();
+    Op::Secured {
+        apdu: command.to_extended().expect("a short command"),
+        extended: false,
+    }
+}
+
 /// Decodes one item; `None` at the end of the input.
 fn next_op(rest: &mut &[u8]) -> Option<Op> {
     let first = byte(rest)?;
@@ -114,23 +134,7 @@ fn next_op(rest: &mut &[u8]) -> Option<Op> {
                 extended: false,
             }
         }
-        3 => {
-            let x = byte(rest)?;
-            let ids: Vec<u8> = (0..tokens.len())
-                .filter(|i| x & (1 << i) != 0)
-                .flat_map(|i| {
-                    *Envelope::parse(&tokens[i])
-                        .expect("a real token")
-                        .header
-                        .token_id
-                })
-                .collect();
-            let confirmation = Confirmation::new(u32::from(p), &ids).expect("at most 5 ids");
-            Op::Secured {
-                apdu: encode(CreditCommand::Confirm(confirmation).to_command()),
-                extended: false,
-            }
-        }
+        3 => confirm(p, byte(rest)?),
         4 => {
             let n = byte(rest)?;
             secured(take(rest, usize::from(n)).to_vec())

@@ -9,10 +9,10 @@
 //! session; random commands through the session; raw bytes beside it; SELECT of either applet or the card
 //! manager; power cycles. The checks (`emulator::testing`): every response on the wire and every plain response
 //! out of a session ends with a plausible status word and carries data only with 9000/61xx/62xx/63xx; 6982 ends
-//! the host's session; an undisturbed session never fails on the card's answers; after a power cycle a session
-//! ends. After each sequence: a credit-POS PRESENT answers an error or a well-formed presentation, and a bank-ATM
-//! LIST TOKENS answers at most 8 distinct clear headers of this bank. Nothing here asserts what VERIFY or PRESENT
-//! decide: the PIN and Fig. 14 behaviour may change under it.
+//! the host's session; an applet command in an undisturbed session never fails on the card's answer; a power
+//! cycle ends the session. After each sequence: a credit-POS PRESENT answers an error or a well-formed
+//! presentation, and a bank-ATM LIST TOKENS answers at most 8 distinct clear headers of this bank. Nothing here
+//! asserts what VERIFY or PRESENT decide: the PIN and Fig. 14 behaviour may change under it.
 //!
 //! 512 sequences per run (`PROPTEST_CASES` asks for another number); a failing case's seed is saved in
 //! `applets_never_panic.proptest-regressions` next to this file and replayed first. The card is issued once per
