@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use apdu_spec::aid;
+use apdu_spec::aid::{self, Aid};
 use apdu_spec::bank;
 use apdu_spec::credit::{self, CardholderPin, Presentation};
 use apdu_spec::gp::{CardManagerCommand, InstallRequest, SetStatusTarget};
@@ -126,20 +126,46 @@ pub fn issue_payment_card() -> IssuedCard {
             "SET STATUS",
         );
     }
-    let mut keys = [[0u8; 65]; 2];
-    let applets = [
-        (aid::BANK_LOAD_FILE, aid::BANK_MODULE, aid::BANK_APPLET),
-        (
-            aid::CREDIT_LOAD_FILE,
-            aid::CREDIT_MODULE,
-            aid::CREDIT_APPLET,
-        ),
-    ];
-    for (key, (load_file, module, application)) in keys.iter_mut().zip(applets) {
+    let issuer = Issuer {
+        card: &card,
+        key: &card_manager_key,
+        parties: &parties,
+        anchors: &anchors,
+    };
+    let bank_key = issuer.install(aid::BANK_LOAD_FILE, aid::BANK_MODULE, aid::BANK_APPLET);
+    let credit_key = issuer.install(
+        aid::CREDIT_LOAD_FILE,
+        aid::CREDIT_MODULE,
+        aid::CREDIT_APPLET,
+    );
+    personalize_applets(&mut card, &parties, &bank_key, &credit_key);
+    card.power_off().unwrap();
+    IssuedCard {
+        nvm: card.into_nvm(),
+        parties,
+        card_manager_key,
+        bank_key,
+        credit_key,
+        tokens: mint_tokens(),
+    }
+}
+
+/// The issuer at the card manager, installing applets.
+struct Issuer<'a> {
+    card: &'a SharedCard,
+    key: &'a [u8; 65],
+    parties: &'a Parties,
+    anchors: &'a [Anchor],
+}
+
+impl Issuer<'_> {
+    /// INSTALL [for install and make selectable] of `application`, then its security domain personalized, in one
+    /// issuer session; returns the domain's key.
+    fn install(&self, load_file: Aid, module: Aid, application: Aid) -> [u8; 65] {
         let mut session = open_scp11a(
-            card.clone(),
-            &card_manager_key,
-            &parties.issuer,
+            self.card.clone(),
+            self.key,
+            &self.parties.issuer,
             SecurityLevel::FULL,
             None,
         )
@@ -159,23 +185,12 @@ pub fn issue_payment_card() -> IssuedCard {
             "INSTALL",
         );
         let applet = domain(
-            &parties,
-            &anchors,
+            self.parties,
+            self.anchors,
             Some(application.as_bytes()),
             date(2030, 1, 1),
         );
-        *key = scp11::personalize(&mut session, &applet).expect("applet domain");
-    }
-    let [bank_key, credit_key] = keys;
-    personalize_applets(&mut card, &parties, &bank_key, &credit_key);
-    card.power_off().unwrap();
-    IssuedCard {
-        nvm: card.into_nvm(),
-        parties,
-        card_manager_key,
-        bank_key,
-        credit_key,
-        tokens: mint_tokens(),
+        scp11::personalize(&mut session, &applet).expect("applet domain")
     }
 }
 
