@@ -9,18 +9,17 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use apdu_spec::aid::{self, Aid};
+use apdu_spec::aid;
 use apdu_spec::bank;
 use apdu_spec::credit::{self, CardholderPin, Presentation};
-use apdu_spec::gp::{CardManagerCommand, InstallRequest, SetStatusTarget};
 use apdu_spec::iso::Select;
 use apdu_spec::scp11::cert::{Date, Role};
 use apdu_spec::scp11::session::SecurityLevel;
 use apdu_spec::tlv;
 use apdu_spec::token::ClearHeader;
+use card_client::issuing::{AppletIssue, CardIssue, issue_card};
 use card_client::scp11::{
-    self, Anchor, Authority, OceCredentials, Personalization as DomainPersonalization, Scp11Error,
-    Scp11Session, open_scp11a, open_scp11b,
+    Authority, OceCredentials, Scp11Error, Scp11Session, open_scp11a, open_scp11b,
 };
 use card_client::{CardChannel, ChannelError};
 use card_image::LinkcardCard;
@@ -104,156 +103,64 @@ pub struct IssuedCard {
     pub tokens: Vec<Vec<u8>>,
 }
 
-/// Issues a card: the card manager personalized, the card SECURED, the bank and the credit applet installed in
-/// an issuer session, each one's security domain personalized, then each applet's PERSONALIZE (the credit
-/// applet sharing with the bank applet, Fig. 14, and asking for a cardholder PIN). Slow (ECC): build it once.
+/// Issues a card with `card_client::issuing`: the card manager personalized, the card SECURED, the bank and the
+/// credit applet installed in an issuer session, each one's security domain personalized, then each applet's
+/// PERSONALIZE (the credit applet sharing with the bank applet, Fig. 14, and asking for a cardholder PIN). Slow
+/// (ECC): build it once.
 pub fn issue_payment_card() -> IssuedCard {
     let parties = Parties::generate();
     let mut card = SharedCard::on(CardNvm::default());
-    select(&mut card, aid::CARD_MANAGER.as_bytes());
     let anchors = [parties.oce_ca.anchor()];
-    let card_manager = domain(&parties, &anchors, None, date(2031, 12, 31));
-    let card_manager_key = scp11::personalize(&mut card, &card_manager).expect("card manager");
-    for state in [0x07, 0x0F] {
-        let set = CardManagerCommand::SetStatus {
-            target: SetStatusTarget::Card,
-            state,
-            aid: &[],
-        };
-        expect_9000(
-            &mut card,
-            &set.to_command().to_bytes().unwrap(),
-            "SET STATUS",
-        );
-    }
-    let issuer = Issuer {
-        card: &card,
-        key: &card_manager_key,
-        parties: &parties,
-        anchors: &anchors,
+    let issue = CardIssue {
+        card_authority: &parties.card_ca,
+        card_subject: b"payment card 0001",
+        card_anchors: &anchors,
+        issuer: &parties.issuer,
+        today: today(),
+        expiration: date(2031, 12, 31),
+        bank: Some(AppletIssue {
+            instance: aid::BANK_APPLET.as_bytes(),
+            subject: b"bank applet 0001",
+            anchors: &anchors,
+            data: bank::Personalization {
+                bank_id: BANK_ID,
+                account: b"DE89370400440532013000",
+                user_id: b"user-42",
+                user_name: b"Erika Mustermann",
+                credit_applet: aid::CREDIT_APPLET.as_bytes(),
+            },
+        }),
+        credit: Some(AppletIssue {
+            instance: aid::CREDIT_APPLET.as_bytes(),
+            subject: b"credit applet 0001",
+            anchors: &anchors,
+            data: credit::Personalization {
+                credit_id: CREDIT_ID,
+                pan: &[0x41, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11],
+                expiry: &[0x30, 0x12],
+                cardholder_id: b"holder-0042",
+                status: 0,
+                atc_limit: u32::MAX,
+                signing_key: &SIGNING_KEY,
+                bank_applet: Some(aid::BANK_APPLET.as_bytes()),
+                pin: Some(CardholderPin {
+                    digits: PIN,
+                    try_limit: 3,
+                }),
+            },
+        }),
     };
-    let bank_key = issuer.install(aid::BANK_LOAD_FILE, aid::BANK_MODULE, aid::BANK_APPLET);
-    let credit_key = issuer.install(
-        aid::CREDIT_LOAD_FILE,
-        aid::CREDIT_MODULE,
-        aid::CREDIT_APPLET,
-    );
-    personalize_applets(&mut card, &parties, &bank_key, &credit_key);
+    let issued = issue_card(&mut card, &issue).expect("the card is issued");
     card.power_off().unwrap();
+    let key = |key: Option<[u8; 65]>| key.expect("the applet was issued");
     IssuedCard {
         nvm: card.into_nvm(),
+        card_manager_key: issued.card_key,
+        bank_key: key(issued.bank_key),
+        credit_key: key(issued.credit_key),
         parties,
-        card_manager_key,
-        bank_key,
-        credit_key,
         tokens: mint_tokens(),
     }
-}
-
-/// The issuer at the card manager, installing applets.
-struct Issuer<'a> {
-    card: &'a SharedCard,
-    key: &'a [u8; 65],
-    parties: &'a Parties,
-    anchors: &'a [Anchor],
-}
-
-impl Issuer<'_> {
-    /// INSTALL [for install and make selectable] of `application`, then its security domain personalized, in one
-    /// issuer session; returns the domain's key.
-    fn install(&self, load_file: Aid, module: Aid, application: Aid) -> [u8; 65] {
-        let mut session = open_scp11a(
-            self.card.clone(),
-            self.key,
-            &self.parties.issuer,
-            SecurityLevel::FULL,
-            None,
-        )
-        .expect("issuer session");
-        let install = CardManagerCommand::Install(InstallRequest {
-            install: true,
-            make_selectable: true,
-            load_file: load_file.as_bytes(),
-            module: module.as_bytes(),
-            application: application.as_bytes(),
-            privileges: &[0x00],
-            applet_parameters: &[],
-        });
-        expect_9000(
-            &mut session,
-            &install.to_command().to_bytes().unwrap(),
-            "INSTALL",
-        );
-        let applet = domain(
-            self.parties,
-            self.anchors,
-            Some(application.as_bytes()),
-            date(2030, 1, 1),
-        );
-        scp11::personalize(&mut session, &applet).expect("applet domain")
-    }
-}
-
-/// What issuing writes into one security domain: the card manager's (`instance` `None`) or an applet's.
-fn domain<'a>(
-    parties: &'a Parties,
-    anchors: &'a [Anchor],
-    instance: Option<&'a [u8]>,
-    expiration: Date,
-) -> DomainPersonalization<'a> {
-    DomainPersonalization {
-        instance,
-        card_authority: &parties.card_ca,
-        subject: b"payment card 0001",
-        anchors,
-        today: today(),
-        expiration,
-    }
-}
-
-fn personalize_applets(
-    card: &mut SharedCard,
-    p: &Parties,
-    bank_key: &[u8; 65],
-    credit_key: &[u8; 65],
-) {
-    select(card, aid::BANK_APPLET.as_bytes());
-    let mut session = open_scp11a(card.clone(), bank_key, &p.issuer, SecurityLevel::FULL, None)
-        .expect("bank issuer session");
-    let account = bank::BankCommand::Personalize(bank::Personalization {
-        bank_id: BANK_ID,
-        account: b"DE89370400440532013000",
-        user_id: b"user-42",
-        user_name: b"Erika Mustermann",
-        credit_applet: aid::CREDIT_APPLET.as_bytes(),
-    });
-    let apdu = account.to_command().to_extended().unwrap();
-    expect_9000(&mut session, &apdu, "bank PERSONALIZE");
-    select(card, aid::CREDIT_APPLET.as_bytes());
-    let mut session = open_scp11a(
-        card.clone(),
-        credit_key,
-        &p.issuer,
-        SecurityLevel::FULL,
-        None,
-    )
-    .expect("credit issuer session");
-    let card_data = credit::CreditCommand::Personalize(credit::Personalization {
-        credit_id: CREDIT_ID,
-        pan: &[0x41, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11],
-        expiry: &[0x30, 0x12],
-        cardholder_id: b"holder-0042",
-        status: 0,
-        atc_limit: u32::MAX,
-        signing_key: &SIGNING_KEY,
-        bank_applet: Some(aid::BANK_APPLET.as_bytes()),
-        pin: Some(CardholderPin {
-            digits: PIN,
-            try_limit: 3,
-        }),
-    });
-    let apdu = card_data.to_command().to_extended().unwrap();
-    expect_9000(&mut session, &apdu, "credit PERSONALIZE");
 }
 
 /// The card binding of the credit applet: SHA-256 of its public key, uncompressed.
@@ -296,17 +203,6 @@ fn mint_tokens() -> Vec<Vec<u8>> {
             token::mint(&body, &bank_key, credit.public_key(), &mut rng).expect("a token")
         })
         .collect()
-}
-
-fn select<C: CardChannel>(channel: &mut C, aid: &[u8]) {
-    let apdu = Select::aid(aid).to_command().to_bytes().unwrap();
-    expect_9000(channel, &apdu, "SELECT");
-}
-
-fn expect_9000<C: CardChannel>(channel: &mut C, apdu: &[u8], step: &str) -> Vec<u8> {
-    let r = channel.transmit(apdu).expect(step);
-    assert!(r.ends_with(&[0x90, 0x00]), "{step}: {r:02X?}");
-    r
 }
 
 /// What a check found wrong: the card broke the response rules, or the host session lied about its state.
