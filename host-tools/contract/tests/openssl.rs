@@ -192,3 +192,46 @@ fn sec1_keys_openssl_writes_load_too() {
     let b = card_client::keyfile::read_secret(Path::new(sec1)).unwrap();
     assert_eq!(a.to_bytes(), b.to_bytes());
 }
+
+#[test]
+fn openssl_verifies_a_bundle_signature_from_the_spec() {
+    if !openssl_installed() {
+        return;
+    }
+    let parties = Parties::new();
+    let offer: serde_json::Value = serde_json::from_slice(&parties.offer()).unwrap();
+    // docs/contract.md §2: the signed message is the label then the body text; the signature r ‖ s in hex.
+    let message = [
+        contract::Kind::BankOffer.label(),
+        offer["body"].as_str().unwrap().as_bytes(),
+    ]
+    .concat();
+    let raw = hex::decode(offer["signature"].as_str().unwrap()).unwrap();
+    let der = p256::ecdsa::Signature::from_slice(&raw).unwrap().to_der();
+    let dir = tempfile::tempdir().unwrap();
+    let (message_path, signature_path) =
+        (dir.path().join("message"), dir.path().join("signature.der"));
+    std::fs::write(&message_path, &message).unwrap();
+    std::fs::write(&signature_path, der.as_bytes()).unwrap();
+    let identity = parties.bank.organisation().dir().join("identity.pub");
+    let verify = |message: &Path| {
+        Command::new("openssl")
+            .args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                identity.to_str().unwrap(),
+                "-signature",
+            ])
+            .arg(&signature_path)
+            .arg(message)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(verify(&message_path));
+    // And refuses the body without its label: the label is part of what is signed.
+    std::fs::write(&message_path, offer["body"].as_str().unwrap()).unwrap();
+    assert!(!verify(&message_path));
+}
