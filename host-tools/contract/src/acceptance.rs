@@ -205,7 +205,8 @@ impl BankContract {
 
 impl CreditKeys {
     /// The acceptance of the offer in `contract`: the delivery key certified (role token-delivery, subject the
-    /// bank id) by this company's OCE CA for `validity`, signed by this company's identity key.
+    /// bank id) by this company's OCE CA for `validity` (within the offer's), signed by this company's identity
+    /// key.
     pub fn export_acceptance(
         &self,
         contract: &CreditContract,
@@ -213,6 +214,10 @@ impl CreditKeys {
         validity: Validity,
     ) -> Result<Vec<u8>, ExportError> {
         let offer = contract.offer();
+        // The delivery certificate is not to outlive what the bank offered.
+        if validity.from < offer.validity.from || validity.until > offer.validity.until {
+            return Err(ExportError::OutlastsOffer);
+        }
         let delivery_certificate = self
             .organisation()
             .oce_ca()

@@ -133,6 +133,9 @@ pub enum ExportError {
     /// A party id is not 1-16 bytes.
     #[error("a party id must be 1-16 bytes")]
     InvalidId,
+    /// An acceptance would hold on days the offer does not.
+    #[error("the acceptance must hold within the offer's days")]
+    OutlastsOffer,
     /// The delivery certificate could not be made.
     #[error("cannot certify the bank's delivery key")]
     Certificate(#[source] card_client::scp11::Scp11Error),

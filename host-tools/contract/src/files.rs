@@ -47,8 +47,8 @@ impl std::fmt::Debug for Fingerprint {
     }
 }
 
-/// Reads the identity public key another organisation handed over out of band (SPKI PEM, or a private key file);
-/// print [`Fingerprint::of`] it for a human to compare with what the other side reads out.
+/// Reads the identity public key another organisation handed over out of band (SPKI PEM, or a private key file).
+/// Show its [`Fingerprint::of`] to a human, to compare with what the other side reads out.
 pub fn read_identity(path: &Path) -> Result<p256::PublicKey, KeyFileError> {
     keyfile::read_public(path)
 }
@@ -59,4 +59,19 @@ pub(crate) fn write_public(path: &Path, key: &p256::PublicKey) -> Result<(), Key
         .to_public_key_pem(LineEnding::LF)
         .map_err(|error| KeyFileError::Encode(error.into()))?;
     keyfile::write_new(path, pem.as_bytes(), 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_covers_the_der_spki() {
+        let secret = p256::SecretKey::from_slice(&[7; 32]).unwrap();
+        let public = secret.public_key();
+        let der = public.to_public_key_der().unwrap();
+        let expected: [u8; 32] = Sha256::digest(der.as_bytes()).into();
+        assert_eq!(Fingerprint::of(&public), Fingerprint(expected));
+        assert_eq!(Fingerprint::of(&public).to_string().len(), 64);
+    }
 }

@@ -142,3 +142,37 @@ pub(crate) fn validity(from: &str, until: &str) -> Result<Validity, BundleError>
     Validity::new(date("valid_from", from)?, date("valid_until", until)?)
         .ok_or(BundleError::InvalidField("valid_until"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_have_one_spelling() {
+        assert_eq!(
+            date("d", "2028-02-29").unwrap(),
+            Date::from_ymd(2028, 2, 29).unwrap()
+        );
+        for bad in [
+            "2027-02-29",
+            "2027-2-01",
+            "2027-02-1",
+            "+027-02-01",
+            "2027-02-01-",
+            "2027/02/01",
+            "",
+        ] {
+            assert!(date("d", bad).is_err(), "{bad}");
+        }
+        let day = Date::from_ymd(2026, 12, 1).unwrap();
+        assert_eq!(date("d", &format_date(day)).unwrap(), day);
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_bounded() {
+        assert_eq!(bytes("h", "00ff", 1, 2).unwrap(), vec![0, 0xFF]);
+        for bad in ["00FF", "0", "", "00ff00", "zz"] {
+            assert!(bytes("h", bad, 1, 2).is_err(), "{bad}");
+        }
+    }
+}

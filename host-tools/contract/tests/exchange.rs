@@ -516,6 +516,12 @@ fn dates() {
         ),
         "{error:?}"
     );
+    // An acceptance cannot hold longer than the offer.
+    let longer = Validity::new(today(), date(2028, 1, 1)).unwrap();
+    assert!(matches!(
+        parties.credit.export_acceptance(&contract, APPLET, longer),
+        Err(contract::ExportError::OutlastsOffer)
+    ));
     // Impossible dates in a signed body.
     let key = parties.bank.organisation().identity();
     for bad in [
