@@ -43,10 +43,11 @@ pub const CREDIT_ID: &[u8] = b"CRED0001";
 /// The cardholder PIN the credit applet is personalized with.
 pub const PIN: &[u8] = b"1234";
 /// The credit applet's signing key (TEST ONLY).
-const SIGNING_KEY: [u8; 32] = [0x5C; 32];
+pub const SIGNING_KEY: [u8; 32] = [0x5C; 32];
 /// The bank's token signing key and the credit system's HPKE key (TEST ONLY).
-const BANK_TOKEN_KEY: [u8; 32] = [0x2B; 32];
-const CREDIT_HPKE_KEY: [u8; 32] = [0x3C; 32];
+pub const BANK_TOKEN_KEY: [u8; 32] = [0x2B; 32];
+/// See [`BANK_TOKEN_KEY`].
+pub const CREDIT_HPKE_KEY: [u8; 32] = [0x3C; 32];
 
 /// The authorities and the off-card entities around the card: one OCE CA certifies an OCE of every role.
 #[derive(Clone, Debug)]
@@ -164,7 +165,7 @@ pub fn issue_payment_card() -> IssuedCard {
 }
 
 /// The card binding of the credit applet: SHA-256 of its public key, uncompressed.
-fn binding() -> [u8; 32] {
+pub fn binding() -> [u8; 32] {
     let key = token::BankSigningKey::from_slice(&SIGNING_KEY).unwrap();
     Sha256::digest(key.verifying_key().to_sec1_point(false).as_bytes()).into()
 }
