@@ -1,4 +1,4 @@
-//! The ATM and the POS on an issued card in this process (`emulator::testing`: both applets, a PIN, the bank
+//! The terminals (crate `terminal`): the ATM and the POS on an issued card in this process (`emulator::testing`: both applets, a PIN, the bank
 //! applet sharing with the credit applet), with stand-in back ends that do what the bank and credit systems do
 //! with the messages: the bank mints real tokens and tracks its holds; the credit system verifies the card's
 //! signature, opens the tokens and approves what the credit and the tokens cover.
