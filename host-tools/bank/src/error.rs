@@ -35,7 +35,9 @@ pub enum BankError {
         valid_until: token::Date,
         today: token::Date,
     },
-    #[error("credit company id must be 1-16 bytes, not {length}")]
+    #[error(
+        "a credit company id must be 1-16 bytes, not {length}: use the id of the contract bundle"
+    )]
     InvalidCreditId { length: usize },
     #[error("customer {user_id:?} is unknown: open their account first (add_customer)")]
     UnknownCustomer { user_id: String },
@@ -72,9 +74,11 @@ pub enum BankError {
         available: u64,
         amount: u64,
     },
-    #[error("the card number must be 12-19 decimal digits")]
+    #[error("the card number is not 12-19 decimal digits: read it from the card again")]
     InvalidPan,
-    #[error("{what} is not a valid date, or the token's validity would end after 9999-12-31")]
+    #[error(
+        "{what} is not a valid date, or the token's validity would end after 9999-12-31: check the terminal's date"
+    )]
     InvalidDate { what: &'static str },
     #[error(
         "the hold would end at {hold_ends_unix_seconds}s, not after the bank's clock: check the terminal's clock (now_unix_seconds)"
@@ -112,13 +116,15 @@ pub enum BankError {
     },
     #[error("request {:#x} was already answered for a different request: use a new request id", request.0)]
     RequestConflict { request: RequestId },
-    #[error("the pool total of currency {currency} exceeds 2^64 - 1 minor units")]
+    #[error(
+        "the pool total of currency {currency} exceeds 2^64 - 1 minor units: settle before taking more"
+    )]
     PoolTotalOverflow { currency: u16 },
-    #[error("the token could not be minted")]
+    #[error("the token could not be minted: nothing was taken; retry, or check the bank's keys")]
     Mint(#[from] token::MintError),
     #[error("the bank's stored {what} cannot be read: the database is damaged")]
     Corrupt { what: &'static str },
-    #[error("the ledger failed")]
+    #[error("the ledger failed: nothing was answered; retry, or check the database")]
     Ledger(#[source] LedgerError),
 }
 
