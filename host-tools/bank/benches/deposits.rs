@@ -36,7 +36,7 @@ impl Setup {
             credit_id: b"CRED0001".to_vec(),
             amount: 1_000 + index as u64 % 7,
             currency: JPY,
-            source: if index % 2 == 0 {
+            source: if index.is_multiple_of(2) {
                 Source::Cash
             } else {
                 Source::PersonalAccount

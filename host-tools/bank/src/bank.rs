@@ -724,13 +724,6 @@ fn deposit_in(
                 hold_ends_unix_seconds: hold_ends,
             });
         }
-        Err(LedgerError::ExceedsCredits { .. }) => {
-            return Err(BankError::InsufficientFunds {
-                user_id: deposit.user_id.clone(),
-                available: 0,
-                amount: deposit.amount,
-            });
-        }
         Err(error) => return Err(error.into()),
     }
     let record = StoredDeposit {

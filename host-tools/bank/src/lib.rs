@@ -29,6 +29,41 @@
 //! [`Bank::expire_holds`]. Hold times are on the store's clock (`ledger::Clock`, nanoseconds), which must be the
 //! clock the `now_unix_seconds` of the requests come from.
 //!
+//! The token is valid from the deposit day for [`BankConfig::token_validity_days`] more days, whatever the
+//! contract's own term (a contract ending does not void tokens already minted). [`Bank::deposit_batch`] takes
+//! several deposits in one durable commit. The read calls (`balances`, `pool_total`, `contracts`,
+//! `deposits_of`) run in a transaction of their own and change nothing.
+//!
+//! ```
+//! use bank::{Bank, BankConfig, CardRef, CreditContract, DepositRequest, NewCustomer, RequestId, Source};
+//! use token::{BankSigningKey, CreditPrivateKey, Date};
+//!
+//! let config = BankConfig { bank_id: b"BANK0001".to_vec(), currency: 392, token_validity_days: 61,
+//!                           deposit_hold_seconds: 300 };
+//! let mut bank = Bank::open(ledger::SqliteStore::open_in_memory()?, config,
+//!                           BankSigningKey::from_slice(&[0x1A; 32]).unwrap())?;
+//! let customer = NewCustomer { user_id: "U-1".into(), name: "Hanako Yamada".into(),
+//!                              account_number: "0001-234-5678901".into(), currency: 392 };
+//! bank.add_customer(RequestId(1), &customer)?;
+//! bank.cash_in(RequestId(2), "U-1", 10_000)?;
+//! let credit_key = CreditPrivateKey::derive(b"example only");
+//! let today = Date::from_ymd(2026, 12, 1).unwrap();
+//! let contract = CreditContract { credit_id: b"CRED0001".to_vec(), hpke_key: credit_key.public_key().clone(),
+//!                                 valid_until: Date::from_ymd(2030, 3, 31).unwrap(), active: true };
+//! bank.add_contract(RequestId(3), &contract)?;
+//! let now_unix_seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+//! let deposit = bank.deposit(RequestId(4), &DepositRequest {
+//!     user_id: "U-1".into(), credit_id: b"CRED0001".to_vec(), amount: 2_500, currency: 392,
+//!     source: Source::PersonalAccount, card: CardRef { pan: "4111111111111111".into(), card_binding: [0xCB; 32] },
+//!     today, now_unix_seconds,
+//! })?;
+//! // … the ATM stores deposit.token on the card, then:
+//! bank.confirm_deposit(RequestId(5), &deposit.token_id)?;
+//! assert_eq!(bank.balances("U-1")?.pool, 2_500);
+//! assert_eq!(bank.balances("U-1")?.personal, 7_500);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Requests
 //!
 //! Every mutating call takes a [`RequestId`] and runs as one idempotent request of the ledger

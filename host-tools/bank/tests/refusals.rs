@@ -91,10 +91,13 @@ fn a_deposit_under_a_suspended_or_ended_contract_is_refused() {
     assert_eq!(settlement, 1);
 }
 
+/// Which refusal a case expects.
+type Expected = fn(&BankError) -> bool;
+
 #[test]
 fn bad_deposits_are_refused_and_change_nothing() {
     let (mut bank, _clock, _requests) = funded_bank();
-    let cases: Vec<(DepositRequest, fn(&BankError) -> bool)> = vec![
+    let cases: Vec<(DepositRequest, Expected)> = vec![
         (deposit("U-404", 100, Source::Cash), |e| {
             matches!(e, BankError::UnknownCustomer { .. })
         }),
