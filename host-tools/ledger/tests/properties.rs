@@ -120,7 +120,7 @@ impl Run {
                     .iter()
                     .filter(|(_, s)| *s == Some(PendingState::Pending))
                     .collect();
-                let among: Vec<_> = if pick % 4 == 0 || open.is_empty() {
+                let among: Vec<_> = if pick.is_multiple_of(4) || open.is_empty() {
                     pendings.iter().collect()
                 } else {
                     open
