@@ -106,7 +106,11 @@ fn run_child_until(path: &str, target: u128) -> u128 {
     }
     child.kill().unwrap(); // SIGKILL on Unix: no destructor, no rollback, no close.
     let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "the child died of SIGKILL, not of its own accord");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the child died of SIGKILL, not of its own accord"
+    );
     last.unwrap_or_else(|| panic!("the child reported no batch ({status})"))
 }
 
