@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use common::*;
 use ledger::{
     AccountFlags, AccountId, Answer, Currency, LedgerError, NewAccount, NewTransfer, PendingState,
-    Request, RequestId, TransferKind,
+    Request, RequestId, Transfer, TransferKind,
 };
 use proptest::prelude::*;
 
@@ -107,74 +107,70 @@ impl Run {
             .into_iter()
             .filter(|(t, _)| matches!(t.kind, TransferKind::Pending { .. }))
             .collect();
-        let mut chain = Vec::new();
-        for one in moves {
-            let id = self.fresh_id();
-            let eur = |debit, credit, amount, kind| NewTransfer {
-                currency: EUR,
-                ..transfer(id, debit, credit, amount, kind)
-            };
-            // Three picks in four among the transfers still pending, the others among all, resolved ones too.
-            let picked = |pick: usize| {
-                let open: Vec<_> = pendings
-                    .iter()
-                    .filter(|(_, s)| *s == Some(PendingState::Pending))
-                    .collect();
-                let among: Vec<_> = if pick.is_multiple_of(4) || open.is_empty() {
-                    pendings.iter().collect()
-                } else {
-                    open
-                };
-                (!among.is_empty()).then(|| among[pick / 4 % among.len()].0)
-            };
-            chain.push(match *one {
-                Move::Single {
-                    debit,
-                    credit,
-                    amount,
-                } => eur(debit, credit, amount, TransferKind::Single),
-                Move::Pending {
-                    debit,
-                    credit,
-                    amount,
-                    lifetime,
-                } => eur(
-                    debit,
-                    credit,
-                    amount,
-                    TransferKind::Pending {
-                        expires_at: self.now + lifetime,
+        let chain = moves
+            .iter()
+            .map(|one| {
+                let id = self.fresh_id();
+                self.new_transfer(id, one, &pendings)
+            })
+            .collect();
+        Request::CreateTransfers(chain)
+    }
+
+    fn new_transfer(
+        &self,
+        id: u128,
+        one: &Move,
+        pendings: &[(Transfer, Option<PendingState>)],
+    ) -> NewTransfer {
+        let eur = |debit, credit, amount, kind| NewTransfer {
+            currency: EUR,
+            ..transfer(id, debit, credit, amount, kind)
+        };
+        match *one {
+            Move::Single {
+                debit,
+                credit,
+                amount,
+            } => eur(debit, credit, amount, TransferKind::Single),
+            Move::Pending {
+                debit,
+                credit,
+                amount,
+                lifetime,
+            } => eur(
+                debit,
+                credit,
+                amount,
+                TransferKind::Pending {
+                    expires_at: self.now + lifetime,
+                },
+            ),
+            Move::Post { pick, percent } => match pick_pending(pendings, pick) {
+                Some(pending) => {
+                    NewTransfer::post(id, &pending, (pending.amount / 100).saturating_mul(percent))
+                }
+                None => eur(
+                    1,
+                    2,
+                    1,
+                    TransferKind::PostPending {
+                        pending_id: pick as u128,
                     },
                 ),
-                Move::Post { pick, percent } => match picked(pick) {
-                    Some(pending) => NewTransfer::post(
-                        id,
-                        &pending,
-                        (pending.amount / 100).saturating_mul(percent),
-                    ),
-                    None => eur(
-                        1,
-                        2,
-                        1,
-                        TransferKind::PostPending {
-                            pending_id: pick as u128,
-                        },
-                    ),
-                },
-                Move::Void { pick } => match picked(pick) {
-                    Some(pending) => NewTransfer::void(id, &pending),
-                    None => eur(
-                        1,
-                        2,
-                        1,
-                        TransferKind::VoidPending {
-                            pending_id: pick as u128,
-                        },
-                    ),
-                },
-            });
+            },
+            Move::Void { pick } => match pick_pending(pendings, pick) {
+                Some(pending) => NewTransfer::void(id, &pending),
+                None => eur(
+                    1,
+                    2,
+                    1,
+                    TransferKind::VoidPending {
+                        pending_id: pick as u128,
+                    },
+                ),
+            },
         }
-        Request::CreateTransfers(chain)
     }
 
     fn submit(&mut self, request_id: RequestId, request: Request) -> Result<(), TestCaseError> {
@@ -283,6 +279,20 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// Three picks in four among the transfers still pending, the others among all, resolved ones too.
+fn pick_pending(pendings: &[(Transfer, Option<PendingState>)], pick: usize) -> Option<Transfer> {
+    let open: Vec<_> = pendings
+        .iter()
+        .filter(|(_, s)| *s == Some(PendingState::Pending))
+        .collect();
+    let among: Vec<_> = if pick.is_multiple_of(4) || open.is_empty() {
+        pendings.iter().collect()
+    } else {
+        open
+    };
+    (!among.is_empty()).then(|| among[pick / 4 % among.len()].0)
 }
 
 /// Balances recomputed here from the transfers, independently of the ledger's own invariant check.
