@@ -396,3 +396,39 @@ fn the_file_database_is_in_wal_mode_with_strict_tables() {
                  zeroblob(16), zeroblob(16), zeroblob(8))";
     assert!(raw.execute(short, []).is_err());
 }
+
+#[test]
+fn two_stores_on_one_file_keep_one_order_of_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    // Both clocks stand still at the same time: only the ledger's own ordering keeps the timestamps apart.
+    let clock = ledger::ManualClock::new(T0);
+    let store = |clock: &ledger::ManualClock| {
+        SqliteStore::open(&path)
+            .unwrap()
+            .with_clock(std::sync::Arc::new(clock.clone()))
+    };
+    let (mut first, mut second) = (Ledger::new(store(&clock)), Ledger::new(store(&clock)));
+    open(
+        &mut first,
+        1,
+        &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+    );
+    for id in 0..4 {
+        let ledger = if id % 2 == 0 { &mut first } else { &mut second };
+        submit_transfers(ledger, 10 + id, &[single(100 + id, 1, 2, 1)]).unwrap();
+    }
+    assert_eq!(balances(&mut second, 2), [0, 0, 0, 4]);
+    let by_time: Vec<_> = second
+        .transfers()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.id)
+        .collect();
+    assert_eq!(
+        by_time,
+        [100, 101, 102, 103],
+        "timestamps follow the order of the commits"
+    );
+    second.check_invariants().unwrap();
+}
