@@ -160,20 +160,7 @@ impl SqliteStore {
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.set_prepared_statement_cache_capacity(64);
         migrate(&mut connection)?;
-        let last_timestamp = connection.query_row(
-            "SELECT max(coalesce((SELECT max(timestamp) FROM accounts), x''),
-                        coalesce((SELECT max(timestamp) FROM transfers), x''))",
-            [],
-            |row| row.get::<_, Vec<u8>>(0),
-        )?;
-        let last_timestamp = match last_timestamp.as_slice() {
-            [] => 0,
-            bytes => u64::from_be_bytes(
-                bytes
-                    .try_into()
-                    .map_err(|_| LedgerError::Corrupt { what: "timestamp" })?,
-            ),
-        };
+        let last_timestamp = latest_timestamp(&connection)?;
         Ok(Self {
             connection,
             clock: Arc::new(SystemClock),
@@ -186,6 +173,20 @@ impl SqliteStore {
         Ok(self
             .connection
             .pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+}
+
+/// The latest timestamp in the database (0 when empty).
+fn latest_timestamp(connection: &Connection) -> Result<Timestamp, LedgerError> {
+    let latest = connection
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(timestamp) FROM accounts), x''),
+                        coalesce((SELECT max(timestamp) FROM transfers), x''))",
+        )?
+        .query_row([], |row| row.get::<_, Vec<u8>>(0))?;
+    match latest.as_slice() {
+        [] => Ok(0),
+        _ => u64_of(latest),
     }
 }
 
@@ -218,6 +219,8 @@ impl Store for SqliteStore {
         } = self;
         // Immediate: take the write lock now rather than fail to upgrade a read lock halfway.
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have written since: with the write lock held, start after its timestamps too.
+        *last_timestamp = (*last_timestamp).max(latest_timestamp(&tx)?);
         Ok(SqliteTransaction {
             tx,
             clock: Arc::clone(clock),
