@@ -338,3 +338,32 @@ fn customers_of_several_currencies_have_their_own_cash_and_pool() {
 }
 
 use bank::DepositRequest;
+
+#[test]
+fn a_batch_commits_its_deposits_together_and_a_refusal_undoes_only_itself() {
+    let (mut bank, _clock, mut requests) = funded_bank();
+    let (first, refused, last) = (requests.next(), requests.next(), requests.next());
+    let batch = [
+        (first, deposit("U-1", 6_000, Source::PersonalAccount)),
+        (refused, deposit("U-1", 6_000, Source::PersonalAccount)),
+        (last, deposit("U-1", 4_000, Source::PersonalAccount)),
+    ];
+    let answers = bank.deposit_batch(&batch).unwrap();
+    assert!(answers[0].is_ok() && answers[2].is_ok());
+    assert!(matches!(
+        answers[1],
+        Err(BankError::InsufficientFunds {
+            available: 4_000,
+            ..
+        })
+    ));
+    assert_eq!(bank.balances("U-1").unwrap(), balances(0, 0, 10_000));
+    assert_eq!(bank.deposits_of("U-1").unwrap().len(), 2);
+    // Replayed in a batch or alone, a deposit answers its first token.
+    let replayed = bank.deposit_batch(&batch[..1]).unwrap();
+    assert_eq!(replayed[0].as_ref().unwrap(), answers[0].as_ref().unwrap());
+    let alone = bank.deposit(last, &batch[2].1).unwrap();
+    assert_eq!(&alone, answers[2].as_ref().unwrap());
+    assert_eq!(bank.deposits_of("U-1").unwrap().len(), 2);
+    bank.ledger().check_invariants().unwrap();
+}
