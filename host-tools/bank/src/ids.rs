@@ -1,0 +1,87 @@
+//! Account and transfer ids: readable account ids (kind, currency, serial) and derived ids for the ledger
+//! requests and transfers a bank call makes.
+
+use ledger::{AccountId, RequestId, TransferId};
+use sha2::{Digest, Sha256};
+
+/// What an account is for; its number is the ledger `code` and the top bits of its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum AccountKind {
+    Cash = 1,
+    Personal = 2,
+    Pool = 3,
+    Settlement = 4,
+}
+
+impl AccountKind {
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+}
+
+/// `kind << 112 | currency << 96 | serial` (serial 0 for cash, the customer's or contract's number otherwise).
+pub fn account_id(kind: AccountKind, currency: u16, serial: u64) -> AccountId {
+    u128::from(kind.code()) << 112 | u128::from(currency) << 96 | u128::from(serial)
+}
+
+/// Ledger codes of the bank's transfers.
+pub(crate) mod transfer_code {
+    pub const CASH_IN: u16 = 1;
+    pub const DEPOSIT: u16 = 2;
+}
+
+fn derive(label: &str, parts: &[&[u8]]) -> u128 {
+    let mut hash = Sha256::new();
+    hash.update(b"linkcard-bank id v1\0");
+    hash.update(label.as_bytes());
+    for part in parts {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    let digest = hash.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(id)
+}
+
+/// The id of the ledger request a bank request makes for `step`: distinct from the bank request's own id, and
+/// the same on every retry of it.
+pub(crate) fn ledger_request(request: RequestId, step: &str) -> RequestId {
+    RequestId(derive(step, &[&request.0.to_be_bytes()]))
+}
+
+/// A deposit's hold is the pending transfer whose id is the token id.
+pub(crate) fn hold_transfer(token_id: &[u8; 16]) -> TransferId {
+    u128::from_be_bytes(*token_id)
+}
+
+/// The transfer that posts or voids a deposit's hold.
+pub(crate) fn resolution_transfer(token_id: &[u8; 16]) -> TransferId {
+    derive("resolve hold", &[token_id])
+}
+
+pub(crate) fn cash_in_transfer(request: RequestId) -> TransferId {
+    derive("cash in", &[&request.0.to_be_bytes()])
+}
+
+/// Account user data: the owner's id (user id ≤ 32 bytes, credit id ≤ 16), zero-padded.
+pub(crate) fn user_data(owner: &[u8]) -> [u8; 32] {
+    let mut data = [0u8; 32];
+    let length = owner.len().min(32);
+    data[..length].copy_from_slice(&owner[..length]);
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_read_in_hex() {
+        assert_eq!(
+            format!("{:032x}", account_id(AccountKind::Pool, 392, 7)),
+            "00030188000000000000000000000007"
+        );
+    }
+}

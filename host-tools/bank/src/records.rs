@@ -1,0 +1,137 @@
+//! The bank's own records, JSON values in the ledger's keyed records, and the canonical request bodies.
+
+use ledger::Transaction;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{BankError, DepositRecord, DepositState, Source};
+
+pub(crate) const META: &str = "bank.meta";
+pub(crate) const CUSTOMERS: &str = "bank.customers";
+pub(crate) const CONTRACTS: &str = "bank.contracts";
+pub(crate) const DEPOSITS: &str = "bank.deposits";
+/// Key user id ‖ 00 ‖ token id, empty value: a customer's deposits by prefix (user ids are printable ASCII).
+pub(crate) const DEPOSITS_BY_USER: &str = "bank.deposits_by_user";
+pub(crate) const META_KEY: &[u8] = b"meta";
+
+/// Bytes as uppercase hex in JSON (compact, and readable with sqlite3).
+pub(crate) mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode_upper(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<Vec<u8>>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = hex::decode(text).map_err(serde::de::Error::custom)?;
+        T::try_from(bytes).map_err(|_| serde::de::Error::custom("wrong length"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    #[serde(with = "hex_bytes")]
+    pub bank_id: Vec<u8>,
+    pub currency: u16,
+    pub customers: u64,
+    pub contracts: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CustomerRecord {
+    pub user_id: String,
+    pub name: String,
+    pub account_number: String,
+    pub currency: u16,
+    pub serial: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ContractRecord {
+    #[serde(with = "hex_bytes")]
+    pub credit_id: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub hpke_key: Vec<u8>,
+    pub valid_until: [u8; 4],
+    pub active: bool,
+    pub serial: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredDeposit {
+    #[serde(with = "hex_bytes")]
+    pub token_id: [u8; 16],
+    pub user_id: String,
+    #[serde(with = "hex_bytes")]
+    pub credit_id: Vec<u8>,
+    pub amount: u64,
+    pub currency: u16,
+    pub source: Source,
+    pub deposit_date: [u8; 4],
+    pub valid_until: [u8; 4],
+    pub state: DepositState,
+}
+
+impl StoredDeposit {
+    pub fn public(&self) -> DepositRecord {
+        DepositRecord {
+            token_id: self.token_id,
+            credit_id: self.credit_id.clone(),
+            amount: self.amount,
+            currency: self.currency,
+            deposit_date: token::Date(self.deposit_date),
+            valid_until: token::Date(self.valid_until),
+            state: self.state,
+        }
+    }
+}
+
+/// A deposit's answer, kept for replays.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DepositAnswer {
+    #[serde(with = "hex_bytes")]
+    pub token: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub token_id: [u8; 16],
+    pub amount: u64,
+    pub currency: u16,
+    pub valid_until: [u8; 4],
+}
+
+pub(crate) fn encode(value: &impl Serialize) -> Result<Vec<u8>, BankError> {
+    serde_json::to_vec(value).map_err(|_| BankError::Corrupt { what: "record" })
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, BankError> {
+    serde_json::from_slice(bytes).map_err(|_| BankError::Corrupt { what })
+}
+
+pub(crate) fn load<T: DeserializeOwned>(
+    tx: &mut impl Transaction,
+    table: &'static str,
+    key: &[u8],
+) -> Result<Option<T>, BankError> {
+    tx.get(table, key)?
+        .map(|bytes| decode(&bytes, table))
+        .transpose()
+}
+
+pub(crate) fn save(
+    tx: &mut impl Transaction,
+    table: &'static str,
+    key: &[u8],
+    value: &impl Serialize,
+) -> Result<(), BankError> {
+    tx.put(table, key, &encode(value)?)?;
+    Ok(())
+}
+
+pub(crate) fn deposit_index_key(user_id: &str, token_id: &[u8; 16]) -> Vec<u8> {
+    [user_id.as_bytes(), &[0], token_id].concat()
+}

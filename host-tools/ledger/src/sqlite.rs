@@ -1,0 +1,629 @@
+//! The SQLite store: WAL, `synchronous=FULL` by default, foreign keys on, `STRICT` tables, migrations from an
+//! empty file under `PRAGMA user_version`, cached prepared statements.
+//!
+//! Integers wider than SQLite's signed 64 bits (ids, amounts, balances, timestamps) are fixed-width big-endian
+//! `BLOB`s, which SQLite compares bytewise, so their order is the numeric order.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::error::{LedgerError, StorageError};
+use crate::model::{
+    Account, AccountFlags, AccountId, Currency, PendingState, RequestId, Timestamp, Transfer,
+    TransferId, TransferKind,
+};
+use crate::store::{Inserted, LedgerTables, Record, Store, StoredRequest, Transaction};
+
+/// The schema, one migration per version: migration `i` takes `user_version` from `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE accounts (
+    id              BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
+    currency        INTEGER NOT NULL CHECK (currency BETWEEN 0 AND 65535),
+    code            INTEGER NOT NULL CHECK (code BETWEEN 0 AND 65535),
+    flags           INTEGER NOT NULL CHECK (flags BETWEEN 0 AND 3),
+    user_data       BLOB    NOT NULL CHECK (length(user_data) = 32),
+    debits_pending  BLOB    NOT NULL CHECK (length(debits_pending) = 16),
+    debits_posted   BLOB    NOT NULL CHECK (length(debits_posted) = 16),
+    credits_pending BLOB    NOT NULL CHECK (length(credits_pending) = 16),
+    credits_posted  BLOB    NOT NULL CHECK (length(credits_posted) = 16),
+    timestamp       BLOB    NOT NULL UNIQUE CHECK (length(timestamp) = 8)
+) STRICT, WITHOUT ROWID;
+
+-- kind: 0 single, 1 pending, 2 post pending, 3 void pending.
+-- state (pending transfers only): 0 pending, 1 posted, 2 voided, 3 expired.
+CREATE TABLE transfers (
+    id                BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
+    debit_account_id  BLOB    NOT NULL REFERENCES accounts (id),
+    credit_account_id BLOB    NOT NULL REFERENCES accounts (id),
+    amount            BLOB    NOT NULL CHECK (length(amount) = 16),
+    currency          INTEGER NOT NULL CHECK (currency BETWEEN 0 AND 65535),
+    code              INTEGER NOT NULL CHECK (code BETWEEN 0 AND 65535),
+    user_data         BLOB    NOT NULL CHECK (length(user_data) = 32),
+    kind              INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),
+    expires_at        BLOB    CHECK ((kind = 1) = (expires_at IS NOT NULL)),
+    pending_id        BLOB    REFERENCES transfers (id) CHECK ((kind IN (2, 3)) = (pending_id IS NOT NULL)),
+    state             INTEGER CHECK ((kind = 1) = (state IS NOT NULL) AND state BETWEEN 0 AND 3),
+    timestamp         BLOB    NOT NULL UNIQUE CHECK (length(timestamp) = 8)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX transfers_pending_due ON transfers (expires_at, id) WHERE state = 0;
+
+-- Idempotency: a request id, the SHA-256 of the request, the answer given.
+CREATE TABLE requests (
+    id     BLOB NOT NULL PRIMARY KEY CHECK (length(id) = 16),
+    hash   BLOB NOT NULL CHECK (length(hash) = 32),
+    answer BLOB NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- The domain crates' keyed records (customers, contracts, spent tokens), in the ledger's transactions.
+CREATE TABLE records (
+    tbl   TEXT NOT NULL,
+    key   BLOB NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (tbl, key)
+) STRICT, WITHOUT ROWID;
+"];
+
+/// The schema version this program writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: the commit survives a power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a crash of the process, not of the machine (WAL mode).
+    Normal,
+}
+
+/// Where the ledger's timestamps come from.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock, in nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A clock the caller sets, for deterministic tests.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    pub fn new(now: Timestamp) -> Self {
+        Self(Arc::new(now.into()))
+    }
+
+    pub fn set(&self, now: Timestamp) {
+        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A ledger database in one SQLite file (or in memory).
+#[derive(Debug)]
+pub struct SqliteStore {
+    connection: Connection,
+    clock: Arc<dyn Clock>,
+    /// The latest timestamp assigned; the next is later even if the clock goes back.
+    last_timestamp: Timestamp,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`, with durable commits.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, LedgerError> {
+        Self::set_up(Connection::open(path)?, durability)
+    }
+
+    /// A database that lives as long as the store: for tests.
+    pub fn open_in_memory() -> Result<Self, LedgerError> {
+        Self::set_up(Connection::open_in_memory()?, Durability::Full)
+    }
+
+    /// Takes timestamps from `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn set_up(mut connection: Connection, durability: Durability) -> Result<Self, LedgerError> {
+        connection.busy_timeout(Duration::from_secs(5))?;
+        // An in-memory database answers "memory": it has no WAL and needs none.
+        let _mode: String =
+            connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        connection.pragma_update(None, "synchronous", synchronous)?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.set_prepared_statement_cache_capacity(64);
+        migrate(&mut connection)?;
+        let last_timestamp = latest_timestamp(&connection)?;
+        Ok(Self {
+            connection,
+            clock: Arc::new(SystemClock),
+            last_timestamp,
+        })
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, LedgerError> {
+        Ok(self
+            .connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+}
+
+/// The latest timestamp in the database (0 when empty).
+fn latest_timestamp(connection: &Connection) -> Result<Timestamp, LedgerError> {
+    let latest = connection
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(timestamp) FROM accounts), x''),
+                        coalesce((SELECT max(timestamp) FROM transfers), x''))",
+        )?
+        .query_row([], |row| row.get::<_, Vec<u8>>(0))?;
+    match latest.as_slice() {
+        [] => Ok(0),
+        _ => u64_of(latest),
+    }
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), LedgerError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let found: u32 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        }
+        .into());
+    }
+    for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", version as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    type Tx<'a> = SqliteTransaction<'a>;
+
+    fn transaction(&mut self) -> Result<SqliteTransaction<'_>, LedgerError> {
+        let Self {
+            connection,
+            clock,
+            last_timestamp,
+        } = self;
+        // Immediate: take the write lock now rather than fail to upgrade a read lock halfway.
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have written since: with the write lock held, start after its timestamps too.
+        *last_timestamp = (*last_timestamp).max(latest_timestamp(&tx)?);
+        Ok(SqliteTransaction {
+            tx,
+            clock: Arc::clone(clock),
+            last_timestamp,
+            savepoints: 0,
+        })
+    }
+}
+
+/// A write transaction on a [`SqliteStore`]. Dropping it rolls back.
+#[derive(Debug)]
+pub struct SqliteTransaction<'a> {
+    tx: rusqlite::Transaction<'a>,
+    clock: Arc<dyn Clock>,
+    last_timestamp: &'a mut Timestamp,
+    savepoints: usize,
+}
+
+impl Transaction for SqliteTransaction<'_> {
+    fn commit(self) -> Result<(), LedgerError> {
+        Ok(self.tx.commit()?)
+    }
+
+    fn savepoint(&mut self) -> Result<(), LedgerError> {
+        self.savepoints += 1;
+        self.tx
+            .execute_batch(&format!("SAVEPOINT s{}", self.savepoints))?;
+        Ok(())
+    }
+
+    fn release_savepoint(&mut self) -> Result<(), LedgerError> {
+        self.tx
+            .execute_batch(&format!("RELEASE s{}", self.savepoints))?;
+        self.savepoints -= 1;
+        Ok(())
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<(), LedgerError> {
+        // ROLLBACK TO keeps the savepoint open: release it too, so scopes nest like calls.
+        let name = self.savepoints;
+        self.tx
+            .execute_batch(&format!("ROLLBACK TO s{name}; RELEASE s{name}"))?;
+        self.savepoints -= 1;
+        Ok(())
+    }
+
+    fn insert_unique(
+        &mut self,
+        table: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Inserted, LedgerError> {
+        let changed = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO records (tbl, key, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![table, key, value])?;
+        Ok(if changed == 1 {
+            Inserted::Inserted
+        } else {
+            Inserted::AlreadyExists
+        })
+    }
+
+    fn get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT value FROM records WHERE tbl = ?1 AND key = ?2")?
+            .query_row(params![table, key], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<(), LedgerError> {
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO records (tbl, key, value) VALUES (?1, ?2, ?3)")?
+            .execute(params![table, key, value])?;
+        Ok(())
+    }
+
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool, LedgerError> {
+        let changed = self
+            .tx
+            .prepare_cached("DELETE FROM records WHERE tbl = ?1 AND key = ?2")?
+            .execute(params![table, key])?;
+        Ok(changed == 1)
+    }
+
+    fn scan_prefix(&mut self, table: &str, prefix: &[u8]) -> Result<Vec<Record>, LedgerError> {
+        let pair = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
+        let records = match prefix_successor(prefix) {
+            Some(end) => self
+                .tx
+                .prepare_cached("SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 AND key < ?3 ORDER BY key")?
+                .query_map(params![table, prefix, end], pair)?
+                .collect::<Result<_, _>>()?,
+            None => self
+                .tx
+                .prepare_cached("SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 ORDER BY key")?
+                .query_map(params![table, prefix], pair)?
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(records)
+    }
+}
+
+/// The least key greater than every key starting with `prefix`; `None` when there is none (all bytes 0xFF).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&byte| byte != 0xFF)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
+}
+
+const ACCOUNT_COLUMNS: &str = "id, currency, code, flags, user_data, debits_pending, debits_posted, credits_pending, \
+                               credits_posted, timestamp";
+const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, currency, code, user_data, kind, \
+                                expires_at, pending_id, timestamp, state";
+
+fn corrupt(what: &'static str) -> impl Fn(Vec<u8>) -> LedgerError {
+    move |_| LedgerError::Corrupt { what }
+}
+
+fn u128_of(bytes: Vec<u8>) -> Result<u128, LedgerError> {
+    Ok(u128::from_be_bytes(
+        bytes.try_into().map_err(corrupt("amount or id"))?,
+    ))
+}
+
+fn u64_of(bytes: Vec<u8>) -> Result<u64, LedgerError> {
+    Ok(u64::from_be_bytes(
+        bytes.try_into().map_err(corrupt("timestamp"))?,
+    ))
+}
+
+/// Reads an account row in [`ACCOUNT_COLUMNS`] order; decoding errors surface after the query.
+fn account_row(row: &Row<'_>) -> rusqlite::Result<Result<Account, LedgerError>> {
+    let blob = |i| row.get::<_, Vec<u8>>(i);
+    let (id, user_data, dp, dpo, cp, cpo, ts) = (
+        blob(0)?,
+        blob(4)?,
+        blob(5)?,
+        blob(6)?,
+        blob(7)?,
+        blob(8)?,
+        blob(9)?,
+    );
+    let (currency, code, flags): (u16, u16, u16) = (row.get(1)?, row.get(2)?, row.get(3)?);
+    Ok((|| {
+        Ok(Account {
+            id: u128_of(id)?,
+            currency: Currency(currency),
+            code,
+            flags: AccountFlags::from_bits(flags).ok_or(LedgerError::Corrupt {
+                what: "account flags",
+            })?,
+            user_data: user_data.try_into().map_err(corrupt("user data"))?,
+            debits_pending: u128_of(dp)?,
+            debits_posted: u128_of(dpo)?,
+            credits_pending: u128_of(cp)?,
+            credits_posted: u128_of(cpo)?,
+            timestamp: u64_of(ts)?,
+        })
+    })())
+}
+
+type TransferRow = Result<(Transfer, Option<PendingState>), LedgerError>;
+
+/// Reads a transfer row in [`TRANSFER_COLUMNS`] order, with its pending state.
+fn transfer_row(row: &Row<'_>) -> rusqlite::Result<TransferRow> {
+    let blob = |i| row.get::<_, Vec<u8>>(i);
+    let (id, debit, credit, amount, user_data, ts) =
+        (blob(0)?, blob(1)?, blob(2)?, blob(3)?, blob(6)?, blob(10)?);
+    let (currency, code, kind): (u16, u16, u8) = (row.get(4)?, row.get(5)?, row.get(7)?);
+    let (expires_at, pending_id): (Option<Vec<u8>>, Option<Vec<u8>>) = (row.get(8)?, row.get(9)?);
+    let state: Option<u8> = row.get(11)?;
+    Ok((|| {
+        let kind = match (kind, expires_at, pending_id) {
+            (0, None, None) => TransferKind::Single,
+            (1, Some(expires_at), None) => TransferKind::Pending {
+                expires_at: u64_of(expires_at)?,
+            },
+            (2, None, Some(pending_id)) => TransferKind::PostPending {
+                pending_id: u128_of(pending_id)?,
+            },
+            (3, None, Some(pending_id)) => TransferKind::VoidPending {
+                pending_id: u128_of(pending_id)?,
+            },
+            _ => {
+                return Err(LedgerError::Corrupt {
+                    what: "transfer kind",
+                });
+            }
+        };
+        let state = state.map(state_of).transpose()?;
+        let transfer = Transfer {
+            id: u128_of(id)?,
+            debit_account_id: u128_of(debit)?,
+            credit_account_id: u128_of(credit)?,
+            amount: u128_of(amount)?,
+            currency: Currency(currency),
+            code,
+            user_data: user_data.try_into().map_err(corrupt("user data"))?,
+            kind,
+            timestamp: u64_of(ts)?,
+        };
+        Ok((transfer, state))
+    })())
+}
+
+fn state_of(code: u8) -> Result<PendingState, LedgerError> {
+    Ok(match code {
+        0 => PendingState::Pending,
+        1 => PendingState::Posted,
+        2 => PendingState::Voided,
+        3 => PendingState::Expired,
+        _ => {
+            return Err(LedgerError::Corrupt {
+                what: "pending state",
+            });
+        }
+    })
+}
+
+fn state_code(state: PendingState) -> u8 {
+    match state {
+        PendingState::Pending => 0,
+        PendingState::Posted => 1,
+        PendingState::Voided => 2,
+        PendingState::Expired => 3,
+    }
+}
+
+impl LedgerTables for SqliteTransaction<'_> {
+    fn next_timestamp(&mut self) -> Result<Timestamp, LedgerError> {
+        let next = self.clock.now().max(self.last_timestamp.saturating_add(1));
+        *self.last_timestamp = next;
+        Ok(next)
+    }
+
+    fn load_account(&mut self, id: AccountId) -> Result<Option<Account>, LedgerError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1");
+        self.tx
+            .prepare_cached(&sql)?
+            .query_row([id.to_be_bytes()], account_row)
+            .optional()?
+            .transpose()
+    }
+
+    fn insert_account(&mut self, a: &Account) -> Result<(), LedgerError> {
+        let sql = format!(
+            "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        );
+        self.tx.prepare_cached(&sql)?.execute(params![
+            a.id.to_be_bytes(),
+            a.currency.0,
+            a.code,
+            a.flags.bits(),
+            a.user_data,
+            a.debits_pending.to_be_bytes(),
+            a.debits_posted.to_be_bytes(),
+            a.credits_pending.to_be_bytes(),
+            a.credits_posted.to_be_bytes(),
+            a.timestamp.to_be_bytes(),
+        ])?;
+        Ok(())
+    }
+
+    fn update_balances(&mut self, a: &Account) -> Result<(), LedgerError> {
+        let changed = self
+            .tx
+            .prepare_cached(
+                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3, credits_pending = ?4, credits_posted = ?5
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                a.id.to_be_bytes(),
+                a.debits_pending.to_be_bytes(),
+                a.debits_posted.to_be_bytes(),
+                a.credits_pending.to_be_bytes(),
+                a.credits_posted.to_be_bytes(),
+            ])?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(LedgerError::AccountNotFound { account: a.id })
+        }
+    }
+
+    fn load_transfer(&mut self, id: TransferId) -> Result<Option<Transfer>, LedgerError> {
+        let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?1");
+        let row = self
+            .tx
+            .prepare_cached(&sql)?
+            .query_row([id.to_be_bytes()], transfer_row)
+            .optional()?;
+        Ok(row.transpose()?.map(|(transfer, _)| transfer))
+    }
+
+    fn insert_transfer(&mut self, t: &Transfer) -> Result<(), LedgerError> {
+        let (kind, expires_at, pending_id, state) = match t.kind {
+            TransferKind::Single => (0u8, None, None, None),
+            TransferKind::Pending { expires_at } => {
+                (1, Some(expires_at.to_be_bytes()), None, Some(0u8))
+            }
+            TransferKind::PostPending { pending_id } => {
+                (2, None, Some(pending_id.to_be_bytes()), None)
+            }
+            TransferKind::VoidPending { pending_id } => {
+                (3, None, Some(pending_id.to_be_bytes()), None)
+            }
+        };
+        let sql = format!(
+            "INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        );
+        self.tx.prepare_cached(&sql)?.execute(params![
+            t.id.to_be_bytes(),
+            t.debit_account_id.to_be_bytes(),
+            t.credit_account_id.to_be_bytes(),
+            t.amount.to_be_bytes(),
+            t.currency.0,
+            t.code,
+            t.user_data,
+            kind,
+            expires_at,
+            pending_id,
+            t.timestamp.to_be_bytes(),
+            state,
+        ])?;
+        Ok(())
+    }
+
+    fn pending_state(&mut self, id: TransferId) -> Result<Option<PendingState>, LedgerError> {
+        let state: Option<Option<u8>> = self
+            .tx
+            .prepare_cached("SELECT state FROM transfers WHERE id = ?1")?
+            .query_row([id.to_be_bytes()], |row| row.get(0))
+            .optional()?;
+        state.flatten().map(state_of).transpose()
+    }
+
+    fn set_pending_state(
+        &mut self,
+        id: TransferId,
+        state: PendingState,
+    ) -> Result<(), LedgerError> {
+        let changed = self
+            .tx
+            .prepare_cached("UPDATE transfers SET state = ?2 WHERE id = ?1 AND kind = 1")?
+            .execute(params![id.to_be_bytes(), state_code(state)])?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(LedgerError::PendingNotFound { pending: id })
+        }
+    }
+
+    fn pending_due(&mut self, now: Timestamp) -> Result<Vec<Transfer>, LedgerError> {
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE state = 0 AND expires_at <= ?1 ORDER BY expires_at, id"
+        );
+        let mut statement = self.tx.prepare_cached(&sql)?;
+        let rows = statement.query_map([now.to_be_bytes()], transfer_row)?;
+        rows.map(|row| Ok(row??.0)).collect()
+    }
+
+    fn all_accounts(&mut self) -> Result<Vec<Account>, LedgerError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY timestamp");
+        let mut statement = self.tx.prepare_cached(&sql)?;
+        let rows = statement.query_map([], account_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    fn all_transfers(&mut self) -> Result<Vec<(Transfer, Option<PendingState>)>, LedgerError> {
+        let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers ORDER BY timestamp");
+        let mut statement = self.tx.prepare_cached(&sql)?;
+        let rows = statement.query_map([], transfer_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    fn load_request(&mut self, id: RequestId) -> Result<Option<StoredRequest>, LedgerError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .tx
+            .prepare_cached("SELECT hash, answer FROM requests WHERE id = ?1")?
+            .query_row([id.0.to_be_bytes()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        row.map(|(hash, answer)| {
+            Ok(StoredRequest {
+                hash: hash.try_into().map_err(corrupt("request hash"))?,
+                answer,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_request(
+        &mut self,
+        id: RequestId,
+        request: &StoredRequest,
+    ) -> Result<(), LedgerError> {
+        self.tx
+            .prepare_cached("INSERT INTO requests (id, hash, answer) VALUES (?1, ?2, ?3)")?
+            .execute(params![id.0.to_be_bytes(), request.hash, request.answer])?;
+        Ok(())
+    }
+}

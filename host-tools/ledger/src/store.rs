@@ -1,0 +1,238 @@
+//! Storage behind traits: a [`Store`] opens [`Transaction`]s; the rules of the ledger are provided methods written
+//! once over the primitives of [`LedgerTables`], so a new backend (PostgreSQL) implements only those.
+
+use crate::codec::{self, RequestHash};
+use crate::error::LedgerError;
+use crate::model::{
+    Account, AccountId, Answer, NewAccount, NewTransfer, PendingState, Request, RequestId,
+    Timestamp, Transfer, TransferId,
+};
+use crate::rules;
+
+/// A database holding one ledger and the domain crates' records.
+pub trait Store {
+    type Tx<'a>: Transaction
+    where
+        Self: 'a;
+
+    /// Opens a write transaction. Dropping it without [`Transaction::commit`] rolls everything back.
+    fn transaction(&mut self) -> Result<Self::Tx<'_>, LedgerError>;
+}
+
+/// A keyed record: (key, value).
+pub type Record = (Vec<u8>, Vec<u8>);
+
+/// Whether [`Transaction::insert_unique`] stored the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Inserted,
+    /// A record with that key was there already; it is unchanged.
+    AlreadyExists,
+}
+
+/// What a request stored under its id: the hash of the request and the answer given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    pub hash: RequestHash,
+    pub answer: Vec<u8>,
+}
+
+/// Whether an idempotent request ran now or was answered from its first run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded<T> {
+    Applied(T),
+    Replayed(T),
+}
+
+impl<T> Recorded<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Applied(value) | Self::Replayed(value) => value,
+        }
+    }
+
+    pub fn was_replayed(&self) -> bool {
+        matches!(self, Self::Replayed(_))
+    }
+}
+
+/// The ledger's own tables, for storage implementations. They check nothing: bank and credit code goes through
+/// [`Transaction`]'s rule-checked operations instead.
+pub trait LedgerTables {
+    /// A timestamp later than every one this store assigned before.
+    fn next_timestamp(&mut self) -> Result<Timestamp, LedgerError>;
+    fn load_account(&mut self, id: AccountId) -> Result<Option<Account>, LedgerError>;
+    fn insert_account(&mut self, account: &Account) -> Result<(), LedgerError>;
+    fn update_balances(&mut self, account: &Account) -> Result<(), LedgerError>;
+    fn load_transfer(&mut self, id: TransferId) -> Result<Option<Transfer>, LedgerError>;
+    /// Stores a transfer; a pending one starts in [`PendingState::Pending`].
+    fn insert_transfer(&mut self, transfer: &Transfer) -> Result<(), LedgerError>;
+    fn pending_state(&mut self, id: TransferId) -> Result<Option<PendingState>, LedgerError>;
+    fn set_pending_state(&mut self, id: TransferId, state: PendingState)
+    -> Result<(), LedgerError>;
+    /// Pending transfers still [`PendingState::Pending`] whose expiry is ≤ `now`, by expiry then id.
+    fn pending_due(&mut self, now: Timestamp) -> Result<Vec<Transfer>, LedgerError>;
+    fn all_accounts(&mut self) -> Result<Vec<Account>, LedgerError>;
+    /// Every transfer with the state of the pending ones, by timestamp.
+    fn all_transfers(&mut self) -> Result<Vec<(Transfer, Option<PendingState>)>, LedgerError>;
+    fn load_request(&mut self, id: RequestId) -> Result<Option<StoredRequest>, LedgerError>;
+    fn insert_request(&mut self, id: RequestId, request: &StoredRequest)
+    -> Result<(), LedgerError>;
+}
+
+/// One database transaction: the ledger's operations, the domain crates' keyed records, and savepoints, all
+/// committed together and durably by [`Transaction::commit`].
+pub trait Transaction: LedgerTables + Sized {
+    /// Makes everything done in this transaction durable. Answer no one before it returns `Ok`.
+    fn commit(self) -> Result<(), LedgerError>;
+
+    /// Opens a nested scope: [`Transaction::rollback_to_savepoint`] undoes what was done since. Prefer
+    /// [`Transaction::scope`], which always closes it.
+    fn savepoint(&mut self) -> Result<(), LedgerError>;
+    /// Closes the innermost scope, keeping its changes (they still wait for the commit).
+    fn release_savepoint(&mut self) -> Result<(), LedgerError>;
+    /// Closes the innermost scope, undoing its changes.
+    fn rollback_to_savepoint(&mut self) -> Result<(), LedgerError>;
+
+    /// Stores `value` under (`table`, `key`) unless that key exists (then nothing changes).
+    fn insert_unique(
+        &mut self,
+        table: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Inserted, LedgerError>;
+    fn get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError>;
+    /// Stores `value` under (`table`, `key`), replacing any record there.
+    fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<(), LedgerError>;
+    /// Removes the record; `true` if there was one.
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool, LedgerError>;
+    /// Every record of `table` whose key starts with `prefix`, by key.
+    fn scan_prefix(&mut self, table: &str, prefix: &[u8]) -> Result<Vec<Record>, LedgerError>;
+
+    /// Runs `work` all-or-nothing inside this transaction: if it fails, its changes are undone and the rest of
+    /// the transaction is kept (one request of a group commit).
+    fn scope<T, E: From<LedgerError>>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.savepoint()?;
+        match work(self) {
+            Ok(value) => {
+                self.release_savepoint()?;
+                Ok(value)
+            }
+            Err(error) => {
+                self.rollback_to_savepoint()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies a ledger request once: a replay of the same request under `request_id` gets the first answer and
+    /// changes nothing; another request under the same id is refused ([`LedgerError::IdempotencyConflict`]); a
+    /// refused request leaves no trace (it may be retried under its id).
+    fn apply(&mut self, request_id: RequestId, request: &Request) -> Result<Answer, LedgerError> {
+        let hash = codec::request_hash(request);
+        let answer = once::<_, LedgerError>(self, request_id, hash, |tx| {
+            let answer = rules::execute(tx, request)?;
+            Ok(codec::encode_answer(&answer))
+        })?;
+        codec::decode_answer(&answer.into_inner())
+    }
+
+    /// A domain crate's own idempotent request (a deposit, an authorization): `work` runs all-or-nothing and
+    /// its answer bytes are kept under `request_id`, bound to the hash of (`kind`, `body`). Same rules as
+    /// [`Transaction::apply`], sharing its request ids.
+    fn idempotent<E: From<LedgerError>>(
+        &mut self,
+        request_id: RequestId,
+        kind: &str,
+        body: &[u8],
+        work: impl FnOnce(&mut Self) -> Result<Vec<u8>, E>,
+    ) -> Result<Recorded<Vec<u8>>, E> {
+        once(
+            self,
+            request_id,
+            codec::record_request_hash(kind, body),
+            work,
+        )
+    }
+
+    /// Opens one account ([`Request::CreateAccounts`]).
+    fn create_account(
+        &mut self,
+        request_id: RequestId,
+        account: NewAccount,
+    ) -> Result<Account, LedgerError> {
+        match self.apply(request_id, &Request::CreateAccounts(vec![account]))? {
+            Answer::Accounts(mut accounts) if accounts.len() == 1 => Ok(accounts.remove(0)),
+            _ => Err(LedgerError::Corrupt { what: "answer" }),
+        }
+    }
+
+    /// Applies one transfer ([`Request::CreateTransfers`] of one).
+    fn create_transfer(
+        &mut self,
+        request_id: RequestId,
+        transfer: NewTransfer,
+    ) -> Result<Transfer, LedgerError> {
+        match self.apply(request_id, &Request::CreateTransfers(vec![transfer]))? {
+            Answer::Transfers(mut transfers) if transfers.len() == 1 => Ok(transfers.remove(0)),
+            _ => Err(LedgerError::Corrupt { what: "answer" }),
+        }
+    }
+
+    /// Applies a linked chain, all or none ([`Request::CreateTransfers`]).
+    fn create_linked_transfers(
+        &mut self,
+        request_id: RequestId,
+        chain: Vec<NewTransfer>,
+    ) -> Result<Vec<Transfer>, LedgerError> {
+        match self.apply(request_id, &Request::CreateTransfers(chain))? {
+            Answer::Transfers(transfers) => Ok(transfers),
+            _ => Err(LedgerError::Corrupt { what: "answer" }),
+        }
+    }
+
+    /// Expires the pending transfers due at `now` ([`Request::ExpirePending`]); returns their ids.
+    fn expire_pending(
+        &mut self,
+        request_id: RequestId,
+        now: Timestamp,
+    ) -> Result<Vec<TransferId>, LedgerError> {
+        match self.apply(request_id, &Request::ExpirePending { now })? {
+            Answer::Expired(ids) => Ok(ids),
+            _ => Err(LedgerError::Corrupt { what: "answer" }),
+        }
+    }
+}
+
+/// The idempotency protocol shared by ledger and domain requests.
+fn once<Tx: Transaction, E: From<LedgerError>>(
+    tx: &mut Tx,
+    request_id: RequestId,
+    hash: RequestHash,
+    work: impl FnOnce(&mut Tx) -> Result<Vec<u8>, E>,
+) -> Result<Recorded<Vec<u8>>, E> {
+    if let Some(stored) = tx.load_request(request_id)? {
+        return if stored.hash == hash {
+            Ok(Recorded::Replayed(stored.answer))
+        } else {
+            Err(LedgerError::IdempotencyConflict {
+                request: request_id,
+            }
+            .into())
+        };
+    }
+    tx.scope(|tx| {
+        let answer = work(tx)?;
+        tx.insert_request(
+            request_id,
+            &StoredRequest {
+                hash,
+                answer: answer.clone(),
+            },
+        )?;
+        Ok(Recorded::Applied(answer))
+    })
+}
