@@ -245,25 +245,25 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn savepoint(&mut self) -> Result<(), LedgerError> {
-        self.savepoints += 1;
-        self.tx
-            .execute_batch(&format!("SAVEPOINT s{}", self.savepoints))?;
+        let depth = self.savepoints + 1;
+        self.run(&format!("SAVEPOINT s{depth}"))?;
+        self.savepoints = depth;
         Ok(())
     }
 
     fn release_savepoint(&mut self) -> Result<(), LedgerError> {
-        self.tx
-            .execute_batch(&format!("RELEASE s{}", self.savepoints))?;
-        self.savepoints -= 1;
+        let depth = self.innermost_savepoint()?;
+        self.run(&format!("RELEASE s{depth}"))?;
+        self.savepoints = depth - 1;
         Ok(())
     }
 
     fn rollback_to_savepoint(&mut self) -> Result<(), LedgerError> {
+        let depth = self.innermost_savepoint()?;
         // ROLLBACK TO keeps the savepoint open: release it too, so scopes nest like calls.
-        let name = self.savepoints;
-        self.tx
-            .execute_batch(&format!("ROLLBACK TO s{name}; RELEASE s{name}"))?;
-        self.savepoints -= 1;
+        self.run(&format!("ROLLBACK TO s{depth}"))?;
+        self.run(&format!("RELEASE s{depth}"))?;
+        self.savepoints = depth - 1;
         Ok(())
     }
 
@@ -354,6 +354,21 @@ fn u64_of(bytes: Vec<u8>) -> Result<u64, LedgerError> {
     Ok(u64::from_be_bytes(
         bytes.try_into().map_err(corrupt("timestamp"))?,
     ))
+}
+
+impl SqliteTransaction<'_> {
+    /// Runs a statement without parameters, prepared once (savepoint names repeat by depth).
+    fn run(&self, sql: &str) -> Result<(), LedgerError> {
+        self.tx.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    fn innermost_savepoint(&self) -> Result<usize, LedgerError> {
+        match self.savepoints {
+            0 => Err(StorageError::NoSavepoint.into()),
+            depth => Ok(depth),
+        }
+    }
 }
 
 /// Reads an account row in [`ACCOUNT_COLUMNS`] order; decoding errors surface after the query.

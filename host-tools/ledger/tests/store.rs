@@ -432,3 +432,23 @@ fn two_stores_on_one_file_keep_one_order_of_timestamps() {
     );
     second.check_invariants().unwrap();
 }
+
+#[test]
+fn closing_a_scope_that_is_not_open_is_an_error() {
+    let (mut ledger, _) = in_memory();
+    let mut tx = ledger.transaction().unwrap();
+    for result in [tx.release_savepoint(), tx.rollback_to_savepoint()] {
+        assert!(
+            matches!(result, Err(LedgerError::Storage(StorageError::NoSavepoint))),
+            "{result:?}"
+        );
+    }
+    tx.savepoint().unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    tx.rollback_to_savepoint().unwrap();
+    assert!(
+        tx.release_savepoint().is_err(),
+        "the savepoint was closed by the rollback"
+    );
+    assert_eq!(tx.get("t", b"k").unwrap(), None);
+}
