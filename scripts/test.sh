@@ -15,6 +15,7 @@ cargo fmt --all --check
 
 step "cargo clippy (host workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p token --features aws-lc --all-targets --locked -- -D warnings
 
 step "card crates for thumbv7em-none-eabihf (no std, no allocator)"
 cargo build --locked --release -p apdu-spec -p card-os -p card-image --target "$CARD_TARGET"
@@ -25,6 +26,8 @@ size_report firmware/target/"$CARD_TARGET"/release/linkcard-firmware
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
+# The credit system's AWS-LC token opener, against RFC 9180 and RustCrypto's (a feature no workspace crate turns on yet).
+cargo test --locked -p token --features aws-lc --test aws_lc
 
 step "conformance suite, in-process card"
 cargo run --locked --quiet -p linkcard-cli --bin linkcard -- conformance run --in-process

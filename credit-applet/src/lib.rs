@@ -7,13 +7,14 @@
 //! SCP11 key, certificate and trust anchors (the credit CA) are the runtime's (the card manager's INSTALL [for
 //! personalization] and STORE DATA).
 //!
-//! Persistent state, all in the applet's own records (it has no fields, so a reboot loses nothing but the
-//! session):
+//! Persistent state, all in the applet's own records (its one field is the PIN's verified flag, so a reboot
+//! loses nothing but the session and that flag):
 //! - [`CARD_DATA_KEY`]: the card data TLVs `C1`..`C5` (what PRESENT answers);
 //! - [`SIGNING_KEY`]: the P-256 signing scalar (32 bytes) ‖ the card binding, SHA-256 of the public key in
 //!   uncompressed SEC1 form (32 bytes), computed once at PERSONALIZE;
 //! - [`ATC_KEY`]: the [`Atc`] state: ATC, its limit, whether the last PRESENT is still open for CONFIRM, the
 //!   slots it presented (CONFIRM drops no other), and the slots a CONFIRM has dropped but not yet erased;
+//! - [`SETTINGS_KEY`]: the [`Settings`] (PIN try limit, bank applet to collect from); [`PIN_KEY`]: the PIN;
 //! - tokens: [`tokens::SLOTS`] tokens of up to [`apdu_spec::token::MAX_TOKEN`] bytes, 3 records each.
 //!
 //! **The signing key** is imported by the issuer at PERSONALIZE, inside an SCP11a issuer session with C-DEC
@@ -38,15 +39,24 @@
 //! signing key) or one already expired, and to evict expired ones by the card date ([`Context::card_date`])
 //! before storing.
 //!
-//! **The Fig. 14 share** (not built yet) would go: the credit applet's [`Applet::shared`] is not the way in
-//! (the bank applet is the server in Fig. 14); instead a credit-applet command in a `credit-pos` or issuer
-//! session would `ctx.call` the bank applet's shareable interface, the bank checks the runtime-stamped caller
-//! AID against the credit applet AID it was personalized with, answers the token, and the credit applet writes
-//! it with the same checks as STORE TOKEN in the same transaction as the bank's removal (see
-//! `bank_applet::tokens` on the page budget of that move).
+//! **The Fig. 14 share.** When personalization named a bank applet (`4F`), PRESENT first collects this card's
+//! tokens from it: for each free slot, in a transaction of its own, the applet calls the bank applet's shareable
+//! interface ([`apdu_spec::shared::BankRequest::HandOver`] with its credit company, its card binding and the
+//! slot's record keys); the bank applet checks the runtime-stamped caller against the credit applet it was
+//! personalized with and hands that token's records over (`card_os::Context::hand_over`: ownership moves, the
+//! bytes stay); the credit applet checks the token as STORE TOKEN would and commits, or aborts and the token
+//! stays in the bank applet. A tear anywhere leaves each token in exactly one applet.
+//!
+//! **The cardholder PIN** (optional, `C9`/`CA` at personalization, kept in [`PIN_KEY`] with `OwnerPin`
+//! semantics: the try counter is spent and committed before the comparison): VERIFY in a `credit-pos` session
+//! with C-DEC; when there is a PIN, PRESENT needs it verified since the applet was selected, and one
+//! verification serves one PRESENT. The verified flag is the applet's one field, cleared by the runtime on
+//! deselect and reset.
 //!
 //! Tests (they need the whole card and real SCP11 sessions, so they live with the emulator):
-//! `host-tools/emulator/tests/credit_applet.rs` and the conformance script `tests/conformance/13-credit-applet.apdu`.
+//! `host-tools/emulator/tests/credit_applet.rs`, `host-tools/emulator/tests/payment_flow.rs` (both applets: Fig. 14
+//! and 15, the move torn at every write, the share refused to others, the PIN) and the conformance script
+//! `tests/conformance/13-credit-applet.apdu`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(

@@ -737,6 +737,23 @@ pub(crate) fn exchange<C: CardChannel + ?Sized>(
     Ok((data.to_vec(), status))
 }
 
+/// Like [`exchange`], for a command sent as one extended-length APDU ([`CardChannel::transmit_extended`]).
+pub(crate) fn exchange_extended<C: CardChannel + ?Sized>(
+    channel: &mut C,
+    name: &'static str,
+    command: &Command,
+) -> Result<(Vec<u8>, StatusWord), CardManagerError> {
+    let apdu = command
+        .to_extended()
+        .map_err(|source| CardManagerError::Encode {
+            command: name,
+            source,
+        })?;
+    let answer = crate::t0::complete_t0_exchange(&apdu, |apdu| channel.transmit_extended(apdu))?;
+    let (data, status) = split_response(&answer)?;
+    Ok((data.to_vec(), status))
+}
+
 /// Appends the E3 records of one GET STATUS page.
 fn parse_status_page(
     page: &[u8],

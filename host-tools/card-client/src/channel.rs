@@ -49,6 +49,12 @@ pub enum ChannelError {
 pub trait CardChannel {
     /// Sends one command APDU; returns the full response, data followed by SW1 SW2.
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError>;
+    /// Sends one extended-length command APDU that must stay one (for an applet that declares extended length
+    /// and answers long: the credit applet's PRESENT), so that the answer comes in one exchange. A plain
+    /// channel sends it as it is; a secure channel wraps it as one extended APDU instead of a chain.
+    fn transmit_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        self.transmit(apdu)
+    }
     /// Warm reset; returns the ATR.
     fn reset(&mut self) -> Result<Vec<u8>, ChannelError>;
     /// Removes power from the card.
@@ -67,6 +73,9 @@ pub trait CardChannel {
 impl<C: CardChannel + ?Sized> CardChannel for &mut C {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
         (**self).transmit(apdu)
+    }
+    fn transmit_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        (**self).transmit_extended(apdu)
     }
     fn reset(&mut self) -> Result<Vec<u8>, ChannelError> {
         (**self).reset()
@@ -88,6 +97,9 @@ impl<C: CardChannel + ?Sized> CardChannel for &mut C {
 impl<C: CardChannel + ?Sized> CardChannel for Box<C> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
         (**self).transmit(apdu)
+    }
+    fn transmit_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        (**self).transmit_extended(apdu)
     }
     fn reset(&mut self) -> Result<Vec<u8>, ChannelError> {
         (**self).reset()
@@ -156,10 +168,14 @@ impl<C: CardChannel> Traced<C> {
     }
 }
 
-impl<C: CardChannel> CardChannel for Traced<C> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
+impl<C: CardChannel> Traced<C> {
+    fn traced(
+        &mut self,
+        apdu: &[u8],
+        send: impl FnOnce(&mut C, &[u8]) -> Result<Vec<u8>, ChannelError>,
+    ) -> Result<Vec<u8>, ChannelError> {
         self.line(&format!("Sending: {}", hex::spaced(apdu)));
-        let result = self.inner.transmit(apdu);
+        let result = send(&mut self.inner, apdu);
         match &result {
             Ok(response) => {
                 for line in received_lines(response) {
@@ -169,6 +185,16 @@ impl<C: CardChannel> CardChannel for Traced<C> {
             Err(e) => self.line(&format!("Transmit failed: {e}")),
         }
         result
+    }
+}
+
+impl<C: CardChannel> CardChannel for Traced<C> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        self.traced(apdu, |inner, apdu| inner.transmit(apdu))
+    }
+
+    fn transmit_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        self.traced(apdu, |inner, apdu| inner.transmit_extended(apdu))
     }
 
     fn reset(&mut self) -> Result<Vec<u8>, ChannelError> {

@@ -4,9 +4,9 @@
 //! `WrongData`, 6A84 `NotEnoughMemory`, 6A88 `NotFound`).
 //!
 //! Every credit applet command needs an SCP11a session ([`apdu_spec::credit::REQUIREMENTS`]): the session checks
-//! the command's requirement against [`CardChannel::security`] before it sends. Over a generic channel a long
-//! PRESENT answer may come in several exchanges (61xx, GET RESPONSE); the 6-APDU purchase sends PRESENT with
-//! [`Scp11Session::transmit_secured_extended`] and reads the answer with [`Presented::parse`].
+//! the command's requirement against [`CardChannel::security`] before it sends. PRESENT goes as one
+//! extended-length APDU ([`CardChannel::transmit_extended`]), so its long answer comes in one exchange: a
+//! purchase is 6 APDUs (7 with VERIFY).
 
 use apdu_spec::credit::{
     ATC_LENGTH, Confirmation, CreditCommand, Personalization, Presentation, SIGNATURE_LENGTH, tag,
@@ -17,7 +17,7 @@ use apdu_spec::token::TOKEN_ID_LENGTH;
 use apdu_spec::{StatusWord, tlv};
 
 use crate::card_manager::{
-    CardManagerError, check_channel, exchange, open_scp11a_with, select_applet,
+    CardManagerError, check_channel, exchange, exchange_extended, open_scp11a_with, select_applet,
 };
 use crate::channel::CardChannel;
 use crate::scp11::{OceCredentials, Scp11Session};
@@ -147,7 +147,11 @@ impl<C: CardChannel> CreditAppletSession<C> {
         &mut self,
         presentation: &Presentation<'_>,
     ) -> Result<Presented, CardManagerError> {
-        let data = self.run(&CreditCommand::Present(*presentation))?;
+        let data = self
+            .exchange(&CreditCommand::Present(*presentation), true, |status| {
+                status == StatusWord::SUCCESS
+            })?
+            .0;
         Presented::parse(&data).ok_or(CardManagerError::BadResponse {
             command: "PRESENT",
             reason: "not ATC, card data, tokens and a signature",
@@ -194,7 +198,7 @@ impl<C: CardChannel> CreditAppletSession<C> {
 
     /// Checks the command's requirement against the channel, sends it, and returns the data on 9000.
     fn run(&mut self, command: &CreditCommand<'_>) -> Result<Vec<u8>, CardManagerError> {
-        let data = self.exchange(command, |status| status == StatusWord::SUCCESS)?;
+        let data = self.exchange(command, false, |status| status == StatusWord::SUCCESS)?;
         Ok(data.0)
     }
 
@@ -204,18 +208,27 @@ impl<C: CardChannel> CreditAppletSession<C> {
         command: &CreditCommand<'_>,
         accept: impl Fn(StatusWord) -> bool,
     ) -> Result<StatusWord, CardManagerError> {
-        self.exchange(command, accept).map(|(_, status)| status)
+        self.exchange(command, false, accept)
+            .map(|(_, status)| status)
     }
 
+    /// Sends `command` (`extended`: as one extended-length APDU, for its long answer) and returns the answer
+    /// when `accept` takes its status word.
     fn exchange(
         &mut self,
         command: &CreditCommand<'_>,
+        extended: bool,
         accept: impl Fn(StatusWord) -> bool,
     ) -> Result<(Vec<u8>, StatusWord), CardManagerError> {
         let (name, requirement) = (command.name(), command.requirement());
         let security = self.channel.security();
         check_channel(name, requirement, security)?;
-        let (data, status) = exchange(&mut self.channel, name, &command.to_command())?;
+        let apdu = command.to_command();
+        let (data, status) = if extended {
+            exchange_extended(&mut self.channel, name, &apdu)?
+        } else {
+            exchange(&mut self.channel, name, &apdu)?
+        };
         if accept(status) {
             Ok((data, status))
         } else {

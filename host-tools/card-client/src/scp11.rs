@@ -392,12 +392,21 @@ impl<C: CardChannel> Scp11Session<C> {
     }
 }
 
+/// A session failure as the channel's: the transport's own error, or the secure channel's.
+fn into_channel_error(error: Scp11Error) -> ChannelError {
+    match error {
+        Scp11Error::Channel(e) => e,
+        other => ChannelError::SecureChannel(Box::new(other)),
+    }
+}
+
 impl<C: CardChannel> CardChannel for Scp11Session<C> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        self.transmit_secured(apdu).map_err(|e| match e {
-            Scp11Error::Channel(e) => e,
-            other => ChannelError::SecureChannel(Box::new(other)),
-        })
+        self.transmit_secured(apdu).map_err(into_channel_error)
+    }
+    fn transmit_extended(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        self.transmit_secured_extended(apdu)
+            .map_err(into_channel_error)
     }
     fn reset(&mut self) -> Result<Vec<u8>, ChannelError> {
         self.messaging = None;

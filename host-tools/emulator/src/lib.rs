@@ -7,12 +7,16 @@
 //! * [`VirtualCard`]: a card for `linkcard card emulate`, its memory in RAM or kept in a state file
 //!   ([`file_nvm`], the right geometry chosen here), served to pcscd by the [`vpcd`] bridge;
 //! * [`seed_from_os`]: every card the host runs gets its random generator seeded by the operating system at each
-//!   power-on.
+//!   power-on;
+//! * `testing` (feature `testing`): a card issued with both payment applets and a driver that checks every
+//!   answer, for the never-panic property test and the fuzz target.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod file_nvm;
 mod in_process;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vpcd;
 
 use std::path::Path;

@@ -692,6 +692,64 @@ fn a_confirm_torn_at_any_write_drops_all_or_none() {
     assert!(all > 0 && none > 0);
 }
 
+/// Writes the card makes for `delivered` tokens stored in a delivery session, on a copy of `base`.
+fn delivery_writes(base: &CardNvm, p: &Parties, key: &[u8; 65], delivered: &[&[u8]]) -> usize {
+    let mut card = Direct::on(TearingNvm::new(base.clone(), None, Tear::Half));
+    let mut bank = credit_session(&mut card, key, &p.delivery);
+    for token in delivered {
+        assert_eq!(store(&mut bank, token), 0x9000);
+    }
+    drop(bank);
+    card.into_nvm().writes()
+}
+
+#[test]
+fn a_store_token_torn_at_any_write_keeps_the_token_whole_or_not_at_all() {
+    let parties = parties();
+    let mut card = RamCard::on(CardNvm::default());
+    let key = issue(&mut card, &parties, u32::MAX);
+    // One token already there and presented (its presentation still open for CONFIRM).
+    let (first, second) = (token(1), token(2));
+    assert_eq!(
+        store(
+            &mut credit_session(&mut card, &key, &parties.delivery),
+            &first
+        ),
+        0x9000
+    );
+    let presented = present(&mut credit_session(&mut card, &key, &parties.pos));
+    assert_eq!(presented.tokens, std::slice::from_ref(&first));
+    let base = card.into_nvm();
+    let before = delivery_writes(&base, &parties, &key, &[]);
+    let after = delivery_writes(&base, &parties, &key, &[&second]);
+    assert!(after > before);
+    let (mut stored, mut not) = (0, 0);
+    for tear in [Tear::Half, Tear::Garbage] {
+        for at in before..after {
+            let mut card = Direct::on(TearingNvm::new(base.clone(), Some(at), tear));
+            let r = store(
+                &mut credit_session(&mut card, &key, &parties.delivery),
+                &second,
+            );
+            assert_ne!(r, 0x9000, "{tear:?} at write {at}: the tear is reported");
+            let mut rebooted = RamCard::on(card.into_nvm().into_inner());
+            let next = present(&mut credit_session(&mut rebooted, &key, &parties.pos));
+            verify(&next);
+            // The first token is still there; the second is whole or absent.
+            match next.tokens.as_slice() {
+                [only] if *only == first => not += 1,
+                [a, b] if *a == first && *b == second => stored += 1,
+                other => panic!("{tear:?} at write {at}: {} tokens", other.len()),
+            }
+        }
+    }
+    println!(
+        "STORE TOKEN: {} write points, torn twice each: stored {stored}, not {not}",
+        after - before
+    );
+    assert!(not > 0 && stored > 0);
+}
+
 #[test]
 fn the_typed_host_session_delivers_presents_and_confirms() {
     use card_client::card_manager::CardManagerError;

@@ -276,25 +276,30 @@ fn fig_14_deposit_at_the_atm_then_purchase_at_the_pos() {
     atm(&mut w.card, &w.parties).store_token(&deposit).unwrap();
     assert_eq!(bank_tokens(&mut w.card, &w.parties), [token_id(&deposit)]);
 
-    // The POS: the PIN, then PRESENT, which moves the token in from the bank applet first.
+    // The POS: the PIN, then PRESENT, which moves the token in from the bank applet first; 7 APDUs (the 6 of a
+    // purchase and VERIFY). The runtime counts the 5 scalar multiplications of SCP11a (PRESENT's signature is
+    // the applet's 6th): the move costs none.
+    let (apdus, multiplications) = (w.card.apdus(), w.card.card().scalar_multiplications());
     let mut pos = credit(&mut w.card, &w.parties, &w.parties.pos);
-    assert_eq!(pos.pin_state().unwrap(), PinState::TriesLeft(3));
     assert_eq!(pos.verify_pin(PIN).unwrap(), PinState::Verified);
-    assert_eq!(pos.pin_state().unwrap(), PinState::Verified);
     let presented = pos.present(&presentation()).unwrap();
+    pos.confirm(presented.atc, &[token_id(&deposit)]).unwrap();
+    drop(pos);
+    assert_eq!(w.card.apdus() - apdus, 7);
+    assert_eq!(w.card.card().scalar_multiplications() - multiplications, 5);
     assert_eq!(presented.atc, 1);
     assert_eq!(presented.tokens, std::slice::from_ref(&deposit));
     assert_eq!(credit_system_accepts(&presented, &w.keys), [50_000]);
-    // One verification, one PRESENT.
-    assert_eq!(pos.pin_state().unwrap(), PinState::TriesLeft(3));
-    pos.confirm(presented.atc, &[token_id(&deposit)]).unwrap();
-    drop(pos);
 
     // Moved, not copied; confirmed, gone.
     assert!(bank_tokens(&mut w.card, &w.parties).is_empty());
     let mut pos = credit(&mut w.card, &w.parties, &w.parties.pos);
-    pos.verify_pin(PIN).unwrap();
+    assert_eq!(pos.pin_state().unwrap(), PinState::TriesLeft(3));
+    assert_eq!(pos.verify_pin(PIN).unwrap(), PinState::Verified);
+    assert_eq!(pos.pin_state().unwrap(), PinState::Verified);
     let next = pos.present(&presentation()).unwrap();
+    // One verification, one PRESENT.
+    assert_eq!(pos.pin_state().unwrap(), PinState::TriesLeft(3));
     assert_eq!(next.atc, 2);
     assert!(next.tokens.is_empty());
     credit_system_accepts(&next, &w.keys);

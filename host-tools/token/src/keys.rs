@@ -144,6 +144,12 @@ impl CreditRecipient {
     pub(crate) fn key(&self, id: &KeyId) -> Option<&CreditPrivateKey> {
         self.keys.get(id)
     }
+
+    /// Every private key.
+    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &CreditPrivateKey> {
+        self.keys.values()
+    }
 }
 
 /// The banks' verifying keys, by key id, each bound to the bank id it may sign for.

@@ -7,6 +7,8 @@
 //! Suite: ECDSA P-256 / SHA-256 (raw r ‖ s) for both signatures; HPKE (RFC 9180) base mode with
 //! DHKEM(P-256, HKDF-SHA256), HKDF-SHA256 and AES-128-GCM.
 
+#[cfg(feature = "aws-lc")]
+pub mod aws_lc;
 mod body;
 mod keys;
 mod mint;
@@ -14,6 +16,8 @@ mod open;
 mod tlv;
 
 pub use apdu_spec::scp11::cert::Date;
+#[cfg(feature = "aws-lc")]
+pub use aws_lc::AwsLc;
 pub use body::{
     Field, MAX_BANK_ACCOUNT, MAX_CURRENCY, MAX_USER_ID, MAX_USER_NAME, PAN_DIGITS, TokenBody, tag,
 };
@@ -22,7 +26,7 @@ pub use keys::{
     bank_key_id, key_id,
 };
 pub use mint::{MintError, mint, os_rng};
-pub use open::{OpenError, open};
+pub use open::{OpenCrypto, OpenError, RustCrypto, open, open_with};
 pub use p256::ecdsa::{SigningKey as BankSigningKey, VerifyingKey as BankVerifyingKey};
 
 /// What the bank's inner signature covers comes after this label: `BODY_LABEL ‖ body TLV (A3 …)`.

@@ -1,13 +1,13 @@
 //! Opening: the credit system's checks, in the order `docs/token.md` §7 fixes, each with its own error.
 
-use apdu_spec::token::{self, Envelope, FormatError, SIGNATURE_LENGTH};
+use apdu_spec::token::{self, ENCAPSULATED_KEY_LENGTH, Envelope, FormatError, SIGNATURE_LENGTH};
 use hpke::{Deserializable, OpModeR};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use zeroize::Zeroizing;
 
 use crate::body::{Field, TokenBody};
-use crate::keys::{BankKeyring, CreditRecipient, Kem};
+use crate::keys::{BankKeyring, CreditPrivateKey, CreditRecipient, Kem};
 use crate::tlv::read_exact;
 use crate::{Date, body_signed_message, hpke_info};
 
@@ -68,13 +68,89 @@ fn format_error(error: FormatError) -> OpenError {
     }
 }
 
-fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8; SIGNATURE_LENGTH]) -> bool {
-    Signature::from_slice(signature).is_ok_and(|signature| key.verify(message, &signature).is_ok())
+/// The public-key operations opening needs, so that a faster implementation can stand in for RustCrypto's on a
+/// host (the `aws-lc` feature's [`crate::AwsLc`]); every check around them is [`open_with`]'s, whatever the
+/// implementation.
+pub trait OpenCrypto {
+    /// Whether `signature` (r ‖ s) is a valid ECDSA P-256 / SHA-256 signature of `message` under `key`.
+    fn verify(
+        &self,
+        key: &VerifyingKey,
+        message: &[u8],
+        signature: &[u8; SIGNATURE_LENGTH],
+    ) -> bool;
+    /// HPKE base-mode open (the token's suite) of `ciphertext` sealed to `key` with the encapsulated key
+    /// `encapsulated`, `info` and `aad`; `None` if decapsulation or decryption fails.
+    fn open_sealed(
+        &self,
+        key: &CreditPrivateKey,
+        encapsulated: &[u8; ENCAPSULATED_KEY_LENGTH],
+        info: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>>;
+}
+
+/// RustCrypto's `p256` and `hpke`, as the card's own crates use them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RustCrypto;
+
+impl OpenCrypto for RustCrypto {
+    fn verify(
+        &self,
+        key: &VerifyingKey,
+        message: &[u8],
+        signature: &[u8; SIGNATURE_LENGTH],
+    ) -> bool {
+        Signature::from_slice(signature)
+            .is_ok_and(|signature| key.verify(message, &signature).is_ok())
+    }
+
+    fn open_sealed(
+        &self,
+        key: &CreditPrivateKey,
+        encapsulated: &[u8; ENCAPSULATED_KEY_LENGTH],
+        info: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated).ok()?;
+        hpke::single_shot_open::<hpke::aead::AesGcm128, hpke::kdf::HkdfSha256, Kem>(
+            &OpModeR::Base,
+            key.secret(),
+            &encapsulated,
+            info,
+            ciphertext,
+            aad,
+        )
+        .ok()
+        .map(Zeroizing::new)
+    }
 }
 
 /// Opens `token` for `recipient`, trusting the banks in `banks`, on `today`; when `expected_binding` is given
 /// (the digest of the presenting card's credit-applet key), the token must be bound to that card.
 pub fn open(
+    token: &[u8],
+    recipient: &CreditRecipient,
+    banks: &BankKeyring,
+    today: Date,
+    expected_binding: Option<&[u8; 32]>,
+) -> Result<TokenBody, OpenError> {
+    open_with(
+        &RustCrypto,
+        token,
+        recipient,
+        banks,
+        today,
+        expected_binding,
+    )
+}
+
+/// [`open`] with the public-key operations of `crypto`: the same checks, in the same order, with the same
+/// errors.
+pub fn open_with(
+    crypto: &(impl OpenCrypto + ?Sized),
     token: &[u8],
     recipient: &CreditRecipient,
     banks: &BankKeyring,
@@ -89,16 +165,25 @@ pub fn open(
         .ok_or(OpenError::UnknownBankKey)?;
     // The outer signature first, so junk costs one verification and no decryption.
     let signed = [token::ENVELOPE_LABEL, envelope.signed].concat();
-    if !verify(bank_key, &signed, envelope.signature) {
+    if !crypto.verify(bank_key, &signed, envelope.signature) {
         return Err(OpenError::BadOuterSignature);
     }
     let credit_key = recipient
         .key(header.credit_key_id)
         .filter(|_| header.credit_id == recipient.credit_id())
         .ok_or(OpenError::WrongRecipient)?;
-    let plaintext = decrypt(&envelope, credit_key.secret())?;
+    let info = hpke_info(header.bank_id, header.credit_id);
+    let plaintext = crypto
+        .open_sealed(
+            credit_key,
+            envelope.encapsulated_key,
+            &info,
+            envelope.header_tlv,
+            envelope.ciphertext,
+        )
+        .ok_or(OpenError::DecryptionFailed)?;
     let (body_tlv, inner_signature) = split_plaintext(&plaintext)?;
-    if !verify(bank_key, &body_signed_message(body_tlv), inner_signature) {
+    if !crypto.verify(bank_key, &body_signed_message(body_tlv), inner_signature) {
         return Err(OpenError::BadInnerSignature);
     }
     let body = TokenBody::decode(body_tlv).ok_or(OpenError::Malformed)?;
@@ -108,25 +193,6 @@ pub fn open(
         Some(binding) if *binding != body.card_binding => Err(OpenError::CardBindingMismatch),
         _ => Ok(body),
     }
-}
-
-fn decrypt(
-    envelope: &Envelope<'_>,
-    secret: &<Kem as hpke::Kem>::PrivateKey,
-) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(envelope.encapsulated_key)
-        .map_err(|_| OpenError::DecryptionFailed)?;
-    let info = hpke_info(envelope.header.bank_id, envelope.header.credit_id);
-    hpke::single_shot_open::<hpke::aead::AesGcm128, hpke::kdf::HkdfSha256, Kem>(
-        &OpModeR::Base,
-        secret,
-        &encapsulated,
-        &info,
-        envelope.ciphertext,
-        envelope.header_tlv,
-    )
-    .map(Zeroizing::new)
-    .map_err(|_| OpenError::DecryptionFailed)
 }
 
 /// Splits the plaintext into the body TLV and the inner signature.
