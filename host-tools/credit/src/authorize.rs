@@ -49,7 +49,9 @@ fn clamp(value: u128) -> u64 {
 impl Balance {
     pub(crate) fn of(limit: u64, account: &Account) -> Self {
         let debits = account.debits_posted;
-        let credits = account.credits_posted.saturating_add(account.credits_pending);
+        let credits = account
+            .credits_posted
+            .saturating_add(account.credits_pending);
         Self {
             outstanding: clamp(debits.saturating_sub(account.credits_posted)),
             pending_credits: clamp(account.credits_pending),
@@ -103,8 +105,8 @@ fn decide(
         })?;
     let holder: CardholderRecord = records::load(tx, CARDHOLDERS, card.cardholder_id.as_bytes())?
         .ok_or_else(|| CreditError::UnknownCardholder {
-            cardholder_id: card.cardholder_id.clone(),
-        })?;
+        cardholder_id: card.cardholder_id.clone(),
+    })?;
     let before = Balance::of(holder.credit_limit, &load_account(tx, holder.account_id)?);
     if before.outstanding.checked_add(request.amount).is_none() {
         return Err(CreditError::AmountOverflow {
@@ -394,7 +396,8 @@ fn settle_purchase(
     decision: &mut Decision,
     evidence: &mut Evidence,
 ) -> Result<(), CreditError> {
-    let available = Balance::of(holder.credit_limit, &load_account(tx, holder.account_id)?).available;
+    let available =
+        Balance::of(holder.credit_limit, &load_account(tx, holder.account_id)?).available;
     if request.amount > available {
         decision.decline = Some(DeclineReason::InsufficientCredit {
             available,
@@ -492,7 +495,11 @@ fn request_bytes(request: &AuthorizationRequest) -> Vec<u8> {
     out.extend_from_slice(&request.amount.to_be_bytes());
     out.extend_from_slice(&request.currency.to_be_bytes());
     out.extend_from_slice(&request.atc.to_be_bytes());
-    out.extend_from_slice(&u32::try_from(request.tokens.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(request.tokens.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     for token in &request.tokens {
         part(&mut out, token);
     }

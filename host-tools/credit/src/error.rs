@@ -8,7 +8,9 @@ use ledger::LedgerError;
 pub enum CreditError {
     #[error("no card ending in {pan_tail} is registered: register it with add_card first")]
     UnknownCard { pan_tail: String },
-    #[error("no cardholder {cardholder_id:?} is registered: register them with add_cardholder first")]
+    #[error(
+        "no cardholder {cardholder_id:?} is registered: register them with add_cardholder first"
+    )]
     UnknownCardholder { cardholder_id: String },
     #[error("cardholder {cardholder_id:?} is already registered: use another id")]
     CardholderExists { cardholder_id: String },
@@ -27,9 +29,13 @@ pub enum CreditError {
     },
     #[error("{count} tokens presented, at most {max} are accepted in one authorization")]
     TooManyTokens { count: usize, max: usize },
-    #[error("request {request:#x} was already used for a different request: use a fresh request id")]
+    #[error(
+        "request {request:#x} was already used for a different request: use a fresh request id"
+    )]
     IdempotencyConflict { request: u128 },
-    #[error("the database belongs to another credit system ({what} differs): open the right database")]
+    #[error(
+        "the database belongs to another credit system ({what} differs): open the right database"
+    )]
     ConfigMismatch { what: &'static str },
     #[error("the credit system needs at least one HPKE private key to open tokens")]
     NoHpkeKeys,
@@ -37,13 +43,17 @@ pub enum CreditError {
     InvalidHpkeKey(#[source] token::InvalidKey),
     #[error("the ledger refused the operation")]
     Ledger(#[source] LedgerError),
-    #[error("the stored {what} cannot be decoded: the database is damaged, restore it from a backup")]
+    #[error(
+        "the stored {what} cannot be decoded: the database is damaged, restore it from a backup"
+    )]
     CorruptRecord {
         what: &'static str,
         #[source]
         source: Option<serde_json::Error>,
     },
-    #[error("the credit records disagree with the ledger ({what}): restore the database from a backup")]
+    #[error(
+        "the credit records disagree with the ledger ({what}): restore the database from a backup"
+    )]
     Inconsistent { what: &'static str },
     #[error("the database failed: check the disk and retry")]
     Storage(#[source] LedgerError),

@@ -31,7 +31,7 @@ mod error;
 mod model;
 mod records;
 
-use ledger::{LedgerTables, Ledger, PendingState, RequestId, Store, Transaction};
+use ledger::{Ledger, LedgerTables, PendingState, RequestId, Store, Transaction};
 use p256::ecdsa::VerifyingKey;
 use token::{AwsLc, BankKeyring, CreditRecipient};
 
@@ -45,8 +45,8 @@ pub use model::{
 use authorize::{Balance, Keys};
 use error::pan_tail;
 use records::{
-    BANKS, CARDHOLDERS, CARDS, CONFIG_KEY, CardRecord, CardholderRecord, DECISIONS,
-    DecisionRecord, META, NEXT_EXPIRY_RUN_KEY, PENDING, SPENT, SpentRecord, StoredConfig, code,
+    BANKS, CARDHOLDERS, CARDS, CONFIG_KEY, CardRecord, CardholderRecord, DECISIONS, DecisionRecord,
+    META, NEXT_EXPIRY_RUN_KEY, PENDING, SPENT, SpentRecord, StoredConfig, code,
 };
 
 /// The credit system on a ledger store.
@@ -177,7 +177,10 @@ impl<S: Store> Credit<S> {
         .concat();
         let mut tx = self.ledger.transaction()?;
         tx.idempotent(request, "credit.add_card", &body, |tx| {
-            if tx.get(CARDHOLDERS, card.cardholder_id.as_bytes())?.is_none() {
+            if tx
+                .get(CARDHOLDERS, card.cardholder_id.as_bytes())?
+                .is_none()
+            {
                 return Err(CreditError::UnknownCardholder {
                     cardholder_id: card.cardholder_id.clone(),
                 });
@@ -211,11 +214,12 @@ impl<S: Store> Credit<S> {
         let body = [length_prefixed(pan.as_bytes()), records::to_json(&status)].concat();
         let mut tx = self.ledger.transaction()?;
         tx.idempotent(request, "credit.set_card_status", &body, |tx| {
-            let mut card: CardRecord = records::load(tx, CARDS, pan.as_bytes())?.ok_or_else(|| {
-                CreditError::UnknownCard {
-                    pan_tail: pan_tail(pan),
-                }
-            })?;
+            let mut card: CardRecord =
+                records::load(tx, CARDS, pan.as_bytes())?.ok_or_else(|| {
+                    CreditError::UnknownCard {
+                        pan_tail: pan_tail(pan),
+                    }
+                })?;
             card.status = status;
             tx.put(CARDS, pan.as_bytes(), &records::to_json(&card))?;
             Ok::<_, CreditError>(Vec::new())
@@ -437,7 +441,10 @@ fn check_pan(pan: &str) -> Result<(), CreditError> {
     if (12..=19).contains(&pan.len()) && pan.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(CreditError::malformed("PAN", "must be 12-19 decimal digits"))
+        Err(CreditError::malformed(
+            "PAN",
+            "must be 12-19 decimal digits",
+        ))
     }
 }
 

@@ -158,7 +158,9 @@ pub(crate) mod date_bytes {
         date.0.serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<token::Date, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<token::Date, D::Error> {
         <[u8; 4]>::deserialize(deserializer).map(token::Date)
     }
 }

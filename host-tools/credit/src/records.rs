@@ -180,7 +180,10 @@ pub(crate) fn merchants_account_id(currency: u16) -> AccountId {
 }
 
 pub(crate) fn receivable_account_id(bank_id: &[u8], currency: u16) -> AccountId {
-    derived_id("bank receivable account", &[bank_id, &currency.to_be_bytes()])
+    derived_id(
+        "bank receivable account",
+        &[bank_id, &currency.to_be_bytes()],
+    )
 }
 
 /// Transfers of an authorization: slot 0 is the purchase, slot 1 + i the reflection of its i-th token.
