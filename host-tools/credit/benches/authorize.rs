@@ -1,1 +1,270 @@
-fn main() {}
+//! Authorizations per second on one core, on a durable file SQLite database (`synchronous=FULL`), each with a
+//! fresh token: card signature verify, outer signature verify, HPKE open, inner signature verify, spent-token
+//! insert, pending credit, purchase, decision. One commit per authorization, then group commits of 16, 64 and
+//! 256 (`authorize_batch`); beside them the bound set by the cryptography alone (card verify + token open), with
+//! AWS-LC (what the credit system uses) and with RustCrypto, and the share of the AWS-LC bound reached.
+//! Tokens and card signatures are made beforehand, untimed. Prints a table; asserts nothing about time.
+//!
+//! `cargo bench -p credit --bench authorize` (`-- --count N`: authorizations per group-commit row, default
+//! 2048; `--single N`: for the one-commit row, default 512).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use credit::{AuthorizationRequest, Credit, CreditConfig, NewCard, NewCardholder};
+use ledger::{ManualClock, RequestId, SqliteStore};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use sha2::{Digest, Sha256};
+use token::{
+    AwsLc, BankKeyring, BankSigningKey, CreditPrivateKey, CreditRecipient, Date, OpenCrypto,
+    RustCrypto, TokenBody,
+};
+
+const PAN: &str = "4111111111111111";
+const JPY: u16 = 392;
+/// 2026-12-01T00:00:00Z.
+const NOW: u64 = 1_796_083_200;
+
+struct Fixture {
+    bank: BankSigningKey,
+    credit_key: CreditPrivateKey,
+    card: SigningKey,
+    rng: chacha20::ChaCha20Rng,
+    serial: u32,
+}
+
+fn date(year: u16, month: u8, day: u8) -> Date {
+    Date::from_ymd(year, month, day).expect("a real day")
+}
+
+impl Fixture {
+    fn body(&self, serial: u32) -> TokenBody {
+        let mut token_id = *b"BENCH-0000000000";
+        token_id[6..].copy_from_slice(format!("{serial:010}").as_bytes());
+        TokenBody {
+            user_name: "Hanako Yamada".into(),
+            user_id: "U-000042".into(),
+            sum: 500,
+            currency: JPY,
+            deposit_date: date(2026, 12, 1),
+            token_id,
+            valid_from: date(2026, 12, 1),
+            valid_until: date(2027, 1, 31),
+            bank_id: b"BANK0001".to_vec(),
+            bank_account: "0001-234-5678901".into(),
+            credit_id: b"CRED0001".to_vec(),
+            pan: PAN.into(),
+            card_binding: Sha256::digest(self.card.verifying_key().to_sec1_point(false).as_bytes())
+                .into(),
+        }
+    }
+
+    /// The next authorization: a fresh token, the next ATC, signed as the card signs PRESENT.
+    fn next(&mut self) -> (RequestId, AuthorizationRequest) {
+        self.serial += 1;
+        let body = self.body(self.serial);
+        let token = token::mint(
+            &body,
+            &self.bank,
+            self.credit_key.public_key(),
+            &mut self.rng,
+        )
+        .expect("mint");
+        let nonce: [u8; 16] = Sha256::digest(self.serial.to_be_bytes())[..16]
+            .try_into()
+            .expect("16 bytes");
+        let presentation = apdu_spec::credit::Presentation {
+            nonce: &nonce,
+            amount: 1_000,
+            currency: JPY,
+        };
+        let digest: [u8; 32] = Sha256::digest(&token).into();
+        let message = apdu_spec::credit::signed_message(&presentation, self.serial, &[digest]);
+        let signature: Signature = self.card.sign(&message);
+        let request = AuthorizationRequest {
+            pan: PAN.into(),
+            nonce,
+            amount: 1_000,
+            currency: JPY,
+            atc: self.serial,
+            tokens: vec![token],
+            signature: signature.to_bytes().into(),
+            merchant: "Tokyo Books".into(),
+            today: date(2026, 12, 1),
+            now_unix_seconds: NOW,
+        };
+        (RequestId(u128::from(self.serial)), request)
+    }
+
+    fn many(&mut self, count: usize) -> Vec<(RequestId, AuthorizationRequest)> {
+        (0..count).map(|_| self.next()).collect()
+    }
+}
+
+/// The cryptography of one authorization alone: the card's signature, then the token's open.
+fn crypto_only(
+    crypto: &impl OpenCrypto,
+    card: &p256::ecdsa::VerifyingKey,
+    recipient: &CreditRecipient,
+    banks: &BankKeyring,
+    binding: &[u8; 32],
+    request: &AuthorizationRequest,
+) {
+    let digests: Vec<[u8; 32]> = request
+        .tokens
+        .iter()
+        .map(|t| Sha256::digest(t).into())
+        .collect();
+    let presentation = apdu_spec::credit::Presentation {
+        nonce: &request.nonce,
+        amount: request.amount,
+        currency: request.currency,
+    };
+    let message = apdu_spec::credit::signed_message(&presentation, request.atc, &digests);
+    assert!(crypto.verify(card, &message, &request.signature));
+    for token in &request.tokens {
+        let opened = token::open_with(
+            crypto,
+            token,
+            recipient,
+            banks,
+            request.today,
+            Some(binding),
+        );
+        assert!(opened.is_ok());
+    }
+}
+
+fn per_second(count: usize, start: Instant) -> f64 {
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+fn argument(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+fn open_credit(path: &std::path::Path, fixture: &Fixture) -> Credit<SqliteStore> {
+    let store = SqliteStore::open(path)
+        .expect("open the database")
+        .with_clock(Arc::new(ManualClock::new(NOW * 1_000_000_000)));
+    let config = CreditConfig {
+        credit_id: b"CRED0001".to_vec(),
+        currency: JPY,
+        settlement_grace_days: 30,
+    };
+    let mut credit = Credit::open(store, config, vec![fixture.credit_key.clone()]).expect("open");
+    credit
+        .trust_bank(
+            RequestId(u128::MAX),
+            b"BANK0001",
+            *fixture.bank.verifying_key(),
+        )
+        .expect("trust");
+    let cardholder = NewCardholder {
+        cardholder_id: "C-000042".into(),
+        name: "Hanako Yamada".into(),
+        credit_limit: u64::MAX / 2,
+        currency: JPY,
+    };
+    credit
+        .add_cardholder(RequestId(u128::MAX - 1), &cardholder)
+        .expect("cardholder");
+    let card = NewCard {
+        pan: PAN.into(),
+        expiry: date(2029, 12, 31),
+        cardholder_id: "C-000042".into(),
+        signing_key: *fixture.card.verifying_key(),
+    };
+    credit
+        .add_card(RequestId(u128::MAX - 2), &card)
+        .expect("card");
+    credit
+}
+
+fn main() {
+    let count = argument("--count", 2048);
+    let single = argument("--single", 512);
+    let mut fixture = Fixture {
+        bank: BankSigningKey::from_slice(&[0x42; 32]).expect("key"),
+        credit_key: CreditPrivateKey::derive(b"linkcard credit bench"),
+        card: SigningKey::from_slice(&[0x17; 32]).expect("key"),
+        rng: token::os_rng().expect("entropy"),
+        serial: 0,
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut credit = open_credit(&dir.path().join("credit.sqlite"), &fixture);
+
+    let mut recipient = CreditRecipient::new(b"CRED0001");
+    recipient.add_key(fixture.credit_key.clone());
+    let mut banks = BankKeyring::new();
+    banks.insert(b"BANK0001", *fixture.bank.verifying_key());
+    let aws_lc = AwsLc::for_recipient(&recipient).expect("keys");
+    let card_key = *fixture.card.verifying_key();
+    let binding: [u8; 32] = Sha256::digest(card_key.to_sec1_point(false).as_bytes()).into();
+
+    let singles = fixture.many(single);
+    let batches: Vec<(usize, Vec<_>)> = [16, 64, 256]
+        .into_iter()
+        .map(|size| (size, fixture.many(count)))
+        .collect();
+
+    let bound = |crypto: &dyn Fn(&AuthorizationRequest)| {
+        let requests = &batches[0].1;
+        let start = Instant::now();
+        for (_, request) in requests {
+            crypto(request);
+        }
+        per_second(requests.len(), start)
+    };
+    let fast_bound = bound(&|r| crypto_only(&aws_lc, &card_key, &recipient, &banks, &binding, r));
+    let slow_bound =
+        bound(&|r| crypto_only(&RustCrypto, &card_key, &recipient, &banks, &binding, r));
+
+    let start = Instant::now();
+    for (request_id, request) in &singles {
+        let decision = credit.authorize(*request_id, request).expect("authorize");
+        assert!(decision.approved && decision.accepted_tokens.len() == 1);
+    }
+    let single_rate = per_second(singles.len(), start);
+
+    println!(
+        "| authorization, one core, fresh token each | per second | of the AWS-LC crypto bound |"
+    );
+    println!("|---|---|---|");
+    let row = |name: String, rate: f64| {
+        println!(
+            "| {name} | {rate:.0} | {:.0} % |",
+            100.0 * rate / fast_bound
+        );
+    };
+    row(
+        "crypto bound, AWS-LC (card verify + token open)".into(),
+        fast_bound,
+    );
+    row(
+        "crypto bound, RustCrypto (card verify + token open)".into(),
+        slow_bound,
+    );
+    row(
+        format!("authorize, one durable commit each ({single})"),
+        single_rate,
+    );
+    for (size, requests) in &batches {
+        let start = Instant::now();
+        for chunk in requests.chunks(*size) {
+            let answers = credit.authorize_batch(chunk).expect("batch");
+            assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|d| d.approved)));
+        }
+        row(
+            format!("authorize_batch of {size}, one durable commit per batch ({count})"),
+            per_second(requests.len(), start),
+        );
+    }
+    credit.check_invariants().expect("invariants");
+}

@@ -40,24 +40,41 @@ pub(crate) struct Balance {
     pub outstanding: u64,
     pub pending_credits: u64,
     pub available: u64,
+    /// `limit + credits − debits`, which an expired reflection can make negative.
+    signed_available: i128,
 }
 
 fn clamp(value: u128) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }
 
+fn signed(value: u128) -> i128 {
+    i128::try_from(value).unwrap_or(i128::MAX)
+}
+
 impl Balance {
     pub(crate) fn of(limit: u64, account: &Account) -> Self {
-        let debits = account.debits_posted;
-        let credits = account
-            .credits_posted
-            .saturating_add(account.credits_pending);
+        // Pending credits count at once: the temporary reflection is the invention.
+        let credits =
+            signed(account.credits_posted).saturating_add(signed(account.credits_pending));
+        let signed_available = i128::from(limit)
+            .saturating_add(credits)
+            .saturating_sub(signed(account.debits_posted));
         Self {
-            outstanding: clamp(debits.saturating_sub(account.credits_posted)),
+            outstanding: clamp(account.debits_posted.saturating_sub(account.credits_posted)),
             pending_credits: clamp(account.credits_pending),
-            // Pending credits count at once: the temporary reflection is the invention.
-            available: clamp((u128::from(limit) + credits).saturating_sub(debits)),
+            available: Self::clamp_signed(signed_available),
+            signed_available,
         }
+    }
+
+    /// The credit available once `reflected` more is pending (without reading the account again).
+    fn available_with(&self, reflected: u64) -> u64 {
+        Self::clamp_signed(self.signed_available.saturating_add(i128::from(reflected)))
+    }
+
+    fn clamp_signed(value: i128) -> u64 {
+        u64::try_from(value.max(0)).unwrap_or(u64::MAX)
     }
 }
 
@@ -136,13 +153,22 @@ fn decide(
         let context = TokenContext {
             keys,
             holder: &holder,
+            before,
             cardholder_id: &card.cardholder_id,
             binding,
             authorization_id,
             request,
         };
-        reflect_tokens(tx, &context, &mut decision, &mut evidence)?;
-        settle_purchase(tx, &holder, request, &mut decision, &mut evidence)?;
+        let reflected = reflect_tokens(tx, &context, &mut decision, &mut evidence)?;
+        let available = before.available_with(reflected);
+        settle_purchase(
+            tx,
+            &holder,
+            request,
+            available,
+            &mut decision,
+            &mut evidence,
+        )?;
     }
     let record = DecisionRecord {
         decision: decision.clone(),
@@ -230,6 +256,7 @@ fn card_decline(
 struct TokenContext<'a, 'k> {
     keys: &'a Keys<'k>,
     holder: &'a CardholderRecord,
+    before: Balance,
     cardholder_id: &'a str,
     binding: [u8; 32],
     authorization_id: u128,
@@ -241,16 +268,18 @@ fn reflect_tokens(
     context: &TokenContext<'_, '_>,
     decision: &mut Decision,
     evidence: &mut Evidence,
-) -> Result<(), CreditError> {
+) -> Result<u64, CreditError> {
+    let mut reflected = 0u64;
     for (index, bytes) in context.request.tokens.iter().enumerate() {
         let slot = u8::try_from(index + 1).map_err(|_| CreditError::TooManyTokens {
             count: context.request.tokens.len(),
             max: MAX_TOKENS,
         })?;
-        let outcome = reflect_token(tx, context, bytes, slot)?;
+        let outcome = reflect_token(tx, context, bytes, slot, reflected)?;
         let token_id = evidence.tokens.get(index).and_then(|token| token.token_id);
         match outcome {
             Ok(accepted) => {
+                reflected = reflected.saturating_add(accepted.sum);
                 if let Some(token) = evidence.tokens.get_mut(index) {
                     token.accepted_sum = Some(accepted.sum);
                 }
@@ -261,7 +290,7 @@ fn reflect_tokens(
                 .push(RefusedToken { token_id, reason }),
         }
     }
-    Ok(())
+    Ok(reflected)
 }
 
 /// Opens one token and reflects it; `Ok(Err(reason))` when the token is refused (nothing of it kept).
@@ -270,6 +299,7 @@ fn reflect_token(
     context: &TokenContext<'_, '_>,
     bytes: &[u8],
     slot: u8,
+    reflected_before: u64,
 ) -> Result<Result<AcceptedToken, String>, CreditError> {
     let keys = context.keys;
     let request = context.request;
@@ -296,6 +326,12 @@ fn reflect_token(
     };
     if expires_at <= request.now_unix_seconds {
         return Ok(Err("its settlement period is over".into()));
+    }
+    let pending_total = u128::from(context.before.pending_credits)
+        + u128::from(reflected_before)
+        + u128::from(body.sum);
+    if pending_total > u128::from(u64::MAX) {
+        return Ok(Err("it would overflow the pending credits".into()));
     }
     let pending = PendingCredit {
         token_id: body.token_id,
@@ -344,14 +380,6 @@ fn record_reflection(
     expires_at: u64,
 ) -> Result<Result<AcceptedToken, String>, CreditError> {
     let holder = context.holder;
-    let account = load_account(tx, holder.account_id)?;
-    if account
-        .credits_pending
-        .saturating_add(u128::from(pending.amount))
-        > u128::from(u64::MAX)
-    {
-        return Ok(Err("it would overflow the pending credits".into()));
-    }
     let transfer_id = records::authorization_transfer_id(context.authorization_id, slot);
     let spent = SpentRecord {
         authorization_id: context.authorization_id,
@@ -393,11 +421,10 @@ fn settle_purchase(
     tx: &mut impl Transaction,
     holder: &CardholderRecord,
     request: &AuthorizationRequest,
+    available: u64,
     decision: &mut Decision,
     evidence: &mut Evidence,
 ) -> Result<(), CreditError> {
-    let available =
-        Balance::of(holder.credit_limit, &load_account(tx, holder.account_id)?).available;
     if request.amount > available {
         decision.decline = Some(DeclineReason::InsufficientCredit {
             available,

@@ -28,6 +28,7 @@
 
 mod authorize;
 mod error;
+mod hex_serde;
 mod model;
 mod records;
 

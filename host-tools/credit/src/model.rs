@@ -96,7 +96,9 @@ pub struct Decision {
 /// A token accepted and reflected at once as a pending credit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptedToken {
+    #[serde(with = "crate::hex_serde")]
     pub token_id: [u8; 16],
+    #[serde(with = "crate::hex_serde")]
     pub bank_id: Vec<u8>,
     /// Its sum, minor units of the account's currency.
     pub sum: u64,
@@ -106,6 +108,7 @@ pub struct AcceptedToken {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefusedToken {
     /// Its id, when its clear header could be read.
+    #[serde(with = "crate::hex_serde::option")]
     pub token_id: Option<[u8; 16]>,
     /// Why, for the cardholder and the operator.
     pub reason: String,
@@ -140,7 +143,9 @@ pub struct CreditAccount {
 /// A temporary reflection waiting for reconciliation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingCredit {
+    #[serde(with = "crate::hex_serde")]
     pub token_id: [u8; 16],
+    #[serde(with = "crate::hex_serde")]
     pub bank_id: Vec<u8>,
     pub amount: u64,
     /// The last day it waits for the bank's transfer (the token's last valid day + the grace days).

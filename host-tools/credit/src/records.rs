@@ -41,6 +41,7 @@ pub(crate) mod code {
 /// The configuration a database was created with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredConfig {
+    #[serde(with = "crate::hex_serde")]
     pub credit_id: Vec<u8>,
     pub currency: u16,
 }
@@ -59,6 +60,7 @@ pub(crate) struct CardRecord {
     pub expiry: token::Date,
     pub cardholder_id: String,
     /// The uncompressed SEC1 point of the card's signing key.
+    #[serde(with = "crate::hex_serde")]
     pub signing_key: Vec<u8>,
     pub status: CardStatus,
     /// The ATC of the last authorization that passed the signature and ATC checks.
@@ -69,7 +71,9 @@ pub(crate) struct CardRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TokenEvidence {
     /// SHA-256 of the envelope, as the card signed it.
+    #[serde(with = "crate::hex_serde")]
     pub digest: [u8; 32],
+    #[serde(with = "crate::hex_serde::option")]
     pub token_id: Option<[u8; 16]>,
     pub accepted_sum: Option<u64>,
 }
@@ -79,10 +83,12 @@ pub(crate) struct TokenEvidence {
 pub(crate) struct Evidence {
     pub request_id: u128,
     pub pan: String,
+    #[serde(with = "crate::hex_serde")]
     pub nonce: [u8; 16],
     pub amount: u64,
     pub currency: u16,
     pub atc: u32,
+    #[serde(with = "crate::hex_serde")]
     pub signature: Vec<u8>,
     pub merchant: String,
     #[serde(with = "date_bytes")]
