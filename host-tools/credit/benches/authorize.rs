@@ -136,8 +136,34 @@ fn crypto_only(
     }
 }
 
-fn per_second(count: usize, start: Instant) -> f64 {
-    count as f64 / start.elapsed().as_secs_f64()
+/// Wall-clock and on-CPU time of this thread (`/proc/thread-self/schedstat`, Linux; zero elsewhere), so that
+/// the figures can be read on a host shared with other work.
+#[derive(Clone, Copy, Default)]
+struct Spent {
+    wall: f64,
+    cpu: f64,
+}
+
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0.0, |nanos| nanos as f64 / 1e9)
+}
+
+fn timed(spent: &mut Spent, work: impl FnOnce()) {
+    let (wall, cpu) = (Instant::now(), cpu_seconds());
+    work();
+    spent.wall += wall.elapsed().as_secs_f64();
+    spent.cpu += cpu_seconds() - cpu;
+}
+
+/// One measured row: the authorizations and, alongside on the same requests, the cryptography alone.
+#[derive(Clone, Copy, Default)]
+struct Row {
+    count: usize,
+    authorize: Spent,
+    crypto: Spent,
 }
 
 fn argument(name: &str, default: usize) -> usize {
@@ -187,6 +213,163 @@ fn open_credit(path: &std::path::Path, fixture: &Fixture) -> Credit<SqliteStore>
     credit
 }
 
+/// What the cryptography alone needs: the credit system's keys, the trusted bank, the card's key.
+struct Verifier {
+    recipient: CreditRecipient,
+    banks: BankKeyring,
+    aws_lc: AwsLc,
+    card_key: p256::ecdsa::VerifyingKey,
+    binding: [u8; 32],
+}
+
+impl Verifier {
+    fn new(fixture: &Fixture) -> Self {
+        let mut recipient = CreditRecipient::new(b"CRED0001");
+        recipient.add_key(fixture.credit_key.clone());
+        let mut banks = BankKeyring::new();
+        banks.insert(b"BANK0001", *fixture.bank.verifying_key());
+        let aws_lc = AwsLc::for_recipient(&recipient).expect("keys");
+        let card_key = *fixture.card.verifying_key();
+        let binding = Sha256::digest(card_key.to_sec1_point(false).as_bytes()).into();
+        Self {
+            recipient,
+            banks,
+            aws_lc,
+            card_key,
+            binding,
+        }
+    }
+
+    fn check(&self, crypto: &impl OpenCrypto, request: &AuthorizationRequest) {
+        crypto_only(
+            crypto,
+            &self.card_key,
+            &self.recipient,
+            &self.banks,
+            &self.binding,
+            request,
+        );
+    }
+}
+
+/// The authorization rows. Chunks alternate between the cryptography alone and the authorizations, so that
+/// whatever else runs on the host slows both alike.
+fn measure_rows(
+    credit: &mut Credit<SqliteStore>,
+    fixture: &mut Fixture,
+    verifier: &Verifier,
+    single: usize,
+    count: usize,
+) -> Vec<(String, Row)> {
+    let crypto = |chunk: &[(RequestId, AuthorizationRequest)]| {
+        chunk
+            .iter()
+            .for_each(|(_, request)| verifier.check(&verifier.aws_lc, request));
+    };
+    let mut rows = Vec::new();
+    let singles = fixture.many(single);
+    let mut row = Row {
+        count: single,
+        ..Row::default()
+    };
+    for chunk in singles.chunks(16) {
+        timed(&mut row.crypto, || crypto(chunk));
+        timed(&mut row.authorize, || {
+            for (request_id, request) in chunk {
+                let decision = credit.authorize(*request_id, request).expect("authorize");
+                assert!(decision.approved && decision.accepted_tokens.len() == 1);
+            }
+        });
+    }
+    rows.push((
+        format!("authorize, one durable commit each ({single})"),
+        row,
+    ));
+    for size in [16, 64, 256] {
+        let requests = fixture.many(count);
+        let mut row = Row {
+            count,
+            ..Row::default()
+        };
+        for chunk in requests.chunks(size) {
+            timed(&mut row.crypto, || crypto(chunk));
+            timed(&mut row.authorize, || {
+                let answers = credit.authorize_batch(chunk).expect("batch");
+                assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|d| d.approved)));
+            });
+        }
+        let name = format!("authorize_batch of {size}, one durable commit per batch ({count})");
+        rows.push((name, row));
+    }
+    rows
+}
+
+fn print_row(name: &str, count: usize, spent: Spent, bound: Spent) {
+    println!(
+        "| {name} | {:.0} | {:.0} | {:.0} % | {:.0} % |",
+        count as f64 / spent.wall,
+        count as f64 / spent.cpu,
+        100.0 * bound.wall / spent.wall,
+        100.0 * bound.cpu / spent.cpu,
+    );
+}
+
+/// The table: the AWS-LC bound from every row's interleaved measurement, RustCrypto's from `slow` over
+/// `sample` authorizations, then the rows.
+fn print_table(rows: &[(String, Row)], slow: Spent, sample: usize) {
+    let mut fast = Row::default();
+    for (_, row) in rows {
+        fast.count += row.count;
+        fast.crypto.wall += row.crypto.wall;
+        fast.crypto.cpu += row.crypto.cpu;
+    }
+    println!(
+        "| one core, durable SQLite, a fresh token each | per second | per second of CPU time | % of the AWS-LC crypto bound | (CPU time) |"
+    );
+    println!("|---|---|---|---|---|");
+    let bound = "(card verify + token open)";
+    print_row(
+        &format!("crypto bound, AWS-LC {bound}"),
+        fast.count,
+        fast.crypto,
+        fast.crypto,
+    );
+    let share = sample as f64 / fast.count as f64;
+    let fast_sample = Spent {
+        wall: fast.crypto.wall * share,
+        cpu: fast.crypto.cpu * share,
+    };
+    print_row(
+        &format!("crypto bound, RustCrypto {bound}"),
+        sample,
+        slow,
+        fast_sample,
+    );
+    for (name, row) in rows {
+        print_row(name, row.count, row.authorize, row.crypto);
+    }
+}
+
+fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split(':').nth(1))
+        .unwrap_or("")
+        .trim();
+    let cpus = info
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "{model}, {cpus} CPUs; load average at the end: {}",
+        load.join(" ")
+    )
+}
+
 fn main() {
     let count = argument("--count", 2048);
     let single = argument("--single", 512);
@@ -199,72 +382,16 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut credit = open_credit(&dir.path().join("credit.sqlite"), &fixture);
-
-    let mut recipient = CreditRecipient::new(b"CRED0001");
-    recipient.add_key(fixture.credit_key.clone());
-    let mut banks = BankKeyring::new();
-    banks.insert(b"BANK0001", *fixture.bank.verifying_key());
-    let aws_lc = AwsLc::for_recipient(&recipient).expect("keys");
-    let card_key = *fixture.card.verifying_key();
-    let binding: [u8; 32] = Sha256::digest(card_key.to_sec1_point(false).as_bytes()).into();
-
-    let singles = fixture.many(single);
-    let batches: Vec<(usize, Vec<_>)> = [16, 64, 256]
-        .into_iter()
-        .map(|size| (size, fixture.many(count)))
-        .collect();
-
-    let bound = |crypto: &dyn Fn(&AuthorizationRequest)| {
-        let requests = &batches[0].1;
-        let start = Instant::now();
-        for (_, request) in requests {
-            crypto(request);
+    let verifier = Verifier::new(&fixture);
+    let rows = measure_rows(&mut credit, &mut fixture, &verifier, single, count);
+    let sample = fixture.many(256);
+    let mut slow = Spent::default();
+    timed(&mut slow, || {
+        for (_, request) in &sample {
+            verifier.check(&RustCrypto, request);
         }
-        per_second(requests.len(), start)
-    };
-    let fast_bound = bound(&|r| crypto_only(&aws_lc, &card_key, &recipient, &banks, &binding, r));
-    let slow_bound =
-        bound(&|r| crypto_only(&RustCrypto, &card_key, &recipient, &banks, &binding, r));
-
-    let start = Instant::now();
-    for (request_id, request) in &singles {
-        let decision = credit.authorize(*request_id, request).expect("authorize");
-        assert!(decision.approved && decision.accepted_tokens.len() == 1);
-    }
-    let single_rate = per_second(singles.len(), start);
-
-    println!(
-        "| authorization, one core, fresh token each | per second | of the AWS-LC crypto bound |"
-    );
-    println!("|---|---|---|");
-    let row = |name: String, rate: f64| {
-        println!(
-            "| {name} | {rate:.0} | {:.0} % |",
-            100.0 * rate / fast_bound
-        );
-    };
-    row(
-        "crypto bound, AWS-LC (card verify + token open)".into(),
-        fast_bound,
-    );
-    row(
-        "crypto bound, RustCrypto (card verify + token open)".into(),
-        slow_bound,
-    );
-    row(
-        format!("authorize, one durable commit each ({single})"),
-        single_rate,
-    );
-    for (size, requests) in &batches {
-        let start = Instant::now();
-        for chunk in requests.chunks(*size) {
-            let answers = credit.authorize_batch(chunk).expect("batch");
-            assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|d| d.approved)));
-        }
-        row(
-            format!("authorize_batch of {size}, one durable commit per batch ({count})"),
-            per_second(requests.len(), start),
-        );
-    }
+    });
+    print_table(&rows, slow, sample.len());
+    println!("\n{}", machine());
     credit.check_invariants().expect("invariants");
 }

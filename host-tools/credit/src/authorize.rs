@@ -170,16 +170,22 @@ fn decide(
             &mut evidence,
         )?;
     }
+    record_decision(tx, &decision, evidence)?;
+    Ok(decision)
+}
+
+fn record_decision(
+    tx: &mut impl Transaction,
+    decision: &Decision,
+    evidence: Evidence,
+) -> Result<(), CreditError> {
+    let key = records::decision_key(decision.authorization_id);
     let record = DecisionRecord {
         decision: decision.clone(),
         evidence,
     };
-    tx.put(
-        DECISIONS,
-        &records::decision_key(authorization_id),
-        &records::to_json(&record),
-    )?;
-    Ok(decision)
+    tx.put(DECISIONS, &key, &records::to_json(&record))?;
+    Ok(())
 }
 
 /// Refusals that record nothing: checked before anything is written.
@@ -405,7 +411,7 @@ fn record_reflection(
         user_data,
         kind: TransferKind::Pending { expires_at },
     };
-    tx.create_transfer(internal_request("transfer", transfer_id), transfer)?;
+    tx.create_transfer(transfer_request(transfer_id), transfer)?;
     let mut key = records::pending_prefix(context.cardholder_id);
     key.extend_from_slice(&transfer_id.to_be_bytes());
     tx.put(PENDING, &key, &records::to_json(pending))?;
@@ -446,16 +452,28 @@ fn settle_purchase(
         user_data,
         kind: TransferKind::Single,
     };
-    tx.create_transfer(internal_request("transfer", transfer_id), purchase)?;
+    tx.create_transfer(transfer_request(transfer_id), purchase)?;
     decision.approved = true;
     decision.available_after = available - request.amount;
     evidence.purchase_transfer = Some(transfer_id);
     Ok(())
 }
 
-/// The ledger request id of a change the credit system makes on its own behalf.
+/// The ledger request id of a change the credit system makes on its own behalf (rare ones: accounts, expiry
+/// runs): derived, so it meets no caller's id.
 pub(crate) fn internal_request(kind: &str, id: u128) -> RequestId {
     RequestId(records::derived_id(kind, &[&id.to_be_bytes()]))
+}
+
+/// The top 64 bits of the request ids of an authorization's own transfers ("LCREDIT!"): callers keep out of this
+/// range.
+pub const INTERNAL_REQUEST_PREFIX: u64 = 0x4C43_5245_4449_5421;
+
+/// The ledger request id of an authorization's transfer: the reserved prefix ‖ the transfer id, increasing like
+/// the authorization ids, so that a batch's requests land on a few B-tree pages (a hash would dirty one page
+/// each, every one written at the commit).
+fn transfer_request(transfer_id: u128) -> RequestId {
+    RequestId(u128::from(INTERNAL_REQUEST_PREFIX) << 64 | (transfer_id & u128::from(u64::MAX)))
 }
 
 /// Opens the account if it is not there yet.

@@ -36,7 +36,7 @@ use ledger::{Ledger, LedgerTables, PendingState, RequestId, Store, Transaction};
 use p256::ecdsa::VerifyingKey;
 use token::{AwsLc, BankKeyring, CreditRecipient};
 
-pub use authorize::{MAX_MERCHANT, MAX_TOKENS};
+pub use authorize::{INTERNAL_REQUEST_PREFIX, MAX_MERCHANT, MAX_TOKENS};
 pub use error::CreditError;
 pub use model::{
     AcceptedToken, AuthorizationRequest, CardStatus, CreditAccount, CreditConfig, Decision,

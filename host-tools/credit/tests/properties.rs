@@ -47,13 +47,11 @@ struct Model {
 }
 
 fn run_step(credit: &mut TestCredit, model: &mut Model, index: usize, step: &Step) {
-    if step.replay {
-        if let Some((request_id, request, decision)) = model.last.clone() {
-            let before = snapshot(credit);
-            assert_eq!(credit.authorize(request_id, &request).unwrap(), decision);
-            assert_eq!(snapshot(credit), before);
-            return;
-        }
+    if let (true, Some((request_id, request, decision))) = (step.replay, model.last.clone()) {
+        let before = snapshot(credit);
+        assert_eq!(credit.authorize(request_id, &request).unwrap(), decision);
+        assert_eq!(snapshot(credit), before);
+        return;
     }
     model.atc += 1;
     let mut tokens = Vec::new();
