@@ -347,11 +347,7 @@ fn reflect_token(
         authorization_id: context.authorization_id,
     };
     let expires_at = expires_at.saturating_mul(NANOS_PER_SECOND);
-    match tx.scope(|tx| record_reflection(tx, context, &pending, slot, expires_at)) {
-        Ok(outcome) => Ok(outcome),
-        Err(error) if error.is_refusal() => Ok(Err(format!("the ledger refused it: {error}"))),
-        Err(error) => Err(error),
-    }
+    record_reflection(tx, context, &pending, slot, expires_at)
 }
 
 fn open_refusal(error: &OpenError) -> String {
@@ -377,7 +373,9 @@ fn body_refusal(body: &TokenBody, context: &TokenContext<'_, '_>) -> Option<Stri
     None
 }
 
-/// The spent-token mark and the pending credit, together (the caller's savepoint undoes both on a refusal).
+/// The pending credit and the spent-token mark, together or neither. Without a savepoint of its own (one would
+/// copy every page it touches into SQLite's statement journal): the mark is looked up first, the ledger
+/// request is all-or-nothing, and only then are the mark and the record written.
 fn record_reflection(
     tx: &mut impl Transaction,
     context: &TokenContext<'_, '_>,
@@ -392,7 +390,7 @@ fn record_reflection(
         pending_transfer: transfer_id,
     };
     let spent_key = records::spent_key(&pending.bank_id, &pending.token_id);
-    if tx.insert_unique(SPENT, &spent_key, &records::to_json(&spent))? == Inserted::AlreadyExists {
+    if tx.get(SPENT, &spent_key)?.is_some() {
         return Ok(Err("already used".into()));
     }
     let receivable = records::receivable_account_id(&pending.bank_id, holder.currency);
@@ -411,7 +409,19 @@ fn record_reflection(
         user_data,
         kind: TransferKind::Pending { expires_at },
     };
-    tx.create_transfer(transfer_request(transfer_id), transfer)?;
+    match tx.create_transfer(transfer_request(transfer_id), transfer) {
+        Ok(_) => {}
+        Err(error) if error.is_refusal() => {
+            return Ok(Err(format!("the ledger refused it: {error}")));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    // The table's uniqueness on (bank id, token id) is the guard; the look-up above only spares the transfer.
+    if tx.insert_unique(SPENT, &spent_key, &records::to_json(&spent))? == Inserted::AlreadyExists {
+        return Err(CreditError::Inconsistent {
+            what: "a spent token appeared within the transaction",
+        });
+    }
     let mut key = records::pending_prefix(context.cardholder_id);
     key.extend_from_slice(&transfer_id.to_be_bytes());
     tx.put(PENDING, &key, &records::to_json(pending))?;
