@@ -39,9 +39,9 @@ pub enum CreditError {
     ConfigMismatch { what: &'static str },
     #[error("the credit system needs at least one HPKE private key to open tokens")]
     NoHpkeKeys,
-    #[error("an HPKE private key is not usable")]
+    #[error("an HPKE private key is not usable: give the P-256 keys the banks seal tokens to")]
     InvalidHpkeKey(#[source] token::InvalidKey),
-    #[error("the ledger refused the operation")]
+    #[error("the ledger refused the change, nothing was recorded: the cause says why")]
     Ledger(#[source] LedgerError),
     #[error(
         "the stored {what} cannot be decoded: the database is damaged, restore it from a backup"

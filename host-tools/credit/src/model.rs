@@ -51,7 +51,7 @@ pub enum CardStatus {
 }
 
 /// What the POS sends after PRESENT: the card's answer and the purchase.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthorizationRequest {
     /// The card number the card presented.
     pub pan: String,
@@ -73,6 +73,26 @@ pub struct AuthorizationRequest {
     pub today: token::Date,
     /// The time of the purchase, seconds since the Unix epoch.
     pub now_unix_seconds: u64,
+}
+
+impl core::fmt::Debug for AuthorizationRequest {
+    // The PAN stays out of logs: only its last four digits show.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let token_lengths: Vec<usize> = self.tokens.iter().map(Vec::len).collect();
+        f.debug_struct("AuthorizationRequest")
+            .field(
+                "pan",
+                &format_args!("…{}", crate::error::pan_tail(&self.pan)),
+            )
+            .field("amount", &self.amount)
+            .field("currency", &self.currency)
+            .field("atc", &self.atc)
+            .field("token_lengths", &token_lengths)
+            .field("merchant", &self.merchant)
+            .field("today", &self.today)
+            .field("now_unix_seconds", &self.now_unix_seconds)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The answer to an authorization, recorded with its evidence.
