@@ -151,11 +151,19 @@ fn cpu_seconds() -> f64 {
         .map_or(0.0, |nanos| nanos as f64 / 1e9)
 }
 
+/// Adds the wall-clock time of `work` to `spent`. (On-CPU time is read over whole phases only: the kernel
+/// refreshes it at scheduler ticks, too coarsely for a chunk.)
 fn timed(spent: &mut Spent, work: impl FnOnce()) {
-    let (wall, cpu) = (Instant::now(), cpu_seconds());
+    let wall = Instant::now();
     work();
     spent.wall += wall.elapsed().as_secs_f64();
-    spent.cpu += cpu_seconds() - cpu;
+}
+
+/// The on-CPU seconds of `work`.
+fn on_cpu(work: impl FnOnce()) -> f64 {
+    let start = cpu_seconds();
+    work();
+    cpu_seconds() - start
 }
 
 /// One measured row: the authorizations and, alongside on the same requests, the cryptography alone.
@@ -252,8 +260,36 @@ impl Verifier {
     }
 }
 
-/// The authorization rows. Chunks alternate between the cryptography alone and the authorizations, so that
-/// whatever else runs on the host slows both alike.
+/// One row over `requests` in chunks of `chunk`. Chunks alternate between the cryptography alone and the
+/// authorizations, so that whatever else runs on the host slows both alike (wall clock); the on-CPU time of the
+/// cryptography is read over one pass of its own, and the authorizations' is the rest of the alternating phase.
+fn measure_row(
+    requests: &[(RequestId, AuthorizationRequest)],
+    chunk: usize,
+    verifier: &Verifier,
+    mut authorize: impl FnMut(&[(RequestId, AuthorizationRequest)]),
+) -> Row {
+    let crypto = |chunk: &[(RequestId, AuthorizationRequest)]| {
+        for (_, request) in chunk {
+            verifier.check(&verifier.aws_lc, request);
+        }
+    };
+    let mut row = Row {
+        count: requests.len(),
+        ..Row::default()
+    };
+    row.crypto.cpu = on_cpu(|| crypto(requests));
+    let both = on_cpu(|| {
+        for chunk in requests.chunks(chunk) {
+            timed(&mut row.crypto, || crypto(chunk));
+            timed(&mut row.authorize, || authorize(chunk));
+        }
+    });
+    row.authorize.cpu = both - row.crypto.cpu;
+    row
+}
+
+/// The authorization rows: one commit each, then group commits of 16, 64 and 256.
 fn measure_rows(
     credit: &mut Credit<SqliteStore>,
     fixture: &mut Fixture,
@@ -261,43 +297,23 @@ fn measure_rows(
     single: usize,
     count: usize,
 ) -> Vec<(String, Row)> {
-    let crypto = |chunk: &[(RequestId, AuthorizationRequest)]| {
-        chunk
-            .iter()
-            .for_each(|(_, request)| verifier.check(&verifier.aws_lc, request));
-    };
-    let mut rows = Vec::new();
     let singles = fixture.many(single);
-    let mut row = Row {
-        count: single,
-        ..Row::default()
-    };
-    for chunk in singles.chunks(16) {
-        timed(&mut row.crypto, || crypto(chunk));
-        timed(&mut row.authorize, || {
-            for (request_id, request) in chunk {
-                let decision = credit.authorize(*request_id, request).expect("authorize");
-                assert!(decision.approved && decision.accepted_tokens.len() == 1);
-            }
-        });
-    }
-    rows.push((
+    let row = measure_row(&singles, 16, verifier, |chunk| {
+        for (request_id, request) in chunk {
+            let decision = credit.authorize(*request_id, request).expect("authorize");
+            assert!(decision.approved && decision.accepted_tokens.len() == 1);
+        }
+    });
+    let mut rows = vec![(
         format!("authorize, one durable commit each ({single})"),
         row,
-    ));
+    )];
     for size in [16, 64, 256] {
         let requests = fixture.many(count);
-        let mut row = Row {
-            count,
-            ..Row::default()
-        };
-        for chunk in requests.chunks(size) {
-            timed(&mut row.crypto, || crypto(chunk));
-            timed(&mut row.authorize, || {
-                let answers = credit.authorize_batch(chunk).expect("batch");
-                assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|d| d.approved)));
-            });
-        }
+        let row = measure_row(&requests, size, verifier, |chunk| {
+            let answers = credit.authorize_batch(chunk).expect("batch");
+            assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|d| d.approved)));
+        });
         let name = format!("authorize_batch of {size}, one durable commit per batch ({count})");
         rows.push((name, row));
     }
@@ -385,12 +401,14 @@ fn main() {
     let verifier = Verifier::new(&fixture);
     let rows = measure_rows(&mut credit, &mut fixture, &verifier, single, count);
     let sample = fixture.many(256);
-    let mut slow = Spent::default();
-    timed(&mut slow, || {
-        for (_, request) in &sample {
-            verifier.check(&RustCrypto, request);
-        }
-    });
+    let start = (Instant::now(), cpu_seconds());
+    for (_, request) in &sample {
+        verifier.check(&RustCrypto, request);
+    }
+    let slow = Spent {
+        wall: start.0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - start.1,
+    };
     print_table(&rows, slow, sample.len());
     println!("\n{}", machine());
     credit.check_invariants().expect("invariants");
