@@ -5,6 +5,10 @@
 //! AWS-LC (what the credit system uses) and with RustCrypto, and the share of the AWS-LC bound reached.
 //! Tokens and card signatures are made beforehand, untimed. Prints a table; asserts nothing about time.
 //!
+//! Columns: authorizations per second of wall-clock time (the crypto bound measured in chunks alternating with
+//! each row's authorizations, so that other work on the host slows both alike), per second of this thread's
+//! on-CPU time (Linux `schedstat`; on a VM it includes steal), and each as a share of the AWS-LC bound.
+//!
 //! `cargo bench -p credit --bench authorize` (`-- --count N`: authorizations per group-commit row, default
 //! 2048; `--single N`: for the one-commit row, default 512).
 
