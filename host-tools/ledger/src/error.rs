@@ -107,6 +107,8 @@ impl LedgerError {
 pub enum StorageError {
     #[error("SQLite")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("no savepoint is open to release or roll back to")]
+    NoSavepoint,
     #[error(
         "the database has schema version {found}; this program knows versions up to {supported}"
     )]

@@ -87,48 +87,7 @@ fn create_transfer(tx: &mut impl LedgerTables, new: &NewTransfer) -> Result<Tran
     }
     let mut sides = load_sides(tx, new)?;
     let timestamp = tx.next_timestamp()?;
-    let pending_fate = match new.kind {
-        TransferKind::Single => {
-            post(&mut sides, new.amount)?;
-            None
-        }
-        TransferKind::Pending { expires_at } => {
-            if expires_at <= timestamp {
-                return Err(LedgerError::ExpiryNotInFuture {
-                    pending: new.id,
-                    expires_at,
-                    now: timestamp,
-                });
-            }
-            reserve(&mut sides, new.amount)?;
-            None
-        }
-        TransferKind::PostPending { pending_id } => {
-            let pending = open_pending(tx, new, pending_id, timestamp)?;
-            if new.amount > pending.amount {
-                return Err(LedgerError::ExceedsPendingAmount {
-                    pending: pending_id,
-                    pending_amount: pending.amount,
-                    amount: new.amount,
-                });
-            }
-            release(&mut sides, pending.amount)?;
-            post(&mut sides, new.amount)?;
-            Some((pending_id, PendingState::Posted))
-        }
-        TransferKind::VoidPending { pending_id } => {
-            let pending = open_pending(tx, new, pending_id, timestamp)?;
-            if new.amount != pending.amount {
-                return Err(LedgerError::VoidAmountMismatch {
-                    pending: pending_id,
-                    pending_amount: pending.amount,
-                    amount: new.amount,
-                });
-            }
-            release(&mut sides, pending.amount)?;
-            Some((pending_id, PendingState::Voided))
-        }
-    };
+    let pending_fate = move_balances(tx, new, &mut sides, timestamp)?;
     check_limits(&sides)?;
     let transfer = Transfer {
         id: new.id,
@@ -148,6 +107,57 @@ fn create_transfer(tx: &mut impl LedgerTables, new: &NewTransfer) -> Result<Tran
         tx.set_pending_state(pending_id, fate)?;
     }
     Ok(transfer)
+}
+
+/// Moves the balances as the transfer's kind says; for a post or void, returns the pending fate to record.
+fn move_balances(
+    tx: &mut impl LedgerTables,
+    new: &NewTransfer,
+    sides: &mut Sides,
+    timestamp: Timestamp,
+) -> Result<Option<(TransferId, PendingState)>, LedgerError> {
+    Ok(match new.kind {
+        TransferKind::Single => {
+            post(sides, new.amount)?;
+            None
+        }
+        TransferKind::Pending { expires_at } => {
+            if expires_at <= timestamp {
+                return Err(LedgerError::ExpiryNotInFuture {
+                    pending: new.id,
+                    expires_at,
+                    now: timestamp,
+                });
+            }
+            reserve(sides, new.amount)?;
+            None
+        }
+        TransferKind::PostPending { pending_id } => {
+            let pending = open_pending(tx, new, pending_id, timestamp)?;
+            if new.amount > pending.amount {
+                return Err(LedgerError::ExceedsPendingAmount {
+                    pending: pending_id,
+                    pending_amount: pending.amount,
+                    amount: new.amount,
+                });
+            }
+            release(sides, pending.amount)?;
+            post(sides, new.amount)?;
+            Some((pending_id, PendingState::Posted))
+        }
+        TransferKind::VoidPending { pending_id } => {
+            let pending = open_pending(tx, new, pending_id, timestamp)?;
+            if new.amount != pending.amount {
+                return Err(LedgerError::VoidAmountMismatch {
+                    pending: pending_id,
+                    pending_amount: pending.amount,
+                    amount: new.amount,
+                });
+            }
+            release(sides, pending.amount)?;
+            Some((pending_id, PendingState::Voided))
+        }
+    })
 }
 
 fn load_sides(tx: &mut impl LedgerTables, new: &NewTransfer) -> Result<Sides, LedgerError> {

@@ -160,20 +160,7 @@ impl SqliteStore {
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.set_prepared_statement_cache_capacity(64);
         migrate(&mut connection)?;
-        let last_timestamp = connection.query_row(
-            "SELECT max(coalesce((SELECT max(timestamp) FROM accounts), x''),
-                        coalesce((SELECT max(timestamp) FROM transfers), x''))",
-            [],
-            |row| row.get::<_, Vec<u8>>(0),
-        )?;
-        let last_timestamp = match last_timestamp.as_slice() {
-            [] => 0,
-            bytes => u64::from_be_bytes(
-                bytes
-                    .try_into()
-                    .map_err(|_| LedgerError::Corrupt { what: "timestamp" })?,
-            ),
-        };
+        let last_timestamp = latest_timestamp(&connection)?;
         Ok(Self {
             connection,
             clock: Arc::new(SystemClock),
@@ -186,6 +173,20 @@ impl SqliteStore {
         Ok(self
             .connection
             .pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+}
+
+/// The latest timestamp in the database (0 when empty).
+fn latest_timestamp(connection: &Connection) -> Result<Timestamp, LedgerError> {
+    let latest = connection
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(timestamp) FROM accounts), x''),
+                        coalesce((SELECT max(timestamp) FROM transfers), x''))",
+        )?
+        .query_row([], |row| row.get::<_, Vec<u8>>(0))?;
+    match latest.as_slice() {
+        [] => Ok(0),
+        _ => u64_of(latest),
     }
 }
 
@@ -218,6 +219,8 @@ impl Store for SqliteStore {
         } = self;
         // Immediate: take the write lock now rather than fail to upgrade a read lock halfway.
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have written since: with the write lock held, start after its timestamps too.
+        *last_timestamp = (*last_timestamp).max(latest_timestamp(&tx)?);
         Ok(SqliteTransaction {
             tx,
             clock: Arc::clone(clock),
@@ -242,25 +245,25 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn savepoint(&mut self) -> Result<(), LedgerError> {
-        self.savepoints += 1;
-        self.tx
-            .execute_batch(&format!("SAVEPOINT s{}", self.savepoints))?;
+        let depth = self.savepoints + 1;
+        self.run(&format!("SAVEPOINT s{depth}"))?;
+        self.savepoints = depth;
         Ok(())
     }
 
     fn release_savepoint(&mut self) -> Result<(), LedgerError> {
-        self.tx
-            .execute_batch(&format!("RELEASE s{}", self.savepoints))?;
-        self.savepoints -= 1;
+        let depth = self.innermost_savepoint()?;
+        self.run(&format!("RELEASE s{depth}"))?;
+        self.savepoints = depth - 1;
         Ok(())
     }
 
     fn rollback_to_savepoint(&mut self) -> Result<(), LedgerError> {
+        let depth = self.innermost_savepoint()?;
         // ROLLBACK TO keeps the savepoint open: release it too, so scopes nest like calls.
-        let name = self.savepoints;
-        self.tx
-            .execute_batch(&format!("ROLLBACK TO s{name}; RELEASE s{name}"))?;
-        self.savepoints -= 1;
+        self.run(&format!("ROLLBACK TO s{depth}"))?;
+        self.run(&format!("RELEASE s{depth}"))?;
+        self.savepoints = depth - 1;
         Ok(())
     }
 
@@ -351,6 +354,21 @@ fn u64_of(bytes: Vec<u8>) -> Result<u64, LedgerError> {
     Ok(u64::from_be_bytes(
         bytes.try_into().map_err(corrupt("timestamp"))?,
     ))
+}
+
+impl SqliteTransaction<'_> {
+    /// Runs a statement without parameters, prepared once (savepoint names repeat by depth).
+    fn run(&self, sql: &str) -> Result<(), LedgerError> {
+        self.tx.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    fn innermost_savepoint(&self) -> Result<usize, LedgerError> {
+        match self.savepoints {
+            0 => Err(StorageError::NoSavepoint.into()),
+            depth => Ok(depth),
+        }
+    }
 }
 
 /// Reads an account row in [`ACCOUNT_COLUMNS`] order; decoding errors surface after the query.

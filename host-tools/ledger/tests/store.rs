@@ -1,0 +1,454 @@
+//! Idempotent requests, group commit with savepoints, the keyed records, and the SQLite file across reopens.
+
+mod common;
+
+use common::*;
+use ledger::{
+    Answer, Inserted, Ledger, LedgerError, Recorded, Request, RequestId, SCHEMA_VERSION,
+    SqliteStore, StorageError, Transaction, TransferKind,
+};
+
+#[test]
+fn a_replay_gets_the_first_answer_and_changes_nothing() {
+    let (mut ledger, clock) = in_memory();
+    let first = open(
+        &mut ledger,
+        1,
+        &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+    );
+    let request = Request::CreateTransfers(vec![single(100, 1, 2, 40)]);
+    let answer = ledger.submit(RequestId(2), &request).unwrap();
+    let after_first = snapshot(&mut ledger);
+    clock.set(T0 + 5_000);
+    assert_eq!(
+        ledger.submit(RequestId(2), &request).unwrap(),
+        answer,
+        "same answer, same timestamp"
+    );
+    assert_eq!(snapshot(&mut ledger), after_first, "not applied twice");
+    // The account answer is the account as opened, though its balances have moved since.
+    let replayed = ledger.submit(
+        RequestId(1),
+        &Request::CreateAccounts(first.iter().map(|a| a.as_new()).collect()),
+    );
+    assert_eq!(replayed.unwrap(), Answer::Accounts(first));
+    assert_eq!(balances(&mut ledger, 2), [0, 0, 0, 40]);
+}
+
+#[test]
+fn another_request_under_a_used_id_is_refused() {
+    let (mut ledger, _) = in_memory();
+    open(
+        &mut ledger,
+        1,
+        &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+    );
+    submit_transfers(&mut ledger, 2, &[single(100, 1, 2, 40)]).unwrap();
+    let before = snapshot(&mut ledger);
+    for other in [
+        Request::CreateTransfers(vec![single(100, 1, 2, 41)]),
+        Request::CreateTransfers(vec![single(101, 1, 2, 40)]),
+        Request::ExpirePending { now: 0 },
+    ] {
+        let error = ledger.submit(RequestId(2), &other).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                LedgerError::IdempotencyConflict {
+                    request: RequestId(2)
+                }
+            ),
+            "{error:?}"
+        );
+    }
+    assert_eq!(snapshot(&mut ledger), before);
+}
+
+#[test]
+fn a_refused_request_leaves_no_trace_and_may_be_retried() {
+    let (mut ledger, _) = in_memory();
+    open(
+        &mut ledger,
+        1,
+        &[
+            new_account(1, EUR, DEBITS_LIMITED),
+            new_account(2, EUR, NO_LIMIT),
+        ],
+    );
+    let spend = Request::CreateTransfers(vec![single(100, 1, 2, 40)]);
+    let error = ledger.submit(RequestId(2), &spend).unwrap_err();
+    assert!(
+        matches!(error, LedgerError::ExceedsCredits { account: 1 }),
+        "{error:?}"
+    );
+    submit_transfers(&mut ledger, 3, &[single(99, 2, 1, 40)]).unwrap();
+    // The same request under the same id now succeeds: the refusal was not recorded as its answer.
+    assert!(ledger.submit(RequestId(2), &spend).is_ok());
+    assert_eq!(balances(&mut ledger, 1), [0, 40, 0, 40]);
+}
+
+#[test]
+fn a_batch_commits_together_and_a_refusal_undoes_only_itself() {
+    let (mut ledger, _) = in_memory();
+    open(
+        &mut ledger,
+        1,
+        &[
+            new_account(1, EUR, NO_LIMIT),
+            new_account(2, EUR, DEBITS_LIMITED),
+        ],
+    );
+    let batch = vec![
+        (
+            RequestId(10),
+            Request::CreateTransfers(vec![single(100, 1, 2, 30)]),
+        ),
+        // Refused in the middle of its chain: its first transfer is undone, the others stay.
+        (
+            RequestId(11),
+            Request::CreateTransfers(vec![single(101, 1, 2, 5), single(102, 2, 1, 100)]),
+        ),
+        (
+            RequestId(12),
+            Request::CreateTransfers(vec![single(103, 2, 1, 30)]),
+        ),
+        // The same request again within the batch: a replay.
+        (
+            RequestId(10),
+            Request::CreateTransfers(vec![single(100, 1, 2, 30)]),
+        ),
+        (
+            RequestId(10),
+            Request::CreateTransfers(vec![single(100, 1, 2, 31)]),
+        ),
+    ];
+    let answers = ledger.submit_batch(&batch).unwrap();
+    assert_eq!(answers.len(), 5);
+    assert!(answers[0].is_ok() && answers[2].is_ok());
+    assert!(
+        matches!(answers[1], Err(LedgerError::InChain { index: 1, .. })),
+        "{:?}",
+        answers[1]
+    );
+    assert_eq!(answers[3].as_ref().unwrap(), answers[0].as_ref().unwrap());
+    assert!(
+        matches!(answers[4], Err(LedgerError::IdempotencyConflict { .. })),
+        "{:?}",
+        answers[4]
+    );
+    assert_eq!(ledger.transfer(101).unwrap(), None);
+    assert_eq!(balances(&mut ledger, 2), [0, 30, 0, 30]);
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn an_uncommitted_transaction_leaves_nothing() {
+    let (mut ledger, _) = in_memory();
+    {
+        let mut tx = ledger.transaction().unwrap();
+        tx.create_account(RequestId(1), new_account(1, EUR, NO_LIMIT))
+            .unwrap();
+        tx.put("customers", b"c1", b"Alice").unwrap();
+    }
+    assert_eq!(ledger.account(1).unwrap(), None);
+    let mut tx = ledger.transaction().unwrap();
+    assert_eq!(tx.get("customers", b"c1").unwrap(), None);
+    // The request id was not kept either: another request under it is accepted.
+    tx.create_account(RequestId(1), new_account(2, EUR, NO_LIMIT))
+        .unwrap();
+}
+
+#[test]
+fn keyed_records() {
+    let (mut ledger, _) = in_memory();
+    let mut tx = ledger.transaction().unwrap();
+    assert_eq!(
+        tx.insert_unique("spent", b"bank1/token1", b"t0").unwrap(),
+        Inserted::Inserted
+    );
+    assert_eq!(
+        tx.insert_unique("spent", b"bank1/token1", b"t1").unwrap(),
+        Inserted::AlreadyExists
+    );
+    assert_eq!(
+        tx.get("spent", b"bank1/token1").unwrap().as_deref(),
+        Some(&b"t0"[..]),
+        "unchanged"
+    );
+    // Tables are separate namespaces.
+    assert_eq!(tx.get("other", b"bank1/token1").unwrap(), None);
+    assert_eq!(
+        tx.insert_unique("other", b"bank1/token1", b"x").unwrap(),
+        Inserted::Inserted
+    );
+    tx.put("spent", b"bank1/token1", b"t2").unwrap();
+    tx.put("spent", b"bank1/token2", b"t3").unwrap();
+    tx.put("spent", b"bank2/token1", b"t4").unwrap();
+    tx.put("spent", &[0xFF, 0xFF], b"high").unwrap();
+    tx.put("spent", &[0xFF, 0xFF, 0], b"higher").unwrap();
+    let bank1 = tx.scan_prefix("spent", b"bank1/").unwrap();
+    assert_eq!(
+        bank1,
+        vec![
+            (b"bank1/token1".to_vec(), b"t2".to_vec()),
+            (b"bank1/token2".to_vec(), b"t3".to_vec())
+        ]
+    );
+    let high: Vec<_> = tx
+        .scan_prefix("spent", &[0xFF, 0xFF])
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        high,
+        vec![b"high".to_vec(), b"higher".to_vec()],
+        "a prefix of 0xFF bytes has no successor"
+    );
+    assert_eq!(tx.scan_prefix("spent", b"").unwrap().len(), 5);
+    assert!(tx.delete("spent", b"bank1/token1").unwrap());
+    assert!(!tx.delete("spent", b"bank1/token1").unwrap());
+    assert_eq!(tx.get("spent", b"bank1/token1").unwrap(), None);
+}
+
+#[test]
+fn a_domain_request_and_its_postings_share_one_transaction() {
+    let (mut ledger, _) = in_memory();
+    open(
+        &mut ledger,
+        1,
+        &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+    );
+    // What the credit system does: spend a token and reserve its credit, all or nothing, once.
+    let authorize = |tx: &mut ledger::SqliteTransaction<'_>, token: &[u8], transfer_id: u128| {
+        tx.idempotent(RequestId(transfer_id), "authorize", token, |tx| {
+            if tx.insert_unique("spent", token, b"")? == Inserted::AlreadyExists {
+                return Err(LedgerError::TransferExists {
+                    transfer: transfer_id,
+                });
+            }
+            let pending = TransferKind::Pending {
+                expires_at: u64::MAX,
+            };
+            tx.create_transfer(
+                RequestId(transfer_id + 1000),
+                transfer(transfer_id, 1, 2, 25, pending),
+            )?;
+            Ok(b"approved".to_vec())
+        })
+    };
+    let mut tx = ledger.transaction().unwrap();
+    assert_eq!(
+        authorize(&mut tx, b"token-a", 100).unwrap(),
+        Recorded::Applied(b"approved".to_vec())
+    );
+    assert_eq!(
+        authorize(&mut tx, b"token-a", 100).unwrap(),
+        Recorded::Replayed(b"approved".to_vec())
+    );
+    // Another request reusing the token: refused, and its own pending credit is gone with it.
+    assert!(authorize(&mut tx, b"token-a", 200).is_err());
+    assert_eq!(tx.load_transfer(200).unwrap(), None);
+    // The same request id with another token: a conflict.
+    let error = authorize(&mut tx, b"token-b", 100).unwrap_err();
+    assert!(
+        matches!(error, LedgerError::IdempotencyConflict { .. }),
+        "{error:?}"
+    );
+    tx.commit().unwrap();
+    assert_eq!(balances(&mut ledger, 1), [25, 0, 0, 0]);
+    ledger.check_invariants().unwrap();
+}
+
+use ledger::LedgerTables as _;
+
+#[test]
+fn scopes_nest() {
+    let (mut ledger, _) = in_memory();
+    let mut tx = ledger.transaction().unwrap();
+    let outer: Result<(), LedgerError> = tx.scope(|tx| {
+        tx.put("t", b"outer", b"1")?;
+        let inner: Result<(), LedgerError> = tx.scope(|tx| {
+            tx.put("t", b"inner", b"1")?;
+            Err(LedgerError::AmountZero)
+        });
+        assert!(inner.is_err());
+        tx.put("t", b"after", b"1")?;
+        Ok(())
+    });
+    outer.unwrap();
+    let keys: Vec<_> = tx
+        .scan_prefix("t", b"")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, vec![b"after".to_vec(), b"outer".to_vec()]);
+    let failed: Result<(), LedgerError> = tx.scope(|tx| {
+        tx.put("t", b"gone", b"1")?;
+        tx.scope(|tx| tx.put("t", b"gone too", b"1"))?;
+        Err(LedgerError::AmountZero)
+    });
+    assert!(failed.is_err());
+    assert_eq!(tx.scan_prefix("t", b"gone").unwrap(), vec![]);
+}
+
+#[test]
+fn a_file_database_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let (transfer_answer, last) = {
+        let mut ledger = Ledger::new(SqliteStore::open(&path).unwrap());
+        open(
+            &mut ledger,
+            1,
+            &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+        );
+        let pending = TransferKind::Pending {
+            expires_at: u64::MAX,
+        };
+        let request =
+            Request::CreateTransfers(vec![single(100, 1, 2, 40), transfer(101, 1, 2, 2, pending)]);
+        let answer = ledger.submit(RequestId(2), &request).unwrap();
+        let mut tx = ledger.transaction().unwrap();
+        tx.put("customers", b"c1", b"Alice").unwrap();
+        tx.commit().unwrap();
+        let Answer::Transfers(transfers) = &answer else {
+            panic!("{answer:?}")
+        };
+        (answer.clone(), transfers[1].timestamp)
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let mut ledger = Ledger::new(store);
+    assert_eq!(balances(&mut ledger, 1), [2, 40, 0, 0]);
+    let replay = Request::CreateTransfers(vec![
+        single(100, 1, 2, 40),
+        transfer(
+            101,
+            1,
+            2,
+            2,
+            TransferKind::Pending {
+                expires_at: u64::MAX,
+            },
+        ),
+    ]);
+    assert_eq!(
+        ledger.submit(RequestId(2), &replay).unwrap(),
+        transfer_answer,
+        "requests survive too"
+    );
+    assert_eq!(
+        ledger
+            .transaction()
+            .unwrap()
+            .get("customers", b"c1")
+            .unwrap()
+            .as_deref(),
+        Some(&b"Alice"[..])
+    );
+    let next = submit_transfers(&mut ledger, 3, &[single(102, 1, 2, 1)]).unwrap()[0];
+    assert!(
+        next.timestamp > last,
+        "timestamps keep increasing across a reopen"
+    );
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(raw);
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(error, LedgerError::Storage(StorageError::SchemaTooNew { found, supported: SCHEMA_VERSION })
+            if found == SCHEMA_VERSION + 1),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn the_file_database_is_in_wal_mode_with_strict_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = raw
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // The tables refuse what the ledger never writes: a short id, a text where a blob belongs.
+    assert!(
+        raw.execute(
+            "INSERT INTO records (tbl, key, value) VALUES ('t', 'k', 1)",
+            []
+        )
+        .is_err()
+    );
+    let short =
+        "INSERT INTO accounts VALUES (x'01', 978, 1, 0, zeroblob(32), zeroblob(16), zeroblob(16),
+                 zeroblob(16), zeroblob(16), zeroblob(8))";
+    assert!(raw.execute(short, []).is_err());
+}
+
+#[test]
+fn two_stores_on_one_file_keep_one_order_of_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    // Both clocks stand still at the same time: only the ledger's own ordering keeps the timestamps apart.
+    let clock = ledger::ManualClock::new(T0);
+    let store = |clock: &ledger::ManualClock| {
+        SqliteStore::open(&path)
+            .unwrap()
+            .with_clock(std::sync::Arc::new(clock.clone()))
+    };
+    let (mut first, mut second) = (Ledger::new(store(&clock)), Ledger::new(store(&clock)));
+    open(
+        &mut first,
+        1,
+        &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+    );
+    for id in 0..4 {
+        let ledger = if id % 2 == 0 { &mut first } else { &mut second };
+        submit_transfers(ledger, 10 + id, &[single(100 + id, 1, 2, 1)]).unwrap();
+    }
+    assert_eq!(balances(&mut second, 2), [0, 0, 0, 4]);
+    let by_time: Vec<_> = second
+        .transfers()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.id)
+        .collect();
+    assert_eq!(
+        by_time,
+        [100, 101, 102, 103],
+        "timestamps follow the order of the commits"
+    );
+    second.check_invariants().unwrap();
+}
+
+#[test]
+fn closing_a_scope_that_is_not_open_is_an_error() {
+    let (mut ledger, _) = in_memory();
+    let mut tx = ledger.transaction().unwrap();
+    for result in [tx.release_savepoint(), tx.rollback_to_savepoint()] {
+        assert!(
+            matches!(result, Err(LedgerError::Storage(StorageError::NoSavepoint))),
+            "{result:?}"
+        );
+    }
+    tx.savepoint().unwrap();
+    tx.put("t", b"k", b"v").unwrap();
+    tx.rollback_to_savepoint().unwrap();
+    assert!(
+        tx.release_savepoint().is_err(),
+        "the savepoint was closed by the rollback"
+    );
+    assert_eq!(tx.get("t", b"k").unwrap(), None);
+}
