@@ -1,0 +1,37 @@
+//! `linkcard demo` end to end, as the README runs it: every step as the patent says (the purchase declined, the
+//! deposit, the same purchase approved at once, the replayed token refused), exit status 0, and the JSON report
+//! carrying the balances.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_tells_the_whole_first_story() {
+    let dir = std::env::temp_dir().join(format!("linkcard-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = Command::new(env!("CARGO_BIN_EXE_linkcard"))
+        .args(["demo", "--json", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("linkcard runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    let steps = report["steps"].as_array().expect("steps");
+    let kinds: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["key exchange", "card issued", "purchase", "deposit", "purchase", "purchase"]
+    );
+    let purchases: Vec<&serde_json::Value> = steps.iter().filter(|s| s["step"] == "purchase").collect();
+    assert_eq!(purchases[0]["data"]["approved"], false);
+    assert_eq!(purchases[1]["data"]["approved"], true);
+    assert_eq!(purchases[2]["data"]["approved"], false);
+    // The deposit raised the available credit at once; the replayed token was refused.
+    assert!(purchases[1]["data"]["available_before"].as_u64() > purchases[0]["data"]["available_before"].as_u64());
+    assert_eq!(purchases[2]["data"]["refused_tokens"].as_array().map(Vec::len), Some(1));
+    // Both databases and the card's memory are in the directory.
+    for file in ["bank/bank.sqlite", "credit/credit.sqlite", "card.nvm"] {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
