@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job. Until the deposit -> purchase -> settlement story exists, it runs the APDU conformance suite
-# against the in-process card and prints a readable report. Extra arguments go to `linkcard conformance run`.
+# The main job: `linkcard demo`, the deposit -> purchase story on the embedded default (the card in this process
+# with its memory in a file, the bank and credit systems on SQLite, all in a fresh directory). Extra arguments go
+# to `linkcard demo` (`--json`, `--dir DIR`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_rust
-cargo run --locked --quiet --release -p linkcard-cli --bin linkcard -- conformance run --in-process "$@"
+cargo run --locked --quiet --release -p linkcard-cli --bin linkcard -- demo "$@"

@@ -2,7 +2,7 @@
 //! the bank system, the POS's [`AuthorizationHost`] the credit system.
 
 use bank::{Bank, CardRef, DepositRequest, Source};
-use credit::{AuthorizationRequest, Credit, DeclineReason, Decision};
+use credit::{AuthorizationRequest, Credit, Decision, DeclineReason};
 use ledger::{RequestId, Store};
 use terminal::atm::{CardHolder, DepositHost, MintedToken};
 use terminal::pos::{AuthorizationAnswer, AuthorizationHost, AuthorizationMessage};
@@ -105,10 +105,17 @@ impl<S: Store> AuthorizationHost for CreditHost<'_, S> {
         )?;
         let answer = AuthorizationAnswer {
             approved: decision.approved,
-            accepted_tokens: decision.accepted_tokens.iter().map(|t| t.token_id).collect(),
+            accepted_tokens: decision
+                .accepted_tokens
+                .iter()
+                .map(|t| t.token_id)
+                .collect(),
             message: match &decision.decline {
-                None => format!("approved (authorization {:032x})", decision.authorization_id),
-                Some(reason) => describe_decline(reason),
+                None => format!(
+                    "approved (authorization {:032x})",
+                    decision.authorization_id
+                ),
+                Some(reason) => describe_decline(reason, m.currency),
             },
         };
         self.last = Some(decision);
@@ -117,11 +124,13 @@ impl<S: Store> AuthorizationHost for CreditHost<'_, S> {
 }
 
 /// A decline as the POS prints it.
-pub fn describe_decline(reason: &DeclineReason) -> String {
+pub fn describe_decline(reason: &DeclineReason, currency: u16) -> String {
     match reason {
-        DeclineReason::InsufficientCredit { available, amount } => {
-            format!("declined: insufficient credit ({available} available, {amount} asked)")
-        }
+        DeclineReason::InsufficientCredit { available, amount } => format!(
+            "declined: insufficient credit ({} available, {} asked)",
+            crate::money::format(*available, currency),
+            crate::money::format(*amount, currency)
+        ),
         DeclineReason::CardLost => "declined: the card is reported lost".into(),
         DeclineReason::CardStolen => "declined: the card is reported stolen".into(),
         DeclineReason::CardBlocked => "declined: the card is blocked".into(),

@@ -7,6 +7,9 @@
 
 mod card;
 mod conformance;
+mod demo;
+mod hosts;
+mod money;
 mod readers;
 mod scp11;
 
@@ -34,6 +37,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole story on the embedded default (the card in this process, SQLite): key exchange, card issue, a
+    /// purchase declined, a deposit at the ATM, the same purchase approved at once, a replayed token refused.
+    Demo(demo::DemoArgs),
     /// Conformance scripts (*.apdu): run them against a card, or check their syntax.
     #[command(subcommand)]
     Conformance(conformance::ConformanceCommand),
@@ -51,6 +57,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Conformance(command) => conformance::run_command(command),
         Command::Readers => readers::list(),
         Command::Card(command) => card::run_command(&command),

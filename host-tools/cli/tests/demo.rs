@@ -14,21 +14,44 @@ fn the_demo_tells_the_whole_first_story() {
         .output()
         .expect("linkcard runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
     let steps = report["steps"].as_array().expect("steps");
     let kinds: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["key exchange", "card issued", "purchase", "deposit", "purchase", "purchase"]
+        [
+            "key exchange",
+            "card issued",
+            "purchase",
+            "deposit",
+            "purchase",
+            "purchase"
+        ]
     );
-    let purchases: Vec<&serde_json::Value> = steps.iter().filter(|s| s["step"] == "purchase").collect();
+    let purchases: Vec<&serde_json::Value> =
+        steps.iter().filter(|s| s["step"] == "purchase").collect();
     assert_eq!(purchases[0]["data"]["approved"], false);
     assert_eq!(purchases[1]["data"]["approved"], true);
     assert_eq!(purchases[2]["data"]["approved"], false);
-    // The deposit raised the available credit at once; the replayed token was refused.
-    assert!(purchases[1]["data"]["available_before"].as_u64() > purchases[0]["data"]["available_before"].as_u64());
-    assert_eq!(purchases[2]["data"]["refused_tokens"].as_array().map(Vec::len), Some(1));
+    // The deposit's token was reflected at once as a pending credit; the replayed one was refused.
+    let approved = &purchases[1]["data"];
+    assert_eq!(
+        approved["accepted_tokens"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(approved["pending_credits_after"], 25_000);
+    assert_eq!(approved["available_after"], 10_000 + 25_000 - 30_000);
+    assert_eq!(
+        purchases[2]["data"]["refused_tokens"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     // Both databases and the card's memory are in the directory.
     for file in ["bank/bank.sqlite", "credit/credit.sqlite", "card.nvm"] {
         assert!(dir.join(file).exists(), "{file}");
