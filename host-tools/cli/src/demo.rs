@@ -138,11 +138,7 @@ impl Story {
         let atm = bank_keys.issue_atm("atm-1", year)?;
         let pos = credit_keys.issue_pos("pos-1", year)?;
         let delivery = bank_contract.delivery_credentials(&bank_keys);
-        let card = InProcessChannel::on(FileNvm::open(
-            &dir.join("card.nvm"),
-            card_os::layout::STORE_PAGE,
-            card_os::layout::STORE_PAGES,
-        )?)?;
+        let card = InProcessChannel::on(FileNvm::open_card(&dir.join("card.nvm"))?)?;
         let mut story = Self {
             bank_keys,
             bank,

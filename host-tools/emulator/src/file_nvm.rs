@@ -91,6 +91,15 @@ pub struct FileNvm {
 }
 
 impl FileNvm {
+    /// Opens (or creates) a state file with the linkcard card's own memory geometry.
+    pub fn open_card(path: &Path) -> Result<Self, FileNvmError> {
+        Self::open(
+            path,
+            card_os::layout::STORE_PAGE,
+            card_os::layout::STORE_PAGES,
+        )
+    }
+
     /// Opens `path`, or creates it erased when it does not exist.
     pub fn open(path: &Path, page_size: usize, page_count: usize) -> Result<Self, FileNvmError> {
         let io = |source| FileNvmError::Io {

@@ -48,12 +48,7 @@ pub type FileCard = Card<LinkcardImage, FileNvm>;
 
 /// Opens (or creates) a card state file with the card's own memory geometry, and the card on it.
 pub fn open_file_card(path: &Path) -> Result<Box<FileCard>, FileNvmError> {
-    let nvm = FileNvm::open(
-        path,
-        card_os::layout::STORE_PAGE,
-        card_os::layout::STORE_PAGES,
-    )?;
-    Ok(Box::new(Card::with_nvm(nvm)))
+    Ok(Box::new(Card::with_nvm(FileNvm::open_card(path)?)))
 }
 
 /// One card of `linkcard card emulate`: a factory card in RAM, or a card kept in a state file.
