@@ -45,9 +45,9 @@ pub const PIN: &[u8] = b"1234";
 /// The credit applet's signing key (TEST ONLY).
 pub const SIGNING_KEY: [u8; 32] = [0x5C; 32];
 /// The bank's token signing key and the credit system's HPKE key (TEST ONLY).
-pub const BANK_TOKEN_KEY: [u8; 32] = [0x2B; 32];
+const BANK_TOKEN_KEY: [u8; 32] = [0x2B; 32];
 /// See [`BANK_TOKEN_KEY`].
-pub const CREDIT_HPKE_KEY: [u8; 32] = [0x3C; 32];
+const CREDIT_HPKE_KEY: [u8; 32] = [0x3C; 32];
 
 /// The authorities and the off-card entities around the card: one OCE CA certifies an OCE of every role.
 #[derive(Clone, Debug)]
@@ -164,6 +164,16 @@ pub fn issue_payment_card() -> IssuedCard {
     }
 }
 
+/// The bank's token signing key (TEST ONLY).
+pub fn bank_token_key() -> token::BankSigningKey {
+    token::BankSigningKey::from_slice(&BANK_TOKEN_KEY).expect("a P-256 scalar")
+}
+
+/// The credit system's HPKE key (TEST ONLY).
+pub fn credit_hpke_key() -> token::CreditPrivateKey {
+    token::CreditPrivateKey::from_bytes(&CREDIT_HPKE_KEY).expect("a P-256 scalar")
+}
+
 /// The card binding of the credit applet: SHA-256 of its public key, uncompressed.
 pub fn binding() -> [u8; 32] {
     let key = token::BankSigningKey::from_slice(&SIGNING_KEY).unwrap();
@@ -171,8 +181,8 @@ pub fn binding() -> [u8; 32] {
 }
 
 fn mint_tokens() -> Vec<Vec<u8>> {
-    let bank_key = token::BankSigningKey::from_slice(&BANK_TOKEN_KEY).unwrap();
-    let credit = token::CreditPrivateKey::from_bytes(&CREDIT_HPKE_KEY).unwrap();
+    let bank_key = bank_token_key();
+    let credit = credit_hpke_key();
     let mut rng = token::os_rng().unwrap();
     let parties: [(&[u8], &[u8], [u8; 32]); 5] = [
         (BANK_ID, CREDIT_ID, binding()),

@@ -137,21 +137,7 @@ fn binding(issued: &IssuedCard) -> [u8; 32] {
     Sha256::digest(issued.credit_signing_key.as_ref().unwrap()).into()
 }
 
-fn token_key(name: &str) -> [u8; 32] {
-    let path = format!("{}/../token/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
-    hex::decode(std::fs::read_to_string(path).unwrap().trim())
-        .unwrap()
-        .try_into()
-        .unwrap()
-}
-
-fn bank_key() -> token::BankSigningKey {
-    token::BankSigningKey::from_slice(&token_key("bank-signing.TEST-ONLY.hex")).unwrap()
-}
-
-fn credit_private() -> token::CreditPrivateKey {
-    token::CreditPrivateKey::from_bytes(&token_key("credit-hpke.TEST-ONLY.hex")).unwrap()
-}
+use emulator::testing::{bank_token_key as bank_key, credit_hpke_key as credit_private};
 
 /// A deposit token (signed, HPKE-sealed, signed) of `sum` yen for `credit_id` and the card `card_binding`.
 fn mint(id: u8, sum: u64, credit_id: &[u8], card_binding: [u8; 32]) -> Vec<u8> {

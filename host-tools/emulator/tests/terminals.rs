@@ -86,13 +86,7 @@ impl DepositHost for Bank {
     }
 }
 
-fn bank_key() -> token::BankSigningKey {
-    token::BankSigningKey::from_slice(&testing::BANK_TOKEN_KEY).unwrap()
-}
-
-fn credit_key() -> token::CreditPrivateKey {
-    token::CreditPrivateKey::from_bytes(&testing::CREDIT_HPKE_KEY).unwrap()
-}
+use testing::{bank_token_key as bank_key, credit_hpke_key as credit_key};
 
 /// The credit system: a credit line of `limit`, raised at once by every token it accepts.
 struct Credit {
