@@ -112,6 +112,7 @@ pub struct CashInArgs {
     #[arg(long)]
     user: String,
     /// The amount, in the bank's currency (30000, 30,000 or 12.50).
+    #[arg(allow_negative_numbers = true)]
     amount: String,
     #[command(flatten)]
     json: JsonFlag,

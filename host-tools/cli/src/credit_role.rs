@@ -84,7 +84,7 @@ pub struct CardholderAddArgs {
     #[arg(long)]
     name: String,
     /// The credit limit, in the company's currency (10000, 10,000 or 100.00).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit: String,
     #[command(flatten)]
     json: JsonFlag,

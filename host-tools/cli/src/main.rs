@@ -132,13 +132,14 @@ fn main() -> ExitCode {
 
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
     use clap::CommandFactory as _;
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "linkcard",
-        &mut std::io::stdout(),
-    );
-    Ok(EXIT_OK)
+    use std::io::Write as _;
+    // Generated whole, then written: clap_complete panics on a write error (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "linkcard", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(EXIT_OK),
+    }
 }
 
 /// Reports `error` on standard error and picks the exit status: 70 when the operating system's random generator

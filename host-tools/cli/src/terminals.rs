@@ -63,7 +63,7 @@ pub struct DepositArgs {
     #[command(flatten)]
     card: CardChoice,
     /// The amount, in the bank's currency (25000, 25,000 or 12.50).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     amount: String,
     /// Cash or the personal account.
     #[arg(long, value_enum, default_value = "cash")]
@@ -95,7 +95,7 @@ pub struct PurchaseArgs {
     #[command(flatten)]
     card: CardChoice,
     /// The amount, in the credit company's currency.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     amount: String,
     /// The PIN the cardholder types.
     #[arg(long)]
@@ -115,14 +115,12 @@ pub struct PurchaseArgs {
 
 pub fn run_atm(data: &DataDir, command: &AtmCommand) -> anyhow::Result<u8> {
     let AtmCommand::Deposit(args) = command;
-    let mut channel = open_card(data, &args.card, args.wait)?;
-    deposit(data, args, &mut channel)
+    deposit(data, args)
 }
 
 pub fn run_pos(data: &DataDir, command: &PosCommand) -> anyhow::Result<u8> {
     let PosCommand::Purchase(args) = command;
-    let mut channel = open_card(data, &args.card, args.wait)?;
-    purchase(data, args, &mut channel)
+    purchase(data, args)
 }
 
 fn open_card(
@@ -179,11 +177,8 @@ fn pick_contract(
     }
 }
 
-fn deposit(
-    data: &DataDir,
-    args: &DepositArgs,
-    channel: &mut dyn CardChannel,
-) -> anyhow::Result<u8> {
+/// The deposit; the card is opened only once the request is known to be one the bank can take.
+fn deposit(data: &DataDir, args: &DepositArgs) -> anyhow::Result<u8> {
     let mut bank = data.bank()?;
     let currency = bank.settings.currency;
     let amount = money::parse(&args.amount, currency).map_err(anyhow::Error::msg)?;
@@ -237,8 +232,9 @@ fn deposit(
         cards: data.issued_cards()?,
         named: args.card.card.clone(),
     };
+    let mut channel = open_card(data, &args.card, args.wait)?;
     let receipt = atm::deposit(
-        &mut &mut *channel,
+        &mut channel,
         aid::BANK_APPLET.as_bytes(),
         &identity,
         delivery,
@@ -340,11 +336,8 @@ impl DepositHost for AtmHost<'_> {
     }
 }
 
-fn purchase(
-    data: &DataDir,
-    args: &PurchaseArgs,
-    channel: &mut dyn CardChannel,
-) -> anyhow::Result<u8> {
+/// The purchase; the card is opened once the credit company and the amount are known good.
+fn purchase(data: &DataDir, args: &PurchaseArgs) -> anyhow::Result<u8> {
     let mut credit = data.credit()?;
     let currency = credit.settings.currency;
     let amount = money::parse(&args.amount, currency).map_err(anyhow::Error::msg)?;
@@ -385,8 +378,9 @@ fn purchase(
         currency,
         pin: args.pin.as_deref().map(str::as_bytes),
     };
+    let mut channel = open_card(data, &args.card, args.wait)?;
     let outcome = pos::purchase(
-        &mut &mut *channel,
+        &mut channel,
         aid::CREDIT_APPLET.as_bytes(),
         &identity,
         &order,
