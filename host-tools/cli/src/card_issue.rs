@@ -147,6 +147,14 @@ fn contract_of(bank: &BankSide, credit: &CreditSide) -> anyhow::Result<contract:
         })
 }
 
+/// What goes on one card besides the organisations' keys.
+struct CardData<'a> {
+    customer: &'a bank::NewCustomer,
+    args: &'a IssueArgs,
+    signing_key: &'a [u8; 32],
+    expiry: contract::Date,
+}
+
 /// Personalizes both applets on the card in `path` and registers its signing key with the credit company;
 /// the card binding (SHA-256 of that key) the bank's tokens are bound to.
 fn personalize_and_register(
@@ -157,16 +165,44 @@ fn personalize_and_register(
     path: &std::path::Path,
 ) -> anyhow::Result<[u8; 32]> {
     let contract = contract_of(bank, credit)?;
-    let today = date_from_today(0);
     let expiry = date_from_today(CARD_DAYS);
     let mut scalar = [0u8; 32];
     getrandom::fill(&mut scalar).map_err(card_client::EntropyError::from)?;
     let signing = SigningKey::from_slice(&scalar).context("a card signing key")?;
+    let card = CardData {
+        customer,
+        args,
+        signing_key: &scalar,
+        expiry,
+    };
+    let personalized = personalize(bank, credit.settings.id.as_bytes(), &contract, &card, path);
+    scalar.fill(0);
+    personalized?;
+    credit.system.add_card(
+        request_id(),
+        &NewCard {
+            pan: args.pan.clone(),
+            expiry,
+            cardholder_id: args.cardholder.clone(),
+            signing_key: *signing.verifying_key(),
+        },
+    )?;
     let public = signing.verifying_key().to_sec1_point(false);
-    let card_binding: [u8; 32] = Sha256::digest(public.as_bytes()).into();
+    Ok(Sha256::digest(public.as_bytes()).into())
+}
+
+/// Installs and personalizes the bank applet and the credit applet, as the bank's issuer.
+fn personalize(
+    bank: &BankSide,
+    credit_id: &[u8],
+    contract: &contract::BankContract,
+    card: &CardData<'_>,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
     let issuer_anchor = bank.keys.organisation().oce_ca().anchor();
     let bank_anchors = [issuer_anchor.clone()];
     let credit_anchors = [issuer_anchor, contract.oce_ca().clone()];
+    let (args, customer) = (card.args, card.customer);
     let pan = pan_bcd(&args.pan);
     let card_subject = format!("card {}", &args.pan[args.pan.len() - 4..]);
     let pin_try_limit = contract.credit_applet().pin_try_limit;
@@ -175,8 +211,8 @@ fn personalize_and_register(
         card_subject: card_subject.as_bytes(),
         card_anchors: &bank_anchors,
         issuer: bank.keys.issuer(),
-        today,
-        expiration: expiry,
+        today: date_from_today(0),
+        expiration: card.expiry,
         bank: Some(AppletIssue {
             instance: aid::BANK_APPLET.as_bytes(),
             subject: b"bank applet",
@@ -194,14 +230,14 @@ fn personalize_and_register(
             subject: b"credit applet",
             anchors: &credit_anchors,
             data: apdu_spec::credit::Personalization {
-                credit_id: credit.settings.id.as_bytes(),
+                credit_id,
                 pan: &pan,
                 // YYMM in BCD, from the date's CC YY MM DD.
-                expiry: &[expiry.0[1], expiry.0[2]],
+                expiry: &[card.expiry.0[1], card.expiry.0[2]],
                 cardholder_id: args.cardholder.as_bytes(),
                 status: 0,
                 atc_limit: contract.credit_applet().atc_limit,
-                signing_key: &scalar,
+                signing_key: card.signing_key,
                 bank_applet: Some(aid::BANK_APPLET.as_bytes()),
                 pin: args.pin.as_ref().zip(pin_try_limit).map(|(pin, limit)| {
                     apdu_spec::credit::CardholderPin {
@@ -212,20 +248,9 @@ fn personalize_and_register(
             },
         }),
     };
-    let mut card = InProcessChannel::on(FileNvm::open_card(path)?)?;
-    let personalized = issue_card(&mut card, &issue);
-    scalar.fill(0);
-    personalized.context("the card refused its personalization")?;
-    credit.system.add_card(
-        request_id(),
-        &NewCard {
-            pan: args.pan.clone(),
-            expiry,
-            cardholder_id: args.cardholder.clone(),
-            signing_key: *signing.verifying_key(),
-        },
-    )?;
-    Ok(card_binding)
+    let mut channel = InProcessChannel::on(FileNvm::open_card(path)?)?;
+    issue_card(&mut channel, &issue).context("the card refused its personalization")?;
+    Ok(())
 }
 
 #[cfg(test)]

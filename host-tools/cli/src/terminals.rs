@@ -58,6 +58,15 @@ pub enum Funds {
     Account,
 }
 
+impl Funds {
+    fn source(self) -> Source {
+        match self {
+            Self::Cash => Source::Cash,
+            Self::Account => Source::PersonalAccount,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DepositArgs {
     #[command(flatten)]
@@ -183,14 +192,15 @@ fn deposit(data: &DataDir, args: &DepositArgs) -> anyhow::Result<u8> {
     let currency = bank.settings.currency;
     let amount = money::parse(&args.amount, currency).map_err(anyhow::Error::msg)?;
     let today = date_from_today(0);
+    let contracts = bank.keys.contracts()?;
     let credit_id = pick_contract(
-        &bank.keys.contracts()?,
+        &contracts,
         args.credit.as_deref(),
         "credit company",
         "credit",
     )?;
     // Patent step 706: no contract, no early payment; refused before the card is touched.
-    if !bank.keys.contracts()?.contains(&credit_id) {
+    if !contracts.contains(&credit_id) {
         return Err(BankError::NoContract { credit_id }.into());
     }
     let contract = bank.keys.load_contract(&credit_id, today)?;
@@ -218,10 +228,7 @@ fn deposit(data: &DataDir, args: &DepositArgs) -> anyhow::Result<u8> {
             credit_id: credit_id.clone(),
             amount,
             currency,
-            source: match args.from {
-                Funds::Cash => Source::Cash,
-                Funds::Account => Source::PersonalAccount,
-            },
+            source: args.from.source(),
             card: CardRef {
                 pan: String::new(),
                 card_binding: [0; 32],
@@ -240,11 +247,23 @@ fn deposit(data: &DataDir, args: &DepositArgs) -> anyhow::Result<u8> {
         delivery,
         &mut host,
     )?;
-    let user = receipt.holder.user_id.clone();
-    let balances = bank.system.balances(&user)?;
-    let credit = String::from_utf8_lossy(&credit_id).into_owned();
+    let balances = bank.system.balances(&receipt.holder.user_id)?;
+    report_deposit(args.json, amount, &credit_id, &receipt, &balances);
+    Ok(crate::EXIT_OK)
+}
+
+fn report_deposit(
+    json: JsonFlag,
+    amount: u64,
+    credit_id: &[u8],
+    receipt: &atm::Receipt,
+    balances: &bank::Balances,
+) {
+    let currency = balances.currency;
+    let user = &receipt.holder.user_id;
+    let credit = String::from_utf8_lossy(credit_id);
     emit(
-        args.json,
+        json,
         &format!(
             "{} paid for the {credit} credit bill of {user}: token {} stored in the card's {}; pool {}, personal account {}",
             money::format(amount, currency),
@@ -257,7 +276,6 @@ fn deposit(data: &DataDir, args: &DepositArgs) -> anyhow::Result<u8> {
                 "token_id": hex::encode(receipt.token_id), "stored_in": receipt.stored_in,
                 "pool": balances.pool, "personal": balances.personal}),
     );
-    Ok(crate::EXIT_OK)
 }
 
 /// Why the ATM's back end could not take the deposit.
@@ -399,6 +417,18 @@ fn purchase(data: &DataDir, args: &PurchaseArgs) -> anyhow::Result<u8> {
         }
     };
     let decision = host.last.take().context("the credit system decided")?;
+    Ok(report_purchase(args.json, &order, &receipt, &decision))
+}
+
+/// Prints the POS's receipt; the exit status it means.
+fn report_purchase(
+    json: JsonFlag,
+    order: &Purchase<'_>,
+    receipt: &pos::Receipt,
+    decision: &credit::Decision,
+) -> u8 {
+    let (amount, currency) = (order.amount, order.currency);
+    let shown = money::format(amount, currency);
     let verdict = if receipt.answer.approved {
         "APPROVED"
     } else {
@@ -406,7 +436,7 @@ fn purchase(data: &DataDir, args: &PurchaseArgs) -> anyhow::Result<u8> {
     };
     let f = |a| money::format(a, currency);
     emit(
-        args.json,
+        json,
         &format!(
             "{shown} {verdict}: {}; available credit {} before, {} after; {} token(s) presented, {} reflected, {} refused",
             // The credit system's message repeats the verdict.
@@ -424,9 +454,9 @@ fn purchase(data: &DataDir, args: &PurchaseArgs) -> anyhow::Result<u8> {
                 "refused_tokens": decision.refused_tokens.iter().map(|t| t.reason.clone()).collect::<Vec<_>>(),
                 "apdus": receipt.apdus}),
     );
-    Ok(if receipt.answer.approved {
+    if receipt.answer.approved {
         crate::EXIT_OK
     } else {
         crate::EXIT_DECLINED
-    })
+    }
 }
