@@ -257,6 +257,30 @@ fn bad_input_is_refused_and_changes_nothing() {
         ],
         "exists already",
     );
+    let other_card = |user: &'static str, pin: &'static [&'static str]| {
+        [
+            &[
+                "card",
+                "issue",
+                "--card",
+                "other",
+                "--user",
+                user,
+                "--cardholder",
+                CARDHOLDER,
+                "--pan",
+                "4111111111111113",
+            ][..],
+            pin,
+        ]
+        .concat()
+    };
+    linkcard.refused(
+        &other_card("U-NOBODY", &["--pin", "1357"]),
+        "customer \"U-NOBODY\" is unknown",
+    );
+    linkcard.refused(&other_card(USER, &[]), "ask for a PIN: give --pin");
+    assert!(!Path::new(&linkcard.path("cards/other.nvm")).exists());
     assert_eq!(linkcard.balances(), before);
 }
 
