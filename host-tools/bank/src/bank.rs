@@ -228,6 +228,18 @@ impl<S: Store> Bank<S> {
         })
     }
 
+    /// The customer `user_id` as opened (the issuer personalizes the bank applet with the name and account).
+    pub fn customer(&mut self, user_id: &str) -> Result<NewCustomer, BankError> {
+        let mut tx = self.ledger.transaction()?;
+        let record = customer(&mut tx, user_id)?;
+        Ok(NewCustomer {
+            user_id: record.user_id,
+            name: record.name,
+            account_number: record.account_number,
+            currency: record.currency,
+        })
+    }
+
     pub fn balances(&mut self, user_id: &str) -> Result<Balances, BankError> {
         let mut tx = self.ledger.transaction()?;
         let customer = customer(&mut tx, user_id)?;

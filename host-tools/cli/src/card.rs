@@ -1,7 +1,7 @@
 //! `linkcard card emulate`: the card image as virtual cards in pcscd's vpcd reader.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -19,6 +19,10 @@ pub enum CardCommand {
     /// Run the card image as a virtual card in pcscd's vpcd reader (package vsmartcard-vpcd).
     #[command(after_help = EMULATE_AFTER_HELP)]
     Emulate(EmulateArgs),
+    /// Issue a new in-process card: the bank installs and personalizes both applets, the credit company
+    /// registers the card.
+    #[command(after_help = crate::card_issue::ISSUE_AFTER_HELP)]
+    Issue(crate::card_issue::IssueArgs),
 }
 
 const EMULATE_AFTER_HELP: &str = "\
@@ -58,9 +62,12 @@ pub struct EmulateArgs {
     verbose: bool,
 }
 
-pub fn run_command(command: &CardCommand) -> anyhow::Result<u8> {
+pub fn run_command(command: &CardCommand, data_dir: Option<&Path>) -> anyhow::Result<u8> {
     match command {
         CardCommand::Emulate(args) => emulate(args),
+        CardCommand::Issue(args) => {
+            crate::card_issue::issue(&crate::datadir::DataDir::resolve(data_dir)?, args)
+        }
     }
 }
 
