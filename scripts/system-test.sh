@@ -199,5 +199,37 @@ step "conformance suite over PC/SC, secured scripts included (scripts 90+ consum
 "$LINKCARD" conformance run --reader "$READER1" tests/conformance/91-*.apdu
 
 CHECKS=$((CHECKS + 2)) # the two conformance runs
+
+step "the payment story through pcscd: a card issued by linkcard, then the POS and the ATM with --reader"
+DATA="$WORK/linkcard-data"
+LK=("$LINKCARD" --data-dir "$DATA")
+"${LK[@]}" bank init --id BANK0001 >/dev/null
+"${LK[@]}" credit init --id CRED0001 >/dev/null
+"${LK[@]}" bank offer --credit CRED0001 --out "$WORK/offer.json" >/dev/null
+"${LK[@]}" credit accept "$WORK/offer.json" --bank-identity "$DATA/bank/identity.pub" --out "$WORK/acceptance.json" >/dev/null
+"${LK[@]}" bank import-acceptance "$WORK/acceptance.json" --credit-identity "$DATA/credit/identity.pub" >/dev/null
+"${LK[@]}" bank customer add --user U1 --name "Hanako Yamada" --account 0001-234 >/dev/null
+"${LK[@]}" credit cardholder add --id H1 --name "Hanako Yamada" --limit 10000 >/dev/null
+"${LK[@]}" card issue --card hanako --user U1 --cardholder H1 --pan 4111111111111111 --pin 1234 >/dev/null
+# The issued card's memory becomes the virtual card on slot 0 (whose earlier card script 90 consumed).
+kill "${PIDS[-1]}"
+wait "${PIDS[-1]}" 2>/dev/null || true
+cp "$DATA/cards/hanako.nvm" "$WORK/state/slot-0.nvm"
+start_emulator
+# pcscd still shows the old emulator's cards for a moment: let it see them go and come back.
+sleep 1
+wait_for_cards
+# Declined (exit status 3) for lack of credit, then the deposit, then approved at once (0).
+set +e
+"${LK[@]}" pos purchase --reader "$READER0" --amount 30000 --pin 1234
+DECLINED=$?
+set -e
+[ "$DECLINED" -eq 3 ] || { echo "error: the first purchase exited $DECLINED, not 3 (declined)" >&2; exit 1; }
+"${LK[@]}" atm deposit --reader "$READER0" --amount 25000
+"${LK[@]}" pos purchase --reader "$READER0" --amount 30000 --pin 1234
+"${LK[@]}" credit account --cardholder H1 --json | grep -q '"pending_credits": 25000' \
+  || { echo "error: the deposit's token is not reflected in the credit account" >&2; exit 1; }
+CHECKS=$((CHECKS + 3))
+
 step "system tests passed"
 echo "system: $CHECKS passed, 0 failed"

@@ -31,6 +31,7 @@ use terminal::pos::{self, Purchase};
 
 use crate::hosts::{BankHost, CreditHost, request_id};
 use crate::money;
+use crate::report::print_line;
 
 const BANK_ID: &[u8] = b"BANK0001";
 const CREDIT_ID: &[u8] = b"CRED0001";
@@ -67,13 +68,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<u8> {
         dir.display()
     );
     if !args.json {
-        println!(
-            "linkcard demo: a credit bill paid early at the ATM, and the next purchase (patent Fig. 7, 10, 14)"
+        print_line(
+            "linkcard demo: a credit bill paid early at the ATM, and the next purchase (patent Fig. 7, 10, 14)",
         );
-        println!(
+        print_line(&format!(
             "in {}: bank/ and credit/ (keys, contracts, SQLite) and card.nvm (the card's memory)\n",
             dir.display()
-        );
+        ));
     }
     let mut story = Story::set_up(&dir, args.json)?;
     story.issue()?;
@@ -383,16 +384,15 @@ impl Story {
 
     fn finish(&mut self, dir: &Path) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"dir": dir.display().to_string(), "steps": self.steps})
+            print_line(
+                &serde_json::to_string_pretty(
+                    &json!({"dir": dir.display().to_string(), "steps": self.steps}),
                 )
-                .unwrap_or_default()
+                .unwrap_or_default(),
             );
         } else {
-            println!(
-                "\nAs the patent says: the deposit raised the credit at the very next purchase, and a token counts once."
+            print_line(
+                "\nAs the patent says: the deposit raised the credit at the very next purchase, and a token counts once.",
             );
         }
     }
@@ -402,7 +402,7 @@ impl Story {
             self.steps
                 .push(json!({"step": step, "text": text, "data": data}));
         } else {
-            println!("{}. {text}", self.steps.len() + 1);
+            print_line(&format!("{}. {text}", self.steps.len() + 1));
             self.steps.push(serde_json::Value::Null);
         }
     }

@@ -16,12 +16,20 @@ pub struct JsonFlag {
 /// Prints `text`, or `value` as JSON.
 pub fn emit(json: JsonFlag, text: &str, value: &serde_json::Value) {
     if json.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+        print_line(&serde_json::to_string_pretty(value).unwrap_or_default());
     } else {
-        println!("{text}");
+        print_line(text);
+    }
+}
+
+/// One line on standard output. A reader that closed the pipe (`| head`, `| grep -q`) wanted no more: that is
+/// not an error of the command, whose work is done (and committed) by the time it reports; `println!` would
+/// panic there.
+pub fn print_line(text: &str) {
+    if let Err(error) = writeln!(std::io::stdout().lock(), "{text}")
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("linkcard: cannot write the report to standard output: {error}");
     }
 }
 
