@@ -3,9 +3,11 @@
 
 use anyhow::Context as _;
 use apdu_spec::aid;
+use card_client::CardChannel;
 use card_client::issuing::{AppletIssue, CardIssue, issue_card};
 use card_client::scp11::date_from_today;
 use clap::Args;
+use contract::BankKeys;
 use credit::NewCard;
 use emulator::InProcessChannel;
 use emulator::file_nvm::FileNvm;
@@ -148,11 +150,19 @@ fn contract_of(bank: &BankSide, credit: &CreditSide) -> anyhow::Result<contract:
 }
 
 /// What goes on one card besides the organisations' keys.
-struct CardData<'a> {
-    customer: &'a bank::NewCustomer,
-    args: &'a IssueArgs,
-    signing_key: &'a [u8; 32],
-    expiry: contract::Date,
+pub struct CardData<'a> {
+    /// The bank's customer the card is for.
+    pub customer: &'a bank::NewCustomer,
+    /// The card number, as digits.
+    pub pan: &'a str,
+    /// The cardholder at the credit company.
+    pub cardholder_id: &'a str,
+    /// The cardholder PIN, if the card has one (the contract gives its try limit).
+    pub pin: Option<&'a str>,
+    /// The credit applet's signing scalar.
+    pub signing_key: &'a [u8; 32],
+    /// The card's last valid day.
+    pub expiry: contract::Date,
 }
 
 /// Personalizes both applets on the card in `path` and registers its signing key with the credit company;
@@ -171,11 +181,23 @@ fn personalize_and_register(
     let signing = SigningKey::from_slice(&scalar).context("a card signing key")?;
     let card = CardData {
         customer,
-        args,
+        pan: &args.pan,
+        cardholder_id: &args.cardholder,
+        pin: args.pin.as_deref(),
         signing_key: &scalar,
         expiry,
     };
-    let personalized = personalize(bank, credit.settings.id.as_bytes(), &contract, &card, path);
+    let personalized = InProcessChannel::on(FileNvm::open_card(path)?)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut channel| {
+            personalize(
+                &mut channel,
+                &bank.keys,
+                credit.settings.id.as_bytes(),
+                &contract,
+                &card,
+            )
+        });
     scalar.fill(0);
     personalized?;
     credit.system.add_card(
@@ -191,26 +213,27 @@ fn personalize_and_register(
     Ok(Sha256::digest(public.as_bytes()).into())
 }
 
-/// Installs and personalizes the bank applet and the credit applet, as the bank's issuer.
-fn personalize(
-    bank: &BankSide,
+/// Installs and personalizes the bank applet and the credit applet on the factory card in `channel`, as the
+/// bank's issuer (`linkcard card issue`, and the demo).
+pub fn personalize(
+    channel: &mut impl CardChannel,
+    bank: &BankKeys,
     credit_id: &[u8],
     contract: &contract::BankContract,
     card: &CardData<'_>,
-    path: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let issuer_anchor = bank.keys.organisation().oce_ca().anchor();
+    let issuer_anchor = bank.organisation().oce_ca().anchor();
     let bank_anchors = [issuer_anchor.clone()];
     let credit_anchors = [issuer_anchor, contract.oce_ca().clone()];
-    let (args, customer) = (card.args, card.customer);
-    let pan = pan_bcd(&args.pan);
-    let card_subject = format!("card {}", &args.pan[args.pan.len() - 4..]);
+    let customer = card.customer;
+    let pan = pan_bcd(card.pan);
+    let card_subject = format!("card {}", &card.pan[card.pan.len().saturating_sub(4)..]);
     let pin_try_limit = contract.credit_applet().pin_try_limit;
     let issue = CardIssue {
-        card_authority: bank.keys.card_ca(),
+        card_authority: bank.card_ca(),
         card_subject: card_subject.as_bytes(),
         card_anchors: &bank_anchors,
-        issuer: bank.keys.issuer(),
+        issuer: bank.issuer(),
         today: date_from_today(0),
         expiration: card.expiry,
         bank: Some(AppletIssue {
@@ -218,7 +241,7 @@ fn personalize(
             subject: b"bank applet",
             anchors: &bank_anchors,
             data: apdu_spec::bank::Personalization {
-                bank_id: bank.settings.id.as_bytes(),
+                bank_id: bank.id(),
                 account: customer.account_number.as_bytes(),
                 user_id: customer.user_id.as_bytes(),
                 user_name: customer.name.as_bytes(),
@@ -234,12 +257,12 @@ fn personalize(
                 pan: &pan,
                 // YYMM in BCD, from the date's CC YY MM DD.
                 expiry: &[card.expiry.0[1], card.expiry.0[2]],
-                cardholder_id: args.cardholder.as_bytes(),
+                cardholder_id: card.cardholder_id.as_bytes(),
                 status: 0,
                 atc_limit: contract.credit_applet().atc_limit,
                 signing_key: card.signing_key,
                 bank_applet: Some(aid::BANK_APPLET.as_bytes()),
-                pin: args.pin.as_ref().zip(pin_try_limit).map(|(pin, limit)| {
+                pin: card.pin.zip(pin_try_limit).map(|(pin, limit)| {
                     apdu_spec::credit::CardholderPin {
                         digits: pin.as_bytes(),
                         try_limit: limit,
@@ -248,8 +271,7 @@ fn personalize(
             },
         }),
     };
-    let mut channel = InProcessChannel::on(FileNvm::open_card(path)?)?;
-    issue_card(&mut channel, &issue).context("the card refused its personalization")?;
+    issue_card(channel, &issue).context("the card refused its personalization")?;
     Ok(())
 }
 

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use apdu_spec::aid;
 use bank::{Bank, BankConfig, CardRef, CreditContract as BankSideContract, NewCustomer, Source};
-use card_client::issuing::{AppletIssue, CardIssue, issue_card};
 use card_client::scp11::{OceCredentials, date_from_today};
 use contract::{BankKeys, CreditAppletParameters, CreditKeys, Validity, read_identity};
 use credit::{Credit, CreditConfig, NewCard, NewCardholder};
@@ -29,6 +28,7 @@ use terminal::TerminalIdentity;
 use terminal::atm::{self, Delivery};
 use terminal::pos::{self, Purchase};
 
+use crate::card_issue::{self, CardData};
 use crate::hosts::{BankHost, CreditHost, request_id};
 use crate::money;
 use crate::report::print_line;
@@ -37,7 +37,7 @@ const BANK_ID: &[u8] = b"BANK0001";
 const CREDIT_ID: &[u8] = b"CRED0001";
 const YEN: u16 = 392;
 const PAN: &str = "4111111111111111";
-const PIN: &[u8] = b"2468";
+const PIN: &str = "2468";
 const USER: &str = "U-000042";
 const CARDHOLDER: &str = "CH-000042";
 const CREDIT_LIMIT: u64 = 10_000;
@@ -185,66 +185,25 @@ impl Story {
             },
         )?;
         let contract = self.bank_keys.load_contract(CREDIT_ID, self.today)?;
-        let issuer_anchor = self.bank_keys.organisation().oce_ca().anchor();
-        let bank_anchors = [issuer_anchor.clone()];
-        let credit_anchors = [issuer_anchor.clone(), contract.oce_ca().clone()];
-        let pan_bcd = [0x41, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11];
-        let issue = CardIssue {
-            card_authority: self.bank_keys.card_ca(),
-            card_subject: b"card 4111",
-            card_anchors: &bank_anchors,
-            issuer: self.bank_keys.issuer(),
-            today: self.today,
-            expiration: date_from_today(4 * 365),
-            bank: Some(AppletIssue {
-                instance: aid::BANK_APPLET.as_bytes(),
-                subject: b"bank applet",
-                anchors: &bank_anchors,
-                data: apdu_spec::bank::Personalization {
-                    bank_id: BANK_ID,
-                    account: b"0001-234-5678901",
-                    user_id: USER.as_bytes(),
-                    user_name: b"Hanako Yamada",
-                    credit_applet: aid::CREDIT_APPLET.as_bytes(),
-                },
-            }),
-            credit: Some(AppletIssue {
-                instance: aid::CREDIT_APPLET.as_bytes(),
-                subject: b"credit applet",
-                anchors: &credit_anchors,
-                data: apdu_spec::credit::Personalization {
-                    credit_id: CREDIT_ID,
-                    pan: &pan_bcd,
-                    expiry: &[0x30, 0x12],
-                    cardholder_id: CARDHOLDER.as_bytes(),
-                    status: 0,
-                    atc_limit: contract.credit_applet().atc_limit,
-                    signing_key: &scalar,
-                    bank_applet: Some(aid::BANK_APPLET.as_bytes()),
-                    pin: Some(apdu_spec::credit::CardholderPin {
-                        digits: PIN,
-                        try_limit: 3,
-                    }),
-                },
-            }),
+        let card = CardData {
+            customer: &customer(),
+            pan: PAN,
+            cardholder_id: CARDHOLDER,
+            pin: Some(PIN),
+            signing_key: &scalar,
+            expiry: date_from_today(4 * 365),
         };
-        issue_card(&mut self.card, &issue)?;
+        let issued =
+            card_issue::personalize(&mut self.card, &self.bank_keys, CREDIT_ID, &contract, &card);
         scalar.fill(0);
-        self.say("card issued", &format!("Card {PAN} issued to Hanako Yamada with the bank applet and the credit applet (PIN {}); credit limit {}", String::from_utf8_lossy(PIN), money::format(CREDIT_LIMIT, YEN)), json!({"pan": PAN}));
+        issued?;
+        self.say("card issued", &format!("Card {PAN} issued to Hanako Yamada with the bank applet and the credit applet (PIN {}); credit limit {}", PIN, money::format(CREDIT_LIMIT, YEN)), json!({"pan": PAN}));
         Ok(())
     }
 
     /// The bank's customer (with money in her account) and the credit company's cardholder.
     fn open_accounts(&mut self) -> anyhow::Result<()> {
-        self.bank.add_customer(
-            request_id(),
-            &NewCustomer {
-                user_id: USER.into(),
-                name: "Hanako Yamada".into(),
-                account_number: "0001-234-5678901".into(),
-                currency: YEN,
-            },
-        )?;
+        self.bank.add_customer(request_id(), &customer())?;
         self.bank.cash_in(request_id(), USER, 100_000)?;
         self.credit.add_cardholder(
             request_id(),
@@ -277,7 +236,7 @@ impl Story {
         let purchase = Purchase {
             amount: PURCHASE,
             currency: YEN,
-            pin: Some(PIN),
+            pin: Some(PIN.as_bytes()),
         };
         let receipt = pos::purchase(
             &mut self.card,
@@ -449,6 +408,16 @@ fn open_back_ends(
     )?;
     credit.trust_bank(request_id(), BANK_ID, *credit_contract.token_key())?;
     Ok((bank, credit))
+}
+
+/// The bank's customer whose card the story issues.
+fn customer() -> NewCustomer {
+    NewCustomer {
+        user_id: USER.into(),
+        name: "Hanako Yamada".into(),
+        account_number: "0001-234-5678901".into(),
+        currency: YEN,
+    }
 }
 
 fn text(id: &[u8]) -> String {
