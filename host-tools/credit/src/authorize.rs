@@ -87,7 +87,8 @@ pub(crate) fn authorize_one(
 ) -> Result<Decision, CreditError> {
     let body = request_bytes(request);
     let mut fresh = None;
-    let recorded = tx.idempotent(request_id, "credit.authorize", &body, |tx| {
+    // Every refusal of `decide` comes before its first write (`check_request`, unknown card or cardholder).
+    let recorded = tx.idempotent_unscoped(request_id, "credit.authorize", &body, |tx| {
         let decision = decide(tx, keys, request_id, request)?;
         let answer = decision.authorization_id.to_be_bytes().to_vec();
         fresh = Some(decision);
@@ -148,7 +149,7 @@ fn decide(
     if decision.decline.is_none() {
         // The card used this ATC: a later PRESENT must go beyond it, whatever the credit decision.
         card.last_atc = Some(request.atc);
-        tx.put(CARDS, request.pan.as_bytes(), &records::to_json(&card))?;
+        tx.put(CARDS, request.pan.as_bytes(), &records::encode(&card))?;
         let binding: [u8; 32] = Sha256::digest(card_key.to_sec1_point(false).as_bytes()).into();
         let context = TokenContext {
             keys,
@@ -184,7 +185,7 @@ fn record_decision(
         decision: decision.clone(),
         evidence,
     };
-    tx.put(DECISIONS, &key, &records::to_json(&record))?;
+    tx.put(DECISIONS, &key, &records::encode(&record))?;
     Ok(())
 }
 
@@ -409,7 +410,7 @@ fn record_reflection(
         user_data,
         kind: TransferKind::Pending { expires_at },
     };
-    match tx.create_transfer(transfer_request(transfer_id), transfer) {
+    match tx.create_transfer_within(transfer) {
         Ok(_) => {}
         Err(error) if error.is_refusal() => {
             return Ok(Err(format!("the ledger refused it: {error}")));
@@ -417,14 +418,14 @@ fn record_reflection(
         Err(error) => return Err(error.into()),
     }
     // The table's uniqueness on (bank id, token id) is the guard; the look-up above only spares the transfer.
-    if tx.insert_unique(SPENT, &spent_key, &records::to_json(&spent))? == Inserted::AlreadyExists {
+    if tx.insert_unique(SPENT, &spent_key, &records::encode(&spent))? == Inserted::AlreadyExists {
         return Err(CreditError::Inconsistent {
             what: "a spent token appeared within the transaction",
         });
     }
     let mut key = records::pending_prefix(context.cardholder_id);
     key.extend_from_slice(&transfer_id.to_be_bytes());
-    tx.put(PENDING, &key, &records::to_json(pending))?;
+    tx.put(PENDING, &key, &records::encode(pending))?;
     Ok(Ok(AcceptedToken {
         token_id: pending.token_id,
         bank_id: pending.bank_id.clone(),
@@ -462,7 +463,7 @@ fn settle_purchase(
         user_data,
         kind: TransferKind::Single,
     };
-    tx.create_transfer(transfer_request(transfer_id), purchase)?;
+    tx.create_transfer_within(purchase)?;
     decision.approved = true;
     decision.available_after = available - request.amount;
     evidence.purchase_transfer = Some(transfer_id);
@@ -473,17 +474,6 @@ fn settle_purchase(
 /// runs): derived, so it meets no caller's id.
 pub(crate) fn internal_request(kind: &str, id: u128) -> RequestId {
     RequestId(records::derived_id(kind, &[&id.to_be_bytes()]))
-}
-
-/// The top 64 bits of the request ids of an authorization's own transfers ("LCREDIT!"): callers keep out of this
-/// range.
-pub const INTERNAL_REQUEST_PREFIX: u64 = 0x4C43_5245_4449_5421;
-
-/// The ledger request id of an authorization's transfer: the reserved prefix ‖ the transfer id, increasing like
-/// the authorization ids, so that a batch's requests land on a few B-tree pages (a hash would dirty one page
-/// each, every one written at the commit).
-fn transfer_request(transfer_id: u128) -> RequestId {
-    RequestId(u128::from(INTERNAL_REQUEST_PREFIX) << 64 | (transfer_id & u128::from(u64::MAX)))
 }
 
 /// Opens the account if it is not there yet.

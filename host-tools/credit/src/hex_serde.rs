@@ -1,4 +1,5 @@
-//! Bytes in the JSON records as hex strings: half the size of arrays of numbers, so fewer pages per commit.
+//! Byte strings in the records: raw bytes in the binary encoding the credit system writes, hex strings in JSON
+//! (what earlier versions wrote, and what a person reads).
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serializer};
@@ -32,41 +33,94 @@ pub fn serialize<S: Serializer>(
     bytes: &impl AsRef<[u8]>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&encode(bytes.as_ref()))
+    if serializer.is_human_readable() {
+        serializer.serialize_str(&encode(bytes.as_ref()))
+    } else {
+        serializer.serialize_bytes(bytes.as_ref())
+    }
+}
+
+/// Bytes as whichever form the format keeps them in.
+fn bytes_of<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    if deserializer.is_human_readable() {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        decode(&text).ok_or_else(|| D::Error::custom("not hex"))
+    } else {
+        <serde_bytes_vec::Bytes>::deserialize(deserializer).map(|bytes| bytes.0)
+    }
 }
 
 pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<Vec<u8>>>(
     deserializer: D,
 ) -> Result<T, D::Error> {
-    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-    let bytes = decode(&text).ok_or_else(|| D::Error::custom("not hex"))?;
-    T::try_from(bytes).map_err(|_| D::Error::custom("wrong length"))
+    T::try_from(bytes_of(deserializer)?).map_err(|_| D::Error::custom("wrong length"))
+}
+
+/// A byte string read through `deserialize_byte_buf` (serde reads `Vec<u8>` as a sequence otherwise).
+mod serde_bytes_vec {
+    use serde::de::{Deserialize, Deserializer, Visitor};
+
+    pub struct Bytes(pub Vec<u8>);
+
+    impl<'de> Deserialize<'de> for Bytes {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct BytesVisitor;
+            impl Visitor<'_> for BytesVisitor {
+                type Value = Bytes;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a byte string")
+                }
+                fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Bytes, E> {
+                    Ok(Bytes(bytes.to_vec()))
+                }
+                fn visit_byte_buf<E>(self, bytes: Vec<u8>) -> Result<Bytes, E> {
+                    Ok(Bytes(bytes))
+                }
+            }
+            deserializer.deserialize_byte_buf(BytesVisitor)
+        }
+    }
 }
 
 /// The same for an optional value.
 pub mod option {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Borrows the bytes so that `Option::serialize` calls the outer module's form.
+    struct AsBytes<'a>(&'a [u8]);
+
+    impl Serialize for AsBytes<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            super::serialize(&self.0, serializer)
+        }
+    }
+
+    /// Reads through the outer module's form inside `Option`.
+    struct OwnedBytes(Vec<u8>);
+
+    impl<'de> Deserialize<'de> for OwnedBytes {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            super::bytes_of(deserializer).map(OwnedBytes)
+        }
+    }
 
     pub fn serialize<S: Serializer, T: AsRef<[u8]>>(
         bytes: &Option<T>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        match bytes {
-            Some(bytes) => serializer.serialize_some(&super::encode(bytes.as_ref())),
-            None => serializer.serialize_none(),
-        }
+        bytes
+            .as_ref()
+            .map(|bytes| AsBytes(bytes.as_ref()))
+            .serialize(serializer)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<Vec<u8>>>(
         deserializer: D,
     ) -> Result<Option<T>, D::Error> {
         use serde::de::Error as _;
-        let text = <Option<std::borrow::Cow<'de, str>>>::deserialize(deserializer)?;
-        text.map(|text| {
-            let bytes = super::decode(&text).ok_or_else(|| D::Error::custom("not hex"))?;
-            T::try_from(bytes).map_err(|_| D::Error::custom("wrong length"))
-        })
-        .transpose()
+        <Option<OwnedBytes>>::deserialize(deserializer)?
+            .map(|bytes| T::try_from(bytes.0).map_err(|_| D::Error::custom("wrong length")))
+            .transpose()
     }
 }
 

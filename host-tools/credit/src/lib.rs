@@ -36,7 +36,7 @@ use ledger::{Ledger, LedgerTables, PendingState, RequestId, Store, Transaction};
 use p256::ecdsa::VerifyingKey;
 use token::{AwsLc, BankKeyring, CreditRecipient};
 
-pub use authorize::{INTERNAL_REQUEST_PREFIX, MAX_MERCHANT, MAX_TOKENS};
+pub use authorize::{MAX_MERCHANT, MAX_TOKENS};
 pub use error::CreditError;
 pub use model::{
     AcceptedToken, AuthorizationRequest, CardStatus, CreditAccount, CreditConfig, Decision,
@@ -155,7 +155,7 @@ impl<S: Store> Credit<S> {
                 currency: cardholder.currency,
                 account_id,
             };
-            tx.put(CARDHOLDERS, id, &records::to_json(&record))?;
+            tx.put(CARDHOLDERS, id, &records::encode(&record))?;
             Ok(Vec::new())
         })?;
         tx.commit()?;
@@ -198,7 +198,7 @@ impl<S: Store> Credit<S> {
                 status: CardStatus::Active,
                 last_atc: None,
             };
-            tx.put(CARDS, card.pan.as_bytes(), &records::to_json(&record))?;
+            tx.put(CARDS, card.pan.as_bytes(), &records::encode(&record))?;
             Ok(Vec::new())
         })?;
         tx.commit()?;
@@ -212,7 +212,7 @@ impl<S: Store> Credit<S> {
         pan: &str,
         status: CardStatus,
     ) -> Result<(), CreditError> {
-        let body = [length_prefixed(pan.as_bytes()), records::to_json(&status)].concat();
+        let body = [length_prefixed(pan.as_bytes()), records::encode(&status)].concat();
         let mut tx = self.ledger.transaction()?;
         tx.idempotent(request, "credit.set_card_status", &body, |tx| {
             let mut card: CardRecord =
@@ -222,7 +222,7 @@ impl<S: Store> Credit<S> {
                     }
                 })?;
             card.status = status;
-            tx.put(CARDS, pan.as_bytes(), &records::to_json(&card))?;
+            tx.put(CARDS, pan.as_bytes(), &records::encode(&card))?;
             Ok::<_, CreditError>(Vec::new())
         })?;
         tx.commit()?;
@@ -382,7 +382,7 @@ fn check_config(tx: &mut impl Transaction, config: &CreditConfig) -> Result<(), 
         currency: config.currency,
     };
     match records::load::<StoredConfig>(tx, META, CONFIG_KEY)? {
-        None => tx.put(META, CONFIG_KEY, &records::to_json(&wanted))?,
+        None => tx.put(META, CONFIG_KEY, &records::encode(&wanted))?,
         Some(stored) if stored.credit_id != wanted.credit_id => {
             return Err(CreditError::ConfigMismatch { what: "credit id" });
         }

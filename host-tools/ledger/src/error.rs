@@ -82,6 +82,15 @@ pub enum LedgerError {
         #[source]
         source: Box<LedgerError>,
     },
+    #[error(
+        "request {:#x} failed after it had written; its transaction must be abandoned",
+        request.0
+    )]
+    FailedAfterWriting {
+        request: RequestId,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the ledger's invariants do not hold")]
     InvariantViolated(#[from] Violation),
     #[error("the stored {what} cannot be decoded")]
@@ -96,7 +105,10 @@ impl LedgerError {
     pub fn is_refusal(&self) -> bool {
         match self {
             Self::InChain { source, .. } => source.is_refusal(),
-            Self::InvariantViolated(_) | Self::Corrupt { .. } | Self::Storage(_) => false,
+            Self::InvariantViolated(_)
+            | Self::Corrupt { .. }
+            | Self::Storage(_)
+            | Self::FailedAfterWriting { .. } => false,
             _ => true,
         }
     }

@@ -68,7 +68,10 @@ struct Sides {
     credit: Account,
 }
 
-fn create_transfer(tx: &mut impl LedgerTables, new: &NewTransfer) -> Result<Transfer, LedgerError> {
+pub(crate) fn create_transfer(
+    tx: &mut impl LedgerTables,
+    new: &NewTransfer,
+) -> Result<Transfer, LedgerError> {
     if new.amount == 0 {
         return Err(LedgerError::AmountZero);
     }

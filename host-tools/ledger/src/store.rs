@@ -158,6 +158,47 @@ pub trait Transaction: LedgerTables + Sized {
         )
     }
 
+    /// Rows this transaction has inserted, updated or deleted so far.
+    fn writes(&self) -> u64;
+
+    /// [`Transaction::idempotent`] without a savepoint, for hot paths (an authorization in a group commit) whose
+    /// `work` refuses only before its first write: a savepoint copies every page the work touches. Should `work`
+    /// fail after writing, its changes cannot be undone alone: the answer is then
+    /// [`LedgerError::FailedAfterWriting`] (keeping `work`'s error), and the transaction must be abandoned.
+    fn idempotent_unscoped<E>(
+        &mut self,
+        request_id: RequestId,
+        kind: &str,
+        body: &[u8],
+        work: impl FnOnce(&mut Self) -> Result<Vec<u8>, E>,
+    ) -> Result<Recorded<Vec<u8>>, E>
+    where
+        E: From<LedgerError> + std::error::Error + Send + Sync + 'static,
+    {
+        let hash = codec::record_request_hash(kind, body);
+        if let Some(replayed) = replayed(self, request_id, &hash)? {
+            return Ok(replayed);
+        }
+        let writes_before = self.writes();
+        let answer = match work(self) {
+            Ok(answer) => answer,
+            Err(error) if self.writes() == writes_before => return Err(error),
+            Err(error) => {
+                return Err(LedgerError::FailedAfterWriting {
+                    request: request_id,
+                    source: Box::new(error),
+                }
+                .into());
+            }
+        };
+        let stored = StoredRequest {
+            hash,
+            answer: answer.clone(),
+        };
+        self.insert_request(request_id, &stored)?;
+        Ok(Recorded::Applied(answer))
+    }
+
     /// Opens one account ([`Request::CreateAccounts`]).
     fn create_account(
         &mut self,
@@ -180,6 +221,14 @@ pub trait Transaction: LedgerTables + Sized {
             Answer::Transfers(mut transfers) if transfers.len() == 1 => Ok(transfers.remove(0)),
             _ => Err(LedgerError::Corrupt { what: "answer" }),
         }
+    }
+
+    /// Applies one transfer as part of an enclosing request (inside [`Transaction::idempotent`], whose record
+    /// already makes the whole request happen once): no request record and no savepoint of its own. A single
+    /// transfer runs every check before its first write, so a refusal changes nothing here either; its id must
+    /// be one the enclosing request derives, so that a replay of that request never reaches it.
+    fn create_transfer_within(&mut self, transfer: NewTransfer) -> Result<Transfer, LedgerError> {
+        rules::create_transfer(self, &transfer)
     }
 
     /// Applies a linked chain, all or none ([`Request::CreateTransfers`]).
@@ -214,15 +263,8 @@ fn once<Tx: Transaction, E: From<LedgerError>>(
     hash: RequestHash,
     work: impl FnOnce(&mut Tx) -> Result<Vec<u8>, E>,
 ) -> Result<Recorded<Vec<u8>>, E> {
-    if let Some(stored) = tx.load_request(request_id)? {
-        return if stored.hash == hash {
-            Ok(Recorded::Replayed(stored.answer))
-        } else {
-            Err(LedgerError::IdempotencyConflict {
-                request: request_id,
-            }
-            .into())
-        };
+    if let Some(replayed) = replayed(tx, request_id, &hash)? {
+        return Ok(replayed);
     }
     tx.scope(|tx| {
         let answer = work(tx)?;
@@ -235,4 +277,19 @@ fn once<Tx: Transaction, E: From<LedgerError>>(
         )?;
         Ok(Recorded::Applied(answer))
     })
+}
+
+/// The first answer to `request_id` if it was applied before; a conflict if it was applied for another request.
+fn replayed<Tx: Transaction>(
+    tx: &mut Tx,
+    request_id: RequestId,
+    hash: &RequestHash,
+) -> Result<Option<Recorded<Vec<u8>>>, LedgerError> {
+    match tx.load_request(request_id)? {
+        None => Ok(None),
+        Some(stored) if stored.hash == *hash => Ok(Some(Recorded::Replayed(stored.answer))),
+        Some(_) => Err(LedgerError::IdempotencyConflict {
+            request: request_id,
+        }),
+    }
 }

@@ -452,3 +452,135 @@ fn closing_a_scope_that_is_not_open_is_an_error() {
     );
     assert_eq!(tx.get("t", b"k").unwrap(), None);
 }
+
+/// A request that refuses before writing, with the error a domain crate would return.
+#[derive(Debug, thiserror::Error)]
+enum DomainError {
+    #[error("refused before writing")]
+    Refused,
+    #[error("refused after writing")]
+    RefusedLate,
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+#[test]
+fn an_unscoped_request_is_applied_once_and_refuses_cleanly_before_writing() {
+    let (mut ledger, _) = in_memory();
+    open(
+        &mut ledger,
+        1,
+        &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+    );
+    let mut tx = ledger.transaction().unwrap();
+    let refused = tx.idempotent_unscoped(RequestId(10), "pay", b"body", |_| {
+        Err::<Vec<u8>, _>(DomainError::Refused)
+    });
+    assert!(matches!(refused, Err(DomainError::Refused)), "{refused:?}");
+    // Nothing was recorded: the same id may be used again.
+    let pay = |tx: &mut ledger::SqliteTransaction<'_>| {
+        tx.idempotent_unscoped(RequestId(10), "pay", b"body", |tx| {
+            tx.create_transfer_within(single(100, 1, 2, 30))?;
+            Ok::<_, DomainError>(b"paid".to_vec())
+        })
+    };
+    assert_eq!(pay(&mut tx).unwrap(), Recorded::Applied(b"paid".to_vec()));
+    assert_eq!(pay(&mut tx).unwrap(), Recorded::Replayed(b"paid".to_vec()));
+    let conflict = tx.idempotent_unscoped(RequestId(10), "pay", b"other", |_| {
+        Ok::<_, DomainError>(Vec::new())
+    });
+    assert!(
+        matches!(
+            conflict,
+            Err(DomainError::Ledger(LedgerError::IdempotencyConflict { .. }))
+        ),
+        "{conflict:?}"
+    );
+    tx.commit().unwrap();
+    assert_eq!(balances(&mut ledger, 1), [0, 30, 0, 0]);
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn an_unscoped_request_that_fails_after_writing_says_the_transaction_must_go() {
+    let (mut ledger, _) = in_memory();
+    open(
+        &mut ledger,
+        1,
+        &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+    );
+    let before = snapshot(&mut ledger);
+    let mut tx = ledger.transaction().unwrap();
+    let error = tx
+        .idempotent_unscoped(RequestId(10), "pay", b"body", |tx| {
+            tx.create_transfer_within(single(100, 1, 2, 30))?;
+            Err::<Vec<u8>, _>(DomainError::RefusedLate)
+        })
+        .unwrap_err();
+    let DomainError::Ledger(error) = error else {
+        panic!("expected the ledger's error, got {error:?}");
+    };
+    assert!(!error.is_refusal());
+    assert!(
+        matches!(&error, LedgerError::FailedAfterWriting { request, source }
+            if *request == RequestId(10) && source.to_string() == "refused after writing"),
+        "{error:?}"
+    );
+    drop(tx);
+    assert_eq!(snapshot(&mut ledger), before);
+}
+
+#[test]
+fn a_transfer_within_a_request_refuses_without_a_trace() {
+    let (mut ledger, _) = in_memory();
+    open(
+        &mut ledger,
+        1,
+        &[
+            new_account(1, EUR, DEBITS_LIMITED),
+            new_account(2, EUR, NO_LIMIT),
+        ],
+    );
+    let mut tx = ledger.transaction().unwrap();
+    let writes = tx.writes();
+    // Account 1 may not go below zero.
+    let refused = tx
+        .create_transfer_within(single(100, 1, 2, 30))
+        .unwrap_err();
+    assert!(
+        matches!(refused, LedgerError::ExceedsCredits { account: 1 }),
+        "{refused:?}"
+    );
+    assert_eq!(tx.writes(), writes);
+    assert_eq!(tx.load_transfer(100).unwrap(), None);
+    tx.create_transfer_within(single(101, 2, 1, 50)).unwrap();
+    tx.create_transfer_within(single(102, 1, 2, 30)).unwrap();
+    assert_eq!(tx.writes(), writes + 6, "2 transfers and 4 balances");
+    tx.commit().unwrap();
+    assert_eq!(balances(&mut ledger, 1), [0, 30, 0, 50]);
+    ledger.check_invariants().unwrap();
+}
+
+#[test]
+fn balances_read_after_a_rolled_back_scope_are_the_database_s() {
+    let (mut ledger, _) = in_memory();
+    open(
+        &mut ledger,
+        1,
+        &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+    );
+    let mut tx = ledger.transaction().unwrap();
+    tx.create_transfer_within(single(100, 1, 2, 10)).unwrap();
+    let undone: Result<(), LedgerError> = tx.scope(|tx| {
+        tx.create_transfer_within(single(101, 1, 2, 5))?;
+        assert_eq!(tx.load_account(1)?.unwrap().debits_posted, 15);
+        Err(LedgerError::AmountZero)
+    });
+    assert!(undone.is_err());
+    // The account read again is the one the rollback left, not the one cached inside the scope.
+    assert_eq!(tx.load_account(1).unwrap().unwrap().debits_posted, 10);
+    tx.create_transfer_within(single(102, 1, 2, 1)).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(balances(&mut ledger, 1), [0, 11, 0, 0]);
+    ledger.check_invariants().unwrap();
+}
