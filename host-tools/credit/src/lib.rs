@@ -22,7 +22,9 @@
 //! unique on (bank id, token id) and adds its pending credit, compares the purchase with the available credit,
 //! posts it if approved, and records the decision with its evidence — all in one database transaction, under
 //! the caller's request id (a replay answers the first decision and changes nothing).
-//! [`Credit::authorize_batch`] commits many authorizations at once (group commit), each in its own savepoint.
+//! [`Credit::authorize_batch`] commits many authorizations at once (group commit). An authorization refuses only
+//! before its first write, so it needs no savepoint of its own (`ledger::Transaction::idempotent_unscoped`).
+//! The credit system's records are postcard behind a format byte (JSON records of earlier versions still read).
 
 #![forbid(unsafe_code)]
 
@@ -79,7 +81,7 @@ impl<S: Store> Credit<S> {
         for key in hpke_keys {
             recipient.add_key(key);
         }
-        let crypto = AwsLc::for_recipient(&recipient).map_err(CreditError::InvalidHpkeKey)?;
+        let mut crypto = AwsLc::for_recipient(&recipient).map_err(CreditError::InvalidHpkeKey)?;
         let banks = {
             let mut tx = store.transaction()?;
             check_config(&mut tx, &config)?;
@@ -87,6 +89,11 @@ impl<S: Store> Credit<S> {
             tx.commit()?;
             banks
         };
+        for key in banks.keys() {
+            crypto
+                .keep_parsed(key)
+                .map_err(|_| CreditError::corrupt("trusted bank key"))?;
+        }
         Ok(Self {
             ledger: Ledger::new(store),
             config,
@@ -117,6 +124,8 @@ impl<S: Store> Credit<S> {
             Ok::<_, CreditError>(Vec::new())
         })?;
         tx.commit()?;
+        // A point p256 accepted, so AWS-LC accepts it too; were it refused, it would only be parsed each time.
+        let _ = self.crypto.keep_parsed(&key);
         self.banks.insert(bank_id, key);
         Ok(())
     }
@@ -248,8 +257,8 @@ impl<S: Store> Credit<S> {
         Ok(decision)
     }
 
-    /// Decides many purchases in one durable commit (group commit), each all-or-nothing in its own savepoint:
-    /// a refused one is answered with its error and undoes only itself. The outer error (storage failed,
+    /// Decides many purchases in one durable commit (group commit), each all-or-nothing: a refused one is
+    /// answered with its error and wrote nothing (every refusal comes before the first write). The outer error (storage failed,
     /// nothing committed) means no authorization of the batch was recorded.
     pub fn authorize_batch(
         &mut self,

@@ -31,9 +31,12 @@ const NONCE_LENGTH: usize = 12;
 /// HKDF-SHA256 output and the DHKEM shared secret length (Nh, Nsecret).
 const HASH_LENGTH: usize = 32;
 
-/// AWS-LC for the public-key operations, with the credit system's HPKE keys loaded once.
+/// AWS-LC for the public-key operations, with the credit system's HPKE keys loaded once, and the verifying
+/// keys it trusts (the banks') parsed once.
 pub struct AwsLc {
     keys: BTreeMap<KeyId, Recipient>,
+    /// Parsed verifying keys by uncompressed SEC1 point; any other key is parsed at each verification.
+    parsed: BTreeMap<[u8; ENCAPSULATED_KEY_LENGTH], signature::ParsedPublicKey>,
 }
 
 /// One HPKE private key in AWS-LC's form, with the public key the KEM context needs.
@@ -61,8 +64,27 @@ impl AwsLc {
             let public = key.public_key().to_sec1();
             keys.insert(key.public_key().key_id(), Recipient { private, public });
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            parsed: BTreeMap::new(),
+        })
     }
+
+    /// Parses `key` once for every later verification with it (a bank's token key; a card's key changes from
+    /// one authorization to the next and is not worth keeping).
+    pub fn keep_parsed(&mut self, key: &VerifyingKey) -> Result<(), InvalidKey> {
+        let point = sec1(key);
+        let parsed = signature::ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+            .map_err(|_| InvalidKey)?;
+        self.parsed.insert(point, parsed);
+        Ok(())
+    }
+}
+
+fn sec1(key: &VerifyingKey) -> [u8; ENCAPSULATED_KEY_LENGTH] {
+    let mut point = [0u8; ENCAPSULATED_KEY_LENGTH];
+    point.copy_from_slice(key.to_sec1_point(false).as_bytes());
+    point
 }
 
 impl OpenCrypto for AwsLc {
@@ -72,10 +94,13 @@ impl OpenCrypto for AwsLc {
         message: &[u8],
         signature: &[u8; SIGNATURE_LENGTH],
     ) -> bool {
-        let point = key.to_sec1_point(false);
-        signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point.as_bytes())
-            .verify(message, signature)
-            .is_ok()
+        let point = sec1(key);
+        match self.parsed.get(&point) {
+            Some(parsed) => parsed.verify_sig(message, signature).is_ok(),
+            None => signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                .verify(message, signature)
+                .is_ok(),
+        }
     }
 
     fn open_sealed(

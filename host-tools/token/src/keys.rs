@@ -171,6 +171,11 @@ impl BankKeyring {
         id
     }
 
+    /// Every trusted key.
+    pub fn keys(&self) -> impl Iterator<Item = &VerifyingKey> {
+        self.keys.values().map(|(_, key)| key)
+    }
+
     /// The key with id `id`, if it is registered for `bank_id`.
     pub(crate) fn key_for(&self, id: &KeyId, bank_id: &[u8]) -> Option<&VerifyingKey> {
         self.keys

@@ -54,7 +54,19 @@ fn both(
     let recipient = recipient_for(&body.credit_id);
     let banks = keyring_for(&body.bank_id);
     let fast = AwsLc::for_recipient(&recipient).unwrap();
+    // The credit system keeps the banks' keys parsed: that path must answer exactly as the other.
+    let mut kept = AwsLc::for_recipient(&recipient).unwrap();
+    for key in banks.keys() {
+        kept.keep_parsed(key).unwrap();
+    }
     let binding = Some(&body.card_binding);
+    let fast_answer = open_with(&fast, bytes, &recipient, &banks, body.valid_from, binding);
+    let kept_answer = open_with(&kept, bytes, &recipient, &banks, body.valid_from, binding);
+    assert_eq!(
+        format!("{fast_answer:?}"),
+        format!("{kept_answer:?}"),
+        "parsed once and parsed each time disagree"
+    );
     (
         open_with(
             &RustCrypto,
@@ -64,7 +76,7 @@ fn both(
             body.valid_from,
             binding,
         ),
-        open_with(&fast, bytes, &recipient, &banks, body.valid_from, binding),
+        fast_answer,
     )
 }
 
