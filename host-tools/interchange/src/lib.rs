@@ -1,0 +1,155 @@
+//! The files the bank and the credit company exchange on settlement day (patent Fig. 8 and 11), in ISO 20022
+//! XML, each signed by its sender with a detached ECDSA P-256 signature:
+//!
+//! | file | message | from → to | patent step |
+//! |---|---|---|---|
+//! | [`DeductionFile`] | `pain.008.001.08` (customer direct debit initiation) | credit → bank | 1101: per user the sum due, the debtor account, and the tokens already reflected |
+//! | [`StatusReport`] | `pain.002.001.10` (customer payment status report) | bank → credit | 802-805: accepted, partly or rejected per user (ISO reason codes), how much came from the pool and from the personal account, each token confirmed or not |
+//! | [`TransferNotice`] | `camt.054.001.08` (bank-to-customer debit/credit notification) | bank → credit | 804 / 1102: the batch transfer to the credit company's account |
+//!
+//! The model below is the whole meaning of a file; the XML is its only encoding. Amounts are integer minor
+//! units of the file's ISO 4217 currency (numeric here, alphabetic in the XML, with the currency's decimals).
+
+#![forbid(unsafe_code)]
+
+/// A calendar date (ISO 8601 `YYYY-MM-DD` in the XML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+/// What every file carries: its sender's unique message id and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// 1-35 characters, unique per sender (`GrpHdr/MsgId`).
+    pub message_id: String,
+    /// Seconds since 1970-01-01T00:00:00Z (`GrpHdr/CreDtTm`, written in UTC with `Z`).
+    pub created_unix_seconds: u64,
+}
+
+/// Deduction data (patent step 1101): what the credit company asks the bank to collect from each user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeductionFile {
+    pub header: Header,
+    /// The credit company (initiating party and creditor), 1-35 characters.
+    pub credit_id: String,
+    /// The debtors' bank (debtor agent and creditor agent), 1-35 characters.
+    pub bank_id: String,
+    /// The credit company's account at the bank that receives the collection.
+    pub creditor_account: String,
+    /// The day the bank collects (`ReqdColltnDt`).
+    pub collection_date: Date,
+    /// ISO 4217 numeric.
+    pub currency: u16,
+    pub deductions: Vec<Deduction>,
+}
+
+/// One user's due sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deduction {
+    /// 1-35 characters, unique in the file; the status report and the notice answer by it.
+    pub end_to_end_id: String,
+    /// The direct-debit mandate the user gave the credit company, 1-35 characters.
+    pub mandate_id: String,
+    /// The user's id at the bank (the token's user id), 1-35 characters.
+    pub user_id: String,
+    /// The user's name, 1-140 characters.
+    pub name: String,
+    /// The user's personal account number at the bank, 1-34 characters.
+    pub debtor_account: String,
+    /// Minor units, > 0.
+    pub amount: u64,
+    /// The tokens of this bank the credit system reflected for the user and now asks the bank to confirm.
+    pub token_ids: Vec<[u8; 16]>,
+}
+
+/// The bank's answer per deduction (patent steps 802-805).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransactionStatus {
+    /// Collected in full (`ACSC`).
+    Accepted,
+    /// Collected in part (`PART`), with a reason.
+    Partial,
+    /// Nothing collected (`RJCT`), with a reason.
+    Rejected,
+}
+
+/// ISO 20022 external status reason codes the bank uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    /// `AM04`: insufficient funds.
+    InsufficientFunds,
+    /// `AC01`: the account or user is not known at the bank.
+    IncorrectAccount,
+    /// `MD01`: no mandate (the user is not the account's holder).
+    NoMandate,
+    /// `AM05`: a duplicate of an end-to-end id already collected.
+    Duplicate,
+}
+
+/// A payment status report (pain.002) for one deduction file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    pub header: Header,
+    pub bank_id: String,
+    pub credit_id: String,
+    /// The deduction file answered (`OrgnlGrpInfAndSts/OrgnlMsgId`).
+    pub original_message_id: String,
+    pub currency: u16,
+    pub statuses: Vec<DeductionStatus>,
+}
+
+/// What the bank did with one deduction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeductionStatus {
+    pub end_to_end_id: String,
+    pub status: TransactionStatus,
+    /// Present unless `Accepted`.
+    pub reason: Option<ReasonCode>,
+    /// The sum asked for.
+    pub due: u64,
+    /// Taken from the user's pool deposits for this credit company.
+    pub from_pool: u64,
+    /// Taken from the user's personal account.
+    pub from_personal: u64,
+    /// One answer per token id of the deduction, in the same order.
+    pub tokens: Vec<TokenConfirmation>,
+}
+
+/// Whether a token the credit system reflected is backed by a pool deposit at the bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenConfirmation {
+    pub token_id: [u8; 16],
+    /// The bank holds (or held) a confirmed pool deposit for this token, this user and this credit company.
+    pub confirmed: bool,
+    /// How much of that deposit this settlement used (0 when not confirmed).
+    pub drawn: u64,
+    /// What is left of the deposit in the pool after this settlement (the user's prepayment).
+    pub remaining: u64,
+}
+
+/// The batch transfer to the credit company (camt.054 credit notification).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferNotice {
+    pub header: Header,
+    pub bank_id: String,
+    pub credit_id: String,
+    /// The deduction file this transfer settles.
+    pub original_message_id: String,
+    /// The credit company's account credited.
+    pub account: String,
+    pub booking_date: Date,
+    pub currency: u16,
+    /// The sum of `entries`.
+    pub total: u64,
+    /// Per collected deduction: its end-to-end id and the amount collected (> 0).
+    pub entries: Vec<NoticeEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeEntry {
+    pub end_to_end_id: String,
+    pub amount: u64,
+}
