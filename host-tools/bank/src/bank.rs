@@ -26,8 +26,8 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 const MAX_PARTY_ID: usize = 16;
 
 /// What the operations need besides the transaction.
-struct Context {
-    config: BankConfig,
+pub(crate) struct Context {
+    pub(crate) config: BankConfig,
     token_key: token::BankSigningKey,
     rng: ChaCha20Rng,
 }
@@ -44,8 +44,8 @@ impl std::fmt::Debug for Context {
 /// The bank system on a ledger store.
 #[derive(Debug)]
 pub struct Bank<S> {
-    ledger: Ledger<S>,
-    context: Context,
+    pub(crate) ledger: Ledger<S>,
+    pub(crate) context: Context,
 }
 
 impl<S: Store> Bank<S> {
@@ -321,21 +321,21 @@ fn seconds_to_nanos(seconds: u64) -> u64 {
     seconds.saturating_mul(NANOS_PER_SECOND)
 }
 
-fn to_u64(amount: u128) -> Result<u64, BankError> {
+pub(crate) fn to_u64(amount: u128) -> Result<u64, BankError> {
     u64::try_from(amount).map_err(|_| BankError::Corrupt { what: "balance" })
 }
 
 /// Posted credits less posted debits (what an account holds once its holds are settled).
-fn posted_balance(account: &Account) -> u128 {
+pub(crate) fn posted_balance(account: &Account) -> u128 {
     account.credits_posted.saturating_sub(account.debits_posted)
 }
 
 /// Posted balance less the holds on it: what may still be spent.
-fn available(account: &Account) -> u128 {
+pub(crate) fn available(account: &Account) -> u128 {
     posted_balance(account).saturating_sub(account.debits_pending)
 }
 
-fn load_account(tx: &mut impl Transaction, id: u128) -> Result<Account, BankError> {
+pub(crate) fn load_account(tx: &mut impl Transaction, id: u128) -> Result<Account, BankError> {
     tx.load_account(id)?
         .ok_or(BankError::Corrupt { what: "account" })
 }
@@ -356,7 +356,12 @@ fn open_cash_account(tx: &mut impl Transaction, currency: u16) -> Result<(), Ban
     Ok(())
 }
 
-fn owned_account(kind: AccountKind, currency: u16, serial: u64, owner: &[u8]) -> NewAccount {
+pub(crate) fn owned_account(
+    kind: AccountKind,
+    currency: u16,
+    serial: u64,
+    owner: &[u8],
+) -> NewAccount {
     NewAccount {
         id: account_id(kind, currency, serial),
         currency: Currency(currency),
@@ -373,7 +378,10 @@ fn meta(tx: &mut impl Transaction) -> Result<Meta, BankError> {
     load(tx, META, META_KEY)?.ok_or(BankError::Corrupt { what: META })
 }
 
-fn customer(tx: &mut impl Transaction, user_id: &str) -> Result<CustomerRecord, BankError> {
+pub(crate) fn customer(
+    tx: &mut impl Transaction,
+    user_id: &str,
+) -> Result<CustomerRecord, BankError> {
     load(tx, CUSTOMERS, user_id.as_bytes())?.ok_or_else(|| BankError::UnknownCustomer {
         user_id: user_id.to_owned(),
     })
@@ -486,7 +494,7 @@ fn cash_in_in(
     balances_in(tx, &customer)
 }
 
-fn contract_record(contract: &CreditContract, serial: u64) -> ContractRecord {
+pub(crate) fn contract_record(contract: &CreditContract, serial: u64) -> ContractRecord {
     ContractRecord {
         credit_id: contract.credit_id.clone(),
         hpke_key: contract.hpke_key.to_sec1().to_vec(),
@@ -748,6 +756,7 @@ fn deposit_in(
         deposit_date: deposit.today.0,
         valid_until: checked.valid_until.0,
         state: DepositState::Held,
+        settled: 0,
     };
     save(tx, DEPOSITS, &token_id, &record)?;
     let index = records::deposit_index_key(&deposit.user_id, &token_id);

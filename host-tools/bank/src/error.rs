@@ -122,6 +122,18 @@ pub enum BankError {
     PoolTotalOverflow { currency: u16 },
     #[error("the token could not be minted: nothing was taken; retry, or check the bank's keys")]
     Mint(#[from] token::MintError),
+    #[error(
+        "the deduction file is in currency {currency}, but this bank settles in {bank_currency}: ask the credit company for a file in {bank_currency}"
+    )]
+    SettlementCurrency { currency: u16, bank_currency: u16 },
+    #[error(
+        "settlement {message_id:?} already transferred {posted}, but its deductions now add up to {total}: the file changed; check it with the credit company"
+    )]
+    SettlementChanged {
+        message_id: String,
+        posted: u64,
+        total: u64,
+    },
     #[error("the bank's stored {what} cannot be read: the database is damaged")]
     Corrupt { what: &'static str },
     #[error("the ledger failed: nothing was answered; retry, or check the database")]

@@ -12,6 +12,8 @@ pub enum AccountKind {
     Personal = 2,
     Pool = 3,
     Settlement = 4,
+    /// The credit company's own account at the bank, credited by each settlement's batch transfer.
+    CreditCompany = 5,
 }
 
 impl AccountKind {
@@ -29,6 +31,10 @@ pub fn account_id(kind: AccountKind, currency: u16, serial: u64) -> AccountId {
 pub(crate) mod transfer_code {
     pub const CASH_IN: u16 = 1;
     pub const DEPOSIT: u16 = 2;
+    /// A user's due sum taken from their pool sub-account or personal account (settlement, Fig. 8).
+    pub const SETTLEMENT: u16 = 3;
+    /// A settlement's batch transfer to the credit company.
+    pub const BATCH: u16 = 4;
 }
 
 fn derive(label: &str, parts: &[&[u8]]) -> u128 {
@@ -59,6 +65,32 @@ pub(crate) fn hold_transfer(token_id: &[u8; 16]) -> TransferId {
 /// The transfer that posts or voids a deposit's hold.
 pub(crate) fn resolution_transfer(token_id: &[u8; 16]) -> TransferId {
     derive("resolve hold", &[token_id])
+}
+
+/// The transfers of a settled deduction (`source`: "pool" or "personal"), the same on every run of it.
+pub(crate) fn settlement_transfer(
+    credit_id: &[u8],
+    end_to_end_id: &str,
+    source: &str,
+) -> TransferId {
+    derive(
+        "settlement",
+        &[credit_id, end_to_end_id.as_bytes(), source.as_bytes()],
+    )
+}
+
+/// The request under which a deduction is settled once: keyed by the credit company and the end-to-end id,
+/// so the same deduction in a re-sent file is recognised.
+pub(crate) fn settlement_request(credit_id: &[u8], end_to_end_id: &str) -> RequestId {
+    RequestId(derive(
+        "settle deduction",
+        &[credit_id, end_to_end_id.as_bytes()],
+    ))
+}
+
+/// A settlement's batch transfer, and the request that makes it.
+pub(crate) fn batch_transfer(credit_id: &[u8], message_id: &str) -> TransferId {
+    derive("settlement batch", &[credit_id, message_id.as_bytes()])
 }
 
 pub(crate) fn cash_in_transfer(request: RequestId) -> TransferId {

@@ -82,12 +82,14 @@ mod dates;
 mod error;
 mod ids;
 mod records;
+mod settlement;
 
 pub use bank::Bank;
 pub use dates::add_days;
 pub use error::BankError;
 pub use ids::{AccountKind, account_id};
 pub use ledger::RequestId;
+pub use settlement::{Settlement, SettlementOrder, SettlementSummary};
 
 use serde::{Deserialize, Serialize};
 

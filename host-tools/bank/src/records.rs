@@ -12,6 +12,8 @@ pub(crate) const CONTRACTS: &str = "bank.contracts";
 pub(crate) const DEPOSITS: &str = "bank.deposits";
 /// Key user id ‖ 00 ‖ token id, empty value: a customer's deposits by prefix (user ids are printable ASCII).
 pub(crate) const DEPOSITS_BY_USER: &str = "bank.deposits_by_user";
+/// Key credit id ‖ 00 ‖ message id: a settlement's progress.
+pub(crate) const SETTLEMENTS: &str = "bank.settlements";
 pub(crate) const META_KEY: &[u8] = b"meta";
 
 /// Bytes as uppercase hex in JSON (compact, and readable with sqlite3).
@@ -73,9 +75,20 @@ pub(crate) struct StoredDeposit {
     pub deposit_date: [u8; 4],
     pub valid_until: [u8; 4],
     pub state: DepositState,
+    /// How much of a confirmed deposit settlements have taken from the pool so far.
+    #[serde(default)]
+    pub settled: u64,
 }
 
 impl StoredDeposit {
+    /// What is left of a confirmed deposit in the pool (nothing of one held, cancelled or expired).
+    pub fn remaining(&self) -> u64 {
+        match self.state {
+            DepositState::Confirmed => self.amount.saturating_sub(self.settled),
+            _ => 0,
+        }
+    }
+
     pub fn public(&self) -> DepositRecord {
         DepositRecord {
             token_id: self.token_id,

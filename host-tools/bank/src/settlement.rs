@@ -1,0 +1,598 @@
+//! Settlement day at the bank (patent Fig. 8): the credit company's deduction data is settled user by user —
+//! the due sum from the user's pool deposits for that company first, the rest from the personal account — and
+//! the sum collected goes to the credit company in one batch transfer.
+//!
+//! Each deduction is one idempotent request keyed by (credit company, end-to-end id), settled in chunks of one
+//! durable commit each ([`Settlement::settle`]); the batch transfer is one more ([`Settlement::finish`]). A run
+//! that stops anywhere is completed by running the same file again: what was committed is replayed (the same
+//! answers, nothing taken twice), the rest is done. The same deduction in another file is answered as a
+//! duplicate (`AM05`) and takes nothing.
+
+use interchange::{Deduction, DeductionStatus, ReasonCode, TokenConfirmation, TransactionStatus};
+use ledger::{Currency, NewTransfer, RequestId, Store, Transaction, TransferKind};
+use serde::{Deserialize, Serialize};
+
+use crate::bank::{available, customer, load_account, owned_account, posted_balance, to_u64};
+use crate::ids::{
+    self, AccountKind, account_id, batch_transfer, ledger_request, settlement_request,
+    settlement_transfer, transfer_code,
+};
+use crate::records::{
+    CONTRACTS, ContractRecord, DEPOSITS, DEPOSITS_BY_USER, SETTLEMENTS, StoredDeposit, decode,
+    encode, load, save,
+};
+use crate::{Bank, BankError, DepositState};
+
+/// A deduction file's group fields: what is settled, for whom, in what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementOrder {
+    /// The deduction file's message id.
+    pub message_id: String,
+    /// The credit company that sent it (a contract of this bank).
+    pub credit_id: Vec<u8>,
+    pub collection_date: token::Date,
+    /// Must be the bank's currency (its settlement accounts keep it).
+    pub currency: u16,
+}
+
+/// What a settlement did, summed over every deduction of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SettlementSummary {
+    pub deductions: u64,
+    pub accepted: u64,
+    pub partial: u64,
+    pub rejected: u64,
+    /// Deductions already settled under another file (answered `AM05`, nothing taken).
+    pub duplicates: u64,
+    pub due: u64,
+    pub from_pool: u64,
+    pub from_personal: u64,
+    /// Due but not collected (insufficient funds, unknown accounts).
+    pub shortfall: u64,
+    /// Tokens the credit company listed that no pool deposit of this bank backs.
+    pub unconfirmed_tokens: u64,
+    /// When this settlement first ran (the same on every run: the files it writes are the same).
+    pub started_unix_seconds: u64,
+}
+
+impl SettlementSummary {
+    /// What goes to the credit company in the batch transfer.
+    pub fn collected(&self) -> u64 {
+        self.from_pool.saturating_add(self.from_personal)
+    }
+
+    fn add(&mut self, status: &DeductionStatus, duplicate: bool) {
+        self.deductions += 1;
+        match (duplicate, status.status) {
+            (true, _) => self.duplicates += 1,
+            (false, TransactionStatus::Accepted) => self.accepted += 1,
+            (false, TransactionStatus::Partial) => self.partial += 1,
+            (false, TransactionStatus::Rejected) => self.rejected += 1,
+        }
+        if duplicate {
+            return;
+        }
+        let collected = status.from_pool.saturating_add(status.from_personal);
+        self.due = self.due.saturating_add(status.due);
+        self.from_pool = self.from_pool.saturating_add(status.from_pool);
+        self.from_personal = self.from_personal.saturating_add(status.from_personal);
+        self.shortfall = self
+            .shortfall
+            .saturating_add(status.due.saturating_sub(collected));
+        self.unconfirmed_tokens += status.tokens.iter().filter(|t| !t.confirmed).count() as u64;
+    }
+}
+
+/// A settlement's progress, kept so that a re-run writes the same files and knows the batch is posted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SettlementRecord {
+    started_unix_seconds: u64,
+    /// The batch transfer's amount, once posted.
+    transferred: Option<u64>,
+}
+
+/// A deduction's answer as kept for replays: under which file it was settled, and what was done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredStatus {
+    message_id: String,
+    status: u8,
+    reason: Option<u8>,
+    due: u64,
+    from_pool: u64,
+    from_personal: u64,
+    /// (token id, confirmed, drawn, remaining).
+    tokens: Vec<([u8; 16], bool, u64, u64)>,
+}
+
+/// One settlement in progress: [`Bank::begin_settlement`], then [`Settlement::settle`] chunk by chunk, then
+/// [`Settlement::finish`].
+#[derive(Debug)]
+pub struct Settlement<'b, S> {
+    bank: &'b mut Bank<S>,
+    order: SettlementOrder,
+    accounts: SettlementAccounts,
+    summary: SettlementSummary,
+}
+
+/// The credit company's two accounts at the bank: the settlement (clearing) account and its own.
+#[derive(Debug, Clone, Copy)]
+struct SettlementAccounts {
+    settlement: u128,
+    company: u128,
+}
+
+impl<S: Store> Bank<S> {
+    /// Starts settling a deduction file, or resumes a settlement of the same file that stopped.
+    pub fn begin_settlement(
+        &mut self,
+        order: &SettlementOrder,
+        now_unix_seconds: u64,
+    ) -> Result<Settlement<'_, S>, BankError> {
+        if order.currency != self.context.config.currency {
+            return Err(BankError::SettlementCurrency {
+                currency: order.currency,
+                bank_currency: self.context.config.currency,
+            });
+        }
+        let currency = order.currency;
+        let mut tx = self.ledger.transaction()?;
+        let contract: ContractRecord =
+            load(&mut tx, CONTRACTS, &order.credit_id)?.ok_or_else(|| BankError::NoContract {
+                credit_id: order.credit_id.clone(),
+            })?;
+        let company = owned_account(
+            AccountKind::CreditCompany,
+            currency,
+            contract.serial,
+            &order.credit_id,
+        );
+        // Keyed by the contract: opened once, replayed by every later settlement.
+        tx.create_account(
+            ledger_request(
+                RequestId(contract.serial.into()),
+                "open credit company account",
+            ),
+            company,
+        )?;
+        let key = settlement_key(&order.credit_id, &order.message_id);
+        let record = match load::<SettlementRecord>(&mut tx, SETTLEMENTS, &key)? {
+            Some(record) => record,
+            None => {
+                let record = SettlementRecord {
+                    started_unix_seconds: now_unix_seconds,
+                    transferred: None,
+                };
+                save(&mut tx, SETTLEMENTS, &key, &record)?;
+                record
+            }
+        };
+        tx.commit()?;
+        Ok(Settlement {
+            bank: self,
+            order: order.clone(),
+            accounts: SettlementAccounts {
+                settlement: account_id(AccountKind::Settlement, currency, contract.serial),
+                company: company.id,
+            },
+            summary: SettlementSummary {
+                started_unix_seconds: record.started_unix_seconds,
+                ..SettlementSummary::default()
+            },
+        })
+    }
+}
+
+impl<S: Store> Settlement<'_, S> {
+    /// Settles `deductions` in one durable commit and answers their statuses, in order.
+    pub fn settle(&mut self, deductions: &[Deduction]) -> Result<Vec<DeductionStatus>, BankError> {
+        let order = &self.order;
+        let accounts = self.accounts;
+        let mut tx = self.bank.ledger.transaction()?;
+        let mut answers = Vec::with_capacity(deductions.len());
+        for deduction in deductions {
+            let request = settlement_request(&order.credit_id, &deduction.end_to_end_id);
+            let body = encode(&deduction_body(deduction))?;
+            // Nothing in `settle_one` refuses: every outcome is a status, so no savepoint is needed.
+            let answer = tx.idempotent_unscoped(request, "bank.settle", &body, |tx| {
+                encode(&settle_one(tx, order, accounts, deduction)?)
+            });
+            let stored: StoredStatus = match answer {
+                Ok(recorded) => decode(&recorded.into_inner(), "settlement answer")?,
+                Err(BankError::RequestConflict { .. }) => duplicate_of_other(order, deduction),
+                Err(error) => return Err(error),
+            };
+            answers.push(stored);
+        }
+        tx.commit()?;
+        let statuses = answers
+            .into_iter()
+            .zip(deductions)
+            .map(|(stored, deduction)| {
+                let duplicate = stored.message_id != order.message_id;
+                let status = public_status(&stored, deduction, duplicate)?;
+                self.summary.add(&status, duplicate);
+                Ok(status)
+            })
+            .collect::<Result<Vec<_>, BankError>>()?;
+        Ok(statuses)
+    }
+
+    /// What the chunks settled so far add up to.
+    pub fn summary(&self) -> &SettlementSummary {
+        &self.summary
+    }
+
+    /// Posts the batch transfer of everything collected to the credit company (one durable commit; a re-run
+    /// replays it) and answers the summary. Call it once every deduction of the file is settled.
+    pub fn finish(self) -> Result<SettlementSummary, BankError> {
+        let Self {
+            bank,
+            order,
+            accounts,
+            summary,
+        } = self;
+        let total = summary.collected();
+        let key = settlement_key(&order.credit_id, &order.message_id);
+        let batch = batch_transfer(&order.credit_id, &order.message_id);
+        let mut tx = bank.ledger.transaction()?;
+        let mut record: SettlementRecord =
+            load(&mut tx, SETTLEMENTS, &key)?.ok_or(BankError::Corrupt { what: SETTLEMENTS })?;
+        match record.transferred {
+            Some(posted) if posted == total => return Ok(summary),
+            Some(posted) => {
+                return Err(BankError::SettlementChanged {
+                    message_id: order.message_id,
+                    posted,
+                    total,
+                });
+            }
+            None => {}
+        }
+        if total > 0 {
+            let transfer = NewTransfer {
+                id: batch,
+                debit_account_id: accounts.settlement,
+                credit_account_id: accounts.company,
+                amount: u128::from(total),
+                currency: Currency(order.currency),
+                code: transfer_code::BATCH,
+                user_data: ids::user_data(order.message_id.as_bytes()),
+                kind: TransferKind::Single,
+            };
+            tx.create_transfer(RequestId(batch), transfer)?;
+        }
+        record.transferred = Some(total);
+        save(&mut tx, SETTLEMENTS, &key, &record)?;
+        tx.commit()?;
+        Ok(summary)
+    }
+}
+
+fn settlement_key(credit_id: &[u8], message_id: &str) -> Vec<u8> {
+    [credit_id, &[0], message_id.as_bytes()].concat()
+}
+
+/// The canonical body of a deduction request (every field but the file it came in).
+fn deduction_body(deduction: &Deduction) -> impl Serialize + '_ {
+    (
+        &deduction.end_to_end_id,
+        &deduction.mandate_id,
+        &deduction.user_id,
+        &deduction.name,
+        &deduction.debtor_account,
+        deduction.amount,
+        deduction
+            .token_ids
+            .iter()
+            .map(hex::encode_upper)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The same end-to-end id came before with other content: a duplicate, nothing taken.
+fn duplicate_of_other(order: &SettlementOrder, deduction: &Deduction) -> StoredStatus {
+    StoredStatus {
+        // Never this file's id: the answer is a duplicate whatever this file is.
+        message_id: format!("{}\u{0}other", order.message_id),
+        status: 0,
+        reason: None,
+        due: deduction.amount,
+        from_pool: 0,
+        from_personal: 0,
+        tokens: Vec::new(),
+    }
+}
+
+fn status_code(status: TransactionStatus) -> u8 {
+    match status {
+        TransactionStatus::Accepted => 0,
+        TransactionStatus::Partial => 1,
+        TransactionStatus::Rejected => 2,
+    }
+}
+
+fn reason_code(reason: ReasonCode) -> u8 {
+    match reason {
+        ReasonCode::InsufficientFunds => 0,
+        ReasonCode::IncorrectAccount => 1,
+        ReasonCode::NoMandate => 2,
+        ReasonCode::Duplicate => 3,
+    }
+}
+
+fn reason_of(code: u8) -> Result<ReasonCode, BankError> {
+    Ok(match code {
+        0 => ReasonCode::InsufficientFunds,
+        1 => ReasonCode::IncorrectAccount,
+        2 => ReasonCode::NoMandate,
+        3 => ReasonCode::Duplicate,
+        _ => {
+            return Err(BankError::Corrupt {
+                what: "settlement answer",
+            });
+        }
+    })
+}
+
+/// The status a deduction gets in this file's report: its own, or a duplicate's (nothing taken; its tokens as
+/// first answered, none drawn again).
+fn public_status(
+    stored: &StoredStatus,
+    deduction: &Deduction,
+    duplicate: bool,
+) -> Result<DeductionStatus, BankError> {
+    let status = match stored.status {
+        0 => TransactionStatus::Accepted,
+        1 => TransactionStatus::Partial,
+        2 => TransactionStatus::Rejected,
+        _ => {
+            return Err(BankError::Corrupt {
+                what: "settlement answer",
+            });
+        }
+    };
+    let mut tokens: Vec<TokenConfirmation> = stored
+        .tokens
+        .iter()
+        .map(
+            |&(token_id, confirmed, drawn, remaining)| TokenConfirmation {
+                token_id,
+                confirmed,
+                drawn,
+                remaining,
+            },
+        )
+        .collect();
+    if !duplicate {
+        return Ok(DeductionStatus {
+            end_to_end_id: deduction.end_to_end_id.clone(),
+            status,
+            reason: stored.reason.map(reason_of).transpose()?,
+            due: stored.due,
+            from_pool: stored.from_pool,
+            from_personal: stored.from_personal,
+            tokens,
+        });
+    }
+    // One answer per token of this file's deduction, in its order.
+    tokens = deduction
+        .token_ids
+        .iter()
+        .map(|id| {
+            let first = tokens.iter().find(|t| t.token_id == *id);
+            TokenConfirmation {
+                token_id: *id,
+                confirmed: first.is_some_and(|t| t.confirmed),
+                drawn: 0,
+                remaining: first.map_or(0, |t| t.remaining),
+            }
+        })
+        .collect();
+    Ok(DeductionStatus {
+        end_to_end_id: deduction.end_to_end_id.clone(),
+        status: TransactionStatus::Rejected,
+        reason: Some(ReasonCode::Duplicate),
+        due: deduction.amount,
+        from_pool: 0,
+        from_personal: 0,
+        tokens,
+    })
+}
+
+/// Steps 802-805 for one user: the pool first, then the personal account; each token confirmed or not.
+fn settle_one(
+    tx: &mut impl Transaction,
+    order: &SettlementOrder,
+    accounts: SettlementAccounts,
+    deduction: &Deduction,
+) -> Result<StoredStatus, BankError> {
+    let rejected = |reason: ReasonCode, tokens| StoredStatus {
+        message_id: order.message_id.clone(),
+        status: status_code(TransactionStatus::Rejected),
+        reason: Some(reason_code(reason)),
+        due: deduction.amount,
+        from_pool: 0,
+        from_personal: 0,
+        tokens,
+    };
+    let unconfirmed = || {
+        deduction
+            .token_ids
+            .iter()
+            .map(|id| (*id, false, 0, 0))
+            .collect::<Vec<_>>()
+    };
+    let customer = match customer(tx, &deduction.user_id) {
+        Ok(customer) => customer,
+        Err(BankError::UnknownCustomer { .. }) => {
+            return Ok(rejected(ReasonCode::IncorrectAccount, unconfirmed()));
+        }
+        Err(error) => return Err(error),
+    };
+    if customer.account_number != deduction.debtor_account || customer.currency != order.currency {
+        return Ok(rejected(ReasonCode::IncorrectAccount, unconfirmed()));
+    }
+    let mut deposits = deposits_of(tx, &deduction.user_id)?;
+    let draws = plan_pool_draws(&mut deposits, order, deduction);
+    let from_pool = draw_from_pool(tx, order, accounts, &customer, deduction, &deposits, &draws)?;
+    let still_due = deduction.amount - from_pool;
+    let from_personal = draw_from_personal(tx, order, accounts, &customer, deduction, still_due)?;
+    let collected = from_pool + from_personal;
+    let (status, reason) = if collected == deduction.amount {
+        (TransactionStatus::Accepted, None)
+    } else if collected > 0 {
+        (
+            TransactionStatus::Partial,
+            Some(ReasonCode::InsufficientFunds),
+        )
+    } else {
+        (
+            TransactionStatus::Rejected,
+            Some(ReasonCode::InsufficientFunds),
+        )
+    };
+    let tokens = deduction
+        .token_ids
+        .iter()
+        .map(|id| match deposits.iter().position(|d| d.token_id == *id) {
+            Some(index) if backs(&deposits[index], order) => {
+                (*id, true, draws[index], deposits[index].remaining())
+            }
+            _ => (*id, false, 0, 0),
+        })
+        .collect();
+    Ok(StoredStatus {
+        message_id: order.message_id.clone(),
+        status: status_code(status),
+        reason: reason.map(reason_code),
+        due: deduction.amount,
+        from_pool,
+        from_personal,
+        tokens,
+    })
+}
+
+/// A deposit that backs tokens of this credit company: confirmed into the pool (whatever is left of it).
+fn backs(deposit: &StoredDeposit, order: &SettlementOrder) -> bool {
+    deposit.state == DepositState::Confirmed && deposit.credit_id == order.credit_id
+}
+
+fn deposits_of(tx: &mut impl Transaction, user_id: &str) -> Result<Vec<StoredDeposit>, BankError> {
+    let prefix = [user_id.as_bytes(), &[0]].concat();
+    let mut deposits = Vec::new();
+    for (key, _) in tx.scan_prefix(DEPOSITS_BY_USER, &prefix)? {
+        let token_id = key.get(prefix.len()..).unwrap_or_default();
+        let stored: StoredDeposit =
+            load(tx, DEPOSITS, token_id)?.ok_or(BankError::Corrupt { what: DEPOSITS })?;
+        deposits.push(stored);
+    }
+    Ok(deposits)
+}
+
+/// How much to take from each deposit (index-aligned with `deposits`, whose `settled` it advances): the
+/// deposits behind the listed tokens first, in the listed order, then the company's other deposits, oldest
+/// first; never more than the deduction.
+fn plan_pool_draws(
+    deposits: &mut [StoredDeposit],
+    order: &SettlementOrder,
+    deduction: &Deduction,
+) -> Vec<u64> {
+    let mut sequence: Vec<usize> = Vec::with_capacity(deposits.len());
+    for id in &deduction.token_ids {
+        if let Some(index) = deposits.iter().position(|d| d.token_id == *id)
+            && !sequence.contains(&index)
+        {
+            sequence.push(index);
+        }
+    }
+    let mut others: Vec<usize> = (0..deposits.len())
+        .filter(|index| !sequence.contains(index))
+        .collect();
+    others.sort_by_key(|&index| (deposits[index].deposit_date, deposits[index].token_id));
+    sequence.extend(others);
+    let mut draws = vec![0u64; deposits.len()];
+    let mut left = deduction.amount;
+    for index in sequence {
+        if !backs(&deposits[index], order) || left == 0 {
+            continue;
+        }
+        let draw = deposits[index].remaining().min(left);
+        draws[index] = draw;
+        deposits[index].settled += draw;
+        left -= draw;
+    }
+    draws
+}
+
+/// Moves the planned draws from the user's pool sub-account to the settlement account; answers the sum.
+fn draw_from_pool(
+    tx: &mut impl Transaction,
+    order: &SettlementOrder,
+    accounts: SettlementAccounts,
+    customer: &crate::records::CustomerRecord,
+    deduction: &Deduction,
+    deposits: &[StoredDeposit],
+    draws: &[u64],
+) -> Result<u64, BankError> {
+    let total: u64 = draws.iter().sum();
+    if total == 0 {
+        return Ok(0);
+    }
+    let pool_id = account_id(AccountKind::Pool, customer.currency, customer.serial);
+    let pool = load_account(tx, pool_id)?;
+    if posted_balance(&pool) < u128::from(total) {
+        return Err(BankError::Corrupt {
+            what: "pool sub-account (less than its deposits)",
+        });
+    }
+    for (deposit, draw) in deposits.iter().zip(draws) {
+        if *draw > 0 {
+            save(tx, DEPOSITS, &deposit.token_id, deposit)?;
+        }
+    }
+    let transfer = settlement(order, accounts, pool_id, deduction, total, "pool");
+    tx.create_transfer_within(transfer)?;
+    Ok(total)
+}
+
+/// Takes what is still due, as far as it goes, from the personal account; answers the amount.
+fn draw_from_personal(
+    tx: &mut impl Transaction,
+    order: &SettlementOrder,
+    accounts: SettlementAccounts,
+    customer: &crate::records::CustomerRecord,
+    deduction: &Deduction,
+    still_due: u64,
+) -> Result<u64, BankError> {
+    if still_due == 0 {
+        return Ok(0);
+    }
+    let personal_id = account_id(AccountKind::Personal, customer.currency, customer.serial);
+    let personal = load_account(tx, personal_id)?;
+    let amount = still_due.min(to_u64(available(&personal))?);
+    if amount > 0 {
+        let transfer = settlement(order, accounts, personal_id, deduction, amount, "personal");
+        tx.create_transfer_within(transfer)?;
+    }
+    Ok(amount)
+}
+
+fn settlement(
+    order: &SettlementOrder,
+    accounts: SettlementAccounts,
+    from: u128,
+    deduction: &Deduction,
+    amount: u64,
+    source: &str,
+) -> NewTransfer {
+    NewTransfer {
+        id: settlement_transfer(&order.credit_id, &deduction.end_to_end_id, source),
+        debit_account_id: from,
+        credit_account_id: accounts.settlement,
+        amount: u128::from(amount),
+        currency: Currency(order.currency),
+        code: transfer_code::SETTLEMENT,
+        user_data: ids::user_data(deduction.end_to_end_id.as_bytes()),
+        kind: TransferKind::Single,
+    }
+}
