@@ -43,6 +43,33 @@ pub enum CreditError {
     InvalidHpkeKey(#[source] token::InvalidKey),
     #[error("the ledger refused the change, nothing was recorded: the cause says why")]
     Ledger(#[source] LedgerError),
+    #[error("statement {message_id:?} already exists for another bank: choose another message id")]
+    StatementExists { message_id: String },
+    #[error(
+        "statement {message_id:?} for this bank is not reconciled yet: reconcile the bank's answer to it before the next statement"
+    )]
+    StatementOpen { message_id: String },
+    #[error("no statement {message_id:?}: check the deduction file the answer refers to")]
+    UnknownStatement { message_id: String },
+    #[error("statement {message_id:?} was sent to another bank: check which bank's answer this is")]
+    WrongBank { message_id: String },
+    #[error("statement {message_id:?} is not complete: run the statement again to finish it")]
+    StatementIncomplete { message_id: String },
+    #[error(
+        "deduction {end_to_end_id:?} is not part of statement {statement:?}: the bank's answer is for another file; nothing was reconciled"
+    )]
+    UnknownDeduction {
+        end_to_end_id: String,
+        statement: String,
+    },
+    #[error(
+        "the bank's answer to deduction {end_to_end_id:?} does not match it (amounts or tokens): nothing was reconciled; ask the bank"
+    )]
+    AmountsDisagree { end_to_end_id: String },
+    #[error(
+        "the transfer notice says {notice} was transferred, the status report adds up to {report}: nothing was reconciled; ask the bank"
+    )]
+    NoticeDisagrees { notice: u64, report: u64 },
     #[error(
         "the stored {what} cannot be decoded: the database is damaged, restore it from a backup"
     )]

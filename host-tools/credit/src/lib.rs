@@ -33,6 +33,7 @@ mod error;
 mod hex_serde;
 mod model;
 mod records;
+mod settlement;
 
 use ledger::{Ledger, LedgerTables, PendingState, RequestId, Store, Transaction};
 use p256::ecdsa::VerifyingKey;
@@ -43,6 +44,10 @@ pub use error::CreditError;
 pub use model::{
     AcceptedToken, AuthorizationRequest, CardStatus, CreditAccount, CreditConfig, Decision,
     DeclineReason, NewCard, NewCardholder, PendingCredit, RefusedToken,
+};
+pub use settlement::{
+    FlaggedReflection, Mandate, Reconciliation, ReconciliationOrder, ReconciliationSummary,
+    StatementOrder, StatementRun, StatementSummary,
 };
 
 use authorize::{Balance, Keys};
@@ -348,7 +353,7 @@ impl<S: Store> Credit<S> {
     }
 
     /// The ledger's invariants, and the credit system's own: every spent token has its pending credit (a
-    /// reflection transfer and its record), and every reflection has its spent token.
+    /// reflection transfer and its record), and every reflection transfer has its record.
     pub fn check_invariants(&mut self) -> Result<(), CreditError> {
         self.ledger.check_invariants()?;
         let mut tx = self.ledger.transaction()?;
@@ -370,13 +375,18 @@ impl<S: Store> Credit<S> {
         let mut transfers: Vec<u128> = tx
             .all_transfers()?
             .into_iter()
-            .filter(|(transfer, _)| transfer.code == code::REFLECTION)
+            .filter(|(transfer, _)| {
+                transfer.code == code::REFLECTION
+                    && matches!(transfer.kind, ledger::TransferKind::Pending { .. })
+            })
             .map(|(transfer, _)| transfer.id)
             .collect();
-        spent.sort_unstable();
         reflected.sort_unstable();
         transfers.sort_unstable();
-        if spent != reflected || spent != transfers {
+        // A reconciliation that keeps part of a reflection makes a new, smaller one: the spent token points at
+        // the newest, and every reflection (old or new) has its record.
+        let spent_unreflected = spent.iter().any(|id| transfers.binary_search(id).is_err());
+        if reflected != transfers || spent_unreflected {
             return Err(CreditError::Inconsistent {
                 what: "spent tokens, pending-credit records and reflection transfers",
             });

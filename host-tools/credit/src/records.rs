@@ -34,10 +34,16 @@ pub(crate) mod code {
     pub const MERCHANTS: u16 = 2;
     /// What a bank owes the company for the tokens it minted (the pool deposits), per bank and currency.
     pub const BANK_RECEIVABLE: u16 = 3;
+    /// The company's money at a bank (its account there), credited by the settlement transfers.
+    pub const BANK_FUNDS: u16 = 4;
     /// Transfer code of a purchase.
     pub const PURCHASE: u16 = 1;
     /// Transfer code of a temporary reflection (a pending credit).
     pub const REFLECTION: u16 = 2;
+    /// Transfer code of a payment collected at settlement beyond the reflected tokens.
+    pub const PAYMENT: u16 = 3;
+    /// Transfer code of a bank's settlement transfer received.
+    pub const SETTLEMENT_RECEIVED: u16 = 4;
 }
 
 /// The configuration a database was created with.
@@ -195,6 +201,10 @@ pub(crate) fn cardholder_account_id(cardholder_id: &str) -> AccountId {
 
 pub(crate) fn merchants_account_id(currency: u16) -> AccountId {
     derived_id("merchants account", &[&currency.to_be_bytes()])
+}
+
+pub(crate) fn bank_funds_account_id(bank_id: &[u8], currency: u16) -> AccountId {
+    derived_id("bank funds account", &[bank_id, &currency.to_be_bytes()])
 }
 
 pub(crate) fn receivable_account_id(bank_id: &[u8], currency: u16) -> AccountId {

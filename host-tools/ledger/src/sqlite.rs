@@ -326,6 +326,21 @@ impl Transaction for SqliteTransaction<'_> {
         Ok(changed == 1)
     }
 
+    fn scan_prefix_page(
+        &mut self,
+        table: &str,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, LedgerError> {
+        if !after.is_empty() && !after.starts_with(prefix) {
+            return Err(LedgerError::Corrupt {
+                what: "page start outside its prefix",
+            });
+        }
+        self.page(table, prefix, after, limit)
+    }
+
     fn scan_prefix(&mut self, table: &str, prefix: &[u8]) -> Result<Vec<Record>, LedgerError> {
         let pair = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
         let records = match prefix_successor(prefix) {
@@ -340,6 +355,47 @@ impl Transaction for SqliteTransaction<'_> {
                 .query_map(params![table, prefix], pair)?
                 .collect::<Result<_, _>>()?,
         };
+        Ok(records)
+    }
+}
+
+impl SqliteTransaction<'_> {
+    /// Up to `limit` records of `table` whose key starts with `prefix` and sorts after `after`, by key.
+    fn page(
+        &mut self,
+        table: &str,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, LedgerError> {
+        let pair = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // An empty `after` starts at the prefix itself (`key >= prefix`), any other after it.
+        let (start, strict) = if after.is_empty() {
+            (prefix, false)
+        } else {
+            (after, true)
+        };
+        let end = prefix_successor(prefix);
+        let sql = match (strict, end.is_some()) {
+            (false, true) => {
+                "SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4"
+            }
+            (true, true) => {
+                "SELECT key, value FROM records WHERE tbl = ?1 AND key > ?2 AND key < ?3 ORDER BY key LIMIT ?4"
+            }
+            (false, false) => {
+                "SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 AND ?3 IS NULL ORDER BY key LIMIT ?4"
+            }
+            (true, false) => {
+                "SELECT key, value FROM records WHERE tbl = ?1 AND key > ?2 AND ?3 IS NULL ORDER BY key LIMIT ?4"
+            }
+        };
+        let records = self
+            .tx
+            .prepare_cached(sql)?
+            .query_map(params![table, start, end, limit], pair)?
+            .collect::<Result<_, _>>()?;
         Ok(records)
     }
 }

@@ -106,6 +106,15 @@ pub trait Transaction: LedgerTables + Sized {
     fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<(), LedgerError>;
     /// Removes the record; `true` if there was one.
     fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool, LedgerError>;
+    /// Up to `limit` records of `table` whose key starts with `prefix`, by key, after the key `after` (empty:
+    /// from the first); a page of a table too big to read at once. `after` must start with `prefix`.
+    fn scan_prefix_page(
+        &mut self,
+        table: &str,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, LedgerError>;
     /// Every record of `table` whose key starts with `prefix`, by key.
     fn scan_prefix(&mut self, table: &str, prefix: &[u8]) -> Result<Vec<Record>, LedgerError>;
 

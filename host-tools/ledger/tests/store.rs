@@ -584,3 +584,27 @@ fn balances_read_after_a_rolled_back_scope_are_the_database_s() {
     assert_eq!(balances(&mut ledger, 1), [0, 11, 0, 0]);
     ledger.check_invariants().unwrap();
 }
+
+#[test]
+fn a_prefix_is_read_page_by_page() {
+    let (mut ledger, _) = in_memory();
+    let mut tx = ledger.transaction().unwrap();
+    for i in 0u8..7 {
+        tx.put("t", &[b'a', i], &[i]).unwrap();
+    }
+    tx.put("t", b"b", b"other prefix").unwrap();
+    tx.put("u", &[b'a', 9], b"other table").unwrap();
+    let mut seen = Vec::new();
+    let mut after = Vec::new();
+    loop {
+        let page = tx.scan_prefix_page("t", b"a", &after, 3).unwrap();
+        assert!(page.len() <= 3);
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        seen.extend(page.into_iter().map(|(_, value)| value[0]));
+    }
+    assert_eq!(seen, (0..7).collect::<Vec<u8>>());
+    assert_eq!(tx.scan_prefix_page("t", b"", b"b", 10).unwrap(), vec![]);
+    assert_eq!(tx.scan_prefix_page("t", b"", &[], 100).unwrap().len(), 8);
+    assert!(tx.scan_prefix_page("t", b"a", b"b", 1).is_err());
+}
