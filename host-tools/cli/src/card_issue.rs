@@ -209,8 +209,38 @@ fn personalize_and_register(
             signing_key: *signing.verifying_key(),
         },
     )?;
+    // The statements of this card's cardholder are collected from the customer's account at this bank.
+    credit.system.set_mandate(
+        request_id(),
+        &args.cardholder,
+        &mandate_for(bank.settings.id.as_bytes(), customer, &args.cardholder),
+    )?;
     let public = signing.verifying_key().to_sec1_point(false);
     Ok(Sha256::digest(public.as_bytes()).into())
+}
+
+/// The direct-debit mandate a card's issue gives the credit company: the customer's account at the bank, under
+/// the reference `M-<cardholder>` (or `M-` and a hash, when that is not a short printable id).
+pub fn mandate_for(
+    bank_id: &[u8],
+    customer: &bank::NewCustomer,
+    cardholder_id: &str,
+) -> credit::Mandate {
+    let plain = format!("M-{cardholder_id}");
+    let mandate_id = if plain.len() <= 35 && plain.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        plain
+    } else {
+        format!(
+            "M-{}",
+            hex::encode(&Sha256::digest(cardholder_id.as_bytes())[..8])
+        )
+    };
+    credit::Mandate {
+        bank_id: bank_id.to_vec(),
+        user_id: customer.user_id.clone(),
+        account_number: customer.account_number.clone(),
+        mandate_id,
+    }
 }
 
 /// Installs and personalizes the bank applet and the credit applet on the factory card in `channel`, as the
