@@ -8,7 +8,14 @@
 //! 4. a deposit at the ATM for the credit bill (Fig. 7): the bank pools it and the card gets the token;
 //! 5. the same purchase, **approved at once**: the credit applet took the token from the bank applet (Fig. 14)
 //!    and the credit system reflected it as a temporary credit (Fig. 10);
-//! 6. the same token put back on the card (Fig. 15 delivery) and presented again: **refused** as already used.
+//! 6. the same token put back on the card (Fig. 15 delivery) and presented again: **refused** as already used;
+//! 7. two more cardholders: Taro buys within his limit; Jiro deposits at the ATM, but the bank never hears that
+//!    his card kept the token (the hold expires, the money goes back), and the token still raises his credit;
+//! 8. settlement day (Fig. 8, 11): the credit company's deduction data, the bank's withdrawals (Hanako from her
+//!    pool deposit, Taro from his personal account, Jiro short of funds) with its status report and transfer
+//!    notice, and the reconciliation that reveals Jiro's reflection as one no deposit backs.
+
+mod settlement;
 
 use std::path::{Path, PathBuf};
 
@@ -36,13 +43,60 @@ use crate::report::print_line;
 const BANK_ID: &[u8] = b"BANK0001";
 const CREDIT_ID: &[u8] = b"CRED0001";
 const YEN: u16 = 392;
-const PAN: &str = "4111111111111111";
-const PIN: &str = "2468";
-const USER: &str = "U-000042";
-const CARDHOLDER: &str = "CH-000042";
 const CREDIT_LIMIT: u64 = 10_000;
 const PURCHASE: u64 = 30_000;
 const DEPOSIT: u64 = 25_000;
+
+/// A cardholder of the story: a customer of the bank, a cardholder of the credit company, and a card.
+pub(crate) struct Person {
+    pub name: &'static str,
+    pub user: &'static str,
+    pub cardholder: &'static str,
+    pub account: &'static str,
+    pub pan: &'static str,
+    pub pin: &'static str,
+    /// Paid into the personal account when the account is opened.
+    pub cash: u64,
+    /// The card's memory file, in the story's directory.
+    pub card_file: &'static str,
+}
+
+/// Hanako, Taro and Jiro.
+pub(crate) const PEOPLE: [Person; 3] = [
+    Person {
+        name: "Hanako Yamada",
+        user: "U-000042",
+        cardholder: "CH-000042",
+        account: "0001-234-5678901",
+        pan: "4111111111111111",
+        pin: "2468",
+        cash: 100_000,
+        card_file: "card.nvm",
+    },
+    Person {
+        name: "Taro Suzuki",
+        user: "U-000043",
+        cardholder: "CH-000043",
+        account: "0001-234-5678902",
+        pan: "4111111111111129",
+        pin: "1357",
+        cash: 50_000,
+        card_file: "taro.nvm",
+    },
+    Person {
+        name: "Jiro Tanaka",
+        user: "U-000044",
+        cardholder: "CH-000044",
+        account: "0001-234-5678903",
+        pan: "4111111111111137",
+        pin: "8642",
+        cash: 8_000,
+        card_file: "jiro.nvm",
+    },
+];
+const HANAKO: usize = 0;
+const TARO: usize = 1;
+const JIRO: usize = 2;
 
 /// `linkcard demo`'s options.
 #[derive(Debug, clap::Args)]
@@ -69,21 +123,31 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<u8> {
     );
     if !args.json {
         print_line(
-            "linkcard demo: a credit bill paid early at the ATM, and the next purchase (patent Fig. 7, 10, 14)",
+            "linkcard demo: a credit bill paid early at the ATM, the next purchase, and settlement day (patent Fig. 7, 10, 14, 8, 11)",
         );
         print_line(&format!(
-            "in {}: bank/ and credit/ (keys, contracts, SQLite) and card.nvm (the card's memory)\n",
+            "in {}: bank/ and credit/ (keys, contracts, SQLite), the cards' memories (*.nvm) and settlement/ (the files exchanged)\n",
             dir.display()
         ));
     }
     let mut story = Story::set_up(&dir, args.json)?;
-    story.issue()?;
-    let declined = story.purchase("A purchase before any deposit")?;
-    story.deposit()?;
-    let approved = story.purchase("The same purchase right after the deposit")?;
+    for who in [HANAKO, TARO, JIRO] {
+        story.issue(who)?;
+    }
+    let declined = story.purchase(HANAKO, PURCHASE, "A purchase before any deposit")?;
+    story.deposit(HANAKO, DEPOSIT, Source::Cash, Confirmation::Arrives)?;
+    let approved = story.purchase(
+        HANAKO,
+        PURCHASE,
+        "The same purchase right after the deposit",
+    )?;
     let replay = story.replay()?;
+    let taro = story.purchase(TARO, 8_000, "Taro buys within his limit")?;
+    story.deposit(JIRO, 6_000, Source::PersonalAccount, Confirmation::Lost)?;
+    let jiro = story.purchase(JIRO, 9_000, "Jiro buys; his card presents the token")?;
+    let settled = settlement::settlement_day(&mut story, &dir)?;
     story.finish(&dir);
-    let as_the_patent_says = !declined && approved && !replay;
+    let as_the_patent_says = !declined && approved && !replay && taro && jiro && settled;
     Ok(if as_the_patent_says {
         crate::EXIT_OK
     } else {
@@ -91,17 +155,31 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// Whether the bank hears that the card kept the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirmation {
+    Arrives,
+    /// The ATM's confirmation never reaches the bank: the hold expires and the money goes back.
+    Lost,
+}
+
+/// A person's card and what the bank knows of it.
+struct Card {
+    channel: InProcessChannel<FileNvm>,
+    binding: [u8; 32],
+}
+
 /// Everything the story runs on.
-struct Story {
+pub(crate) struct Story {
     bank_keys: BankKeys,
-    bank: Bank<SqliteStore>,
-    credit: Credit<SqliteStore>,
-    card: InProcessChannel<FileNvm>,
+    credit_keys: CreditKeys,
+    pub(crate) bank: Bank<SqliteStore>,
+    pub(crate) credit: Credit<SqliteStore>,
+    cards: Vec<Card>,
     atm: OceCredentials,
     pos: OceCredentials,
     delivery: OceCredentials,
-    card_binding: [u8; 32],
-    today: token::Date,
+    pub(crate) today: token::Date,
     last_token: Option<Vec<u8>>,
     json: bool,
     steps: Vec<serde_json::Value>,
@@ -127,7 +205,6 @@ impl Story {
         let bank_contract = bank_keys.import_acceptance(&acceptance, &credit_identity, today)?;
         bank_keys.save_contract(&bank_contract)?;
         credit_keys.save_contract(&credit_contract)?;
-
         let (bank, credit) = open_back_ends(
             dir,
             &bank_keys,
@@ -136,19 +213,23 @@ impl Story {
             &credit_contract,
             year,
         )?;
-        let atm = bank_keys.issue_atm("atm-1", year)?;
-        let pos = credit_keys.issue_pos("pos-1", year)?;
-        let delivery = bank_contract.delivery_credentials(&bank_keys);
-        let card = InProcessChannel::on(FileNvm::open_card(&dir.join("card.nvm"))?)?;
+        let mut cards = Vec::with_capacity(PEOPLE.len());
+        for person in &PEOPLE {
+            let channel = InProcessChannel::on(FileNvm::open_card(&dir.join(person.card_file))?)?;
+            cards.push(Card {
+                channel,
+                binding: [0; 32],
+            });
+        }
         let mut story = Self {
+            atm: bank_keys.issue_atm("atm-1", year)?,
+            pos: credit_keys.issue_pos("pos-1", year)?,
+            delivery: bank_contract.delivery_credentials(&bank_keys),
             bank_keys,
+            credit_keys,
             bank,
             credit,
-            card,
-            atm,
-            pos,
-            delivery,
-            card_binding: [0; 32],
+            cards,
             today,
             last_token: None,
             json,
@@ -160,56 +241,70 @@ impl Story {
                 "Key exchange (Fig. 6, 9): bank {} offered credit company {} a signed contract; {} answered with its HPKE key, its POS CA and a delivery certificate for the bank (identities {} and {})",
                 text(BANK_ID), text(CREDIT_ID), text(CREDIT_ID),
                 short(&story.bank_keys.organisation().fingerprint().to_hex()),
-                short(&credit_keys.organisation().fingerprint().to_hex()),
+                short(&story.credit_keys.organisation().fingerprint().to_hex()),
             ),
             json!({"bank": text(BANK_ID), "credit": text(CREDIT_ID)}),
         );
         Ok(story)
     }
 
-    /// Step 2: the customer, the cardholder, and the card with both applets.
-    fn issue(&mut self) -> anyhow::Result<()> {
-        self.open_accounts()?;
+    /// Step 2: the customer, the cardholder (with the mandate to collect from the bank), and the card with
+    /// both applets.
+    fn issue(&mut self, who: usize) -> anyhow::Result<()> {
+        let person = &PEOPLE[who];
+        self.open_accounts(person)?;
         let mut scalar = [0u8; 32];
         getrandom::fill(&mut scalar)?;
         let signing = SigningKey::from_slice(&scalar).context("a card signing key")?;
         let public = signing.verifying_key().to_sec1_point(false);
-        self.card_binding = Sha256::digest(public.as_bytes()).into();
+        self.cards[who].binding = Sha256::digest(public.as_bytes()).into();
         self.credit.add_card(
             request_id(),
             &NewCard {
-                pan: PAN.into(),
+                pan: person.pan.into(),
                 expiry: date_from_today(4 * 365),
-                cardholder_id: CARDHOLDER.into(),
+                cardholder_id: person.cardholder.into(),
                 signing_key: *signing.verifying_key(),
             },
         )?;
         let contract = self.bank_keys.load_contract(CREDIT_ID, self.today)?;
+        let customer = customer(person);
         let card = CardData {
-            customer: &customer(),
-            pan: PAN,
-            cardholder_id: CARDHOLDER,
-            pin: Some(PIN),
+            customer: &customer,
+            pan: person.pan,
+            cardholder_id: person.cardholder,
+            pin: Some(person.pin),
             signing_key: &scalar,
             expiry: date_from_today(4 * 365),
         };
-        let issued =
-            card_issue::personalize(&mut self.card, &self.bank_keys, CREDIT_ID, &contract, &card);
+        let issued = card_issue::personalize(
+            &mut self.cards[who].channel,
+            &self.bank_keys,
+            CREDIT_ID,
+            &contract,
+            &card,
+        );
         scalar.fill(0);
         issued?;
-        self.say("card issued", &format!("Card {PAN} issued to Hanako Yamada with the bank applet and the credit applet (PIN {}); credit limit {}", PIN, money::format(CREDIT_LIMIT, YEN)), json!({"pan": PAN}));
+        let mandate = card_issue::mandate_for(BANK_ID, &customer, person.cardholder);
+        self.credit
+            .set_mandate(request_id(), person.cardholder, &mandate)?;
+        self.say("card issued", &format!(
+            "Card {} issued to {} with the bank applet and the credit applet (PIN {}); credit limit {}, {} in the personal account",
+            person.pan, person.name, person.pin, money::format(CREDIT_LIMIT, YEN), money::format(person.cash, YEN)),
+            json!({"pan": person.pan, "name": person.name, "cash": person.cash}));
         Ok(())
     }
 
-    /// The bank's customer (with money in her account) and the credit company's cardholder.
-    fn open_accounts(&mut self) -> anyhow::Result<()> {
-        self.bank.add_customer(request_id(), &customer())?;
-        self.bank.cash_in(request_id(), USER, 100_000)?;
+    /// The bank's customer (with money in the account) and the credit company's cardholder.
+    fn open_accounts(&mut self, person: &Person) -> anyhow::Result<()> {
+        self.bank.add_customer(request_id(), &customer(person))?;
+        self.bank.cash_in(request_id(), person.user, person.cash)?;
         self.credit.add_cardholder(
             request_id(),
             &NewCardholder {
-                cardholder_id: CARDHOLDER.into(),
-                name: "Hanako Yamada".into(),
+                cardholder_id: person.cardholder.into(),
+                name: person.name.into(),
                 credit_limit: CREDIT_LIMIT,
                 currency: YEN,
             },
@@ -217,9 +312,10 @@ impl Story {
         Ok(())
     }
 
-    /// A purchase of [`PURCHASE`] at the POS; whether it was approved.
-    fn purchase(&mut self, what: &str) -> anyhow::Result<bool> {
-        let before = self.credit.account(CARDHOLDER)?;
+    /// A purchase of `amount` at the POS with `who`'s card; whether it was approved.
+    fn purchase(&mut self, who: usize, amount: u64, what: &str) -> anyhow::Result<bool> {
+        let person = &PEOPLE[who];
+        let before = self.credit.account(person.cardholder)?;
         let card_ca = self.bank_keys.card_ca().issuer();
         let identity = TerminalIdentity {
             card_ca: &card_ca,
@@ -234,12 +330,12 @@ impl Story {
             last: None,
         };
         let purchase = Purchase {
-            amount: PURCHASE,
+            amount,
             currency: YEN,
-            pin: Some(PIN.as_bytes()),
+            pin: Some(person.pin.as_bytes()),
         };
         let receipt = pos::purchase(
-            &mut self.card,
+            &mut self.cards[who].channel,
             aid::CREDIT_APPLET.as_bytes(),
             &identity,
             &purchase,
@@ -250,28 +346,19 @@ impl Story {
         if let Some(token) = receipt.message.tokens.first() {
             self.last_token = Some(token.clone());
         }
-        let after = self.credit.account(CARDHOLDER)?;
+        let after = self.credit.account(person.cardholder)?;
         let verdict = if receipt.answer.approved {
             "APPROVED"
         } else {
             "DECLINED"
         };
-        let mut tokens = format!("{} token(s) presented", receipt.message.tokens.len());
-        if !decision.accepted_tokens.is_empty() {
-            let sum: u64 = decision.accepted_tokens.iter().map(|t| t.sum).sum();
-            tokens += &format!(
-                ", {} reflected at once as a temporary credit",
-                money::format(sum, YEN)
-            );
-        }
-        for refused in &decision.refused_tokens {
-            tokens += &format!(", one refused ({})", refused.reason);
-        }
+        let tokens = describe_tokens(&decision, receipt.message.tokens.len());
         self.say("purchase", &format!(
             "{what}: {} at the POS, {verdict}. {tokens}; available credit {} before, {} after ({}; {} APDUs)",
-            money::format(PURCHASE, YEN), money::format(before.available, YEN), money::format(after.available, YEN),
+            money::format(amount, YEN), money::format(before.available, YEN), money::format(after.available, YEN),
             receipt.answer.message, receipt.apdus),
-            json!({"amount": PURCHASE, "approved": receipt.answer.approved, "available_before": before.available,
+            json!({"who": person.name, "amount": amount, "approved": receipt.answer.approved,
+                   "available_before": before.available,
                    "available_after": after.available, "outstanding_after": after.outstanding,
                    "pending_credits_after": after.pending_credits,
                    "accepted_tokens": decision.accepted_tokens.iter().map(|t| hex::encode(t.token_id)).collect::<Vec<_>>(),
@@ -280,8 +367,16 @@ impl Story {
         Ok(receipt.answer.approved)
     }
 
-    /// Step 4: the deposit at the ATM, from cash, stored in the bank applet (Fig. 14).
-    fn deposit(&mut self) -> anyhow::Result<()> {
+    /// A deposit at the ATM, stored in the bank applet (Fig. 14); `Lost`: the bank never hears that the card
+    /// kept the token, and the hold expires.
+    fn deposit(
+        &mut self,
+        who: usize,
+        amount: u64,
+        source: Source,
+        confirmation: Confirmation,
+    ) -> anyhow::Result<()> {
+        let person = &PEOPLE[who];
         let card_ca = self.bank_keys.card_ca().issuer();
         let identity = TerminalIdentity {
             card_ca: &card_ca,
@@ -291,38 +386,64 @@ impl Story {
         let mut host = BankHost {
             bank: &mut self.bank,
             credit_id: CREDIT_ID.to_vec(),
-            amount: DEPOSIT,
+            amount,
             currency: YEN,
-            source: Source::Cash,
+            source,
             card: CardRef {
-                pan: PAN.into(),
-                card_binding: self.card_binding,
+                pan: person.pan.into(),
+                card_binding: self.cards[who].binding,
             },
             today: self.today,
             now: now(),
         };
-        let receipt = atm::deposit(
-            &mut self.card,
-            aid::BANK_APPLET.as_bytes(),
-            &identity,
-            Delivery::BankApplet,
-            &mut host,
-        )?;
-        let balances = self.bank.balances(USER)?;
+        let channel = &mut self.cards[who].channel;
+        let receipt = match confirmation {
+            Confirmation::Arrives => atm::deposit(
+                channel,
+                aid::BANK_APPLET.as_bytes(),
+                &identity,
+                Delivery::BankApplet,
+                &mut host,
+            )?,
+            Confirmation::Lost => atm::deposit(
+                channel,
+                aid::BANK_APPLET.as_bytes(),
+                &identity,
+                Delivery::BankApplet,
+                &mut LostConfirmation(host),
+            )?,
+        };
+        if confirmation == Confirmation::Lost {
+            // The hold's time passes without a confirmation: the money goes back to its source.
+            self.bank.expire_holds(now() + 24 * 3600)?;
+        }
+        let balances = self.bank.balances(person.user)?;
+        let from = match source {
+            Source::Cash => "paid in cash",
+            Source::PersonalAccount => "transferred from the personal account",
+        };
+        let fate = match confirmation {
+            Confirmation::Arrives => "the bank pooled it",
+            Confirmation::Lost => {
+                "but the ATM's confirmation never reached the bank: the hold expired and the money went back"
+            }
+        };
         self.say("deposit", &format!(
-            "{} paid in cash at the ATM for the {} credit bill (Fig. 7): the bank pooled it (her pool {}, personal account {}) and stored token {} in the card's {}; the credit applet takes it at the next purchase (Fig. 14)",
-            money::format(DEPOSIT, YEN), text(CREDIT_ID), money::format(balances.pool, YEN), money::format(balances.personal, YEN),
-            short(&hex::encode(receipt.token_id)), receipt.stored_in),
-            json!({"amount": DEPOSIT, "token_id": hex::encode(receipt.token_id), "pool": balances.pool, "personal": balances.personal}));
+            "{} {from} at the ATM by {} for the {} credit bill (Fig. 7): {fate} (pool {}, personal account {}); token {} is in the card's {}",
+            money::format(amount, YEN), person.name, text(CREDIT_ID), money::format(balances.pool, YEN),
+            money::format(balances.personal, YEN), short(&hex::encode(receipt.token_id)), receipt.stored_in),
+            json!({"who": person.name, "amount": amount, "token_id": hex::encode(receipt.token_id),
+                   "confirmed": confirmation == Confirmation::Arrives,
+                   "pool": balances.pool, "personal": balances.personal}));
         Ok(())
     }
 
     /// Step 6: the reflected token put back on the card and presented again; whether that purchase was approved.
     fn replay(&mut self) -> anyhow::Result<bool> {
-        let token = self.last_presented_token()?;
+        let token = self.last_token.clone().context("a token was presented")?;
         let card_ca = self.bank_keys.card_ca().issuer();
         card_client::credit::CreditAppletSession::select(
-            &mut self.card,
+            &mut self.cards[HANAKO].channel,
             aid::CREDIT_APPLET.as_bytes(),
         )?
         .open_scp11a(
@@ -333,12 +454,10 @@ impl Story {
         )?
         .store_token(&token)?;
         self.purchase(
+            HANAKO,
+            PURCHASE,
             "A copy of the spent token written back to the card (Fig. 15 delivery) and presented again",
         )
-    }
-
-    fn last_presented_token(&mut self) -> anyhow::Result<Vec<u8>> {
-        self.last_token.clone().context("a token was presented")
     }
 
     fn finish(&mut self, dir: &Path) {
@@ -351,12 +470,12 @@ impl Story {
             );
         } else {
             print_line(
-                "\nAs the patent says: the deposit raised the credit at the very next purchase, and a token counts once.",
+                "\nAs the patent says: the deposit raised the credit at the very next purchase, a token counts once, and settlement day confirmed every reflection a deposit backs and exposed the one none did.",
             );
         }
     }
 
-    fn say(&mut self, step: &str, text: &str, data: serde_json::Value) {
+    pub(crate) fn say(&mut self, step: &str, text: &str, data: serde_json::Value) {
         if self.json {
             self.steps
                 .push(json!({"step": step, "text": text, "data": data}));
@@ -364,6 +483,42 @@ impl Story {
             print_line(&format!("{}. {text}", self.steps.len() + 1));
             self.steps.push(serde_json::Value::Null);
         }
+    }
+}
+
+/// What the POS prints of the tokens a purchase presented.
+fn describe_tokens(decision: &credit::Decision, presented: usize) -> String {
+    let mut tokens = format!("{presented} token(s) presented");
+    if !decision.accepted_tokens.is_empty() {
+        let sum: u64 = decision.accepted_tokens.iter().map(|t| t.sum).sum();
+        tokens += &format!(
+            ", {} reflected at once as a temporary credit",
+            money::format(sum, YEN)
+        );
+    }
+    for refused in &decision.refused_tokens {
+        tokens += &format!(", one refused ({})", refused.reason);
+    }
+    tokens
+}
+
+/// The bank behind an ATM whose confirmation is lost on the way: the deposit is taken, the confirmation never
+/// arrives.
+struct LostConfirmation<'b, S>(BankHost<'b, S>);
+
+impl<S: ledger::Store> atm::DepositHost for LostConfirmation<'_, S> {
+    type Error = bank::BankError;
+
+    fn deposit(&mut self, holder: &atm::CardHolder) -> Result<atm::MintedToken, bank::BankError> {
+        self.0.deposit(holder)
+    }
+
+    fn confirm(&mut self, _token_id: &[u8; 16]) -> Result<(), bank::BankError> {
+        Ok(())
+    }
+
+    fn cancel(&mut self, token_id: &[u8; 16]) -> Result<(), bank::BankError> {
+        self.0.cancel(token_id)
     }
 }
 
@@ -410,25 +565,25 @@ fn open_back_ends(
     Ok((bank, credit))
 }
 
-/// The bank's customer whose card the story issues.
-fn customer() -> NewCustomer {
+/// The bank's customer a person is.
+fn customer(person: &Person) -> NewCustomer {
     NewCustomer {
-        user_id: USER.into(),
-        name: "Hanako Yamada".into(),
-        account_number: "0001-234-5678901".into(),
+        user_id: person.user.into(),
+        name: person.name.into(),
+        account_number: person.account.into(),
         currency: YEN,
     }
 }
 
-fn text(id: &[u8]) -> String {
+pub(crate) fn text(id: &[u8]) -> String {
     String::from_utf8_lossy(id).into_owned()
 }
 
-fn short(hex: &str) -> &str {
+pub(crate) fn short(hex: &str) -> &str {
     hex.get(..16).unwrap_or(hex)
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 #[test]
-fn the_demo_tells_the_whole_first_story() {
+fn the_demo_tells_the_whole_story() {
     let dir = std::env::temp_dir().join(format!("linkcard-demo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let output = Command::new(env!("CARGO_BIN_EXE_linkcard"))
@@ -27,17 +27,27 @@ fn the_demo_tells_the_whole_first_story() {
         [
             "key exchange",
             "card issued",
+            "card issued",
+            "card issued",
             "purchase",
             "deposit",
             "purchase",
-            "purchase"
+            "purchase",
+            "purchase",
+            "deposit",
+            "purchase",
+            "statement",
+            "settlement",
+            "reconciliation",
         ]
     );
     let purchases: Vec<&serde_json::Value> =
         steps.iter().filter(|s| s["step"] == "purchase").collect();
-    assert_eq!(purchases[0]["data"]["approved"], false);
-    assert_eq!(purchases[1]["data"]["approved"], true);
-    assert_eq!(purchases[2]["data"]["approved"], false);
+    let approved: Vec<bool> = purchases
+        .iter()
+        .map(|p| p["data"]["approved"].as_bool().unwrap())
+        .collect();
+    assert_eq!(approved, [false, true, false, true, true]);
     // The deposit's token was reflected at once as a pending credit; the replayed one was refused.
     let approved = &purchases[1]["data"];
     assert_eq!(
@@ -52,8 +62,40 @@ fn the_demo_tells_the_whole_first_story() {
             .map(Vec::len),
         Some(1)
     );
-    // Both databases and the card's memory are in the directory.
-    for file in ["bank/bank.sqlite", "credit/credit.sqlite", "card.nvm"] {
+    // Settlement day: Hanako from her pool deposit, Taro from his account, Jiro short; Jiro's unbacked
+    // reflection flagged, and what everyone now owes.
+    let settlement = &steps[12]["data"];
+    assert_eq!(
+        (
+            settlement["from_pool"].as_u64(),
+            settlement["from_personal"].as_u64()
+        ),
+        (Some(25_000), Some(5_000 + 8_000 + 8_000))
+    );
+    assert_eq!(settlement["shortfall"], 1_000);
+    assert_eq!(
+        (
+            settlement["accepted"].as_u64(),
+            settlement["partial"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let reconciliation = &steps[13]["data"];
+    assert_eq!(reconciliation["received"], 46_000);
+    assert_eq!(reconciliation["reflected_amount_posted"], 25_000);
+    let flagged = reconciliation["flagged"].as_array().expect("flagged");
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0]["cardholder"], "CH-000044");
+    assert_eq!(flagged[0]["amount"], 6_000);
+    assert_eq!(flagged[0]["bank_id"], "BANK0001");
+    // The databases and the cards' memories are in the directory.
+    for file in [
+        "bank/bank.sqlite",
+        "credit/credit.sqlite",
+        "card.nvm",
+        "taro.nvm",
+        "jiro.nvm",
+    ] {
         assert!(dir.join(file).exists(), "{file}");
     }
     let _ = std::fs::remove_dir_all(&dir);
