@@ -12,6 +12,19 @@
 
 #![forbid(unsafe_code)]
 
+mod deduction;
+mod error;
+mod tally;
+mod values;
+mod xml;
+
+pub use deduction::{
+    DeductionFileHead, DeductionReader, DeductionWriter, PAIN_008_MESSAGE_NAME, PAIN_008_NAMESPACE, TOKEN_DOCUMENT_TYPE,
+};
+pub use error::{FieldProblem, InterchangeError, Result};
+pub use values::{Currency, CURRENCIES, MAX_AMOUNT};
+pub use xml::SETTLEMENT_NAMESPACE;
+
 /// A calendar date (ISO 8601 `YYYY-MM-DD` in the XML).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date {
