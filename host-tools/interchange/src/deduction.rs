@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
-use crate::values::{self, Currency, MAX_AMOUNT, MAX_COUNT};
+use crate::values::{self, same_number, same_text, Currency, MAX_AMOUNT, MAX_COUNT};
 use crate::xml::{required, Account, Agent, Amount, DocumentWriter, ItemStream, Layout, Party, Txt};
 use crate::{Date, Deduction, DeductionFile, Header};
 
@@ -566,23 +566,4 @@ fn read_token_ids(remittance: Option<&Remittance<'_>>) -> Result<Vec<[u8; 16]>> 
         }
     }
     Ok(token_ids)
-}
-
-pub(crate) fn same_text(field: &'static str, expected_from: &'static str, expected: &str, found: &str) -> Result<()> {
-    if expected == found {
-        return Ok(());
-    }
-    Err(InterchangeError::Mismatch { field, expected_from, expected: expected.to_owned(), found: found.to_owned() })
-}
-
-pub(crate) fn same_number(field: &'static str, expected: u64, found: u64) -> Result<()> {
-    if expected == found {
-        return Ok(());
-    }
-    Err(InterchangeError::Mismatch {
-        field,
-        expected_from: "group header",
-        expected: expected.to_string(),
-        found: found.to_string(),
-    })
 }

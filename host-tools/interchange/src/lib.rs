@@ -14,6 +14,8 @@
 
 mod deduction;
 mod error;
+mod notice;
+mod status;
 mod tally;
 mod values;
 mod xml;
@@ -21,6 +23,8 @@ mod xml;
 pub use deduction::{
     DeductionFileHead, DeductionReader, DeductionWriter, PAIN_008_MESSAGE_NAME, PAIN_008_NAMESPACE, TOKEN_DOCUMENT_TYPE,
 };
+pub use notice::{TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter, CAMT_054_NAMESPACE};
+pub use status::{StatusReportHead, StatusReportReader, StatusReportWriter, PAIN_002_NAMESPACE};
 pub use error::{FieldProblem, InterchangeError, Result};
 pub use values::{Currency, CURRENCIES, MAX_AMOUNT};
 pub use xml::SETTLEMENT_NAMESPACE;

@@ -339,6 +339,26 @@ pub(crate) fn expect_code(text: &str, expected: &'static str, field: &'static st
     }
 }
 
+/// Refuses a text that must repeat one the file already gave (the bank id of every debtor agent, ...).
+pub(crate) fn same_text(field: &'static str, expected_from: &'static str, expected: &str, found: &str) -> Result<()> {
+    if expected == found {
+        return Ok(());
+    }
+    Err(InterchangeError::Mismatch { field, expected_from, expected: expected.to_owned(), found: found.to_owned() })
+}
+
+pub(crate) fn same_number(field: &'static str, expected: u64, found: u64) -> Result<()> {
+    if expected == found {
+        return Ok(());
+    }
+    Err(InterchangeError::Mismatch {
+        field,
+        expected_from: "group header",
+        expected: expected.to_string(),
+        found: found.to_string(),
+    })
+}
+
 fn digits(bytes: &[u8], start: usize, len: usize) -> Option<u32> {
     let slice = bytes.get(start..start + len)?;
     slice.iter().try_fold(0u32, |value, &byte| {
