@@ -15,6 +15,7 @@
 mod deduction;
 mod error;
 mod notice;
+pub mod signing;
 mod status;
 mod tally;
 mod values;
@@ -24,6 +25,9 @@ pub use deduction::{
     DeductionFileHead, DeductionReader, DeductionWriter, PAIN_008_MESSAGE_NAME, PAIN_008_NAMESPACE, TOKEN_DOCUMENT_TYPE,
 };
 pub use notice::{TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter, CAMT_054_NAMESPACE};
+pub use signing::{
+    read_signed_deductions, read_signed_status_report, read_signed_transfer_notice, verify_file, write_signed, SignedFile,
+};
 pub use status::{StatusReportHead, StatusReportReader, StatusReportWriter, PAIN_002_NAMESPACE};
 pub use error::{FieldProblem, InterchangeError, Result};
 pub use values::{Currency, CURRENCIES, MAX_AMOUNT};
