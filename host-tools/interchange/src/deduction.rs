@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
-use crate::values::{self, same_number, same_text, Currency, MAX_AMOUNT, MAX_COUNT};
-use crate::xml::{required, Account, Agent, Amount, DocumentWriter, ItemStream, Layout, Party, Txt};
+use crate::values::{self, Currency, MAX_AMOUNT, MAX_COUNT, same_number, same_text};
+use crate::xml::{
+    Account, Agent, Amount, DocumentWriter, ItemStream, Layout, Party, Txt, required,
+};
 use crate::{Date, Deduction, DeductionFile, Header};
 
 /// The XML namespace of the deduction file.
@@ -51,7 +53,10 @@ impl DeductionFile {
         let control_sum = self
             .deductions
             .iter()
-            .try_fold(0u64, |sum, deduction| sum.checked_add(deduction.amount).filter(|sum| *sum <= MAX_AMOUNT))
+            .try_fold(0u64, |sum, deduction| {
+                sum.checked_add(deduction.amount)
+                    .filter(|sum| *sum <= MAX_AMOUNT)
+            })
             .ok_or(InterchangeError::field(SUM_FIELD, FieldProblem::TooLarge))?;
         Ok(DeductionFileHead {
             header: self.header.clone(),
@@ -109,26 +114,37 @@ impl<W: Write> DeductionWriter<W> {
     pub fn new(out: W, head: &DeductionFileHead) -> Result<Self> {
         let currency = check_head(head)?;
         let document = DocumentWriter::start(out, &LAYOUT, &head_xml(head, currency))?;
-        Ok(Self { document, head: head.clone(), currency, tally: Tally::new(head.count) })
+        Ok(Self {
+            document,
+            head: head.clone(),
+            currency,
+            tally: Tally::new(head.count),
+        })
     }
 
     /// Checks and writes one deduction; a refused deduction leaves the output as it was.
     pub fn write(&mut self, deduction: &Deduction) -> Result<()> {
         let index = self.tally.count() + 1;
-        self.write_item(deduction).map_err(|error| error.in_item(index))
+        self.write_item(deduction)
+            .map_err(|error| error.in_item(index))
     }
 
     fn write_item(&mut self, deduction: &Deduction) -> Result<()> {
         self.tally.check_room(self.head.count, COUNT_FIELD)?;
         check_deduction(deduction)?;
-        self.document.serialize_item(&item_xml(deduction, &self.head.bank_id, self.currency))?;
-        self.tally.add(&deduction.end_to_end_id, deduction.amount, SUM_FIELD)?;
+        self.document
+            .serialize_item(&item_xml(deduction, &self.head.bank_id, self.currency))?;
+        self.tally
+            .add(&deduction.end_to_end_id, deduction.amount, SUM_FIELD)?;
         self.document.commit_item()
     }
 
     /// Closes the document once the promised count and sum were written; gives the output back.
     pub fn finish(self) -> Result<W> {
-        self.tally.check_totals((COUNT_FIELD, self.head.count), (SUM_FIELD, self.head.control_sum))?;
+        self.tally.check_totals(
+            (COUNT_FIELD, self.head.count),
+            (SUM_FIELD, self.head.control_sum),
+        )?;
         self.document.finish()
     }
 }
@@ -157,10 +173,20 @@ impl<R: BufRead> DeductionReader<R> {
     /// Reads and checks the head (and the first deduction's XML).
     pub fn new(input: R) -> Result<Self> {
         let (stream, head_text) = ItemStream::open(input, &LAYOUT)?;
-        let document: HeadDocument<'_> = quick_xml::de::from_str(&head_text)
-            .map_err(|source| InterchangeError::Deserialize { element: "Document", source })?;
+        let document: HeadDocument<'_> = quick_xml::de::from_str(&head_text).map_err(|source| {
+            InterchangeError::Deserialize {
+                element: "Document",
+                source,
+            }
+        })?;
         let (head, currency) = read_head(&document)?;
-        Ok(Self { stream, tally: Tally::new(head.count), head, currency, done: false })
+        Ok(Self {
+            stream,
+            tally: Tally::new(head.count),
+            head,
+            currency,
+            done: false,
+        })
     }
 
     pub fn head(&self) -> &DeductionFileHead {
@@ -170,10 +196,15 @@ impl<R: BufRead> DeductionReader<R> {
     fn read_next(&mut self) -> Result<Option<Deduction>> {
         let index = self.tally.count() + 1;
         let Some(xml) = self.stream.next_item()? else {
-            self.tally.check_totals((COUNT_FIELD, self.head.count), (SUM_FIELD, self.head.control_sum))?;
+            self.tally.check_totals(
+                (COUNT_FIELD, self.head.count),
+                (SUM_FIELD, self.head.control_sum),
+            )?;
             return Ok(None);
         };
-        read_deduction(xml, &self.head, self.currency, &mut self.tally).map(Some).map_err(|error| error.in_item(index))
+        read_deduction(xml, &self.head, self.currency, &mut self.tally)
+            .map(Some)
+            .map_err(|error| error.in_item(index))
     }
 }
 
@@ -204,7 +235,12 @@ impl<R: BufRead> core::fmt::Debug for DeductionReader<R> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct HeadDocument<'a> {
-    #[serde(rename = "@xmlns", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "@xmlns",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     namespace: Option<Txt<'a>>,
     #[serde(rename = "CstmrDrctDbtInitn", borrow)]
     initiation: InitiationHead<'a>,
@@ -227,7 +263,12 @@ struct GroupHeader<'a> {
     created: Txt<'a>,
     #[serde(rename = "NbOfTxs", borrow)]
     count: Txt<'a>,
-    #[serde(rename = "CtrlSum", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "CtrlSum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     control_sum: Option<Txt<'a>>,
     #[serde(rename = "InitgPty", borrow)]
     initiating_party: Party<'a>,
@@ -239,9 +280,19 @@ struct PaymentHead<'a> {
     payment_id: Txt<'a>,
     #[serde(rename = "PmtMtd", borrow)]
     method: Txt<'a>,
-    #[serde(rename = "NbOfTxs", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "NbOfTxs",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     count: Option<Txt<'a>>,
-    #[serde(rename = "CtrlSum", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "CtrlSum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     control_sum: Option<Txt<'a>>,
     #[serde(rename = "ReqdColltnDt", borrow)]
     collection_date: Txt<'a>,
@@ -268,7 +319,12 @@ struct DirectDebit<'a> {
     debtor: Party<'a>,
     #[serde(rename = "DbtrAcct", borrow)]
     debtor_account: Account<'a>,
-    #[serde(rename = "RmtInf", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "RmtInf",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     remittance: Option<Remittance<'a>>,
 }
 
@@ -306,9 +362,19 @@ struct Structured<'a> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ReferredDocument<'a> {
-    #[serde(rename = "Tp", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Tp",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     kind: Option<DocumentKind<'a>>,
-    #[serde(rename = "Nb", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Nb",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     number: Option<Txt<'a>>,
 }
 
@@ -320,9 +386,19 @@ struct DocumentKind<'a> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CodeOrProprietary<'a> {
-    #[serde(rename = "Cd", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Cd",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     code: Option<Txt<'a>>,
-    #[serde(rename = "Prtry", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Prtry",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     proprietary: Option<Txt<'a>>,
 }
 
@@ -330,14 +406,20 @@ impl ReferredDocument<'_> {
     fn token(token_id: &[u8; 16]) -> Self {
         Self {
             kind: Some(DocumentKind {
-                code_or_proprietary: CodeOrProprietary { code: None, proprietary: Some(TOKEN_DOCUMENT_TYPE.into()) },
+                code_or_proprietary: CodeOrProprietary {
+                    code: None,
+                    proprietary: Some(TOKEN_DOCUMENT_TYPE.into()),
+                },
             }),
             number: Some(values::format_token_id(token_id).into()),
         }
     }
 
     fn is_token(&self) -> bool {
-        let proprietary = self.kind.as_ref().and_then(|kind| kind.code_or_proprietary.proprietary.as_ref());
+        let proprietary = self
+            .kind
+            .as_ref()
+            .and_then(|kind| kind.code_or_proprietary.proprietary.as_ref());
         proprietary.is_some_and(|proprietary| proprietary.as_str() == TOKEN_DOCUMENT_TYPE)
     }
 }
@@ -380,7 +462,9 @@ impl Default for TokenReferences<'_> {
 impl Serialize for TokenReferences<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Write(token_ids) => serializer.collect_seq(token_ids.iter().map(ReferredDocument::token)),
+            Self::Write(token_ids) => {
+                serializer.collect_seq(token_ids.iter().map(ReferredDocument::token))
+            }
             Self::Read(documents) => documents.serialize(serializer),
         }
     }
@@ -440,17 +524,39 @@ fn head_xml(head: &DeductionFileHead, currency: Currency) -> HeadDocument<'_> {
 }
 
 fn check_deduction(deduction: &Deduction) -> Result<()> {
-    values::check_text(&deduction.end_to_end_id, "DrctDbtTxInf/PmtId/EndToEndId", 35)?;
-    values::check_text(&deduction.mandate_id, "DrctDbtTxInf/DrctDbtTx/MndtRltdInf/MndtId", 35)?;
-    values::check_text(&deduction.user_id, "DrctDbtTxInf/Dbtr/Id/PrvtId/Othr/Id", 35)?;
+    values::check_text(
+        &deduction.end_to_end_id,
+        "DrctDbtTxInf/PmtId/EndToEndId",
+        35,
+    )?;
+    values::check_text(
+        &deduction.mandate_id,
+        "DrctDbtTxInf/DrctDbtTx/MndtRltdInf/MndtId",
+        35,
+    )?;
+    values::check_text(
+        &deduction.user_id,
+        "DrctDbtTxInf/Dbtr/Id/PrvtId/Othr/Id",
+        35,
+    )?;
     values::check_text(&deduction.name, "DrctDbtTxInf/Dbtr/Nm", 140)?;
-    values::check_text(&deduction.debtor_account, "DrctDbtTxInf/DbtrAcct/Id/Othr/Id", 34)?;
+    values::check_text(
+        &deduction.debtor_account,
+        "DrctDbtTxInf/DbtrAcct/Id/Othr/Id",
+        34,
+    )?;
     values::check_amount(deduction.amount, "DrctDbtTxInf/InstdAmt", true)
 }
 
-fn item_xml<'a>(deduction: &'a Deduction, bank_id: &'a str, currency: Currency) -> DirectDebitWithTokens<'a> {
+fn item_xml<'a>(
+    deduction: &'a Deduction,
+    bank_id: &'a str,
+    currency: Currency,
+) -> DirectDebitWithTokens<'a> {
     DirectDebitWithTokens {
-        structured: Structured { documents: TokenReferences::Write(&deduction.token_ids) },
+        structured: Structured {
+            documents: TokenReferences::Write(&deduction.token_ids),
+        },
         deduction,
         bank_id,
         currency,
@@ -469,14 +575,21 @@ impl Serialize for DirectDebitWithTokens<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let deduction = self.deduction;
         DirectDebit {
-            payment_id: PaymentId { end_to_end_id: deduction.end_to_end_id.as_str().into() },
+            payment_id: PaymentId {
+                end_to_end_id: deduction.end_to_end_id.as_str().into(),
+            },
             amount: Amount::new(deduction.amount, self.currency),
-            direct_debit: DirectDebitDetails { mandate: MandateInfo { mandate_id: deduction.mandate_id.as_str().into() } },
+            direct_debit: DirectDebitDetails {
+                mandate: MandateInfo {
+                    mandate_id: deduction.mandate_id.as_str().into(),
+                },
+            },
             debtor_agent: Agent::new(self.bank_id),
             debtor: Party::person(&deduction.name, &deduction.user_id),
             debtor_account: Account::new(&deduction.debtor_account, None),
-            remittance: (!deduction.token_ids.is_empty())
-                .then(|| Remittance { structured: Repeated::One(&self.structured) }),
+            remittance: (!deduction.token_ids.is_empty()).then_some(Remittance {
+                structured: Repeated::One(&self.structured),
+            }),
         }
         .serialize(serializer)
     }
@@ -491,31 +604,58 @@ fn read_head(document: &HeadDocument<'_>) -> Result<(DeductionFileHead, Currency
     let currency_code = required(&payment.creditor_account.currency, "PmtInf/CdtrAcct/Ccy")?;
     let currency = Currency::from_alphabetic(currency_code)?;
     let count = values::parse_count(group.count.as_str(), COUNT_FIELD)?;
-    let control_sum = values::parse_amount(required(&group.control_sum, SUM_FIELD)?, currency, SUM_FIELD, true)?;
+    let control_sum = values::parse_amount(
+        required(&group.control_sum, SUM_FIELD)?,
+        currency,
+        SUM_FIELD,
+        true,
+    )?;
     if let Some(payment_count) = &payment.count {
         let payment_count = values::parse_count(payment_count.as_str(), "PmtInf/NbOfTxs")?;
         same_number("PmtInf/NbOfTxs", count, payment_count)?;
     }
     if let Some(payment_sum) = &payment.control_sum {
-        let payment_sum = values::parse_amount(payment_sum.as_str(), currency, "PmtInf/CtrlSum", true)?;
+        let payment_sum =
+            values::parse_amount(payment_sum.as_str(), currency, "PmtInf/CtrlSum", true)?;
         same_number("PmtInf/CtrlSum", control_sum, payment_sum)?;
     }
     let credit_id = values::read_text(
-        group.initiating_party.organisation_id("GrpHdr/InitgPty/Id/OrgId")?,
+        group
+            .initiating_party
+            .organisation_id("GrpHdr/InitgPty/Id/OrgId")?,
         "GrpHdr/InitgPty/Id/OrgId/Othr/Id",
         35,
     )?;
     let creditor = payment.creditor.organisation_id("PmtInf/Cdtr/Id/OrgId")?;
-    same_text("PmtInf/Cdtr/Id/OrgId/Othr/Id", "credit id", &credit_id, creditor)?;
+    same_text(
+        "PmtInf/Cdtr/Id/OrgId/Othr/Id",
+        "credit id",
+        &credit_id,
+        creditor,
+    )?;
     let head = DeductionFileHead {
         header: Header {
             message_id: values::read_text(group.message_id.as_str(), "GrpHdr/MsgId", 35)?,
-            created_unix_seconds: values::parse_date_time(group.created.as_str(), "GrpHdr/CreDtTm")?,
+            created_unix_seconds: values::parse_date_time(
+                group.created.as_str(),
+                "GrpHdr/CreDtTm",
+            )?,
         },
         credit_id,
-        bank_id: values::read_text(payment.creditor_agent.id(), "PmtInf/CdtrAgt/FinInstnId/Othr/Id", 35)?,
-        creditor_account: values::read_text(payment.creditor_account.id.id(), "PmtInf/CdtrAcct/Id/Othr/Id", 34)?,
-        collection_date: values::parse_date(payment.collection_date.as_str(), "PmtInf/ReqdColltnDt")?,
+        bank_id: values::read_text(
+            payment.creditor_agent.id(),
+            "PmtInf/CdtrAgt/FinInstnId/Othr/Id",
+            35,
+        )?,
+        creditor_account: values::read_text(
+            payment.creditor_account.id.id(),
+            "PmtInf/CdtrAcct/Id/Othr/Id",
+            34,
+        )?,
+        collection_date: values::parse_date(
+            payment.collection_date.as_str(),
+            "PmtInf/ReqdColltnDt",
+        )?,
         currency: currency.numeric,
         count,
         control_sum,
@@ -526,13 +666,30 @@ fn read_head(document: &HeadDocument<'_>) -> Result<(DeductionFileHead, Currency
     Ok((head, currency))
 }
 
-fn read_deduction(xml: &str, head: &DeductionFileHead, currency: Currency, tally: &mut Tally) -> Result<Deduction> {
+fn read_deduction(
+    xml: &str,
+    head: &DeductionFileHead,
+    currency: Currency,
+    tally: &mut Tally,
+) -> Result<Deduction> {
     tally.check_room(head.count, COUNT_FIELD)?;
-    let item: DirectDebit<'_> = quick_xml::de::from_str(xml)
-        .map_err(|source| InterchangeError::Deserialize { element: "DrctDbtTxInf", source })?;
-    same_text("DrctDbtTxInf/DbtrAgt/FinInstnId/Othr/Id", "bank id", &head.bank_id, item.debtor_agent.id())?;
+    let item: DirectDebit<'_> =
+        quick_xml::de::from_str(xml).map_err(|source| InterchangeError::Deserialize {
+            element: "DrctDbtTxInf",
+            source,
+        })?;
+    same_text(
+        "DrctDbtTxInf/DbtrAgt/FinInstnId/Othr/Id",
+        "bank id",
+        &head.bank_id,
+        item.debtor_agent.id(),
+    )?;
     let deduction = Deduction {
-        end_to_end_id: values::read_text(item.payment_id.end_to_end_id.as_str(), "DrctDbtTxInf/PmtId/EndToEndId", 35)?,
+        end_to_end_id: values::read_text(
+            item.payment_id.end_to_end_id.as_str(),
+            "DrctDbtTxInf/PmtId/EndToEndId",
+            35,
+        )?,
         mandate_id: values::read_text(
             item.direct_debit.mandate.mandate_id.as_str(),
             "DrctDbtTxInf/DrctDbtTx/MndtRltdInf/MndtId",
@@ -543,8 +700,16 @@ fn read_deduction(xml: &str, head: &DeductionFileHead, currency: Currency, tally
             "DrctDbtTxInf/Dbtr/Id/PrvtId/Othr/Id",
             35,
         )?,
-        name: values::read_text(required(&item.debtor.name, "DrctDbtTxInf/Dbtr/Nm")?, "DrctDbtTxInf/Dbtr/Nm", 140)?,
-        debtor_account: values::read_text(item.debtor_account.id.id(), "DrctDbtTxInf/DbtrAcct/Id/Othr/Id", 34)?,
+        name: values::read_text(
+            required(&item.debtor.name, "DrctDbtTxInf/Dbtr/Nm")?,
+            "DrctDbtTxInf/Dbtr/Nm",
+            140,
+        )?,
+        debtor_account: values::read_text(
+            item.debtor_account.id.id(),
+            "DrctDbtTxInf/DbtrAcct/Id/Othr/Id",
+            34,
+        )?,
         amount: item.amount.minor(currency, "DrctDbtTxInf/InstdAmt", true)?,
         token_ids: read_token_ids(item.remittance.as_ref())?,
     };
@@ -555,14 +720,22 @@ fn read_deduction(xml: &str, head: &DeductionFileHead, currency: Currency, tally
 /// The ids of the `RfrdDocInf` of type [`TOKEN_DOCUMENT_TYPE`], in order; other referred documents are not ours.
 fn read_token_ids(remittance: Option<&Remittance<'_>>) -> Result<Vec<[u8; 16]>> {
     const FIELD: &str = "DrctDbtTxInf/RmtInf/Strd/RfrdDocInf/Nb";
-    let Some(Remittance { structured: Repeated::Read(structured) }) = remittance else {
+    let Some(Remittance {
+        structured: Repeated::Read(structured),
+    }) = remittance
+    else {
         return Ok(Vec::new());
     };
     let mut token_ids = Vec::new();
     for block in structured {
-        let TokenReferences::Read(documents) = &block.documents else { continue };
+        let TokenReferences::Read(documents) = &block.documents else {
+            continue;
+        };
         for document in documents.iter().filter(|document| document.is_token()) {
-            token_ids.push(values::parse_token_id(required(&document.number, FIELD)?, FIELD)?);
+            token_ids.push(values::parse_token_id(
+                required(&document.number, FIELD)?,
+                FIELD,
+            )?);
         }
     }
     Ok(token_ids)

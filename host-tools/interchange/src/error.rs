@@ -107,7 +107,9 @@ pub enum InterchangeError {
         #[source]
         source: Option<p256::ecdsa::Error>,
     },
-    #[error("the signature of {path:?} does not verify: the file was altered or signed by another key")]
+    #[error(
+        "the signature of {path:?} does not verify: the file was altered or signed by another key"
+    )]
     BadSignature {
         path: PathBuf,
         #[source]

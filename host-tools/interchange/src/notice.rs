@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
-use crate::values::{self, same_number, Currency, MAX_COUNT};
-use crate::xml::{required, Agent, Amount, DocumentWriter, ItemStream, Layout, OtherId, Party, Txt};
+use crate::values::{self, Currency, MAX_COUNT, same_number};
+use crate::xml::{
+    Agent, Amount, DocumentWriter, ItemStream, Layout, OtherId, Party, Txt, required,
+};
 use crate::{Date, Header, NoticeEntry, TransferNotice};
 
 /// The XML namespace of the transfer notice.
@@ -17,7 +19,13 @@ pub const CAMT_054_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:camt.054.00
 
 static LAYOUT: Layout = Layout {
     namespace: CAMT_054_NAMESPACE,
-    path: &["Document", "BkToCstmrDbtCdtNtfctn", "Ntfctn", "Ntry", "NtryDtls"],
+    path: &[
+        "Document",
+        "BkToCstmrDbtCdtNtfctn",
+        "Ntfctn",
+        "Ntry",
+        "NtryDtls",
+    ],
     item: "TxDtls",
     description: "transfer notice (camt.054)",
 };
@@ -107,7 +115,12 @@ impl<W: Write> TransferNoticeWriter<W> {
     pub fn new(out: W, head: &TransferNoticeHead) -> Result<Self> {
         let currency = check_head(head)?;
         let document = DocumentWriter::start(out, &LAYOUT, &head_xml(head, currency))?;
-        Ok(Self { document, head: head.clone(), currency, tally: Tally::new(head.count) })
+        Ok(Self {
+            document,
+            head: head.clone(),
+            currency,
+            tally: Tally::new(head.count),
+        })
     }
 
     /// Checks and writes one entry; a refused entry leaves the output as it was.
@@ -121,17 +134,23 @@ impl<W: Write> TransferNoticeWriter<W> {
         values::check_text(&entry.end_to_end_id, "TxDtls/Refs/EndToEndId", 35)?;
         values::check_amount(entry.amount, "TxDtls/Amt", true)?;
         self.document.serialize_item(&EntryTransaction {
-            references: References { end_to_end_id: entry.end_to_end_id.as_str().into() },
+            references: References {
+                end_to_end_id: entry.end_to_end_id.as_str().into(),
+            },
             amount: Amount::new(entry.amount, self.currency),
             credit_debit: CREDIT.into(),
         })?;
-        self.tally.add(&entry.end_to_end_id, entry.amount, TOTAL_FIELD)?;
+        self.tally
+            .add(&entry.end_to_end_id, entry.amount, TOTAL_FIELD)?;
         self.document.commit_item()
     }
 
     /// Closes the document once the promised count and total were written; gives the output back.
     pub fn finish(self) -> Result<W> {
-        self.tally.check_totals((COUNT_FIELD, self.head.count), (TOTAL_FIELD, self.head.total))?;
+        self.tally.check_totals(
+            (COUNT_FIELD, self.head.count),
+            (TOTAL_FIELD, self.head.total),
+        )?;
         self.document.finish()
     }
 }
@@ -160,10 +179,20 @@ impl<R: BufRead> TransferNoticeReader<R> {
     /// Reads and checks the head (and the first entry's XML).
     pub fn new(input: R) -> Result<Self> {
         let (stream, head_text) = ItemStream::open(input, &LAYOUT)?;
-        let document: HeadDocument<'_> = quick_xml::de::from_str(&head_text)
-            .map_err(|source| InterchangeError::Deserialize { element: "Document", source })?;
+        let document: HeadDocument<'_> = quick_xml::de::from_str(&head_text).map_err(|source| {
+            InterchangeError::Deserialize {
+                element: "Document",
+                source,
+            }
+        })?;
         let (head, currency) = read_head(&document)?;
-        Ok(Self { stream, tally: Tally::new(head.count), head, currency, done: false })
+        Ok(Self {
+            stream,
+            tally: Tally::new(head.count),
+            head,
+            currency,
+            done: false,
+        })
     }
 
     pub fn head(&self) -> &TransferNoticeHead {
@@ -173,10 +202,15 @@ impl<R: BufRead> TransferNoticeReader<R> {
     fn read_next(&mut self) -> Result<Option<NoticeEntry>> {
         let index = self.tally.count() + 1;
         let Some(xml) = self.stream.next_item()? else {
-            self.tally.check_totals((COUNT_FIELD, self.head.count), (TOTAL_FIELD, self.head.total))?;
+            self.tally.check_totals(
+                (COUNT_FIELD, self.head.count),
+                (TOTAL_FIELD, self.head.total),
+            )?;
             return Ok(None);
         };
-        read_entry(xml, &self.head, self.currency, &mut self.tally).map(Some).map_err(|error| error.in_item(index))
+        read_entry(xml, &self.head, self.currency, &mut self.tally)
+            .map(Some)
+            .map_err(|error| error.in_item(index))
     }
 }
 
@@ -210,7 +244,12 @@ const BOOKED: &str = "BOOK";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct HeadDocument<'a> {
-    #[serde(rename = "@xmlns", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "@xmlns",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     namespace: Option<Txt<'a>>,
     #[serde(rename = "BkToCstmrDbtCdtNtfctn", borrow)]
     message: MessageHead<'a>,
@@ -250,7 +289,12 @@ struct NotificationHead<'a> {
 struct NotifiedAccount<'a> {
     #[serde(rename = "Id", borrow)]
     id: OtherId<'a>,
-    #[serde(rename = "Ccy", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Ccy",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     currency: Option<Txt<'a>>,
     #[serde(rename = "Svcr", borrow)]
     servicer: Agent<'a>,
@@ -274,19 +318,34 @@ struct EntryHead<'a> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct EntryStatus<'a> {
-    #[serde(rename = "Cd", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Cd",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     code: Option<Txt<'a>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct DateChoice<'a> {
-    #[serde(rename = "Dt", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Dt",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     date: Option<Txt<'a>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct BankTransactionCode<'a> {
-    #[serde(rename = "Domn", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Domn",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     domain: Option<Domain<'a>>,
 }
 
@@ -315,13 +374,33 @@ struct EntryDetailsHead<'a> {
 /// `BatchInformation2`: the deduction file this transfer settles, how many entries and their total.
 #[derive(Debug, Serialize, Deserialize)]
 struct Batch<'a> {
-    #[serde(rename = "MsgId", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "MsgId",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     message_id: Option<Txt<'a>>,
-    #[serde(rename = "NbOfTxs", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "NbOfTxs",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     count: Option<Txt<'a>>,
-    #[serde(rename = "TtlAmt", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "TtlAmt",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     total: Option<Amount<'a>>,
-    #[serde(rename = "CdtDbtInd", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "CdtDbtInd",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     credit_debit: Option<Txt<'a>>,
 }
 
@@ -349,7 +428,11 @@ fn check_head(head: &TransferNoticeHead) -> Result<Currency> {
     values::check_unix_seconds(head.header.created_unix_seconds, "GrpHdr/CreDtTm")?;
     values::check_text(&head.credit_id, "GrpHdr/MsgRcpt/Id/OrgId/Othr/Id", 35)?;
     values::check_text(&head.bank_id, "Ntfctn/Acct/Svcr/FinInstnId/Othr/Id", 35)?;
-    values::check_text(&head.original_message_id, "Ntfctn/Ntry/NtryDtls/Btch/MsgId", 35)?;
+    values::check_text(
+        &head.original_message_id,
+        "Ntfctn/Ntry/NtryDtls/Btch/MsgId",
+        35,
+    )?;
     values::check_text(&head.account, "Ntfctn/Acct/Id/Othr/Id", 34)?;
     values::check_date(head.booking_date, "Ntfctn/Ntry/BookgDt/Dt")?;
     if head.count == 0 {
@@ -383,12 +466,19 @@ fn head_xml(head: &TransferNoticeHead, currency: Currency) -> HeadDocument<'_> {
                 entry: EntryHead {
                     amount: Amount::new(head.total, currency),
                     credit_debit: CREDIT.into(),
-                    status: EntryStatus { code: Some(BOOKED.into()) },
-                    booking_date: DateChoice { date: Some(values::format_date(head.booking_date).into()) },
+                    status: EntryStatus {
+                        code: Some(BOOKED.into()),
+                    },
+                    booking_date: DateChoice {
+                        date: Some(values::format_date(head.booking_date).into()),
+                    },
                     bank_transaction_code: BankTransactionCode {
                         domain: Some(Domain {
                             code: domain.into(),
-                            family: Family { code: family.into(), sub_family_code: sub_family.into() },
+                            family: Family {
+                                code: family.into(),
+                                sub_family_code: sub_family.into(),
+                            },
                         }),
                     },
                     details: EntryDetailsHead {
@@ -412,16 +502,29 @@ fn read_head(document: &HeadDocument<'_>) -> Result<(TransferNoticeHead, Currenc
     let notification = &document.message.notification;
     let entry = &notification.entry;
     let batch = &entry.details.batch;
-    let currency = Currency::from_alphabetic(required(&notification.account.currency, "Ntfctn/Acct/Ccy")?)?;
+    let currency =
+        Currency::from_alphabetic(required(&notification.account.currency, "Ntfctn/Acct/Ccy")?)?;
     values::expect_code(entry.credit_debit.as_str(), CREDIT, "Ntfctn/Ntry/CdtDbtInd")?;
-    values::expect_code(required(&entry.status.code, "Ntfctn/Ntry/Sts/Cd")?, BOOKED, "Ntfctn/Ntry/Sts/Cd")?;
+    values::expect_code(
+        required(&entry.status.code, "Ntfctn/Ntry/Sts/Cd")?,
+        BOOKED,
+        "Ntfctn/Ntry/Sts/Cd",
+    )?;
     if let Some(batch_credit_debit) = &batch.credit_debit {
-        values::expect_code(batch_credit_debit.as_str(), CREDIT, "Ntfctn/Ntry/NtryDtls/Btch/CdtDbtInd")?;
+        values::expect_code(
+            batch_credit_debit.as_str(),
+            CREDIT,
+            "Ntfctn/Ntry/NtryDtls/Btch/CdtDbtInd",
+        )?;
     }
     values::read_text(notification.id.as_str(), "Ntfctn/Id", 35)?;
     let total = entry.amount.minor(currency, TOTAL_FIELD, true)?;
     if let Some(batch_total) = &batch.total {
-        same_number("Ntfctn/Ntry/NtryDtls/Btch/TtlAmt", total, batch_total.minor(currency, "Ntfctn/Ntry/NtryDtls/Btch/TtlAmt", true)?)?;
+        same_number(
+            "Ntfctn/Ntry/NtryDtls/Btch/TtlAmt",
+            total,
+            batch_total.minor(currency, "Ntfctn/Ntry/NtryDtls/Btch/TtlAmt", true)?,
+        )?;
     }
     let count = values::parse_count(required(&batch.count, COUNT_FIELD)?, COUNT_FIELD)?;
     if count == 0 {
@@ -430,9 +533,16 @@ fn read_head(document: &HeadDocument<'_>) -> Result<(TransferNoticeHead, Currenc
     let head = TransferNoticeHead {
         header: Header {
             message_id: values::read_text(group.message_id.as_str(), "GrpHdr/MsgId", 35)?,
-            created_unix_seconds: values::parse_date_time(group.created.as_str(), "GrpHdr/CreDtTm")?,
+            created_unix_seconds: values::parse_date_time(
+                group.created.as_str(),
+                "GrpHdr/CreDtTm",
+            )?,
         },
-        bank_id: values::read_text(notification.account.servicer.id(), "Ntfctn/Acct/Svcr/FinInstnId/Othr/Id", 35)?,
+        bank_id: values::read_text(
+            notification.account.servicer.id(),
+            "Ntfctn/Acct/Svcr/FinInstnId/Othr/Id",
+            35,
+        )?,
         credit_id: values::read_text(
             group.recipient.organisation_id("GrpHdr/MsgRcpt/Id/OrgId")?,
             "GrpHdr/MsgRcpt/Id/OrgId/Othr/Id",
@@ -444,7 +554,10 @@ fn read_head(document: &HeadDocument<'_>) -> Result<(TransferNoticeHead, Currenc
             35,
         )?,
         account: values::read_text(notification.account.id.id(), "Ntfctn/Acct/Id/Othr/Id", 34)?,
-        booking_date: values::parse_date(required(&entry.booking_date.date, "Ntfctn/Ntry/BookgDt/Dt")?, "Ntfctn/Ntry/BookgDt/Dt")?,
+        booking_date: values::parse_date(
+            required(&entry.booking_date.date, "Ntfctn/Ntry/BookgDt/Dt")?,
+            "Ntfctn/Ntry/BookgDt/Dt",
+        )?,
         currency: currency.numeric,
         count,
         total,
@@ -452,13 +565,25 @@ fn read_head(document: &HeadDocument<'_>) -> Result<(TransferNoticeHead, Currenc
     Ok((head, currency))
 }
 
-fn read_entry(xml: &str, head: &TransferNoticeHead, currency: Currency, tally: &mut Tally) -> Result<NoticeEntry> {
+fn read_entry(
+    xml: &str,
+    head: &TransferNoticeHead,
+    currency: Currency,
+    tally: &mut Tally,
+) -> Result<NoticeEntry> {
     tally.check_room(head.count, COUNT_FIELD)?;
     let item: EntryTransaction<'_> =
-        quick_xml::de::from_str(xml).map_err(|source| InterchangeError::Deserialize { element: "TxDtls", source })?;
+        quick_xml::de::from_str(xml).map_err(|source| InterchangeError::Deserialize {
+            element: "TxDtls",
+            source,
+        })?;
     values::expect_code(item.credit_debit.as_str(), CREDIT, "TxDtls/CdtDbtInd")?;
     let entry = NoticeEntry {
-        end_to_end_id: values::read_text(item.references.end_to_end_id.as_str(), "TxDtls/Refs/EndToEndId", 35)?,
+        end_to_end_id: values::read_text(
+            item.references.end_to_end_id.as_str(),
+            "TxDtls/Refs/EndToEndId",
+            35,
+        )?,
         amount: item.amount.minor(currency, "TxDtls/Amt", true)?,
     };
     tally.add(&entry.end_to_end_id, entry.amount, TOTAL_FIELD)?;

@@ -12,9 +12,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use p256::PublicKey;
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
-use p256::PublicKey;
 use sha2::{Digest, Sha256};
 
 use crate::error::{InterchangeError, Result};
@@ -36,7 +36,8 @@ pub fn sign_bytes(bytes: &[u8], key: &SigningKey) -> Result<DerSignature> {
 /// Writes `bytes` to `path` and its signature to [`signature_path`], atomically, signature last.
 pub fn write_signed(path: &Path, bytes: &[u8], key: &SigningKey) -> Result<()> {
     let mut file = SignedFile::create(path)?;
-    file.write_all(bytes).map_err(InterchangeError::io("writing the file"))?;
+    file.write_all(bytes)
+        .map_err(InterchangeError::io("writing the file"))?;
     file.commit(key)
 }
 
@@ -54,7 +55,8 @@ impl SignedFile {
     /// Starts `PATH.partial`; `path` itself is untouched until [`Self::commit`].
     pub fn create(path: &Path) -> Result<Self> {
         let partial_path = with_suffix(path, ".partial");
-        let file = File::create(&partial_path).map_err(InterchangeError::io("creating the file"))?;
+        let file =
+            File::create(&partial_path).map_err(InterchangeError::io("creating the file"))?;
         Ok(Self {
             path: path.to_owned(),
             partial_path,
@@ -70,15 +72,22 @@ impl SignedFile {
             action: "flushing the file",
             source: error.into_error(),
         })?;
-        file.sync_all().map_err(InterchangeError::io("syncing the file"))?;
+        file.sync_all()
+            .map_err(InterchangeError::io("syncing the file"))?;
         let signature = sign_digest(&self.hasher.clone().finalize().into(), key)?;
         let signature_path = signature_path(&self.path);
         match fs::remove_file(&signature_path) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(InterchangeError::Io { action: "removing the old signature", source }),
+            Err(source) => {
+                return Err(InterchangeError::Io {
+                    action: "removing the old signature",
+                    source,
+                });
+            }
         }
-        fs::rename(&self.partial_path, &self.path).map_err(InterchangeError::io("moving the file into place"))?;
+        fs::rename(&self.partial_path, &self.path)
+            .map_err(InterchangeError::io("moving the file into place"))?;
         write_synced(&signature_path, signature.as_bytes())?;
         sync_directory(&self.path)
     }
@@ -86,7 +95,10 @@ impl SignedFile {
 
 impl Write for SignedFile {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let out = self.out.as_mut().ok_or_else(|| std::io::Error::other("the signed file was committed"))?;
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the signed file was committed"))?;
         let written = out.write(bytes)?;
         self.hasher.update(bytes.get(..written).unwrap_or_default());
         Ok(written)
@@ -119,27 +131,42 @@ pub fn open_verified(path: &Path, sender: &PublicKey) -> Result<BufReader<File>>
     let file = File::open(path).map_err(InterchangeError::io("opening the file"))?;
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut hasher = Sha256::new();
-    std::io::copy(&mut reader, &mut HashWriter(&mut hasher)).map_err(InterchangeError::io("reading the file"))?;
+    std::io::copy(&mut reader, &mut HashWriter(&mut hasher))
+        .map_err(InterchangeError::io("reading the file"))?;
     let digest: [u8; 32] = hasher.finalize().into();
     VerifyingKey::from(sender)
         .verify_prehash(&digest, &signature)
-        .map_err(|source| InterchangeError::BadSignature { path: path.to_owned(), source })?;
-    reader.rewind().map_err(InterchangeError::io("rewinding the file"))?;
+        .map_err(|source| InterchangeError::BadSignature {
+            path: path.to_owned(),
+            source,
+        })?;
+    reader
+        .rewind()
+        .map_err(InterchangeError::io("rewinding the file"))?;
     Ok(reader)
 }
 
 /// Verifies a deduction file (pain.008) from `sender` (the credit company), then opens it for streaming.
-pub fn read_signed_deductions(path: &Path, sender: &PublicKey) -> Result<DeductionReader<BufReader<File>>> {
+pub fn read_signed_deductions(
+    path: &Path,
+    sender: &PublicKey,
+) -> Result<DeductionReader<BufReader<File>>> {
     DeductionReader::new(open_verified(path, sender)?)
 }
 
 /// Verifies a status report (pain.002) from `sender` (the bank), then opens it for streaming.
-pub fn read_signed_status_report(path: &Path, sender: &PublicKey) -> Result<StatusReportReader<BufReader<File>>> {
+pub fn read_signed_status_report(
+    path: &Path,
+    sender: &PublicKey,
+) -> Result<StatusReportReader<BufReader<File>>> {
     StatusReportReader::new(open_verified(path, sender)?)
 }
 
 /// Verifies a transfer notice (camt.054) from `sender` (the bank), then opens it for streaming.
-pub fn read_signed_transfer_notice(path: &Path, sender: &PublicKey) -> Result<TransferNoticeReader<BufReader<File>>> {
+pub fn read_signed_transfer_notice(
+    path: &Path,
+    sender: &PublicKey,
+) -> Result<TransferNoticeReader<BufReader<File>>> {
     TransferNoticeReader::new(open_verified(path, sender)?)
 }
 
@@ -149,12 +176,21 @@ fn sign_digest(digest: &[u8; 32], key: &SigningKey) -> Result<DerSignature> {
 }
 
 fn read_signature(path: &Path) -> Result<DerSignature> {
-    let malformed = |source| InterchangeError::MalformedSignature { path: path.to_owned(), source };
-    let file = File::open(path).map_err(|source| InterchangeError::MissingSignature { path: path.to_owned(), source })?;
+    let malformed = |source| InterchangeError::MalformedSignature {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(|source| InterchangeError::MissingSignature {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut bytes = Vec::with_capacity(80);
     file.take(MAX_SIGNATURE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|source| InterchangeError::MissingSignature { path: path.to_owned(), source })?;
+        .map_err(|source| InterchangeError::MissingSignature {
+            path: path.to_owned(),
+            source,
+        })?;
     if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_SIGNATURE_BYTES {
         return Err(malformed(None));
     }
@@ -169,8 +205,10 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
         .truncate(true)
         .open(&partial_path)
         .map_err(InterchangeError::io("creating the signature"))?;
-    file.write_all(bytes).map_err(InterchangeError::io("writing the signature"))?;
-    file.sync_all().map_err(InterchangeError::io("syncing the signature"))?;
+    file.write_all(bytes)
+        .map_err(InterchangeError::io("writing the signature"))?;
+    file.sync_all()
+        .map_err(InterchangeError::io("syncing the signature"))?;
     fs::rename(&partial_path, path).map_err(InterchangeError::io("moving the signature into place"))
 }
 

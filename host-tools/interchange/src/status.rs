@@ -10,8 +10,12 @@ use crate::deduction::PAIN_008_MESSAGE_NAME;
 use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
 use crate::values::{self, Currency, MAX_AMOUNT, MAX_COUNT};
-use crate::xml::{required, Agent, Amount, DocumentWriter, ItemStream, Layout, Party, Txt, SETTLEMENT_NAMESPACE};
-use crate::{DeductionStatus, Header, ReasonCode, StatusReport, TokenConfirmation, TransactionStatus};
+use crate::xml::{
+    Agent, Amount, DocumentWriter, ItemStream, Layout, Party, SETTLEMENT_NAMESPACE, Txt, required,
+};
+use crate::{
+    DeductionStatus, Header, ReasonCode, StatusReport, TokenConfirmation, TransactionStatus,
+};
 
 /// The XML namespace of the status report.
 pub const PAIN_002_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10";
@@ -52,7 +56,9 @@ impl StatusReport {
         let control_sum = self
             .statuses
             .iter()
-            .try_fold(0u64, |sum, status| sum.checked_add(status.due).filter(|sum| *sum <= MAX_AMOUNT))
+            .try_fold(0u64, |sum, status| {
+                sum.checked_add(status.due).filter(|sum| *sum <= MAX_AMOUNT)
+            })
             .ok_or(InterchangeError::field(SUM_FIELD, FieldProblem::TooLarge))?;
         Ok(StatusReportHead {
             header: self.header.clone(),
@@ -108,26 +114,37 @@ impl<W: Write> StatusReportWriter<W> {
     pub fn new(out: W, head: &StatusReportHead) -> Result<Self> {
         let currency = check_head(head)?;
         let document = DocumentWriter::start(out, &LAYOUT, &head_xml(head, currency))?;
-        Ok(Self { document, head: head.clone(), currency, tally: Tally::new(head.count) })
+        Ok(Self {
+            document,
+            head: head.clone(),
+            currency,
+            tally: Tally::new(head.count),
+        })
     }
 
     /// Checks and writes one status; a refused status leaves the output as it was.
     pub fn write(&mut self, status: &DeductionStatus) -> Result<()> {
         let index = self.tally.count() + 1;
-        self.write_item(status).map_err(|error| error.in_item(index))
+        self.write_item(status)
+            .map_err(|error| error.in_item(index))
     }
 
     fn write_item(&mut self, status: &DeductionStatus) -> Result<()> {
         self.tally.check_room(self.head.count, COUNT_FIELD)?;
         check_status(status)?;
-        self.document.serialize_item(&item_xml(status, self.currency))?;
-        self.tally.add(&status.end_to_end_id, status.due, SUM_FIELD)?;
+        self.document
+            .serialize_item(&item_xml(status, self.currency))?;
+        self.tally
+            .add(&status.end_to_end_id, status.due, SUM_FIELD)?;
         self.document.commit_item()
     }
 
     /// Closes the document once the promised count and sum were written; gives the output back.
     pub fn finish(self) -> Result<W> {
-        self.tally.check_totals((COUNT_FIELD, self.head.count), (SUM_FIELD, self.head.control_sum))?;
+        self.tally.check_totals(
+            (COUNT_FIELD, self.head.count),
+            (SUM_FIELD, self.head.control_sum),
+        )?;
         self.document.finish()
     }
 }
@@ -158,16 +175,35 @@ impl<R: BufRead> StatusReportReader<R> {
     /// Reads and checks the head and the first status.
     pub fn new(input: R) -> Result<Self> {
         let (mut stream, head_text) = ItemStream::open(input, &LAYOUT)?;
-        let document: HeadDocument<'_> = quick_xml::de::from_str(&head_text)
-            .map_err(|source| InterchangeError::Deserialize { element: "Document", source })?;
-        let first_text = stream.next_item()?.ok_or(InterchangeError::NoItems(LAYOUT.description))?;
+        let document: HeadDocument<'_> = quick_xml::de::from_str(&head_text).map_err(|source| {
+            InterchangeError::Deserialize {
+                element: "Document",
+                source,
+            }
+        })?;
+        let first_text = stream
+            .next_item()?
+            .ok_or(InterchangeError::NoItems(LAYOUT.description))?;
         let first = parse_item(first_text).map_err(|error| error.in_item(1))?;
-        let currency_code = first.amount().map_err(|error| error.in_item(1))?.currency.as_str();
-        let currency = Currency::from_alphabetic(currency_code).map_err(|error| error.in_item(1))?;
+        let currency_code = first
+            .amount()
+            .map_err(|error| error.in_item(1))?
+            .currency
+            .as_str();
+        let currency =
+            Currency::from_alphabetic(currency_code).map_err(|error| error.in_item(1))?;
         let head = read_head(&document, currency)?;
         let mut tally = Tally::new(head.count);
-        let first = read_status(&first, &head, currency, &mut tally).map_err(|error| error.in_item(1))?;
-        Ok(Self { stream, head, currency, tally, first: Some(first), done: false })
+        let first =
+            read_status(&first, &head, currency, &mut tally).map_err(|error| error.in_item(1))?;
+        Ok(Self {
+            stream,
+            head,
+            currency,
+            tally,
+            first: Some(first),
+            done: false,
+        })
     }
 
     pub fn head(&self) -> &StatusReportHead {
@@ -180,7 +216,10 @@ impl<R: BufRead> StatusReportReader<R> {
         }
         let index = self.tally.count() + 1;
         let Some(xml) = self.stream.next_item()? else {
-            self.tally.check_totals((COUNT_FIELD, self.head.count), (SUM_FIELD, self.head.control_sum))?;
+            self.tally.check_totals(
+                (COUNT_FIELD, self.head.count),
+                (SUM_FIELD, self.head.control_sum),
+            )?;
             return Ok(None);
         };
         parse_item(xml)
@@ -217,7 +256,12 @@ impl<R: BufRead> core::fmt::Debug for StatusReportReader<R> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct HeadDocument<'a> {
-    #[serde(rename = "@xmlns", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "@xmlns",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     namespace: Option<Txt<'a>>,
     #[serde(rename = "CstmrPmtStsRpt", borrow)]
     report: ReportHead<'a>,
@@ -254,9 +298,19 @@ struct OriginalGroup<'a> {
     message_id: Txt<'a>,
     #[serde(rename = "OrgnlMsgNmId", borrow)]
     message_name: Txt<'a>,
-    #[serde(rename = "OrgnlNbOfTxs", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "OrgnlNbOfTxs",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     count: Option<Txt<'a>>,
-    #[serde(rename = "OrgnlCtrlSum", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "OrgnlCtrlSum",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     control_sum: Option<Txt<'a>>,
 }
 
@@ -269,15 +323,40 @@ struct OriginalPayment<'a> {
 /// `PaymentTransaction105`.
 #[derive(Debug, Serialize, Deserialize)]
 struct TransactionStatusXml<'a> {
-    #[serde(rename = "OrgnlEndToEndId", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "OrgnlEndToEndId",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     end_to_end_id: Option<Txt<'a>>,
-    #[serde(rename = "TxSts", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "TxSts",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     status: Option<Txt<'a>>,
-    #[serde(rename = "StsRsnInf", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "StsRsnInf",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     reason: Option<StatusReason<'a>>,
-    #[serde(rename = "OrgnlTxRef", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "OrgnlTxRef",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     original: Option<OriginalReference<'a>>,
-    #[serde(rename = "SplmtryData", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "SplmtryData",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     supplementary: Option<Supplementary<'a>>,
 }
 
@@ -289,7 +368,12 @@ struct StatusReason<'a> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ReasonChoice<'a> {
-    #[serde(rename = "Cd", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Cd",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     code: Option<Txt<'a>>,
 }
 
@@ -320,7 +404,12 @@ struct Envelope<'a> {
 /// `Sttlm` in [`SETTLEMENT_NAMESPACE`]: where the collected sum came from, and each token's answer.
 #[derive(Debug, Serialize, Deserialize)]
 struct Settlement<'a> {
-    #[serde(rename = "@xmlns", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "@xmlns",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     namespace: Option<Txt<'a>>,
     #[serde(rename = "FrPool", borrow)]
     from_pool: Txt<'a>,
@@ -358,12 +447,14 @@ impl Default for TokenAnswers<'_> {
 impl Serialize for TokenAnswers<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Write(tokens, currency) => serializer.collect_seq(tokens.iter().map(|token| TokenAnswer {
-                id: values::format_token_id(&token.token_id).into(),
-                confirmed: if token.confirmed { "true" } else { "false" }.into(),
-                drawn: values::format_amount(token.drawn, *currency).into(),
-                remaining: values::format_amount(token.remaining, *currency).into(),
-            })),
+            Self::Write(tokens, currency) => {
+                serializer.collect_seq(tokens.iter().map(|token| TokenAnswer {
+                    id: values::format_token_id(&token.token_id).into(),
+                    confirmed: if token.confirmed { "true" } else { "false" }.into(),
+                    drawn: values::format_amount(token.drawn, *currency).into(),
+                    remaining: values::format_amount(token.remaining, *currency).into(),
+                }))
+            }
             Self::Read(answers) => answers.serialize(serializer),
         }
     }
@@ -408,7 +499,11 @@ fn check_head(head: &StatusReportHead) -> Result<Currency> {
     values::check_unix_seconds(head.header.created_unix_seconds, "GrpHdr/CreDtTm")?;
     values::check_text(&head.credit_id, "GrpHdr/InitgPty/Id/OrgId/Othr/Id", 35)?;
     values::check_text(&head.bank_id, "GrpHdr/CdtrAgt/FinInstnId/Othr/Id", 35)?;
-    values::check_text(&head.original_message_id, "OrgnlGrpInfAndSts/OrgnlMsgId", 35)?;
+    values::check_text(
+        &head.original_message_id,
+        "OrgnlGrpInfAndSts/OrgnlMsgId",
+        35,
+    )?;
     if head.count == 0 {
         return Err(InterchangeError::NoItems(LAYOUT.description));
     }
@@ -436,7 +531,9 @@ fn head_xml(head: &StatusReportHead, currency: Currency) -> HeadDocument<'_> {
                 control_sum: Some(values::format_amount(head.control_sum, currency).into()),
             },
             // The deduction file's single payment information block carries the file's message id.
-            original_payment: OriginalPayment { payment_id: head.original_message_id.as_str().into() },
+            original_payment: OriginalPayment {
+                payment_id: head.original_message_id.as_str().into(),
+            },
         },
     }
 }
@@ -449,29 +546,49 @@ fn check_status(status: &DeductionStatus) -> Result<()> {
     values::check_amount(status.from_pool, POOL_FIELD, false)?;
     values::check_amount(status.from_personal, PERSONAL_FIELD, false)?;
     for token in &status.tokens {
-        values::check_amount(token.drawn, "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Drwn", false)?;
-        values::check_amount(token.remaining, "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Rmng", false)?;
+        values::check_amount(
+            token.drawn,
+            "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Drwn",
+            false,
+        )?;
+        values::check_amount(
+            token.remaining,
+            "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Rmng",
+            false,
+        )?;
         if !token.confirmed && token.drawn != 0 {
             return Err(inconsistent(status, "an unconfirmed token cannot be drawn"));
         }
     }
-    let collected = status.from_pool.checked_add(status.from_personal).filter(|collected| *collected <= status.due);
+    let collected = status
+        .from_pool
+        .checked_add(status.from_personal)
+        .filter(|collected| *collected <= status.due);
     let collected = collected.ok_or_else(|| inconsistent(status, "more collected than due"))?;
     let problem = match (status.status, status.reason) {
         (TransactionStatus::Accepted, Some(_)) => Some("an accepted deduction has no reason"),
-        (TransactionStatus::Accepted, None) if collected != status.due => Some("accepted but not collected in full"),
-        (TransactionStatus::Partial | TransactionStatus::Rejected, None) => Some("a partial or rejected deduction needs a reason"),
+        (TransactionStatus::Accepted, None) if collected != status.due => {
+            Some("accepted but not collected in full")
+        }
+        (TransactionStatus::Partial | TransactionStatus::Rejected, None) => {
+            Some("a partial or rejected deduction needs a reason")
+        }
         (TransactionStatus::Partial, Some(_)) if collected == 0 || collected == status.due => {
             Some("partial but collected nothing or everything")
         }
-        (TransactionStatus::Rejected, Some(_)) if collected != 0 => Some("rejected but something was collected"),
+        (TransactionStatus::Rejected, Some(_)) if collected != 0 => {
+            Some("rejected but something was collected")
+        }
         _ => None,
     };
     problem.map_or(Ok(()), |problem| Err(inconsistent(status, problem)))
 }
 
 fn inconsistent(status: &DeductionStatus, problem: &'static str) -> InterchangeError {
-    InterchangeError::InconsistentStatus { end_to_end_id: status.end_to_end_id.clone(), problem }
+    InterchangeError::InconsistentStatus {
+        end_to_end_id: status.end_to_end_id.clone(),
+        problem,
+    }
 }
 
 /// A status ready to serialize.
@@ -490,16 +607,23 @@ impl Serialize for StatusItem<'_> {
         TransactionStatusXml {
             end_to_end_id: Some(status.end_to_end_id.as_str().into()),
             status: Some(status_code(status.status).into()),
-            reason: status.reason.map(|reason| StatusReason { reason: ReasonChoice { code: Some(reason_code(reason).into()) } }),
+            reason: status.reason.map(|reason| StatusReason {
+                reason: ReasonChoice {
+                    code: Some(reason_code(reason).into()),
+                },
+            }),
             original: Some(OriginalReference {
-                amount: OriginalAmount { instructed: Amount::new(status.due, self.currency) },
+                amount: OriginalAmount {
+                    instructed: Amount::new(status.due, self.currency),
+                },
             }),
             supplementary: Some(Supplementary {
                 envelope: Envelope {
                     settlement: Settlement {
                         namespace: Some(SETTLEMENT_NAMESPACE.into()),
                         from_pool: values::format_amount(status.from_pool, self.currency).into(),
-                        from_personal: values::format_amount(status.from_personal, self.currency).into(),
+                        from_personal: values::format_amount(status.from_personal, self.currency)
+                            .into(),
                         tokens: TokenAnswers::Write(&status.tokens, self.currency),
                     },
                 },
@@ -514,25 +638,47 @@ impl Serialize for StatusItem<'_> {
 fn read_head(document: &HeadDocument<'_>, currency: Currency) -> Result<StatusReportHead> {
     let report = &document.report;
     let original = &report.original_group;
-    values::expect_code(original.message_name.as_str(), PAIN_008_MESSAGE_NAME, "OrgnlGrpInfAndSts/OrgnlMsgNmId")?;
+    values::expect_code(
+        original.message_name.as_str(),
+        PAIN_008_MESSAGE_NAME,
+        "OrgnlGrpInfAndSts/OrgnlMsgNmId",
+    )?;
     let count = values::parse_count(required(&original.count, COUNT_FIELD)?, COUNT_FIELD)?;
     if count == 0 {
         return Err(InterchangeError::NoItems(LAYOUT.description));
     }
-    let control_sum = values::parse_amount(required(&original.control_sum, SUM_FIELD)?, currency, SUM_FIELD, true)?;
+    let control_sum = values::parse_amount(
+        required(&original.control_sum, SUM_FIELD)?,
+        currency,
+        SUM_FIELD,
+        true,
+    )?;
     let group = &report.group_header;
     Ok(StatusReportHead {
         header: Header {
             message_id: values::read_text(group.message_id.as_str(), "GrpHdr/MsgId", 35)?,
-            created_unix_seconds: values::parse_date_time(group.created.as_str(), "GrpHdr/CreDtTm")?,
+            created_unix_seconds: values::parse_date_time(
+                group.created.as_str(),
+                "GrpHdr/CreDtTm",
+            )?,
         },
-        bank_id: values::read_text(group.creditor_agent.id(), "GrpHdr/CdtrAgt/FinInstnId/Othr/Id", 35)?,
+        bank_id: values::read_text(
+            group.creditor_agent.id(),
+            "GrpHdr/CdtrAgt/FinInstnId/Othr/Id",
+            35,
+        )?,
         credit_id: values::read_text(
-            group.initiating_party.organisation_id("GrpHdr/InitgPty/Id/OrgId")?,
+            group
+                .initiating_party
+                .organisation_id("GrpHdr/InitgPty/Id/OrgId")?,
             "GrpHdr/InitgPty/Id/OrgId/Othr/Id",
             35,
         )?,
-        original_message_id: values::read_text(original.message_id.as_str(), "OrgnlGrpInfAndSts/OrgnlMsgId", 35)?,
+        original_message_id: values::read_text(
+            original.message_id.as_str(),
+            "OrgnlGrpInfAndSts/OrgnlMsgId",
+            35,
+        )?,
         currency: currency.numeric,
         count,
         control_sum,
@@ -540,7 +686,10 @@ fn read_head(document: &HeadDocument<'_>, currency: Currency) -> Result<StatusRe
 }
 
 fn parse_item(xml: &str) -> Result<TransactionStatusXml<'_>> {
-    quick_xml::de::from_str(xml).map_err(|source| InterchangeError::Deserialize { element: "TxInfAndSts", source })
+    quick_xml::de::from_str(xml).map_err(|source| InterchangeError::Deserialize {
+        element: "TxInfAndSts",
+        source,
+    })
 }
 
 fn read_status(
@@ -554,15 +703,28 @@ fn read_status(
         .supplementary
         .as_ref()
         .map(|supplementary| &supplementary.envelope.settlement)
-        .ok_or(InterchangeError::field("TxInfAndSts/SplmtryData/Envlp/Sttlm", FieldProblem::Missing))?;
+        .ok_or(InterchangeError::field(
+            "TxInfAndSts/SplmtryData/Envlp/Sttlm",
+            FieldProblem::Missing,
+        ))?;
     let end_to_end_id = required(&item.end_to_end_id, "TxInfAndSts/OrgnlEndToEndId")?;
     let status = DeductionStatus {
         end_to_end_id: values::read_text(end_to_end_id, "TxInfAndSts/OrgnlEndToEndId", 35)?,
         status: read_transaction_status(required(&item.status, "TxInfAndSts/TxSts")?)?,
         reason: item.reason.as_ref().map(read_reason).transpose()?,
         due: item.amount()?.minor(currency, DUE_FIELD, true)?,
-        from_pool: values::parse_amount(settlement.from_pool.as_str(), currency, POOL_FIELD, false)?,
-        from_personal: values::parse_amount(settlement.from_personal.as_str(), currency, PERSONAL_FIELD, false)?,
+        from_pool: values::parse_amount(
+            settlement.from_pool.as_str(),
+            currency,
+            POOL_FIELD,
+            false,
+        )?,
+        from_personal: values::parse_amount(
+            settlement.from_personal.as_str(),
+            currency,
+            PERSONAL_FIELD,
+            false,
+        )?,
         tokens: read_token_answers(&settlement.tokens, currency)?,
     };
     check_status(&status)?;
@@ -575,7 +737,10 @@ fn read_transaction_status(code: &str) -> Result<TransactionStatus> {
         "ACSC" => Ok(TransactionStatus::Accepted),
         "PART" => Ok(TransactionStatus::Partial),
         "RJCT" => Ok(TransactionStatus::Rejected),
-        other => Err(InterchangeError::field("TxInfAndSts/TxSts", FieldProblem::UnknownCode(other.to_owned()))),
+        other => Err(InterchangeError::field(
+            "TxInfAndSts/TxSts",
+            FieldProblem::UnknownCode(other.to_owned()),
+        )),
     }
 }
 
@@ -586,11 +751,17 @@ fn read_reason(reason: &StatusReason<'_>) -> Result<ReasonCode> {
         "AC01" => Ok(ReasonCode::IncorrectAccount),
         "MD01" => Ok(ReasonCode::NoMandate),
         "AM05" => Ok(ReasonCode::Duplicate),
-        other => Err(InterchangeError::field(FIELD, FieldProblem::UnknownCode(other.to_owned()))),
+        other => Err(InterchangeError::field(
+            FIELD,
+            FieldProblem::UnknownCode(other.to_owned()),
+        )),
     }
 }
 
-fn read_token_answers(answers: &TokenAnswers<'_>, currency: Currency) -> Result<Vec<TokenConfirmation>> {
+fn read_token_answers(
+    answers: &TokenAnswers<'_>,
+    currency: Currency,
+) -> Result<Vec<TokenConfirmation>> {
     let TokenAnswers::Read(answers) = answers else {
         return Err(InterchangeError::field(TOKEN_FIELD, FieldProblem::Missing));
     };
@@ -598,9 +769,20 @@ fn read_token_answers(answers: &TokenAnswers<'_>, currency: Currency) -> Result<
         .iter()
         .map(|answer| {
             Ok(TokenConfirmation {
-                token_id: values::parse_token_id(answer.id.as_str(), "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Id")?,
-                confirmed: values::parse_bool(answer.confirmed.as_str(), "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Cnfrmd")?,
-                drawn: values::parse_amount(answer.drawn.as_str(), currency, "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Drwn", false)?,
+                token_id: values::parse_token_id(
+                    answer.id.as_str(),
+                    "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Id",
+                )?,
+                confirmed: values::parse_bool(
+                    answer.confirmed.as_str(),
+                    "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Cnfrmd",
+                )?,
+                drawn: values::parse_amount(
+                    answer.drawn.as_str(),
+                    currency,
+                    "TxInfAndSts/SplmtryData/Envlp/Sttlm/Tkn/Drwn",
+                    false,
+                )?,
                 remaining: values::parse_amount(
                     answer.remaining.as_str(),
                     currency,

@@ -25,7 +25,10 @@ impl Tally {
         Self {
             count: 0,
             sum: 0,
-            fingerprints: HashSet::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
+            fingerprints: HashSet::with_capacity_and_hasher(
+                capacity,
+                BuildHasherDefault::default(),
+            ),
             keys: (RandomState::new(), RandomState::new()),
         }
     }
@@ -36,13 +39,23 @@ impl Tally {
 
     /// Counts an item, adds its amount to the sum (`sum_field` names the sum if it outgrows 18 digits), and refuses
     /// an end-to-end id seen before.
-    pub(crate) fn add(&mut self, end_to_end_id: &str, amount: u64, sum_field: &'static str) -> Result<()> {
-        let sum = self.sum.checked_add(amount).filter(|sum| *sum <= MAX_AMOUNT);
+    pub(crate) fn add(
+        &mut self,
+        end_to_end_id: &str,
+        amount: u64,
+        sum_field: &'static str,
+    ) -> Result<()> {
+        let sum = self
+            .sum
+            .checked_add(amount)
+            .filter(|sum| *sum <= MAX_AMOUNT);
         let sum = sum.ok_or(InterchangeError::field(sum_field, FieldProblem::TooLarge))?;
-        let fingerprint =
-            u128::from(self.keys.0.hash_one(end_to_end_id)) << 64 | u128::from(self.keys.1.hash_one(end_to_end_id));
+        let fingerprint = u128::from(self.keys.0.hash_one(end_to_end_id)) << 64
+            | u128::from(self.keys.1.hash_one(end_to_end_id));
         if !self.fingerprints.insert(fingerprint) {
-            return Err(InterchangeError::DuplicateEndToEndId(end_to_end_id.to_owned()));
+            return Err(InterchangeError::DuplicateEndToEndId(
+                end_to_end_id.to_owned(),
+            ));
         }
         self.count += 1;
         self.sum = sum;
@@ -52,7 +65,11 @@ impl Tally {
     /// Refuses one more item than `declared` announced, as soon as it comes.
     pub(crate) fn check_room(&self, declared: u64, count_field: &'static str) -> Result<()> {
         if self.count >= declared {
-            return Err(InterchangeError::CountMismatch { field: count_field, declared, actual: self.count + 1 });
+            return Err(InterchangeError::CountMismatch {
+                field: count_field,
+                declared,
+                actual: self.count + 1,
+            });
         }
         Ok(())
     }
@@ -71,7 +88,11 @@ impl Tally {
             });
         }
         if self.sum != declared_sum {
-            return Err(InterchangeError::SumMismatch { field: sum_field, declared: declared_sum, actual: self.sum });
+            return Err(InterchangeError::SumMismatch {
+                field: sum_field,
+                declared: declared_sum,
+                actual: self.sum,
+            });
         }
         Ok(())
     }
@@ -106,20 +127,33 @@ mod tests {
         let mut tally = Tally::new(3);
         assert!(tally.add("a", 5, "CtrlSum").is_ok());
         assert!(tally.add("b", 7, "CtrlSum").is_ok());
-        assert!(matches!(tally.add("a", 1, "CtrlSum"), Err(InterchangeError::DuplicateEndToEndId(id)) if id == "a"));
+        assert!(
+            matches!(tally.add("a", 1, "CtrlSum"), Err(InterchangeError::DuplicateEndToEndId(id)) if id == "a")
+        );
         assert!(tally.check_totals(("NbOfTxs", 2), ("CtrlSum", 12)).is_ok());
         assert!(matches!(
             tally.check_totals(("NbOfTxs", 3), ("CtrlSum", 12)),
-            Err(InterchangeError::CountMismatch { declared: 3, actual: 2, .. })
+            Err(InterchangeError::CountMismatch {
+                declared: 3,
+                actual: 2,
+                ..
+            })
         ));
         assert!(matches!(
             tally.check_totals(("NbOfTxs", 2), ("CtrlSum", 13)),
-            Err(InterchangeError::SumMismatch { declared: 13, actual: 12, .. })
+            Err(InterchangeError::SumMismatch {
+                declared: 13,
+                actual: 12,
+                ..
+            })
         ));
         assert!(tally.check_room(2, "NbOfTxs").is_err());
         assert!(matches!(
             tally.add("c", MAX_AMOUNT, "CtrlSum"),
-            Err(InterchangeError::Field { problem: FieldProblem::TooLarge, .. })
+            Err(InterchangeError::Field {
+                problem: FieldProblem::TooLarge,
+                ..
+            })
         ));
     }
 }

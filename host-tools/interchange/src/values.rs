@@ -3,8 +3,8 @@
 
 use core::fmt::Write as _;
 
-use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::Date;
+use crate::error::{FieldProblem, InterchangeError, Result};
 
 /// The largest amount in minor units: ISO 20022 amounts and sums have at most 18 digits (`totalDigits`).
 pub const MAX_AMOUNT: u64 = 999_999_999_999_999_999;
@@ -22,11 +22,31 @@ pub struct Currency {
 
 /// The currencies the files may carry; any other is refused rather than guessed.
 pub const CURRENCIES: [Currency; 5] = [
-    Currency { numeric: 392, alphabetic: "JPY", decimals: 0 },
-    Currency { numeric: 978, alphabetic: "EUR", decimals: 2 },
-    Currency { numeric: 840, alphabetic: "USD", decimals: 2 },
-    Currency { numeric: 826, alphabetic: "GBP", decimals: 2 },
-    Currency { numeric: 756, alphabetic: "CHF", decimals: 2 },
+    Currency {
+        numeric: 392,
+        alphabetic: "JPY",
+        decimals: 0,
+    },
+    Currency {
+        numeric: 978,
+        alphabetic: "EUR",
+        decimals: 2,
+    },
+    Currency {
+        numeric: 840,
+        alphabetic: "USD",
+        decimals: 2,
+    },
+    Currency {
+        numeric: 826,
+        alphabetic: "GBP",
+        decimals: 2,
+    },
+    Currency {
+        numeric: 756,
+        alphabetic: "CHF",
+        decimals: 2,
+    },
 ];
 
 impl Currency {
@@ -62,7 +82,10 @@ pub(crate) struct SmallText {
 
 impl SmallText {
     pub(crate) fn new() -> Self {
-        Self { bytes: [0; 40], len: 0 }
+        Self {
+            bytes: [0; 40],
+            len: 0,
+        }
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -95,13 +118,19 @@ impl core::fmt::Debug for SmallText {
 pub(crate) fn check_text(value: &str, field: &'static str, max_chars: usize) -> Result<()> {
     let problem = if value.is_empty() {
         Some(FieldProblem::Empty)
-    } else if value.chars().any(|c| c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}') {
+    } else if value
+        .chars()
+        .any(|c| c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
+    {
         Some(FieldProblem::ControlCharacter)
     } else if value.starts_with(' ') || value.ends_with(' ') {
         Some(FieldProblem::SurroundingSpace)
     } else {
         let actual = value.chars().count();
-        (actual > max_chars).then_some(FieldProblem::TooLong { max: max_chars, actual })
+        (actual > max_chars).then_some(FieldProblem::TooLong {
+            max: max_chars,
+            actual,
+        })
     };
     match problem {
         Some(problem) => Err(InterchangeError::field(field, problem)),
@@ -142,7 +171,12 @@ pub(crate) fn format_amount(minor: u64, currency: Currency) -> SmallText {
 
 /// Reads an `xs:decimal` amount into minor units of `currency`. Refuses signs other than `+`, exponents, more
 /// decimals than the currency has (trailing zeros aside), more than 18 digits, and zero when `positive`.
-pub(crate) fn parse_amount(text: &str, currency: Currency, field: &'static str, positive: bool) -> Result<u64> {
+pub(crate) fn parse_amount(
+    text: &str,
+    currency: Currency,
+    field: &'static str,
+    positive: bool,
+) -> Result<u64> {
     let refuse = |problem| Err(InterchangeError::field(field, problem));
     if text.starts_with('-') {
         return refuse(FieldProblem::Negative);
@@ -155,13 +189,21 @@ pub(crate) fn parse_amount(text: &str, currency: Currency, field: &'static str, 
     }
     let fraction = fraction.trim_end_matches('0');
     if fraction.len() > usize::from(currency.decimals) {
-        return refuse(FieldProblem::TooManyDecimals { allowed: currency.decimals });
+        return refuse(FieldProblem::TooManyDecimals {
+            allowed: currency.decimals,
+        });
     }
     let mut minor: u64 = 0;
     let padding = usize::from(currency.decimals) - fraction.len();
-    let digits = whole.bytes().chain(fraction.bytes()).chain(core::iter::repeat_n(b'0', padding));
+    let digits = whole
+        .bytes()
+        .chain(fraction.bytes())
+        .chain(core::iter::repeat_n(b'0', padding));
     for digit in digits {
-        minor = match minor.checked_mul(10).and_then(|m| m.checked_add(u64::from(digit - b'0'))) {
+        minor = match minor
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(u64::from(digit - b'0')))
+        {
             Some(value) if value <= MAX_AMOUNT => value,
             _ => return refuse(FieldProblem::TooLarge),
         };
@@ -178,7 +220,11 @@ pub(crate) fn check_date(date: Date, field: &'static str) -> Result<()> {
         && (1..=12).contains(&date.month)
         && date.day >= 1
         && date.day <= days_in_month(i64::from(date.year), date.month);
-    if valid { Ok(()) } else { Err(InterchangeError::field(field, FieldProblem::NotADate)) }
+    if valid {
+        Ok(())
+    } else {
+        Err(InterchangeError::field(field, FieldProblem::NotADate))
+    }
 }
 
 pub(crate) fn format_date(date: Date) -> SmallText {
@@ -315,7 +361,8 @@ pub(crate) fn parse_count(text: &str, field: &'static str) -> Result<u64> {
     if text.is_empty() || text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(InterchangeError::field(field, FieldProblem::NotACount));
     }
-    text.parse().map_err(|_| InterchangeError::field(field, FieldProblem::NotACount))
+    text.parse()
+        .map_err(|_| InterchangeError::field(field, FieldProblem::NotACount))
 }
 
 /// The largest count `Max15NumericText` can write.
@@ -335,16 +382,32 @@ pub(crate) fn expect_code(text: &str, expected: &'static str, field: &'static st
     if text == expected {
         Ok(())
     } else {
-        Err(InterchangeError::field(field, FieldProblem::Unexpected { expected, found: text.to_owned() }))
+        Err(InterchangeError::field(
+            field,
+            FieldProblem::Unexpected {
+                expected,
+                found: text.to_owned(),
+            },
+        ))
     }
 }
 
 /// Refuses a text that must repeat one the file already gave (the bank id of every debtor agent, ...).
-pub(crate) fn same_text(field: &'static str, expected_from: &'static str, expected: &str, found: &str) -> Result<()> {
+pub(crate) fn same_text(
+    field: &'static str,
+    expected_from: &'static str,
+    expected: &str,
+    found: &str,
+) -> Result<()> {
     if expected == found {
         return Ok(());
     }
-    Err(InterchangeError::Mismatch { field, expected_from, expected: expected.to_owned(), found: found.to_owned() })
+    Err(InterchangeError::Mismatch {
+        field,
+        expected_from,
+        expected: expected.to_owned(),
+        found: found.to_owned(),
+    })
 }
 
 pub(crate) fn same_number(field: &'static str, expected: u64, found: u64) -> Result<()> {
@@ -362,7 +425,8 @@ pub(crate) fn same_number(field: &'static str, expected: u64, found: u64) -> Res
 fn digits(bytes: &[u8], start: usize, len: usize) -> Option<u32> {
     let slice = bytes.get(start..start + len)?;
     slice.iter().try_fold(0u32, |value, &byte| {
-        byte.is_ascii_digit().then(|| value * 10 + u32::from(byte - b'0'))
+        byte.is_ascii_digit()
+            .then(|| value * 10 + u32::from(byte - b'0'))
     })
 }
 
@@ -385,7 +449,8 @@ fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -395,13 +460,22 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let shifted = days + 719_468;
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, u8::try_from(month).unwrap_or(1), u8::try_from(day).unwrap_or(1))
+    (
+        year,
+        u8::try_from(month).unwrap_or(1),
+        u8::try_from(day).unwrap_or(1),
+    )
 }
 
 #[cfg(test)]
@@ -416,7 +490,10 @@ mod tests {
         assert_eq!(format_amount(1234, EUR).as_str(), "12.34");
         assert_eq!(format_amount(5, EUR).as_str(), "0.05");
         assert_eq!(format_amount(1234, JPY).as_str(), "1234");
-        assert_eq!(format_amount(MAX_AMOUNT, EUR).as_str(), "9999999999999999.99");
+        assert_eq!(
+            format_amount(MAX_AMOUNT, EUR).as_str(),
+            "9999999999999999.99"
+        );
     }
 
     #[test]
@@ -431,27 +508,60 @@ mod tests {
             Err(InterchangeError::Field { problem, .. }) => Some(problem),
             _ => None,
         };
-        assert_eq!(problem("12.345", EUR), Some(FieldProblem::TooManyDecimals { allowed: 2 }));
-        assert_eq!(problem("1.5", JPY), Some(FieldProblem::TooManyDecimals { allowed: 0 }));
+        assert_eq!(
+            problem("12.345", EUR),
+            Some(FieldProblem::TooManyDecimals { allowed: 2 })
+        );
+        assert_eq!(
+            problem("1.5", JPY),
+            Some(FieldProblem::TooManyDecimals { allowed: 0 })
+        );
         assert_eq!(problem("-1.00", EUR), Some(FieldProblem::Negative));
         assert_eq!(problem("0.00", EUR), Some(FieldProblem::Zero));
         assert_eq!(problem("1e3", EUR), Some(FieldProblem::NotAnAmount));
         assert_eq!(problem(".", EUR), Some(FieldProblem::NotAnAmount));
         assert_eq!(problem("", EUR), Some(FieldProblem::NotAnAmount));
         assert_eq!(problem("1 000", EUR), Some(FieldProblem::NotAnAmount));
-        assert_eq!(problem("10000000000000000.00", EUR), Some(FieldProblem::TooLarge));
-        assert_eq!(problem("99999999999999999999999", JPY), Some(FieldProblem::TooLarge));
+        assert_eq!(
+            problem("10000000000000000.00", EUR),
+            Some(FieldProblem::TooLarge)
+        );
+        assert_eq!(
+            problem("99999999999999999999999", JPY),
+            Some(FieldProblem::TooLarge)
+        );
     }
 
     #[test]
     fn date_times_round_trip_and_honour_offsets() {
-        for seconds in [0, 951_782_400, 1_767_225_600, 4_102_444_799, MAX_UNIX_SECONDS] {
+        for seconds in [
+            0,
+            951_782_400,
+            1_767_225_600,
+            4_102_444_799,
+            MAX_UNIX_SECONDS,
+        ] {
             let text = format_date_time(seconds);
-            assert_eq!(parse_date_time(text.as_str(), "CreDtTm").ok(), Some(seconds), "{text:?}");
+            assert_eq!(
+                parse_date_time(text.as_str(), "CreDtTm").ok(),
+                Some(seconds),
+                "{text:?}"
+            );
         }
-        assert_eq!(format_date_time(951_782_400).as_str(), "2000-02-29T00:00:00Z");
-        assert_eq!(parse_date_time("2000-02-29T09:00:00+09:00", "f").ok(), Some(951_782_400));
-        for bad in ["2000-02-29T00:00:00", "2001-02-29T00:00:00Z", "2000-02-29T24:00:00Z", "2000-02-29T00:00:00.5Z"] {
+        assert_eq!(
+            format_date_time(951_782_400).as_str(),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            parse_date_time("2000-02-29T09:00:00+09:00", "f").ok(),
+            Some(951_782_400)
+        );
+        for bad in [
+            "2000-02-29T00:00:00",
+            "2001-02-29T00:00:00Z",
+            "2000-02-29T24:00:00Z",
+            "2000-02-29T00:00:00.5Z",
+        ] {
             assert!(parse_date_time(bad, "f").is_err(), "{bad}");
         }
         assert!(parse_date_time("1969-12-31T23:59:59Z", "f").is_err());
@@ -459,9 +569,39 @@ mod tests {
 
     #[test]
     fn dates_are_checked() {
-        assert!(check_date(Date { year: 2024, month: 2, day: 29 }, "d").is_ok());
-        assert!(check_date(Date { year: 2023, month: 2, day: 29 }, "d").is_err());
-        assert!(check_date(Date { year: 0, month: 1, day: 1 }, "d").is_err());
+        assert!(
+            check_date(
+                Date {
+                    year: 2024,
+                    month: 2,
+                    day: 29
+                },
+                "d"
+            )
+            .is_ok()
+        );
+        assert!(
+            check_date(
+                Date {
+                    year: 2023,
+                    month: 2,
+                    day: 29
+                },
+                "d"
+            )
+            .is_err()
+        );
+        assert!(
+            check_date(
+                Date {
+                    year: 0,
+                    month: 1,
+                    day: 1
+                },
+                "d"
+            )
+            .is_err()
+        );
         assert!(parse_date("2024-13-01", "d").is_err());
         assert!(parse_date("2024-1-01", "d").is_err());
         assert!(parse_date("2024-01-01Z", "d").is_err());

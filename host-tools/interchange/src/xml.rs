@@ -9,10 +9,10 @@
 use std::borrow::Cow;
 use std::io::{BufRead, BufWriter, Write};
 
-use quick_xml::events::{BytesEnd, Event};
+use quick_xml::Writer;
+use quick_xml::events::{BytesEnd, BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
-use quick_xml::Writer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldProblem, InterchangeError, Result};
@@ -68,7 +68,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Txt<'a> {
             fn expecting(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 formatter.write_str("text")
             }
-            fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                text: &'de str,
+            ) -> Result<Self::Value, E> {
                 Ok(Txt::Str(Cow::Borrowed(text)))
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
@@ -105,7 +108,9 @@ pub(crate) struct GenericId<'a> {
 
 impl<'a> OtherId<'a> {
     pub(crate) fn new(id: impl Into<Txt<'a>>) -> Self {
-        Self { other: GenericId { id: id.into() } }
+        Self {
+            other: GenericId { id: id.into() },
+        }
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -116,7 +121,12 @@ impl<'a> OtherId<'a> {
 /// `PartyIdentification135`: a name and an organisation (`OrgId`) or private (`PrvtId`) identification.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Party<'a> {
-    #[serde(rename = "Nm", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Nm",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     pub name: Option<Txt<'a>>,
     #[serde(rename = "Id", borrow)]
     pub id: PartyId<'a>,
@@ -124,29 +134,59 @@ pub(crate) struct Party<'a> {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PartyId<'a> {
-    #[serde(rename = "OrgId", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "OrgId",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     pub organisation: Option<OtherId<'a>>,
-    #[serde(rename = "PrvtId", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "PrvtId",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     pub private: Option<OtherId<'a>>,
 }
 
 impl<'a> Party<'a> {
     /// A company: `Id/OrgId/Othr/Id`.
     pub(crate) fn organisation(id: &'a str) -> Self {
-        Self { name: None, id: PartyId { organisation: Some(OtherId::new(id)), private: None } }
+        Self {
+            name: None,
+            id: PartyId {
+                organisation: Some(OtherId::new(id)),
+                private: None,
+            },
+        }
     }
 
     /// A person: `Nm` and `Id/PrvtId/Othr/Id`.
     pub(crate) fn person(name: &'a str, id: &'a str) -> Self {
-        Self { name: Some(name.into()), id: PartyId { organisation: None, private: Some(OtherId::new(id)) } }
+        Self {
+            name: Some(name.into()),
+            id: PartyId {
+                organisation: None,
+                private: Some(OtherId::new(id)),
+            },
+        }
     }
 
     pub(crate) fn organisation_id(&self, field: &'static str) -> Result<&str> {
-        self.id.organisation.as_ref().map(OtherId::id).ok_or(InterchangeError::field(field, FieldProblem::Missing))
+        self.id
+            .organisation
+            .as_ref()
+            .map(OtherId::id)
+            .ok_or(InterchangeError::field(field, FieldProblem::Missing))
     }
 
     pub(crate) fn private_id(&self, field: &'static str) -> Result<&str> {
-        self.id.private.as_ref().map(OtherId::id).ok_or(InterchangeError::field(field, FieldProblem::Missing))
+        self.id
+            .private
+            .as_ref()
+            .map(OtherId::id)
+            .ok_or(InterchangeError::field(field, FieldProblem::Missing))
     }
 }
 
@@ -159,7 +199,9 @@ pub(crate) struct Agent<'a> {
 
 impl<'a> Agent<'a> {
     pub(crate) fn new(bank_id: &'a str) -> Self {
-        Self { institution: OtherId::new(bank_id) }
+        Self {
+            institution: OtherId::new(bank_id),
+        }
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -172,13 +214,21 @@ impl<'a> Agent<'a> {
 pub(crate) struct Account<'a> {
     #[serde(rename = "Id", borrow)]
     pub id: OtherId<'a>,
-    #[serde(rename = "Ccy", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "Ccy",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     pub currency: Option<Txt<'a>>,
 }
 
 impl<'a> Account<'a> {
     pub(crate) fn new(number: &'a str, currency: Option<Currency>) -> Self {
-        Self { id: OtherId::new(number), currency: currency.map(|c| c.alphabetic.into()) }
+        Self {
+            id: OtherId::new(number),
+            currency: currency.map(|c| c.alphabetic.into()),
+        }
     }
 }
 
@@ -193,11 +243,19 @@ pub(crate) struct Amount<'a> {
 
 impl Amount<'_> {
     pub(crate) fn new(minor: u64, currency: Currency) -> Self {
-        Self { currency: currency.alphabetic.into(), value: crate::values::format_amount(minor, currency).into() }
+        Self {
+            currency: currency.alphabetic.into(),
+            value: crate::values::format_amount(minor, currency).into(),
+        }
     }
 
     /// The amount in minor units, refusing another currency than the file's.
-    pub(crate) fn minor(&self, currency: Currency, field: &'static str, positive: bool) -> Result<u64> {
+    pub(crate) fn minor(
+        &self,
+        currency: Currency,
+        field: &'static str,
+        positive: bool,
+    ) -> Result<u64> {
         if self.currency.as_str() != currency.alphabetic {
             return Err(InterchangeError::Mismatch {
                 field,
@@ -233,15 +291,30 @@ impl<W: Write> DocumentWriter<W> {
     pub(crate) fn start<H: Serialize>(out: W, layout: &'static Layout, head: &H) -> Result<Self> {
         let mut text = String::with_capacity(2048);
         let serializer = quick_xml::se::Serializer::with_root(&mut text, Some("Document"))
-            .map_err(|source| InterchangeError::Serialize { element: "Document", source })?;
-        head.serialize(serializer).map_err(|source| InterchangeError::Serialize { element: "Document", source })?;
+            .map_err(|source| InterchangeError::Serialize {
+                element: "Document",
+                source,
+            })?;
+        head.serialize(serializer)
+            .map_err(|source| InterchangeError::Serialize {
+                element: "Document",
+                source,
+            })?;
         let closing = closing_tags(layout.path);
-        let open_head = text.strip_suffix(closing.as_str()).ok_or_else(|| InterchangeError::Serialize {
-            element: "Document",
-            source: quick_xml::SeError::Custom("the head does not end with the item's parents".to_owned()),
-        })?;
-        let mut writer =
-            Self { out: BufWriter::with_capacity(256 * 1024, out), layout, item_text: String::with_capacity(4096), failed: false };
+        let open_head =
+            text.strip_suffix(closing.as_str())
+                .ok_or_else(|| InterchangeError::Serialize {
+                    element: "Document",
+                    source: quick_xml::SeError::Custom(
+                        "the head does not end with the item's parents".to_owned(),
+                    ),
+                })?;
+        let mut writer = Self {
+            out: BufWriter::with_capacity(256 * 1024, out),
+            layout,
+            item_text: String::with_capacity(4096),
+            failed: false,
+        };
         writer.put(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")?;
         writer.put(open_head.as_bytes())?;
         writer.put(b"\n")?;
@@ -257,7 +330,8 @@ impl<W: Write> DocumentWriter<W> {
         self.item_text.clear();
         let serializer = quick_xml::se::Serializer::with_root(&mut self.item_text, Some(element))
             .map_err(|source| InterchangeError::Serialize { element, source })?;
-        item.serialize(serializer).map_err(|source| InterchangeError::Serialize { element, source })?;
+        item.serialize(serializer)
+            .map_err(|source| InterchangeError::Serialize { element, source })?;
         self.item_text.push('\n');
         Ok(())
     }
@@ -287,7 +361,10 @@ impl<W: Write> DocumentWriter<W> {
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
         self.out.write_all(bytes).map_err(|source| {
             self.failed = true;
-            InterchangeError::Io { action: "writing the file", source }
+            InterchangeError::Io {
+                action: "writing the file",
+                source,
+            }
         })
     }
 }
@@ -295,7 +372,6 @@ impl<W: Write> DocumentWriter<W> {
 fn closing_tags(path: &[&str]) -> String {
     path.iter().rev().map(|name| format!("</{name}>")).collect()
 }
-
 
 /// Reads a document's head, then hands out its items one at a time. Memory: the head, one item, one event.
 pub(crate) struct ItemStream<R: BufRead> {
@@ -340,7 +416,8 @@ impl<R: BufRead> ItemStream<R> {
             finished: false,
         };
         let head = stream.read_head()?;
-        let head = String::from_utf8(head).map_err(|error| InterchangeError::NotUtf8(error.utf8_error()))?;
+        let head = String::from_utf8(head)
+            .map_err(|error| InterchangeError::NotUtf8(error.utf8_error()))?;
         Ok((stream, head))
     }
 
@@ -355,7 +432,8 @@ impl<R: BufRead> ItemStream<R> {
         self.item.get_mut().clear();
         let layout = self.layout;
         loop {
-            let (namespace, event) = next_event(&mut self.reader, &mut self.event, layout.namespace)?;
+            let (namespace, event) =
+                next_event(&mut self.reader, &mut self.event, layout.namespace)?;
             match event {
                 Event::Start(start) => {
                     let name = start.local_name();
@@ -363,7 +441,12 @@ impl<R: BufRead> ItemStream<R> {
                         return Err(unexpected(name.as_ref(), "among the items"));
                     }
                     check_namespace(name.as_ref(), namespace, false, layout)?;
-                    write_event(&mut self.item, Event::Start(start), MAX_ITEM_BYTES, layout.item)?;
+                    write_event(
+                        &mut self.item,
+                        Event::Start(start),
+                        MAX_ITEM_BYTES,
+                        layout.item,
+                    )?;
                     break;
                 }
                 Event::End(_) => {
@@ -371,11 +454,19 @@ impl<R: BufRead> ItemStream<R> {
                     self.finished = true;
                     return Ok(None);
                 }
-                Event::Eof => return Err(truncated(layout.path.last().copied().unwrap_or("Document"))),
+                Event::Eof => {
+                    return Err(truncated(layout.path.last().copied().unwrap_or("Document")));
+                }
                 other => skip_blank(&other, "among the items")?,
             }
         }
-        capture_rest(&mut self.reader, &mut self.event, &mut self.item, (MAX_ITEM_BYTES, layout.item), layout)?;
+        capture_rest(
+            &mut self.reader,
+            &mut self.event,
+            &mut self.item,
+            (MAX_ITEM_BYTES, layout.item),
+            layout,
+        )?;
         self.item_text().map(Some)
     }
 
@@ -389,47 +480,49 @@ impl<R: BufRead> ItemStream<R> {
         // The qualified names of the open path elements, to close the head as the file opened it.
         let mut open: Vec<String> = Vec::with_capacity(layout.path.len());
         loop {
-            let (namespace, event) = next_event(&mut self.reader, &mut self.event, layout.namespace)?;
-            match event {
+            let (namespace, event) =
+                next_event(&mut self.reader, &mut self.event, layout.namespace)?;
+            let element = match event {
                 Event::Start(start) => {
-                    let kind = {
-                        let name = start.local_name();
-                        if open.is_empty() {
-                            check_root(name.as_ref(), namespace, layout)?;
-                        } else {
-                            check_namespace(name.as_ref(), namespace, false, layout)?;
-                        }
-                        classify(layout, open.len(), name.as_ref())
-                    };
-                    match kind {
-                        HeadElement::Path => {
-                            open.push(start.name().as_ref().to_owned());
-                            write_event(&mut head, Event::Start(start), MAX_HEAD_BYTES, "Document")?;
-                        }
-                        HeadElement::Child => {
-                            write_event(&mut head, Event::Start(start), MAX_HEAD_BYTES, "Document")?;
-                            capture_rest(&mut self.reader, &mut self.event, &mut head, (MAX_HEAD_BYTES, "Document"), layout)?;
-                        }
-                        HeadElement::FirstItem => {
-                            write_event(&mut self.item, Event::Start(start), MAX_ITEM_BYTES, layout.item)?;
-                            capture_rest(&mut self.reader, &mut self.event, &mut self.item, (MAX_ITEM_BYTES, layout.item), layout)?;
-                            self.first_item_pending = true;
-                            for name in open.iter().rev() {
-                                write_event(&mut head, Event::End(BytesEnd::new(name.as_str())), MAX_HEAD_BYTES, "Document")?;
-                            }
-                            return Ok(head.into_inner());
-                        }
-                        HeadElement::Unexpected => {
-                            return Err(unexpected(start.local_name().as_ref(), "at the top of the document"));
-                        }
-                    }
+                    let targets = (&mut head, &mut self.item);
+                    copy_head_start(layout, start, namespace, &mut open, targets)?
                 }
                 Event::End(_) => return Err(InterchangeError::NoItems(layout.description)),
                 Event::Eof => {
-                    let open_element = layout.path.get(open.len().wrapping_sub(1)).copied().unwrap_or("Document");
-                    return Err(truncated(open_element));
+                    let open_element = open
+                        .len()
+                        .checked_sub(1)
+                        .and_then(|last| layout.path.get(last));
+                    return Err(truncated(open_element.copied().unwrap_or("Document")));
                 }
-                other => skip_blank(&other, "between elements")?,
+                other => {
+                    skip_blank(&other, "between elements")?;
+                    continue;
+                }
+            };
+            let (reader, buffer) = (&mut self.reader, &mut self.event);
+            match element {
+                // Refused by `copy_head_start`.
+                HeadElement::Path | HeadElement::Unexpected => {}
+                HeadElement::Child => {
+                    capture_rest(
+                        reader,
+                        buffer,
+                        &mut head,
+                        (MAX_HEAD_BYTES, "Document"),
+                        layout,
+                    )?;
+                }
+                HeadElement::FirstItem => {
+                    let limit = (MAX_ITEM_BYTES, layout.item);
+                    capture_rest(reader, buffer, &mut self.item, limit, layout)?;
+                    self.first_item_pending = true;
+                    for name in open.iter().rev() {
+                        let end = Event::End(BytesEnd::new(name.as_str()));
+                        write_event(&mut head, end, MAX_HEAD_BYTES, "Document")?;
+                    }
+                    return Ok(head.into_inner());
+                }
             }
         }
     }
@@ -442,17 +535,63 @@ impl<R: BufRead> ItemStream<R> {
             let (_, event) = next_event(&mut self.reader, &mut self.event, layout.namespace)?;
             match event {
                 Event::End(_) if open > 0 => open -= 1,
-                Event::Start(start) => return Err(unexpected(start.local_name().as_ref(), "after the items")),
+                Event::Start(start) => {
+                    return Err(unexpected(start.local_name().as_ref(), "after the items"));
+                }
                 Event::Eof if open == 0 => return Ok(()),
-                Event::Eof => return Err(truncated(layout.path.get(open - 1).copied().unwrap_or("Document"))),
+                Event::Eof => {
+                    return Err(truncated(
+                        layout.path.get(open - 1).copied().unwrap_or("Document"),
+                    ));
+                }
                 other => skip_blank(&other, "after the items")?,
             }
         }
     }
 }
 
+/// Checks a start tag met in the head and copies it: to the head, or, for the first item, to the item buffer.
+fn copy_head_start(
+    layout: &Layout,
+    start: BytesStart<'_>,
+    namespace: Namespace,
+    open: &mut Vec<String>,
+    (head, item): (&mut Writer<Vec<u8>>, &mut Writer<Vec<u8>>),
+) -> Result<HeadElement> {
+    let element = {
+        let name = start.local_name();
+        if open.is_empty() {
+            check_root(name.as_ref(), namespace, layout)?;
+        } else {
+            check_namespace(name.as_ref(), namespace, false, layout)?;
+        }
+        classify(layout, open.len(), name.as_ref())
+    };
+    match element {
+        HeadElement::Path => {
+            open.push(start.name().as_ref().to_owned());
+            write_event(head, Event::Start(start), MAX_HEAD_BYTES, "Document")?;
+        }
+        HeadElement::Child => write_event(head, Event::Start(start), MAX_HEAD_BYTES, "Document")?,
+        HeadElement::FirstItem => {
+            write_event(item, Event::Start(start), MAX_ITEM_BYTES, layout.item)?
+        }
+        HeadElement::Unexpected => {
+            return Err(unexpected(
+                start.local_name().as_ref(),
+                "at the top of the document",
+            ));
+        }
+    }
+    Ok(element)
+}
+
 fn classify(layout: &Layout, depth: usize, name: &str) -> HeadElement {
-    if layout.path.get(depth).is_some_and(|expected| *expected == name) {
+    if layout
+        .path
+        .get(depth)
+        .is_some_and(|expected| *expected == name)
+    {
         HeadElement::Path
     } else if depth == layout.path.len() && name == layout.item {
         HeadElement::FirstItem
@@ -471,10 +610,13 @@ fn next_event<'b, R: BufRead>(
 ) -> Result<(Namespace, Event<'b>)> {
     buffer.clear();
     let position = reader.buffer_position();
-    let (resolved, event) =
-        reader.read_resolved_event_into(buffer).map_err(|source| InterchangeError::Xml { position, source })?;
+    let (resolved, event) = reader
+        .read_resolved_event_into(buffer)
+        .map_err(|source| InterchangeError::Xml { position, source })?;
     let namespace = match resolved {
-        ResolveResult::Bound(namespace) if namespace.as_ref() == message_namespace => Namespace::Message,
+        ResolveResult::Bound(namespace) if namespace.as_ref() == message_namespace => {
+            Namespace::Message
+        }
         ResolveResult::Bound(namespace) if namespace.as_ref() == SETTLEMENT_NAMESPACE => {
             Namespace::Settlement
         }
@@ -514,11 +656,15 @@ fn capture_rest<R: BufRead>(
                 depth -= 1;
                 write_event(out, Event::End(end), limit, element)?;
             }
-            event @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) => write_event(out, event, limit, element)?,
+            event @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) => {
+                write_event(out, event, limit, element)?
+            }
             Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => return Err(truncated(element)),
             Event::DocType(_) => return Err(InterchangeError::DocType),
-            Event::Decl(_) | Event::Empty(_) => return Err(unexpected("?xml", "inside an element")),
+            Event::Decl(_) | Event::Empty(_) => {
+                return Err(unexpected("?xml", "inside an element"));
+            }
         }
     }
     Ok(())
@@ -539,7 +685,12 @@ fn check_root(name: &str, namespace: Namespace, layout: &Layout) -> Result<()> {
 }
 
 /// Every element is in the message's namespace, but for those inside `SplmtryData/Envlp`, which are in ours.
-fn check_namespace(name: &str, namespace: Namespace, in_envelope: bool, layout: &Layout) -> Result<()> {
+fn check_namespace(
+    name: &str,
+    namespace: Namespace,
+    in_envelope: bool,
+    layout: &Layout,
+) -> Result<()> {
     let (expected, found) = match (namespace, in_envelope) {
         (Namespace::Message, false) | (Namespace::Settlement, true) => return Ok(()),
         (Namespace::Message, true) => (SETTLEMENT_NAMESPACE, layout.namespace.to_owned()),
@@ -569,12 +720,21 @@ fn check_declaration(declaration: &quick_xml::events::BytesDecl<'_>) -> Result<(
         None => Ok(()),
         Some(Ok(encoding)) if encoding.eq_ignore_ascii_case("UTF-8") => Ok(()),
         Some(Ok(encoding)) => Err(InterchangeError::Encoding(encoding.into_owned())),
-        Some(Err(source)) => Err(InterchangeError::Xml { position: 0, source: source.into() }),
+        Some(Err(source)) => Err(InterchangeError::Xml {
+            position: 0,
+            source: source.into(),
+        }),
     }
 }
 
-fn write_event(out: &mut Writer<Vec<u8>>, event: Event<'_>, limit: usize, element: &'static str) -> Result<()> {
-    out.write_event(event).map_err(InterchangeError::io("copying an element"))?;
+fn write_event(
+    out: &mut Writer<Vec<u8>>,
+    event: Event<'_>,
+    limit: usize,
+    element: &'static str,
+) -> Result<()> {
+    out.write_event(event)
+        .map_err(InterchangeError::io("copying an element"))?;
     if out.get_ref().len() > limit {
         return Err(InterchangeError::ElementTooLarge { element, limit });
     }
@@ -582,9 +742,14 @@ fn write_event(out: &mut Writer<Vec<u8>>, event: Event<'_>, limit: usize, elemen
 }
 
 fn unexpected(name: &str, context: &'static str) -> InterchangeError {
-    InterchangeError::UnexpectedElement { element: name.to_owned(), context }
+    InterchangeError::UnexpectedElement {
+        element: name.to_owned(),
+        context,
+    }
 }
 
 fn truncated(open_element: &str) -> InterchangeError {
-    InterchangeError::Truncated { open_element: open_element.to_owned() }
+    InterchangeError::Truncated {
+        open_element: open_element.to_owned(),
+    }
 }

@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use interchange::{
-    DeductionFile, DeductionReader, DeductionWriter, StatusReport, StatusReportReader, StatusReportWriter, TransferNotice,
-    TransferNoticeReader, TransferNoticeWriter,
+    DeductionFile, DeductionReader, DeductionWriter, StatusReport, StatusReportReader,
+    StatusReportWriter, TransferNotice, TransferNoticeReader, TransferNoticeWriter,
 };
 use proptest::prelude::*;
 
@@ -46,7 +46,10 @@ fn the_streaming_deduction_writer_and_reader_agree_with_the_whole_file() {
     assert_eq!(reader.head(), &head);
     assert_eq!(head.count, 2);
     assert_eq!(head.control_sum, 12_845);
-    let read: Vec<_> = reader.by_ref().collect::<Result<_, _>>().expect("deductions read");
+    let read: Vec<_> = reader
+        .by_ref()
+        .collect::<Result<_, _>>()
+        .expect("deductions read");
     assert_eq!(read, file.deductions);
     assert!(reader.next().is_none(), "the iterator stays finished");
 }
@@ -63,8 +66,15 @@ fn the_streaming_status_writer_and_reader_agree_with_the_whole_report() {
     assert_eq!(streamed, report.to_xml().expect("whole report"));
     let mut reader = StatusReportReader::new(streamed.as_slice()).expect("head read");
     assert_eq!(reader.head(), &head);
-    assert_eq!(reader.head().currency, JPY, "the currency comes from the first status");
-    let read: Vec<_> = reader.by_ref().collect::<Result<_, _>>().expect("statuses read");
+    assert_eq!(
+        reader.head().currency,
+        JPY,
+        "the currency comes from the first status"
+    );
+    let read: Vec<_> = reader
+        .by_ref()
+        .collect::<Result<_, _>>()
+        .expect("statuses read");
     assert_eq!(read, report.statuses);
 }
 
@@ -80,18 +90,30 @@ fn the_streaming_notice_writer_and_reader_agree_with_the_whole_notice() {
     assert_eq!(streamed, notice.to_xml().expect("whole notice"));
     let mut reader = TransferNoticeReader::new(streamed.as_slice()).expect("head read");
     assert_eq!(reader.head(), &head);
-    let read: Vec<_> = reader.by_ref().collect::<Result<_, _>>().expect("entries read");
+    let read: Vec<_> = reader
+        .by_ref()
+        .collect::<Result<_, _>>()
+        .expect("entries read");
     assert_eq!(read, notice.entries);
 }
 
 #[test]
 fn amounts_carry_the_currency_decimals() {
     let yen = String::from_utf8(sample_deductions(JPY).to_xml().expect("written")).expect("UTF-8");
-    assert!(yen.contains(r#"<InstdAmt Ccy="JPY">12345</InstdAmt>"#), "{yen}");
+    assert!(
+        yen.contains(r#"<InstdAmt Ccy="JPY">12345</InstdAmt>"#),
+        "{yen}"
+    );
     assert!(yen.contains("<CtrlSum>12845</CtrlSum>"), "{yen}");
     let euro = String::from_utf8(sample_deductions(EUR).to_xml().expect("written")).expect("UTF-8");
-    assert!(euro.contains(r#"<InstdAmt Ccy="EUR">123.45</InstdAmt>"#), "{euro}");
-    assert!(euro.contains(r#"<InstdAmt Ccy="EUR">5.00</InstdAmt>"#), "{euro}");
+    assert!(
+        euro.contains(r#"<InstdAmt Ccy="EUR">123.45</InstdAmt>"#),
+        "{euro}"
+    );
+    assert!(
+        euro.contains(r#"<InstdAmt Ccy="EUR">5.00</InstdAmt>"#),
+        "{euro}"
+    );
     assert!(euro.contains("<CtrlSum>128.45</CtrlSum>"), "{euro}");
 }
 
@@ -101,7 +123,11 @@ fn token_ids_travel_as_structured_remittance_references() {
     let reference = "<RfrdDocInf><Tp><CdOrPrtry><Prtry>LCTOKEN</Prtry></CdOrPrtry></Tp>\
                      <Nb>abababababababababababababababab</Nb></RfrdDocInf>";
     assert!(xml.contains(&format!("<RmtInf><Strd>{reference}")), "{xml}");
-    assert_eq!(xml.matches("<RmtInf>").count(), 1, "no remittance information without tokens");
+    assert_eq!(
+        xml.matches("<RmtInf>").count(),
+        1,
+        "no remittance information without tokens"
+    );
 }
 
 #[test]
@@ -141,5 +167,8 @@ fn the_reader_accepts_what_another_producer_may_write() {
     let deduction = file.deductions.first().expect("one deduction");
     assert_eq!(deduction.name, "Ada & Co");
     assert_eq!(deduction.amount, 150);
-    assert_eq!(deduction.token_ids, vec![[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]]);
+    assert_eq!(
+        deduction.token_ids,
+        vec![[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]]
+    );
 }

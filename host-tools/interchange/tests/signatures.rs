@@ -9,12 +9,13 @@ use std::process::Command;
 use common::*;
 use interchange::signing::{open_verified, sign_bytes, signature_path};
 use interchange::{
-    read_signed_deductions, read_signed_status_report, read_signed_transfer_notice, verify_file, write_signed,
     DeductionFile, DeductionWriter, InterchangeError, SignedFile, StatusReport, TransferNotice,
+    read_signed_deductions, read_signed_status_report, read_signed_transfer_notice, verify_file,
+    write_signed,
 };
+use p256::PublicKey;
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
-use p256::PublicKey;
 
 fn key(byte: u8) -> SigningKey {
     SigningKey::from_slice(&[byte; 32]).expect("a valid P-256 scalar")
@@ -25,13 +26,22 @@ fn public(key: &SigningKey) -> PublicKey {
 }
 
 fn write_public_pem(key: &SigningKey, path: &Path) {
-    let pem = public(key).to_public_key_pem(LineEnding::LF).expect("SPKI PEM");
+    let pem = public(key)
+        .to_public_key_pem(LineEnding::LF)
+        .expect("SPKI PEM");
     std::fs::write(path, pem).expect("public key written");
 }
 
 fn openssl(arguments: &[&std::ffi::OsStr]) -> (bool, String) {
-    let output = Command::new("openssl").args(arguments).output().expect("the openssl command runs");
-    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("openssl")
+        .args(arguments)
+        .output()
+        .expect("the openssl command runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.success(), said)
 }
 
@@ -55,7 +65,12 @@ fn openssl_verifies_what_this_crate_signs() {
     let public_pem = directory.path().join("credit.pub.pem");
     write_public_pem(&sender, &public_pem);
     let xml_path = directory.path().join("deductions-2026-01-31.xml");
-    write_signed(&xml_path, &sample_deductions(EUR).to_xml().expect("written"), &sender).expect("signed");
+    write_signed(
+        &xml_path,
+        &sample_deductions(EUR).to_xml().expect("written"),
+        &sender,
+    )
+    .expect("signed");
     assert!(directory.path().join("deductions-2026-01-31.sig").exists());
 
     let (verified, said) = openssl_verifies(&public_pem, &xml_path);
@@ -85,13 +100,25 @@ fn this_crate_verifies_what_openssl_signs_with_its_own_keys() {
         private_pem.as_os_str(),
     ]);
     assert!(made, "{said}");
-    let (made, said) =
-        openssl(&["pkey".as_ref(), "-in".as_ref(), private_pem.as_os_str(), "-pubout".as_ref(), "-out".as_ref(), public_pem.as_os_str()]);
+    let (made, said) = openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        private_pem.as_os_str(),
+        "-pubout".as_ref(),
+        "-out".as_ref(),
+        public_pem.as_os_str(),
+    ]);
     assert!(made, "{said}");
-    let sender = PublicKey::from_public_key_pem(&std::fs::read_to_string(&public_pem).expect("read")).expect("SPKI PEM");
+    let sender =
+        PublicKey::from_public_key_pem(&std::fs::read_to_string(&public_pem).expect("read"))
+            .expect("SPKI PEM");
 
     let xml_path = directory.path().join("status-2026-01-31.xml");
-    std::fs::write(&xml_path, sample_status_report(JPY).to_xml().expect("written")).expect("written");
+    std::fs::write(
+        &xml_path,
+        sample_status_report(JPY).to_xml().expect("written"),
+    )
+    .expect("written");
     let signature = signature_path(&xml_path);
     let (signed, said) = openssl(&[
         "dgst".as_ref(),
@@ -105,7 +132,10 @@ fn this_crate_verifies_what_openssl_signs_with_its_own_keys() {
     assert!(signed, "{said}");
     verify_file(&xml_path, &sender).expect("OpenSSL's signature verifies");
     let report = read_signed_status_report(&xml_path, &sender).expect("verified and opened");
-    assert_eq!(report.head(), &sample_status_report(JPY).head().expect("a head"));
+    assert_eq!(
+        report.head(),
+        &sample_status_report(JPY).head().expect("a head")
+    );
 
     // The same OpenSSL key, as PKCS#8, signs through this crate; OpenSSL verifies.
     let pkcs8_pem = directory.path().join("bank.pkcs8.pem");
@@ -119,9 +149,15 @@ fn this_crate_verifies_what_openssl_signs_with_its_own_keys() {
         pkcs8_pem.as_os_str(),
     ]);
     assert!(converted, "{said}");
-    let signing = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&pkcs8_pem).expect("read")).expect("PKCS#8");
+    let signing = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&pkcs8_pem).expect("read"))
+        .expect("PKCS#8");
     let notice_path = directory.path().join("notice-2026-01-31.xml");
-    write_signed(&notice_path, &sample_notice(JPY).to_xml().expect("written"), &signing).expect("signed");
+    write_signed(
+        &notice_path,
+        &sample_notice(JPY).to_xml().expect("written"),
+        &signing,
+    )
+    .expect("signed");
     let (verified, said) = openssl_verifies(&public_pem, &notice_path);
     assert!(verified, "{said}");
 }
@@ -136,7 +172,10 @@ fn altered_truncated_unsigned_and_foreign_files_are_refused_before_parsing() {
     verify_file(&path, &public(&sender)).expect("intact");
 
     // Signed by another key.
-    assert!(matches!(verify_file(&path, &public(&key(0x33))), Err(InterchangeError::BadSignature { .. })));
+    assert!(matches!(
+        verify_file(&path, &public(&key(0x33))),
+        Err(InterchangeError::BadSignature { .. })
+    ));
 
     // Truncated: refused for its signature, not parsed (a parse would say "truncated").
     std::fs::write(&path, xml.get(..xml.len() / 2).expect("half")).expect("truncated");
@@ -146,31 +185,56 @@ fn altered_truncated_unsigned_and_foreign_files_are_refused_before_parsing() {
     ));
 
     // Altered in a way that still parses: one amount.
-    let altered = String::from_utf8(xml.clone()).expect("UTF-8").replace(">123.45<", ">923.45<");
+    let altered = String::from_utf8(xml.clone())
+        .expect("UTF-8")
+        .replace(">123.45<", ">923.45<");
     std::fs::write(&path, altered.as_bytes()).expect("altered");
-    assert!(DeductionFile::from_xml(altered.as_bytes()).is_err(), "the control sum no longer matches either");
-    assert!(matches!(verify_file(&path, &public(&sender)), Err(InterchangeError::BadSignature { .. })));
+    assert!(
+        DeductionFile::from_xml(altered.as_bytes()).is_err(),
+        "the control sum no longer matches either"
+    );
+    assert!(matches!(
+        verify_file(&path, &public(&sender)),
+        Err(InterchangeError::BadSignature { .. })
+    ));
 
     // One byte appended.
     let mut longer = xml.clone();
     longer.push(b' ');
     std::fs::write(&path, &longer).expect("appended");
-    assert!(matches!(verify_file(&path, &public(&sender)), Err(InterchangeError::BadSignature { .. })));
+    assert!(matches!(
+        verify_file(&path, &public(&sender)),
+        Err(InterchangeError::BadSignature { .. })
+    ));
 
     // No signature, an empty one, a garbled one.
     std::fs::write(&path, &xml).expect("restored");
     let signature = signature_path(&path);
     let good_signature = std::fs::read(&signature).expect("read");
     std::fs::remove_file(&signature).expect("removed");
-    assert!(matches!(verify_file(&path, &public(&sender)), Err(InterchangeError::MissingSignature { .. })));
-    for garbled in [Vec::new(), vec![0x30, 0x06, 0x02, 0x01, 0x00], vec![0x5a; 70], vec![0x30; 200]] {
+    assert!(matches!(
+        verify_file(&path, &public(&sender)),
+        Err(InterchangeError::MissingSignature { .. })
+    ));
+    for garbled in [
+        Vec::new(),
+        vec![0x30, 0x06, 0x02, 0x01, 0x00],
+        vec![0x5a; 70],
+        vec![0x30; 200],
+    ] {
         std::fs::write(&signature, garbled).expect("garbled");
-        assert!(matches!(verify_file(&path, &public(&sender)), Err(InterchangeError::MalformedSignature { .. })));
+        assert!(matches!(
+            verify_file(&path, &public(&sender)),
+            Err(InterchangeError::MalformedSignature { .. })
+        ));
     }
     // A well-formed signature of other bytes.
     let other = sign_bytes(b"another file", &sender).expect("signed");
     std::fs::write(&signature, other.as_bytes()).expect("written");
-    assert!(matches!(verify_file(&path, &public(&sender)), Err(InterchangeError::BadSignature { .. })));
+    assert!(matches!(
+        verify_file(&path, &public(&sender)),
+        Err(InterchangeError::BadSignature { .. })
+    ));
     std::fs::write(&signature, good_signature).expect("restored");
     let file: Vec<_> = read_signed_deductions(&path, &public(&sender))
         .expect("verified")
@@ -185,14 +249,24 @@ fn streaming_writers_sign_as_they_write() {
     let sender = key(0x44);
     let path = directory.path().join("deductions.xml");
     let file = sample_deductions(JPY);
-    let mut writer = DeductionWriter::new(SignedFile::create(&path).expect("created"), &file.head().expect("a head"))
-        .expect("head written");
+    let mut writer = DeductionWriter::new(
+        SignedFile::create(&path).expect("created"),
+        &file.head().expect("a head"),
+    )
+    .expect("head written");
     assert!(!path.exists(), "nothing is in place before the commit");
     for deduction in &file.deductions {
         writer.write(deduction).expect("written");
     }
-    writer.finish().expect("complete").commit(&sender).expect("committed");
-    assert_eq!(std::fs::read(&path).expect("read"), file.to_xml().expect("whole file"));
+    writer
+        .finish()
+        .expect("complete")
+        .commit(&sender)
+        .expect("committed");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        file.to_xml().expect("whole file")
+    );
     let read: Vec<_> = read_signed_deductions(&path, &public(&sender))
         .expect("verified")
         .collect::<Result<_, _>>()
@@ -206,7 +280,12 @@ fn streaming_writers_sign_as_they_write() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let notice_path = directory.path().join("notice.xml");
-    write_signed(&notice_path, &sample_notice(EUR).to_xml().expect("written"), &sender).expect("signed");
+    write_signed(
+        &notice_path,
+        &sample_notice(EUR).to_xml().expect("written"),
+        &sender,
+    )
+    .expect("signed");
     let entries: Vec<_> = read_signed_transfer_notice(&notice_path, &public(&sender))
         .expect("verified")
         .collect::<Result<_, _>>()
@@ -225,16 +304,25 @@ fn an_abandoned_write_leaves_the_previous_signed_file_alone() {
     let mut second = SignedFile::create(&path).expect("created");
     std::io::Write::write_all(&mut second, b"<?xml half a file").expect("written");
     drop(second);
-    assert!(!directory.path().join("notice.xml.partial").exists(), "the partial file is removed");
+    assert!(
+        !directory.path().join("notice.xml.partial").exists(),
+        "the partial file is removed"
+    );
     let mut reader = open_verified(&path, &public(&sender)).expect("the first file still verifies");
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut reader, &mut bytes).expect("read");
     assert_eq!(bytes, first);
-    assert_eq!(TransferNotice::from_xml(&bytes).expect("parsed"), sample_notice(EUR));
+    assert_eq!(
+        TransferNotice::from_xml(&bytes).expect("parsed"),
+        sample_notice(EUR)
+    );
 
     // A new version replaces both the file and its signature.
     let report = sample_status_report(EUR).to_xml().expect("written");
     write_signed(&path, &report, &sender).expect("signed again");
-    assert_eq!(StatusReport::from_xml(&std::fs::read(&path).expect("read")).expect("parsed"), sample_status_report(EUR));
+    assert_eq!(
+        StatusReport::from_xml(&std::fs::read(&path).expect("read")).expect("parsed"),
+        sample_status_report(EUR)
+    );
     verify_file(&path, &public(&sender)).expect("the new signature matches the new file");
 }
