@@ -424,7 +424,7 @@ fn the_writer_holds_to_the_count_and_sum_it_promised() {
 }
 
 #[test]
-fn statuses_must_be_consistent() {
+fn inconsistent_statuses_are_refused_when_written() {
     let accepted_short = status(1, TransactionStatus::Accepted, None, (100, 10, 10), vec![]);
     let accepted_with_reason = status(
         1,
@@ -479,7 +479,11 @@ fn statuses_must_be_consistent() {
             "{bad:?}: {error}"
         );
     }
-    // And when read: a partial status whose split was edited to collect everything.
+}
+
+#[test]
+fn inconsistent_statuses_are_refused_when_read() {
+    // A partial status whose split was edited to collect everything.
     let xml =
         String::from_utf8(sample_status_report(JPY).to_xml().expect("written")).expect("UTF-8");
     let edited = xml.replace(

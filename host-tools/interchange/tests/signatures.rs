@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -32,7 +32,7 @@ fn write_public_pem(key: &SigningKey, path: &Path) {
     std::fs::write(path, pem).expect("public key written");
 }
 
-fn openssl(arguments: &[&std::ffi::OsStr]) -> (bool, String) {
+fn openssl(arguments: &[&str]) -> (bool, String) {
     let output = Command::new("openssl")
         .args(arguments)
         .output()
@@ -45,17 +45,42 @@ fn openssl(arguments: &[&std::ffi::OsStr]) -> (bool, String) {
     (output.status.success(), said)
 }
 
+fn text(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 temporary path")
+}
+
 fn openssl_verifies(public_pem: &Path, xml: &Path) -> (bool, String) {
     let signature = signature_path(xml);
+    let (public_pem, signature, xml) = (text(public_pem), text(&signature), text(xml));
     openssl(&[
-        "dgst".as_ref(),
-        "-sha256".as_ref(),
-        "-verify".as_ref(),
-        public_pem.as_os_str(),
-        "-signature".as_ref(),
-        signature.as_os_str(),
-        xml.as_os_str(),
+        "dgst",
+        "-sha256",
+        "-verify",
+        public_pem,
+        "-signature",
+        signature,
+        xml,
     ])
+}
+
+/// A key pair made by OpenSSL (`ecparam -genkey`, SEC1): the private key's and the SPKI public key's PEM files.
+fn openssl_key_pair(directory: &Path) -> (PathBuf, PathBuf) {
+    let private_pem = directory.join("bank.key.pem");
+    let public_pem = directory.join("bank.pub.pem");
+    let (private, public) = (text(&private_pem), text(&public_pem));
+    let (made, said) = openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        private,
+    ]);
+    assert!(made, "{said}");
+    let (made, said) = openssl(&["pkey", "-in", private, "-pubout", "-out", public]);
+    assert!(made, "{said}");
+    (private_pem, public_pem)
 }
 
 #[test]
@@ -65,12 +90,8 @@ fn openssl_verifies_what_this_crate_signs() {
     let public_pem = directory.path().join("credit.pub.pem");
     write_public_pem(&sender, &public_pem);
     let xml_path = directory.path().join("deductions-2026-01-31.xml");
-    write_signed(
-        &xml_path,
-        &sample_deductions(EUR).to_xml().expect("written"),
-        &sender,
-    )
-    .expect("signed");
+    let xml = sample_deductions(EUR).to_xml().expect("written");
+    write_signed(&xml_path, &xml, &sender).expect("signed");
     assert!(directory.path().join("deductions-2026-01-31.sig").exists());
 
     let (verified, said) = openssl_verifies(&public_pem, &xml_path);
@@ -86,96 +107,77 @@ fn openssl_verifies_what_this_crate_signs() {
 }
 
 #[test]
-fn this_crate_verifies_what_openssl_signs_with_its_own_keys() {
+fn this_crate_verifies_what_openssl_signs() {
     let directory = tempfile::tempdir().expect("a temporary directory");
-    let private_pem = directory.path().join("bank.key.pem");
-    let public_pem = directory.path().join("bank.pub.pem");
-    let (made, said) = openssl(&[
-        "ecparam".as_ref(),
-        "-name".as_ref(),
-        "prime256v1".as_ref(),
-        "-genkey".as_ref(),
-        "-noout".as_ref(),
-        "-out".as_ref(),
-        private_pem.as_os_str(),
-    ]);
-    assert!(made, "{said}");
-    let (made, said) = openssl(&[
-        "pkey".as_ref(),
-        "-in".as_ref(),
-        private_pem.as_os_str(),
-        "-pubout".as_ref(),
-        "-out".as_ref(),
-        public_pem.as_os_str(),
-    ]);
-    assert!(made, "{said}");
+    let (private_pem, public_pem) = openssl_key_pair(directory.path());
     let sender =
         PublicKey::from_public_key_pem(&std::fs::read_to_string(&public_pem).expect("read"))
             .expect("SPKI PEM");
-
     let xml_path = directory.path().join("status-2026-01-31.xml");
-    std::fs::write(
-        &xml_path,
-        sample_status_report(JPY).to_xml().expect("written"),
-    )
-    .expect("written");
+    let report = sample_status_report(JPY);
+    std::fs::write(&xml_path, report.to_xml().expect("written")).expect("written");
     let signature = signature_path(&xml_path);
-    let (signed, said) = openssl(&[
-        "dgst".as_ref(),
-        "-sha256".as_ref(),
-        "-sign".as_ref(),
-        private_pem.as_os_str(),
-        "-out".as_ref(),
-        signature.as_os_str(),
-        xml_path.as_os_str(),
-    ]);
+    let arguments = [
+        "dgst",
+        "-sha256",
+        "-sign",
+        text(&private_pem),
+        "-out",
+        text(&signature),
+    ];
+    let (signed, said) = openssl(&[&arguments[..], &[text(&xml_path)]].concat());
     assert!(signed, "{said}");
-    verify_file(&xml_path, &sender).expect("OpenSSL's signature verifies");
-    let report = read_signed_status_report(&xml_path, &sender).expect("verified and opened");
-    assert_eq!(
-        report.head(),
-        &sample_status_report(JPY).head().expect("a head")
-    );
 
-    // The same OpenSSL key, as PKCS#8, signs through this crate; OpenSSL verifies.
+    verify_file(&xml_path, &sender).expect("OpenSSL's signature verifies");
+    let reader = read_signed_status_report(&xml_path, &sender).expect("verified and opened");
+    assert_eq!(reader.head(), &report.head().expect("a head"));
+    let statuses: Vec<_> = reader.collect::<Result<_, _>>().expect("read");
+    assert_eq!(statuses, report.statuses);
+}
+
+#[test]
+fn an_openssl_key_signs_through_this_crate() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let (private_pem, public_pem) = openssl_key_pair(directory.path());
     let pkcs8_pem = directory.path().join("bank.pkcs8.pem");
-    let (converted, said) = openssl(&[
-        "pkcs8".as_ref(),
-        "-topk8".as_ref(),
-        "-nocrypt".as_ref(),
-        "-in".as_ref(),
-        private_pem.as_os_str(),
-        "-out".as_ref(),
-        pkcs8_pem.as_os_str(),
-    ]);
+    let arguments = [
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        text(&private_pem),
+        "-out",
+    ];
+    let (converted, said) = openssl(&[&arguments[..], &[text(&pkcs8_pem)]].concat());
     assert!(converted, "{said}");
     let signing = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&pkcs8_pem).expect("read"))
         .expect("PKCS#8");
     let notice_path = directory.path().join("notice-2026-01-31.xml");
-    write_signed(
-        &notice_path,
-        &sample_notice(JPY).to_xml().expect("written"),
-        &signing,
-    )
-    .expect("signed");
+    let xml = sample_notice(JPY).to_xml().expect("written");
+    write_signed(&notice_path, &xml, &signing).expect("signed");
     let (verified, said) = openssl_verifies(&public_pem, &notice_path);
     assert!(verified, "{said}");
 }
 
+fn refused_for_its_signature(path: &Path, sender: &PublicKey) -> bool {
+    matches!(
+        verify_file(path, sender),
+        Err(InterchangeError::BadSignature { .. })
+    )
+}
+
 #[test]
-fn altered_truncated_unsigned_and_foreign_files_are_refused_before_parsing() {
+fn altered_truncated_and_foreign_signed_files_are_refused_before_parsing() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let sender = key(0x22);
     let path = directory.path().join("deductions.xml");
     let xml = sample_deductions(EUR).to_xml().expect("written");
     write_signed(&path, &xml, &sender).expect("signed");
     verify_file(&path, &public(&sender)).expect("intact");
-
-    // Signed by another key.
-    assert!(matches!(
-        verify_file(&path, &public(&key(0x33))),
-        Err(InterchangeError::BadSignature { .. })
-    ));
+    assert!(
+        refused_for_its_signature(&path, &public(&key(0x33))),
+        "signed by another key"
+    );
 
     // Truncated: refused for its signature, not parsed (a parse would say "truncated").
     std::fs::write(&path, xml.get(..xml.len() / 2).expect("half")).expect("truncated");
@@ -184,45 +186,52 @@ fn altered_truncated_unsigned_and_foreign_files_are_refused_before_parsing() {
         Err(InterchangeError::BadSignature { .. })
     ));
 
-    // Altered in a way that still parses: one amount.
+    // Altered in a way that still parses: a debtor's name.
     let altered = String::from_utf8(xml.clone())
         .expect("UTF-8")
-        .replace(">123.45<", ">923.45<");
+        .replace("Ada", "Eve");
+    assert!(
+        DeductionFile::from_xml(altered.as_bytes()).is_ok(),
+        "the XML alone cannot tell"
+    );
     std::fs::write(&path, altered.as_bytes()).expect("altered");
     assert!(
-        DeductionFile::from_xml(altered.as_bytes()).is_err(),
-        "the control sum no longer matches either"
+        refused_for_its_signature(&path, &public(&sender)),
+        "altered"
     );
-    assert!(matches!(
-        verify_file(&path, &public(&sender)),
-        Err(InterchangeError::BadSignature { .. })
-    ));
 
-    // One byte appended.
     let mut longer = xml.clone();
     longer.push(b' ');
     std::fs::write(&path, &longer).expect("appended");
-    assert!(matches!(
-        verify_file(&path, &public(&sender)),
-        Err(InterchangeError::BadSignature { .. })
-    ));
+    assert!(
+        refused_for_its_signature(&path, &public(&sender)),
+        "one byte appended"
+    );
+}
 
-    // No signature, an empty one, a garbled one.
-    std::fs::write(&path, &xml).expect("restored");
+#[test]
+fn missing_and_garbled_signatures_are_refused() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let sender = key(0x22);
+    let path = directory.path().join("deductions.xml");
+    let xml = sample_deductions(EUR).to_xml().expect("written");
+    write_signed(&path, &xml, &sender).expect("signed");
     let signature = signature_path(&path);
     let good_signature = std::fs::read(&signature).expect("read");
+
     std::fs::remove_file(&signature).expect("removed");
     assert!(matches!(
         verify_file(&path, &public(&sender)),
         Err(InterchangeError::MissingSignature { .. })
     ));
-    for garbled in [
+    let garbled = [
         Vec::new(),
         vec![0x30, 0x06, 0x02, 0x01, 0x00],
         vec![0x5a; 70],
         vec![0x30; 200],
-    ] {
-        std::fs::write(&signature, garbled).expect("garbled");
+    ];
+    for bytes in garbled {
+        std::fs::write(&signature, bytes).expect("garbled");
         assert!(matches!(
             verify_file(&path, &public(&sender)),
             Err(InterchangeError::MalformedSignature { .. })
@@ -231,10 +240,8 @@ fn altered_truncated_unsigned_and_foreign_files_are_refused_before_parsing() {
     // A well-formed signature of other bytes.
     let other = sign_bytes(b"another file", &sender).expect("signed");
     std::fs::write(&signature, other.as_bytes()).expect("written");
-    assert!(matches!(
-        verify_file(&path, &public(&sender)),
-        Err(InterchangeError::BadSignature { .. })
-    ));
+    assert!(refused_for_its_signature(&path, &public(&sender)));
+
     std::fs::write(&signature, good_signature).expect("restored");
     let file: Vec<_> = read_signed_deductions(&path, &public(&sender))
         .expect("verified")
