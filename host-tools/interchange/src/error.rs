@@ -39,6 +39,8 @@ pub enum InterchangeError {
     Encoding(String),
     #[error("<{element}> is longer than {limit} bytes")]
     ElementTooLarge { element: &'static str, limit: usize },
+    #[error("elements nest more than {limit} levels deep in <{element}>")]
+    TooDeep { element: &'static str, limit: usize },
     #[error("cannot read <{element}>")]
     Deserialize {
         element: &'static str,
@@ -88,7 +90,7 @@ pub enum InterchangeError {
     },
     #[error("the writer failed earlier; its output is incomplete")]
     WriterFailed,
-    #[error("item {index}: {source}")]
+    #[error("in item {index}")]
     Item {
         /// 1-based position of the item in the file.
         index: u64,

@@ -20,8 +20,8 @@ pub(crate) struct Tally {
 
 impl Tally {
     pub(crate) fn new(expected_count: u64) -> Self {
-        // Reserve up front (bounded) so a large file does not rehash a dozen times.
-        let capacity = usize::try_from(expected_count.min(1 << 22)).unwrap_or(0);
+        // Reserve up front so a large file does not rehash a dozen times; bounded, since the count is the file's word.
+        let capacity = usize::try_from(expected_count.min(1 << 20)).unwrap_or(0);
         Self {
             count: 0,
             sum: 0,

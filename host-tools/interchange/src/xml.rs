@@ -25,6 +25,9 @@ pub const SETTLEMENT_NAMESPACE: &str = "urn:linkcard:xsd:settlement.001";
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// One item: a deduction with a few thousand tokens still fits.
 const MAX_ITEM_BYTES: usize = 1024 * 1024;
+/// How deep elements may nest below a head block or an item. ISO 20022 messages nest about 10 levels; the limit
+/// keeps serde's recursion (and the stack) bounded whatever the input.
+const MAX_NESTING: usize = 32;
 
 /// The text of an element or attribute: borrowed from the input when read, formatted on the stack when written.
 #[derive(Debug, Clone)]
@@ -643,6 +646,12 @@ fn capture_rest<R: BufRead>(
             Event::Start(start) => {
                 let name = start.local_name();
                 check_namespace(name.as_ref(), namespace, envelope_depth.is_some(), layout)?;
+                if depth >= MAX_NESTING {
+                    return Err(InterchangeError::TooDeep {
+                        element,
+                        limit: MAX_NESTING,
+                    });
+                }
                 if name.as_ref() == "Envlp" && envelope_depth.is_none() {
                     envelope_depth = Some(depth + 1);
                 }

@@ -591,3 +591,29 @@ fn mismatched_parties_are_refused() {
         Some(("PmtInf/PmtMtd", FieldProblem::Unexpected { .. }))
     ));
 }
+
+#[test]
+fn deep_nesting_and_huge_items_are_refused() {
+    let deep = format!(
+        "{}x{}",
+        "<Ustrd>".repeat(100_000),
+        "</Ustrd>".repeat(100_000)
+    );
+    let nested = euro_file_xml().replacen("<RmtInf>", &format!("<RmtInf>{deep}"), 1);
+    assert!(matches!(
+        cause(&deduction_error(&nested)),
+        InterchangeError::TooDeep {
+            element: "DrctDbtTxInf",
+            ..
+        }
+    ));
+    let huge = format!("<Ustrd>{}</Ustrd>", "x".repeat(2 * 1024 * 1024));
+    let large = euro_file_xml().replacen("<RmtInf>", &format!("<RmtInf>{huge}"), 1);
+    assert!(matches!(
+        cause(&deduction_error(&large)),
+        InterchangeError::ElementTooLarge {
+            element: "DrctDbtTxInf",
+            ..
+        }
+    ));
+}

@@ -172,3 +172,13 @@ fn the_reader_accepts_what_another_producer_may_write() {
         vec![[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]]
     );
 }
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let mut xml = vec![0xEF, 0xBB, 0xBF];
+    xml.extend(sample_notice(EUR).to_xml().expect("written"));
+    assert_eq!(
+        TransferNotice::from_xml(&xml).expect("read"),
+        sample_notice(EUR)
+    );
+}
