@@ -1,5 +1,5 @@
-//! How fast a settlement day's files go: writes, signs, verifies and reads back a deduction file and a status
-//! report of N users (default 1,000,000), and prints items/s and the peak resident memory (VmHWM).
+//! How fast a settlement day's files go: writes, signs, verifies and reads back a deduction file, a status report
+//! and a transfer notice of N users (default 1,000,000), and prints items/s and the peak resident memory (VmHWM).
 //!
 //! `cargo run --release -p interchange --example throughput [N]`
 
@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use interchange::{
-    Date, Deduction, DeductionFileHead, DeductionStatus, DeductionWriter, Header, SignedFile,
-    StatusReportHead, StatusReportWriter, TokenConfirmation, TransactionStatus,
-    read_signed_deductions, read_signed_status_report,
+    Date, Deduction, DeductionFileHead, DeductionStatus, DeductionWriter, Header, NoticeEntry,
+    SignedFile, StatusReportHead, StatusReportWriter, TokenConfirmation, TransactionStatus,
+    TransferNoticeHead, TransferNoticeWriter, read_signed_deductions, read_signed_status_report,
+    read_signed_transfer_notice,
 };
 use p256::PublicKey;
 use p256::ecdsa::SigningKey;
@@ -39,6 +40,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report("pain.002 write + sign", count, seconds, &path)?;
     let seconds = timed(|| read_statuses(&path, count, &public))?;
     report("pain.002 verify + read", count, seconds, &path)?;
+
+    let path = directory.join("notice.xml");
+    let seconds = timed(|| write_notice(&path, count, &key))?;
+    report("camt.054 write + sign", count, seconds, &path)?;
+    let seconds = timed(|| read_notice(&path, count, &public))?;
+    report("camt.054 verify + read", count, seconds, &path)?;
 
     std::fs::remove_dir_all(&directory)?;
     Ok(())
@@ -209,6 +216,56 @@ fn read_statuses(
     let mut read = 0u64;
     for status in read_signed_status_report(path, public)? {
         read += u64::from(status?.due > 0);
+    }
+    assert_eq!(read, count);
+    Ok(())
+}
+
+fn write_notice(
+    path: &Path,
+    count: u64,
+    key: &SigningKey,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let head = TransferNoticeHead {
+        header: header("NTC-2026-01-31"),
+        bank_id: "BANK-1".to_owned(),
+        credit_id: "CREDIT-CO".to_owned(),
+        original_message_id: "DED-2026-01-31".to_owned(),
+        account: "CREDIT-ACC".to_owned(),
+        booking_date: Date {
+            year: 2026,
+            month: 1,
+            day: 31,
+        },
+        currency: 392,
+        count,
+        total: (1..=count).map(amount).sum(),
+    };
+    let mut writer = TransferNoticeWriter::new(SignedFile::create(path)?, &head)?;
+    let mut entry = NoticeEntry {
+        end_to_end_id: String::new(),
+        amount: 0,
+    };
+    for user in 1..=count {
+        refill(
+            &mut entry.end_to_end_id,
+            format_args!("DED-2026-01-31-{user:07}"),
+        );
+        entry.amount = amount(user);
+        writer.write(&entry)?;
+    }
+    writer.finish()?.commit(key)?;
+    Ok(())
+}
+
+fn read_notice(
+    path: &Path,
+    count: u64,
+    public: &PublicKey,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut read = 0u64;
+    for entry in read_signed_transfer_notice(path, public)? {
+        read += u64::from(entry?.amount > 0);
     }
     assert_eq!(read, count);
     Ok(())
