@@ -68,28 +68,38 @@ impl SignedFile {
     /// Syncs the file, moves it to its path, then signs it and writes the signature the same way.
     pub fn commit(mut self, key: &SigningKey) -> Result<()> {
         let out = self.out.take().ok_or(InterchangeError::WriterFailed)?;
-        let file = out.into_inner().map_err(|error| InterchangeError::Io {
-            action: "flushing the file",
-            source: error.into_error(),
-        })?;
-        file.sync_all()
-            .map_err(InterchangeError::io("syncing the file"))?;
-        let signature = sign_digest(&self.hasher.clone().finalize().into(), key)?;
+        let signature = match self.seal(out, key) {
+            Ok(signature) => signature,
+            Err(error) => {
+                // Not committed: the partial file is of no use to anyone.
+                let _ = fs::remove_file(&self.partial_path);
+                return Err(error);
+            }
+        };
         let signature_path = signature_path(&self.path);
         match fs::remove_file(&signature_path) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
-                return Err(InterchangeError::Io {
-                    action: "removing the old signature",
-                    source,
-                });
+                let action = "removing the old signature";
+                return Err(InterchangeError::Io { action, source });
             }
         }
         fs::rename(&self.partial_path, &self.path)
             .map_err(InterchangeError::io("moving the file into place"))?;
         write_synced(&signature_path, signature.as_bytes())?;
         sync_directory(&self.path)
+    }
+
+    /// Flushes and syncs the partial file, and signs what was written to it.
+    fn seal(&self, out: BufWriter<File>, key: &SigningKey) -> Result<DerSignature> {
+        let file = out.into_inner().map_err(|error| InterchangeError::Io {
+            action: "flushing the file",
+            source: error.into_error(),
+        })?;
+        file.sync_all()
+            .map_err(InterchangeError::io("syncing the file"))?;
+        sign_digest(&self.hasher.clone().finalize().into(), key)
     }
 }
 
