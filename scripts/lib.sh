@@ -33,8 +33,9 @@ size_report() {
   if command -v size >/dev/null 2>&1; then size "$1"; fi
 }
 
-# Debian packages the PC/SC build and the system tests need.
-SYSTEM_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc)
+# Debian packages the PC/SC build and the system tests need; xmllint (libxml2-utils) and openssl check the
+# interchange files against the ISO 20022 schemas and their signatures.
+SYSTEM_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc libxml2-utils openssl)
 
 # Installs the missing SYSTEM_PACKAGES with apt-get; fails loudly (never skips) when that is impossible.
 ensure_system_packages() {

@@ -8,9 +8,134 @@
 //! | [`TransferNotice`] | `camt.054.001.08` (bank-to-customer debit/credit notification) | bank → credit | 804 / 1102: the batch transfer to the credit company's account |
 //!
 //! The model below is the whole meaning of a file; the XML is its only encoding. Amounts are integer minor
-//! units of the file's ISO 4217 currency (numeric here, alphabetic in the XML, with the currency's decimals).
+//! units of the file's ISO 4217 currency (numeric here, alphabetic in the XML, with the currency's decimals:
+//! [`CURRENCIES`] lists the currencies the files may carry; any other is refused).
+//! `docs/interchange.md` maps every model field to its XML path, for another company to produce or read the files.
+//!
+//! # Whole files and streams
+//!
+//! `to_xml` / `write_xml` and `from_xml` write and read a whole file. A settlement day may concern a million users,
+//! so each message also has a streaming writer and reader whose memory does not grow with the file (but for 16
+//! bytes per item that detect duplicate end-to-end ids):
+//!
+//! - [`DeductionWriter::new`] takes the [`DeductionFileHead`] (the header and group fields, the count and the
+//!   control sum), [`DeductionWriter::write`] one [`Deduction`] at a time, and [`DeductionWriter::finish`] refuses to
+//!   close a file whose deductions are not the count and sum promised.
+//! - [`DeductionReader::new`] reads the head ([`DeductionReader::head`]); the reader is then an iterator of
+//!   `Result<Deduction>` whose last item is an error if `NbOfTxs` or `CtrlSum` disagree with the deductions.
+//! - [`StatusReportWriter`] / [`StatusReportReader`] and [`TransferNoticeWriter`] / [`TransferNoticeReader`] do the
+//!   same for the other two messages.
+//!
+//! Readers refuse, with an [`InterchangeError`] naming the field by its XML path, what is not well-formed or is
+//! truncated, another message or version (namespace), counts or sums that disagree, duplicate end-to-end ids,
+//! amounts that are negative, zero where more is required, with more decimals than the currency or more than 18
+//! digits, unknown currencies, malformed token ids and fields longer than ISO 20022 allows. Writers refuse the same
+//! of the model, so what they write reads back exactly.
+//!
+//! # Signatures
+//!
+//! The sender signs each file with a detached signature: `NAME.sig` next to `NAME.xml` holds the DER-encoded ECDSA
+//! P-256 signature, with SHA-256, of the exact bytes of `NAME.xml` — what
+//! `openssl dgst -sha256 -verify sender.pub.pem -signature NAME.sig NAME.xml` checks. [`write_signed`] and
+//! [`SignedFile`] write a file and then its signature atomically; [`read_signed_deductions`],
+//! [`read_signed_status_report`] and [`read_signed_transfer_notice`] verify the whole file before parsing any of it.
+//! See [`signing`].
+//!
+//! # The settlement split
+//!
+//! pain.002 has no element for how a collected sum was split between the user's pool deposits and personal
+//! account, nor for the answer about each token. Each `TxInfAndSts` carries them in its `SplmtryData/Envlp`, which
+//! ISO 20022 leaves open (`xs:any`, lax), as elements of our namespace [`SETTLEMENT_NAMESPACE`]
+//! (`urn:linkcard:xsd:settlement.001`, schema in `schema/linkcard.settlement.001.xsd`), amounts in the report's
+//! currency like the ISO amounts beside them:
+//!
+//! ```xml
+//! <SplmtryData><Envlp>
+//!   <Sttlm xmlns="urn:linkcard:xsd:settlement.001">
+//!     <FrPool>30.00</FrPool>            <!-- from_pool -->
+//!     <FrPrsnlAcct>40.00</FrPrsnlAcct>  <!-- from_personal -->
+//!     <Tkn>                             <!-- one per token of the deduction, in order -->
+//!       <Id>abababababababababababababababab</Id>
+//!       <Cnfrmd>true</Cnfrmd>
+//!       <Drwn>30.00</Drwn>
+//!       <Rmng>10.00</Rmng>
+//!     </Tkn>
+//!   </Sttlm>
+//! </Envlp></SplmtryData>
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use interchange::{Date, Deduction, DeductionFile, DeductionReader, Header};
+//!
+//! let file = DeductionFile {
+//!     header: Header { message_id: "DED-2026-01-31".into(), created_unix_seconds: 1_767_225_600 },
+//!     credit_id: "CREDIT-CO".into(),
+//!     bank_id: "BANK-1".into(),
+//!     creditor_account: "CREDIT-ACC".into(),
+//!     collection_date: Date { year: 2026, month: 1, day: 31 },
+//!     currency: 392, // JPY
+//!     deductions: vec![Deduction {
+//!         end_to_end_id: "DED-2026-01-31-0000001".into(),
+//!         mandate_id: "MANDATE-1".into(),
+//!         user_id: "USER-1".into(),
+//!         name: "Ada Lovelace".into(),
+//!         debtor_account: "0012-0000000001".into(),
+//!         amount: 12_345,
+//!         token_ids: vec![[0xab; 16]],
+//!     }],
+//! };
+//! let xml = file.to_xml()?;
+//! assert!(String::from_utf8_lossy(&xml).contains(r#"<InstdAmt Ccy="JPY">12345</InstdAmt>"#));
+//! assert_eq!(DeductionFile::from_xml(&xml)?, file);
+//!
+//! // The same file, streamed.
+//! let mut reader = DeductionReader::new(xml.as_slice())?;
+//! assert_eq!(reader.head().control_sum, 12_345);
+//! for deduction in reader.by_ref() {
+//!     assert_eq!(deduction?.name, "Ada Lovelace");
+//! }
+//!
+//! // Signed by the credit company, verified by the bank before it reads anything.
+//! let directory = std::env::temp_dir().join(format!("interchange-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&directory).expect("a temporary directory");
+//! let path = directory.join("DED-2026-01-31.xml");
+//! let credit_key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).expect("a valid key");
+//! interchange::write_signed(&path, &xml, &credit_key)?;
+//! let credit_public = p256::PublicKey::from(credit_key.verifying_key());
+//! let deductions = interchange::read_signed_deductions(&path, &credit_public)?;
+//! assert_eq!(deductions.head().count, 1);
+//! # std::fs::remove_dir_all(&directory).ok();
+//! # Ok::<(), interchange::InterchangeError>(())
+//! ```
 
 #![forbid(unsafe_code)]
+
+mod deduction;
+mod error;
+mod notice;
+pub mod signing;
+mod status;
+mod tally;
+mod values;
+mod xml;
+
+pub use deduction::{
+    DeductionFileHead, DeductionReader, DeductionWriter, PAIN_008_MESSAGE_NAME, PAIN_008_NAMESPACE,
+    TOKEN_DOCUMENT_TYPE,
+};
+pub use error::{FieldProblem, InterchangeError, Result};
+pub use notice::{
+    CAMT_054_NAMESPACE, TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
+};
+pub use signing::{
+    SignedFile, read_signed_deductions, read_signed_status_report, read_signed_transfer_notice,
+    verify_file, write_signed,
+};
+pub use status::{PAIN_002_NAMESPACE, StatusReportHead, StatusReportReader, StatusReportWriter};
+pub use values::{CURRENCIES, Currency, MAX_AMOUNT};
+pub use xml::SETTLEMENT_NAMESPACE;
 
 /// A calendar date (ISO 8601 `YYYY-MM-DD` in the XML).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
