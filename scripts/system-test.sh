@@ -200,7 +200,7 @@ step "conformance suite over PC/SC, secured scripts included (scripts 90+ consum
 
 CHECKS=$((CHECKS + 2)) # the two conformance runs
 
-step "the payment story through pcscd: a card issued by linkcard, then the POS and the ATM with --reader"
+step "the payment story through pcscd: two cards issued by linkcard in two readers, the ATM and the POS at once"
 DATA="$WORK/linkcard-data"
 LK=("$LINKCARD" --data-dir "$DATA")
 "${LK[@]}" bank init --id BANK0001 >/dev/null
@@ -209,27 +209,113 @@ LK=("$LINKCARD" --data-dir "$DATA")
 "${LK[@]}" credit accept "$WORK/offer.json" --bank-identity "$DATA/bank/identity.pub" --out "$WORK/acceptance.json" >/dev/null
 "${LK[@]}" bank import-acceptance "$WORK/acceptance.json" --credit-identity "$DATA/credit/identity.pub" >/dev/null
 "${LK[@]}" bank customer add --user U1 --name "Hanako Yamada" --account 0001-234 >/dev/null
+"${LK[@]}" bank customer add --user U2 --name "Taro Suzuki" --account 0001-567 >/dev/null
+"${LK[@]}" bank cash-in --user U1 100000 >/dev/null
+"${LK[@]}" bank cash-in --user U2 50000 >/dev/null
 "${LK[@]}" credit cardholder add --id H1 --name "Hanako Yamada" --limit 10000 >/dev/null
+"${LK[@]}" credit cardholder add --id H2 --name "Taro Suzuki" --limit 10000 >/dev/null
 "${LK[@]}" card issue --card hanako --user U1 --cardholder H1 --pan 4111111111111111 --pin 1234 >/dev/null
-# The issued card's memory becomes the virtual card on slot 0 (whose earlier card script 90 consumed).
+"${LK[@]}" card issue --card taro --user U2 --cardholder H2 --pan 4111111111111129 --pin 5678 >/dev/null
+# The issued cards' memories become the virtual cards on slots 0 and 1 (whose earlier cards scripts 90/91 consumed).
 kill "${PIDS[-1]}"
 wait "${PIDS[-1]}" 2>/dev/null || true
 cp "$DATA/cards/hanako.nvm" "$WORK/state/slot-0.nvm"
+cp "$DATA/cards/taro.nvm" "$WORK/state/slot-1.nvm"
 start_emulator
 # pcscd still shows the old emulator's cards for a moment: let it see them go and come back.
 sleep 1
 wait_for_cards
-# Declined (exit status 3) for lack of credit, then the deposit, then approved at once (0).
+
+step "real clients read each applet's public data (FCI, certificate) and are refused the rest"
+BANK_SELECT=00A4040007F04C4E4B43010100
+CREDIT_SELECT=00A4040007F04C4E4B43020100
+expect_opensc 0 -s "$BANK_SELECT" -s 80CABF2100 "6F 09 84 07 F0 4C 4E 4B 43 01 01" "BF 21 81" "Received (SW1=0x90, SW2=0x00)"
+# READ ACCOUNT needs the ATM's session; P1 P2 must be 00 00; an unknown instruction.
+expect_opensc 0 -s "$BANK_SELECT" -s 8022000000 "Received (SW1=0x69, SW2=0x82)"
+expect_opensc 0 -s "$BANK_SELECT" -s 8022010000 "Received (SW1=0x6A, SW2=0x86)"
+expect_opensc 0 -s "$BANK_SELECT" -s 80FF0000 "Received (SW1=0x6D, SW2=0x00)"
+cat > "$WORK/credit.scriptor" <<'APDUS'
+# the credit applet: select, its certificate, PRESENT without data, VERIFY outside a session, PRESENT with P1 01
+00 A4 04 00 07 F0 4C 4E 4B 43 02 01 00
+80 CA BF 21 00
+80 36 00 00 00
+00 20 00 80 00
+80 36 01 00 00
+APDUS
+scriptor -r "$READER1" "$WORK/credit.scriptor" >"$WORK/scriptor.out" 2>&1 || { cat "$WORK/scriptor.out" >&2; exit 1; }
+cat "$WORK/scriptor.out"
+expect_scriptor "< 6F 09 84 07 F0 4C 4E 4B 43 02 01 90 00"
+expect_scriptor "< BF 21 81"
+expect_scriptor "< 67 00"
+expect_scriptor "< 69 82"
+expect_scriptor "< 6A 86"
+CHECKS=$((CHECKS + 1))
+
+step "the story: declined, then the ATM on one card while the POS serves the other, then approved"
 set +e
 "${LK[@]}" pos purchase --reader "$READER0" --amount 30000 --pin 1234
 DECLINED=$?
 set -e
 [ "$DECLINED" -eq 3 ] || { echo "error: the first purchase exited $DECLINED, not 3 (declined)" >&2; exit 1; }
-"${LK[@]}" atm deposit --reader "$READER0" --amount 25000
+"${LK[@]}" atm deposit --reader "$READER0" --amount 25000 >"$WORK/atm.out" 2>&1 &
+ATM=$!
+"${LK[@]}" pos purchase --reader "$READER1" --amount 8000 --pin 5678 >"$WORK/pos.out" 2>&1 &
+POS=$!
+wait "$ATM" || { cat "$WORK/atm.out" >&2; echo "error: the ATM deposit failed" >&2; exit 1; }
+wait "$POS" || { cat "$WORK/pos.out" >&2; echo "error: the concurrent POS purchase failed" >&2; exit 1; }
+cat "$WORK/atm.out" "$WORK/pos.out"
 "${LK[@]}" pos purchase --reader "$READER0" --amount 30000 --pin 1234
 "${LK[@]}" credit account --cardholder H1 --json | grep -q '"pending_credits": 25000' \
   || { echo "error: the deposit's token is not reflected in the credit account" >&2; exit 1; }
 CHECKS=$((CHECKS + 3))
+
+step "settlement day from the command line: statement, settlement, reconciliation; files checked by xmllint and openssl"
+FILES="$WORK/files"
+SETTLE_DATE=$(date -u +%Y-%m-%d)
+"${LK[@]}" credit statement --bank BANK0001 --date "$SETTLE_DATE" --out "$FILES" --json >"$WORK/statement.json"
+DEDUCTIONS=$(sed -n 's/.*"file": "\([^"]*\)".*/\1/p' "$WORK/statement.json")
+[ -f "$DEDUCTIONS" ] || { cat "$WORK/statement.json" >&2; echo "error: no deduction file" >&2; exit 1; }
+"${LK[@]}" bank settle "$DEDUCTIONS" --out "$FILES" --json >"$WORK/settle.json"
+REPORT=$(sed -n 's/.*"report": "\([^"]*\)".*/\1/p' "$WORK/settle.json")
+NOTICE=$(sed -n 's/.*"notice": "\([^"]*\)".*/\1/p' "$WORK/settle.json")
+grep -q '"collected": 38000' "$WORK/settle.json" || { cat "$WORK/settle.json" >&2; exit 1; }
+cp "$REPORT" "$WORK/report-first.xml"
+# Settling the same file again changes nothing and writes the same report.
+"${LK[@]}" bank settle "$DEDUCTIONS" --out "$FILES" --json >/dev/null
+cmp "$REPORT" "$WORK/report-first.xml" || { echo "error: a second settle wrote another report" >&2; exit 1; }
+"${LK[@]}" credit reconcile --report "$REPORT" --notice "$NOTICE" --json >"$WORK/reconcile.json"
+cat "$WORK/reconcile.json"
+grep -q '"received": 38000' "$WORK/reconcile.json" || { echo "error: reconciliation did not receive 38000" >&2; exit 1; }
+grep -q '"flagged": \[\]' "$WORK/reconcile.json" || { echo "error: a backed reflection was flagged" >&2; exit 1; }
+"${LK[@]}" credit account --cardholder H1 --json | grep -q '"outstanding": 0' \
+  || { echo "error: Hanako's statement is not settled" >&2; exit 1; }
+XSD=host-tools/interchange/tests/xsd
+xmllint --noout --schema "$XSD/pain.008.001.08.xsd" "$DEDUCTIONS"
+xmllint --noout --schema "$XSD/pain.002.001.10.xsd" "$REPORT"
+xmllint --noout --schema "$XSD/camt.054.001.08.xsd" "$NOTICE"
+openssl dgst -sha256 -verify "$DATA/credit/identity.pub" -signature "${DEDUCTIONS%.xml}.sig" "$DEDUCTIONS"
+openssl dgst -sha256 -verify "$DATA/bank/identity.pub" -signature "${REPORT%.xml}.sig" "$REPORT"
+openssl dgst -sha256 -verify "$DATA/bank/identity.pub" -signature "${NOTICE%.xml}.sig" "$NOTICE"
+CHECKS=$((CHECKS + 5))
+
+step "benchmark: one ATM deposit and one POS purchase through pcscd, as the command line runs them"
+# Each sample is a whole `linkcard` run (process start, keys and SQLite opened, SELECT, SCP11a, the commands,
+# the back end's durable commit) on Taro's card in slot 1: a deposit of 100, then a purchase of 100 that takes it.
+: >"$WORK/atm.ms"; : >"$WORK/pos.ms"
+for _ in $(seq 1 25); do
+  t0=$(date +%s%N)
+  "${LK[@]}" atm deposit --reader "$READER1" --amount 100 >/dev/null
+  t1=$(date +%s%N)
+  "${LK[@]}" pos purchase --reader "$READER1" --amount 100 --pin 5678 >/dev/null
+  t2=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000 )) >>"$WORK/atm.ms"
+  echo $(( (t2 - t1) / 1000 )) >>"$WORK/pos.ms"
+done
+percentile() { sort -n "$1" | awk -v p="$2" '{v[NR]=$1} END {i=int((NR-1)*p+0.5)+1; printf "%.1f", v[i]/1000}'; }
+echo "| through pcscd (25 each) | median ms | p99 ms |"
+echo "|---|---|---|"
+echo "| ATM deposit (linkcard atm deposit) | $(percentile "$WORK/atm.ms" 0.5) | $(percentile "$WORK/atm.ms" 0.99) |"
+echo "| POS purchase (linkcard pos purchase) | $(percentile "$WORK/pos.ms" 0.5) | $(percentile "$WORK/pos.ms" 0.99) |"
 
 step "system tests passed"
 echo "system: $CHECKS passed, 0 failed"

@@ -44,6 +44,12 @@ pub enum BankCommand {
     /// A customer's personal account and pool balances.
     #[command(after_help = "Example:\n    linkcard bank balance --user U-000042 --json")]
     Balance(BalanceArgs),
+    /// Settlement day (Fig. 8): settle a credit company's deduction file, the pool first, then the personal
+    /// accounts; write the status report (pain.002) and the transfer notice (camt.054), signed.
+    #[command(
+        after_help = "Example:\n    linkcard bank settle ST-BANK0001-2027-01-10.xml\nThe file's signature (FILE.sig) is checked against the contract first. Running it again completes an interrupted\nsettlement and writes the same files; nothing is taken twice."
+    )]
+    Settle(crate::settlement::SettleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +141,7 @@ pub fn run_command(data: &DataDir, command: &BankCommand) -> anyhow::Result<u8> 
         BankCommand::Customer(CustomerCommand::Add(args)) => add_customer(data, args),
         BankCommand::CashIn(args) => cash_in(data, args),
         BankCommand::Balance(args) => balance(data, args),
+        BankCommand::Settle(args) => return crate::settlement::settle(data, args),
     }?;
     Ok(crate::EXIT_OK)
 }

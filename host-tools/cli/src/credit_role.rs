@@ -28,6 +28,17 @@ pub enum CreditCommand {
     /// The company's cardholders.
     #[command(subcommand)]
     Cardholder(CardholderCommand),
+    /// Settlement day, step 1101: the deduction data for one bank (pain.008, signed).
+    #[command(
+        after_help = "Example:\n    linkcard credit statement --bank BANK0001 --date 2027-01-10\nSend the file and its .sig to the bank; running it again resumes or rewrites the same file."
+    )]
+    Statement(crate::settlement::StatementArgs),
+    /// Settlement day, step 1102: import the bank's status report and transfer notice; flag every temporary
+    /// credit no deposit backs.
+    #[command(
+        after_help = "Example:\n    linkcard credit reconcile --report RP-ST-BANK0001-2027-01-10.xml --notice NT-ST-BANK0001-2027-01-10.xml"
+    )]
+    Reconcile(crate::settlement::ReconcileArgs),
     /// A cardholder's credit: limit, outstanding, temporary credits, available.
     #[command(after_help = "Example:\n    linkcard credit account --cardholder CH-000042 --json")]
     Account(AccountArgs),
@@ -105,6 +116,8 @@ pub fn run_command(data: &DataDir, command: &CreditCommand) -> anyhow::Result<u8
         CreditCommand::Accept(args) => accept(data, args),
         CreditCommand::Cardholder(CardholderCommand::Add(args)) => add_cardholder(data, args),
         CreditCommand::Account(args) => account(data, args),
+        CreditCommand::Statement(args) => return crate::settlement::statement(data, args),
+        CreditCommand::Reconcile(args) => return crate::settlement::reconcile(data, args),
     }?;
     Ok(crate::EXIT_OK)
 }

@@ -17,6 +17,7 @@ mod money;
 mod readers;
 mod report;
 mod scp11;
+mod settlement;
 mod terminals;
 
 use std::path::PathBuf;
