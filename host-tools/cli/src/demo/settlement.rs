@@ -1,12 +1,17 @@
 //! The demo's settlement day (patent Fig. 8, 11): the credit company's statement, the bank's withdrawals and
-//! transfer, the credit company's reconciliation, told with everyone's balances.
+//! transfer, the credit company's reconciliation, told with everyone's balances. The organisations meet only
+//! through the signed ISO 20022 files in `settlement/`, each checked against the sender's identity key from the
+//! contract before it is read.
 
 use std::path::Path;
 
 use anyhow::Context;
 use bank::SettlementOrder;
 use credit::{ReconciliationOrder, StatementOrder};
-use interchange::{Deduction, DeductionStatus, TransactionStatus};
+use interchange::{
+    Date as IsoDate, Deduction, DeductionFile, DeductionStatus, Header, NoticeEntry, StatusReport,
+    TransactionStatus, TransferNotice,
+};
 use serde_json::json;
 
 use super::{BANK_ID, CREDIT_ID, HANAKO, JIRO, PEOPLE, Story, TARO, YEN, now, short, text};
@@ -18,11 +23,13 @@ const CHUNK: usize = 1_000;
 /// Runs settlement day; whether it turned out as the patent says (Hanako paid from her pool deposit, Taro from
 /// his personal account, Jiro short, and only Jiro's reflection flagged).
 pub(super) fn settlement_day(story: &mut Story, dir: &Path) -> anyhow::Result<bool> {
+    let files = dir.join("settlement");
+    std::fs::create_dir_all(&files)
+        .with_context(|| format!("cannot create {}", files.display()))?;
     let message_id = format!("ST-{}-{}", text(CREDIT_ID), story.today);
-    let deductions = statement(story, &message_id)?;
-    let statuses = settle(story, &message_id, &deductions)?;
-    let flagged = reconcile(story, &message_id, &statuses)?;
-    let _ = dir;
+    let deduction_file = statement(story, &message_id, &files)?;
+    let (deductions, statuses, report, notice) = settle(story, &deduction_file, &files)?;
+    let flagged = reconcile(story, &report, &notice)?;
     let by_user = |who: usize| {
         deductions
             .iter()
@@ -39,8 +46,22 @@ pub(super) fn settlement_day(story: &mut Story, dir: &Path) -> anyhow::Result<bo
     Ok(hanako && taro && jiro && only_jiro_flagged)
 }
 
-/// Step 1101: the deduction data, one line per cardholder who owes something.
-fn statement(story: &mut Story, message_id: &str) -> anyhow::Result<Vec<Deduction>> {
+fn iso_date(date: token::Date) -> anyhow::Result<IsoDate> {
+    let (year, month, day) = date.ymd().context("a valid date")?;
+    Ok(IsoDate { year, month, day })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+}
+
+/// Step 1101: the deduction data, one line per cardholder who owes something, written and signed.
+fn statement(
+    story: &mut Story,
+    message_id: &str,
+    files: &Path,
+) -> anyhow::Result<std::path::PathBuf> {
     let order = StatementOrder {
         message_id: message_id.to_owned(),
         bank_id: BANK_ID.to_vec(),
@@ -71,32 +92,61 @@ fn statement(story: &mut Story, message_id: &str) -> anyhow::Result<Vec<Deductio
             )
         })
         .collect();
+    let file = DeductionFile {
+        header: Header {
+            message_id: message_id.to_owned(),
+            created_unix_seconds: summary.created_unix_seconds,
+        },
+        credit_id: text(CREDIT_ID),
+        bank_id: text(BANK_ID),
+        creditor_account: text(CREDIT_ID),
+        collection_date: iso_date(summary.collection_date)?,
+        currency: YEN,
+        deductions,
+    };
+    let path = files.join(format!("{message_id}.xml"));
+    interchange::write_signed(
+        &path,
+        &file.to_xml()?,
+        story.credit_keys.organisation().identity(),
+    )?;
     story.say(
         "statement",
         &format!(
-            "Settlement day. {}'s deduction data for {} (step 1101): {} due from {} cardholders: {}",
+            "Settlement day. {}'s deduction data for {} (step 1101, {} with its signature): {} due from {} cardholders: {}",
             text(CREDIT_ID),
             text(BANK_ID),
+            file_name(&path),
             money::format(summary.total, YEN),
             summary.items,
             lines.join("; ")
         ),
-        json!({"message_id": message_id, "items": summary.items, "total": summary.total, "tokens": summary.tokens}),
+        json!({"message_id": message_id, "items": summary.items, "total": summary.total, "tokens": summary.tokens,
+               "file": path.display().to_string()}),
     );
-    Ok(deductions)
+    Ok(path)
 }
 
-/// Steps 802-805: each due sum from the pool first, then the personal account; the batch transfer.
-fn settle(
-    story: &mut Story,
-    message_id: &str,
-    deductions: &[Deduction],
-) -> anyhow::Result<Vec<DeductionStatus>> {
+/// What the bank answers: the deductions read from the file, their statuses, and the two files it wrote.
+type Answer = (
+    Vec<Deduction>,
+    Vec<DeductionStatus>,
+    std::path::PathBuf,
+    std::path::PathBuf,
+);
+
+/// Steps 802-805: the file checked and read, each due sum from the pool first, then the personal account; the
+/// batch transfer; the status report and the transfer notice written and signed.
+fn settle(story: &mut Story, file: &Path, files: &Path) -> anyhow::Result<Answer> {
+    let contract = story.bank_keys.load_contract(CREDIT_ID, story.today)?;
+    let mut reader = interchange::read_signed_deductions(file, contract.credit_identity())?;
+    let head = reader.head().clone();
+    let deductions = reader.by_ref().collect::<Result<Vec<_>, _>>()?;
     let order = SettlementOrder {
-        message_id: message_id.to_owned(),
-        credit_id: CREDIT_ID.to_vec(),
+        message_id: head.header.message_id.clone(),
+        credit_id: head.credit_id.as_bytes().to_vec(),
         collection_date: story.today,
-        currency: YEN,
+        currency: head.currency,
     };
     let mut run = story.bank.begin_settlement(&order, now())?;
     let mut statuses = Vec::with_capacity(deductions.len());
@@ -104,14 +154,51 @@ fn settle(
         statuses.extend(run.settle(chunk)?);
     }
     let summary = run.finish()?;
-    let mut lines = Vec::new();
-    for (deduction, status) in deductions.iter().zip(&statuses) {
-        lines.push(describe_status(deduction, status));
-    }
+    let identity = story.bank_keys.organisation().identity().clone();
+    let header = |prefix: &str| Header {
+        message_id: format!("{prefix}-{}", head.header.message_id),
+        created_unix_seconds: summary.started_unix_seconds,
+    };
+    let report = StatusReport {
+        header: header("RP"),
+        bank_id: head.bank_id.clone(),
+        credit_id: head.credit_id.clone(),
+        original_message_id: head.header.message_id.clone(),
+        currency: head.currency,
+        statuses: statuses.clone(),
+    };
+    let report_path = files.join(format!("{}.xml", report.header.message_id));
+    interchange::write_signed(&report_path, &report.to_xml()?, &identity)?;
+    let entries: Vec<NoticeEntry> = statuses
+        .iter()
+        .filter(|s| s.from_pool + s.from_personal > 0)
+        .map(|s| NoticeEntry {
+            end_to_end_id: s.end_to_end_id.clone(),
+            amount: s.from_pool + s.from_personal,
+        })
+        .collect();
+    let notice = TransferNotice {
+        header: header("NT"),
+        bank_id: head.bank_id.clone(),
+        credit_id: head.credit_id.clone(),
+        original_message_id: head.header.message_id.clone(),
+        account: head.creditor_account.clone(),
+        booking_date: head.collection_date,
+        currency: head.currency,
+        total: summary.collected(),
+        entries,
+    };
+    let notice_path = files.join(format!("{}.xml", notice.header.message_id));
+    interchange::write_signed(&notice_path, &notice.to_xml()?, &identity)?;
+    let lines: Vec<String> = deductions
+        .iter()
+        .zip(&statuses)
+        .map(|(deduction, status)| describe_status(deduction, status))
+        .collect();
     story.say(
         "settlement",
         &format!(
-            "{} settles (Fig. 8): {}. It transferred {} to {} ({} from pools, {} from personal accounts, {} short)",
+            "{} checks the file's signature and settles (Fig. 8): {}. It transferred {} to {} ({} from pools, {} from personal accounts, {} short) and answered with {} and {}",
             text(BANK_ID),
             lines.join("; "),
             money::format(summary.collected(), YEN),
@@ -119,13 +206,16 @@ fn settle(
             money::format(summary.from_pool, YEN),
             money::format(summary.from_personal, YEN),
             money::format(summary.shortfall, YEN),
+            file_name(&report_path),
+            file_name(&notice_path),
         ),
         json!({"collected": summary.collected(), "from_pool": summary.from_pool,
                "from_personal": summary.from_personal, "shortfall": summary.shortfall,
                "accepted": summary.accepted, "partial": summary.partial, "rejected": summary.rejected,
-               "unconfirmed_tokens": summary.unconfirmed_tokens}),
+               "unconfirmed_tokens": summary.unconfirmed_tokens,
+               "report": report_path.display().to_string(), "notice": notice_path.display().to_string()}),
     );
-    Ok(statuses)
+    Ok((deductions, statuses, report_path, notice_path))
 }
 
 fn describe_status(deduction: &Deduction, status: &DeductionStatus) -> String {
@@ -152,17 +242,22 @@ fn describe_status(deduction: &Deduction, status: &DeductionStatus) -> String {
     line
 }
 
-/// Step 1102: the transfer posted, the reflections posted, kept or flagged.
+/// Step 1102: both files checked and read, the transfer posted, the reflections posted, kept or flagged.
 fn reconcile(
     story: &mut Story,
-    message_id: &str,
-    statuses: &[DeductionStatus],
+    report: &Path,
+    notice: &Path,
 ) -> anyhow::Result<Vec<credit::FlaggedReflection>> {
-    let collected = statuses.iter().map(|s| s.from_pool + s.from_personal).sum();
+    let contract = story.credit_keys.load_contract(BANK_ID, story.today)?;
+    let mut reader = interchange::read_signed_status_report(report, contract.bank_identity())?;
+    let head = reader.head().clone();
+    let statuses = reader.by_ref().collect::<Result<Vec<_>, _>>()?;
+    let notice = interchange::read_signed_transfer_notice(notice, contract.bank_identity())?;
+    let notice_total = notice.head().total;
     let order = ReconciliationOrder {
-        statement: message_id.to_owned(),
-        bank_id: BANK_ID.to_vec(),
-        notice_total: collected,
+        statement: head.original_message_id.clone(),
+        bank_id: head.bank_id.as_bytes().to_vec(),
+        notice_total,
     };
     let mut run = story.credit.begin_reconciliation(&order)?;
     for chunk in statuses.chunks(CHUNK) {
