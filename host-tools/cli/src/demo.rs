@@ -38,7 +38,7 @@ use terminal::pos::{self, Purchase};
 use crate::card_issue::{self, CardData};
 use crate::hosts::{BankHost, CreditHost, request_id};
 use crate::money;
-use crate::report::print_line;
+use crate::report::{now, print_line};
 
 const BANK_ID: &[u8] = b"BANK0001";
 const CREDIT_ID: &[u8] = b"CRED0001";
@@ -581,10 +581,4 @@ pub(crate) fn text(id: &[u8]) -> String {
 
 pub(crate) fn short(hex: &str) -> &str {
     hex.get(..16).unwrap_or(hex)
-}
-
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

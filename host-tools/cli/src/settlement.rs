@@ -108,7 +108,7 @@ fn parse_date(text: &str) -> Result<token::Date, String> {
     }
 }
 
-fn iso_date(date: token::Date) -> anyhow::Result<IsoDate> {
+pub(crate) fn iso_date(date: token::Date) -> anyhow::Result<IsoDate> {
     let (year, month, day) = date.ymd().context("a valid date")?;
     Ok(IsoDate { year, month, day })
 }
@@ -118,7 +118,7 @@ fn token_date(date: IsoDate) -> anyhow::Result<token::Date> {
 }
 
 /// A message id derived from another: `PREFIX-ID`, or `PREFIX-` and a hash when that would be too long.
-fn derived_message_id(prefix: &str, original: &str) -> String {
+pub(crate) fn derived_message_id(prefix: &str, original: &str) -> String {
     let plain = format!("{prefix}-{original}");
     if plain.len() <= 35 {
         plain

@@ -314,11 +314,7 @@ impl<S: Store> Credit<S> {
         let prefix = records::pending_prefix(cardholder_id);
         let mut pending = Vec::new();
         for (key, value) in tx.scan_prefix(PENDING, &prefix)? {
-            let transfer_id = key
-                .get(prefix.len()..)
-                .and_then(|id| <[u8; 16]>::try_from(id).ok())
-                .map(u128::from_be_bytes)
-                .ok_or(CreditError::corrupt("pending credit key"))?;
+            let transfer_id = records::pending_transfer_id(&key)?;
             if tx.pending_state(transfer_id)? == Some(PendingState::Pending) {
                 pending.push(records::decode(PENDING, &value)?);
             }
@@ -364,13 +360,7 @@ impl<S: Store> Credit<S> {
         }
         let mut reflected: Vec<u128> = Vec::new();
         for (key, _) in tx.scan_prefix(PENDING, &[])? {
-            let id = key
-                .len()
-                .checked_sub(16)
-                .and_then(|at| key.get(at..))
-                .and_then(|id| <[u8; 16]>::try_from(id).ok())
-                .ok_or(CreditError::corrupt("pending credit key"))?;
-            reflected.push(u128::from_be_bytes(id));
+            reflected.push(records::pending_transfer_id(&key)?);
         }
         let mut transfers: Vec<u128> = tx
             .all_transfers()?

@@ -176,6 +176,16 @@ pub(crate) fn pending_prefix(cardholder_id: &str) -> Vec<u8> {
     key
 }
 
+/// The pending transfer id a pending-credit key ends with (cardholder prefix ‖ 16-byte transfer id).
+pub(crate) fn pending_transfer_id(key: &[u8]) -> Result<TransferId, CreditError> {
+    key.len()
+        .checked_sub(16)
+        .and_then(|at| key.get(at..))
+        .and_then(|id| <[u8; 16]>::try_from(id).ok())
+        .map(u128::from_be_bytes)
+        .ok_or(CreditError::corrupt("pending credit key"))
+}
+
 pub(crate) fn decision_key(authorization_id: u128) -> [u8; 16] {
     authorization_id.to_be_bytes()
 }

@@ -572,7 +572,7 @@ fn add_item(
     let mut token_ids = Vec::new();
     for (key, value) in tx.scan_prefix(PENDING, &records::pending_prefix(cardholder_id))? {
         let pending: PendingCredit = records::decode(PENDING, &value)?;
-        let transfer_id = transfer_id_of_pending_key(&key)?;
+        let transfer_id = records::pending_transfer_id(&key)?;
         if pending.bank_id == statement.bank_id
             && tx.pending_state(transfer_id)? == Some(PendingState::Pending)
             && !token_ids.contains(&pending.token_id)
@@ -597,15 +597,6 @@ fn add_item(
     let id = end_to_end_id(statement, statement.items);
     tx.put(STATEMENT_ITEMS, id.as_bytes(), &records::encode(&item))?;
     Ok(())
-}
-
-fn transfer_id_of_pending_key(key: &[u8]) -> Result<u128, CreditError> {
-    key.len()
-        .checked_sub(16)
-        .and_then(|at| key.get(at..))
-        .and_then(|id| <[u8; 16]>::try_from(id).ok())
-        .map(u128::from_be_bytes)
-        .ok_or(CreditError::corrupt("pending credit key"))
 }
 
 fn deduction_of(end_to_end_id: String, item: StatementItem) -> Deduction {

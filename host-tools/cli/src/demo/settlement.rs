@@ -9,13 +9,15 @@ use anyhow::Context;
 use bank::SettlementOrder;
 use credit::{ReconciliationOrder, StatementOrder};
 use interchange::{
-    Date as IsoDate, Deduction, DeductionFile, DeductionStatus, Header, NoticeEntry, StatusReport,
+    Deduction, DeductionFile, DeductionStatus, Header, NoticeEntry, StatusReport,
     TransactionStatus, TransferNotice,
 };
 use serde_json::json;
 
-use super::{BANK_ID, CREDIT_ID, HANAKO, JIRO, PEOPLE, Story, TARO, YEN, now, short, text};
+use super::{BANK_ID, CREDIT_ID, HANAKO, JIRO, PEOPLE, Story, TARO, YEN, short, text};
 use crate::money;
+use crate::report::now;
+use crate::settlement::{derived_message_id, iso_date};
 
 /// Deductions per durable commit (the demo's few users fit in one; big files run in many).
 const CHUNK: usize = 1_000;
@@ -44,11 +46,6 @@ pub(super) fn settlement_day(story: &mut Story, dir: &Path) -> anyhow::Result<bo
     let only_jiro_flagged =
         flagged.len() == 1 && flagged[0].cardholder_id == PEOPLE[JIRO].cardholder;
     Ok(hanako && taro && jiro && only_jiro_flagged)
-}
-
-fn iso_date(date: token::Date) -> anyhow::Result<IsoDate> {
-    let (year, month, day) = date.ymd().context("a valid date")?;
-    Ok(IsoDate { year, month, day })
 }
 
 fn file_name(path: &Path) -> String {
@@ -156,7 +153,7 @@ fn settle(story: &mut Story, file: &Path, files: &Path) -> anyhow::Result<Answer
     let summary = run.finish()?;
     let identity = story.bank_keys.organisation().identity().clone();
     let header = |prefix: &str| Header {
-        message_id: format!("{prefix}-{}", head.header.message_id),
+        message_id: derived_message_id(prefix, &head.header.message_id),
         created_unix_seconds: summary.started_unix_seconds,
     };
     let report = StatusReport {
