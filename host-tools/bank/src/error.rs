@@ -134,6 +134,10 @@ pub enum BankError {
         posted: u64,
         total: u64,
     },
+    #[error(
+        "settlement {message_id:?} was begun by an earlier version of linkcard, which kept its deductions elsewhere: run or finish it with that version"
+    )]
+    SettlementOfEarlierVersion { message_id: String },
     #[error("the bank's stored {what} cannot be read: the database is damaged")]
     Corrupt { what: &'static str },
     #[error("the ledger failed: nothing was answered; retry, or check the database")]

@@ -14,6 +14,10 @@ pub(crate) const DEPOSITS: &str = "bank.deposits";
 pub(crate) const DEPOSITS_BY_USER: &str = "bank.deposits_by_user";
 /// Key credit id ‖ 00 ‖ message id: a settlement's progress.
 pub(crate) const SETTLEMENTS: &str = "bank.settlements";
+/// Key credit id ‖ 00 ‖ end-to-end id: a settled deduction's request hash and answer. Keyed by what the credit
+/// company names it, so the same deduction in a re-sent file is recognised, and one file's deductions (whose ids
+/// share a stem) are stored side by side.
+pub(crate) const SETTLED: &str = "bank.settled";
 pub(crate) const META_KEY: &[u8] = b"meta";
 
 /// Bytes as uppercase hex in JSON (compact, and readable with sqlite3).

@@ -2,7 +2,7 @@
 //! the due sum from the user's pool deposits for that company first, the rest from the personal account — and
 //! the sum collected goes to the credit company in one batch transfer.
 //!
-//! Each deduction is one idempotent request keyed by (credit company, end-to-end id), settled in chunks of one
+//! Each deduction is settled once, its answer kept under (credit company, end-to-end id), in chunks of one
 //! durable commit each ([`Settlement::settle`]); the batch transfer is one more ([`Settlement::finish`]). A run
 //! that stops anywhere is completed by running the same file again: what was committed is replayed (the same
 //! answers, nothing taken twice), the rest is done. The same deduction in another file is answered as a
@@ -11,14 +11,15 @@
 use interchange::{Deduction, DeductionStatus, ReasonCode, TokenConfirmation, TransactionStatus};
 use ledger::{Currency, NewTransfer, RequestId, Store, Transaction, TransferKind};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::bank::{available, customer, load_account, owned_account, posted_balance, to_u64};
 use crate::ids::{
-    self, AccountKind, account_id, batch_transfer, ledger_request, settlement_request,
-    settlement_transfer, transfer_code,
+    self, AccountKind, account_id, batch_transfer, ledger_request, settlement_transfer,
+    transfer_code,
 };
 use crate::records::{
-    CONTRACTS, ContractRecord, DEPOSITS, DEPOSITS_BY_USER, SETTLEMENTS, StoredDeposit, decode,
+    CONTRACTS, ContractRecord, DEPOSITS, DEPOSITS_BY_USER, SETTLED, SETTLEMENTS, StoredDeposit,
     encode, load, save,
 };
 use crate::{Bank, BankError, DepositState};
@@ -89,6 +90,20 @@ struct SettlementRecord {
     started_unix_seconds: u64,
     /// The batch transfer's amount, once posted.
     transferred: Option<u64>,
+    /// [`SETTLEMENT_FORMAT`]; 0 (absent) in settlements of earlier versions, which kept each deduction as a
+    /// ledger request: settling them again here would take the money twice.
+    #[serde(default)]
+    format: u8,
+}
+
+/// Settlements whose deductions are kept in [`SETTLED`].
+const SETTLEMENT_FORMAT: u8 = 2;
+
+/// A settled deduction: the hash of what was asked (its canonical body) and the answer given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SettledDeduction {
+    request_hash: [u8; 32],
+    answer: StoredStatus,
 }
 
 /// A deduction's answer as kept for replays: under which file it was settled, and what was done.
@@ -112,6 +127,8 @@ pub struct Settlement<'b, S> {
     order: SettlementOrder,
     accounts: SettlementAccounts,
     summary: SettlementSummary,
+    /// Where in the file the next chunk starts: the settlement's transfer ids follow the file's order.
+    position: u64,
 }
 
 /// The credit company's two accounts at the bank: the settlement (clearing) account and its own.
@@ -156,11 +173,17 @@ impl<S: Store> Bank<S> {
         )?;
         let key = settlement_key(&order.credit_id, &order.message_id);
         let record = match load::<SettlementRecord>(&mut tx, SETTLEMENTS, &key)? {
+            Some(record) if record.format != SETTLEMENT_FORMAT => {
+                return Err(BankError::SettlementOfEarlierVersion {
+                    message_id: order.message_id.clone(),
+                });
+            }
             Some(record) => record,
             None => {
                 let record = SettlementRecord {
                     started_unix_seconds: now_unix_seconds,
                     transferred: None,
+                    format: SETTLEMENT_FORMAT,
                 };
                 save(&mut tx, SETTLEMENTS, &key, &record)?;
                 record
@@ -178,32 +201,42 @@ impl<S: Store> Bank<S> {
                 started_unix_seconds: record.started_unix_seconds,
                 ..SettlementSummary::default()
             },
+            position: 0,
         })
     }
 }
 
 impl<S: Store> Settlement<'_, S> {
-    /// Settles `deductions` in one durable commit and answers their statuses, in order.
+    /// Settles `deductions` in one durable commit and answers their statuses, in order. The chunks are the file's
+    /// deductions in the file's order, from its first (a re-run gives the same chunks again).
     pub fn settle(&mut self, deductions: &[Deduction]) -> Result<Vec<DeductionStatus>, BankError> {
         let order = &self.order;
         let accounts = self.accounts;
         let mut tx = self.bank.ledger.transaction()?;
         let mut answers = Vec::with_capacity(deductions.len());
-        for deduction in deductions {
-            let request = settlement_request(&order.credit_id, &deduction.end_to_end_id);
-            let body = encode(&deduction_body(deduction))?;
-            // Nothing in `settle_one` refuses: every outcome is a status, so no savepoint is needed.
-            let answer = tx.idempotent_unscoped(request, "bank.settle", &body, |tx| {
-                encode(&settle_one(tx, order, accounts, deduction)?)
-            });
-            let stored: StoredStatus = match answer {
-                Ok(recorded) => decode(&recorded.into_inner(), "settlement answer")?,
-                Err(BankError::RequestConflict { .. }) => duplicate_of_other(order, deduction),
-                Err(error) => return Err(error),
+        for (offset, deduction) in (0u64..).zip(deductions) {
+            let key = settled_key(&order.credit_id, &deduction.end_to_end_id);
+            let request_hash: [u8; 32] = Sha256::digest(encode(&deduction_body(deduction))?).into();
+            let stored = match load::<SettledDeduction>(&mut tx, SETTLED, &key)? {
+                Some(settled) if settled.request_hash == request_hash => settled.answer,
+                // The same end-to-end id with other content: not this deduction, and not settled again.
+                Some(_) => duplicate_of_other(order, deduction),
+                None => {
+                    let position = self.position + offset;
+                    // A failure after a write returns here, and the transaction is dropped, unwritten.
+                    let answer = settle_one(&mut tx, order, accounts, deduction, position)?;
+                    let settled = SettledDeduction {
+                        request_hash,
+                        answer,
+                    };
+                    save(&mut tx, SETTLED, &key, &settled)?;
+                    settled.answer
+                }
             };
             answers.push(stored);
         }
         tx.commit()?;
+        self.position += deductions.len() as u64;
         let statuses = answers
             .into_iter()
             .zip(deductions)
@@ -230,6 +263,7 @@ impl<S: Store> Settlement<'_, S> {
             order,
             accounts,
             summary,
+            position: _,
         } = self;
         let total = summary.collected();
         let key = settlement_key(&order.credit_id, &order.message_id);
@@ -266,6 +300,10 @@ impl<S: Store> Settlement<'_, S> {
         tx.commit()?;
         Ok(summary)
     }
+}
+
+fn settled_key(credit_id: &[u8], end_to_end_id: &str) -> Vec<u8> {
+    [credit_id, &[0], end_to_end_id.as_bytes()].concat()
 }
 
 fn settlement_key(credit_id: &[u8], message_id: &str) -> Vec<u8> {
@@ -405,6 +443,7 @@ fn settle_one(
     order: &SettlementOrder,
     accounts: SettlementAccounts,
     deduction: &Deduction,
+    position: u64,
 ) -> Result<StoredStatus, BankError> {
     let rejected = |reason: ReasonCode, tokens| StoredStatus {
         message_id: order.message_id.clone(),
@@ -434,9 +473,16 @@ fn settle_one(
     }
     let mut deposits = deposits_of(tx, &deduction.user_id)?;
     let draws = plan_pool_draws(&mut deposits, order, deduction);
-    let from_pool = draw_from_pool(tx, order, accounts, &customer, deduction, &deposits, &draws)?;
+    let draw = Draw {
+        order,
+        accounts,
+        customer: &customer,
+        deduction,
+        position,
+    };
+    let from_pool = draw_from_pool(tx, &draw, &deposits, &draws)?;
     let still_due = deduction.amount - from_pool;
-    let from_personal = draw_from_personal(tx, order, accounts, &customer, deduction, still_due)?;
+    let from_personal = draw_from_personal(tx, &draw, still_due)?;
     let collected = from_pool + from_personal;
     let (status, reason) = if collected == deduction.amount {
         (TransactionStatus::Accepted, None)
@@ -524,13 +570,39 @@ fn plan_pool_draws(
     draws
 }
 
+/// One deduction's draws: from whom, for whom, and where in the file.
+struct Draw<'a> {
+    order: &'a SettlementOrder,
+    accounts: SettlementAccounts,
+    customer: &'a crate::records::CustomerRecord,
+    deduction: &'a Deduction,
+    position: u64,
+}
+
+impl Draw<'_> {
+    fn transfer(&self, from: u128, amount: u64, source: u8) -> NewTransfer {
+        NewTransfer {
+            id: settlement_transfer(
+                &self.order.credit_id,
+                &self.order.message_id,
+                self.position,
+                source,
+            ),
+            debit_account_id: from,
+            credit_account_id: self.accounts.settlement,
+            amount: u128::from(amount),
+            currency: Currency(self.order.currency),
+            code: transfer_code::SETTLEMENT,
+            user_data: ids::user_data(self.deduction.end_to_end_id.as_bytes()),
+            kind: TransferKind::Single,
+        }
+    }
+}
+
 /// Moves the planned draws from the user's pool sub-account to the settlement account; answers the sum.
 fn draw_from_pool(
     tx: &mut impl Transaction,
-    order: &SettlementOrder,
-    accounts: SettlementAccounts,
-    customer: &crate::records::CustomerRecord,
-    deduction: &Deduction,
+    draw: &Draw<'_>,
     deposits: &[StoredDeposit],
     draws: &[u64],
 ) -> Result<u64, BankError> {
@@ -538,61 +610,47 @@ fn draw_from_pool(
     if total == 0 {
         return Ok(0);
     }
-    let pool_id = account_id(AccountKind::Pool, customer.currency, customer.serial);
+    let pool_id = account_id(
+        AccountKind::Pool,
+        draw.customer.currency,
+        draw.customer.serial,
+    );
     let pool = load_account(tx, pool_id)?;
     if posted_balance(&pool) < u128::from(total) {
         return Err(BankError::Corrupt {
             what: "pool sub-account (less than its deposits)",
         });
     }
-    for (deposit, draw) in deposits.iter().zip(draws) {
-        if *draw > 0 {
+    for (deposit, amount) in deposits.iter().zip(draws) {
+        if *amount > 0 {
             save(tx, DEPOSITS, &deposit.token_id, deposit)?;
         }
     }
-    let transfer = settlement(order, accounts, pool_id, deduction, total, "pool");
-    tx.create_transfer_within(transfer)?;
+    tx.create_transfer_within(draw.transfer(pool_id, total, SOURCE_POOL))?;
     Ok(total)
 }
 
 /// Takes what is still due, as far as it goes, from the personal account; answers the amount.
 fn draw_from_personal(
     tx: &mut impl Transaction,
-    order: &SettlementOrder,
-    accounts: SettlementAccounts,
-    customer: &crate::records::CustomerRecord,
-    deduction: &Deduction,
+    draw: &Draw<'_>,
     still_due: u64,
 ) -> Result<u64, BankError> {
     if still_due == 0 {
         return Ok(0);
     }
-    let personal_id = account_id(AccountKind::Personal, customer.currency, customer.serial);
+    let personal_id = account_id(
+        AccountKind::Personal,
+        draw.customer.currency,
+        draw.customer.serial,
+    );
     let personal = load_account(tx, personal_id)?;
     let amount = still_due.min(to_u64(available(&personal))?);
     if amount > 0 {
-        let transfer = settlement(order, accounts, personal_id, deduction, amount, "personal");
-        tx.create_transfer_within(transfer)?;
+        tx.create_transfer_within(draw.transfer(personal_id, amount, SOURCE_PERSONAL))?;
     }
     Ok(amount)
 }
 
-fn settlement(
-    order: &SettlementOrder,
-    accounts: SettlementAccounts,
-    from: u128,
-    deduction: &Deduction,
-    amount: u64,
-    source: &str,
-) -> NewTransfer {
-    NewTransfer {
-        id: settlement_transfer(&order.credit_id, &deduction.end_to_end_id, source),
-        debit_account_id: from,
-        credit_account_id: accounts.settlement,
-        amount: u128::from(amount),
-        currency: Currency(order.currency),
-        code: transfer_code::SETTLEMENT,
-        user_data: ids::user_data(deduction.end_to_end_id.as_bytes()),
-        kind: TransferKind::Single,
-    }
-}
+const SOURCE_POOL: u8 = 0;
+const SOURCE_PERSONAL: u8 = 1;

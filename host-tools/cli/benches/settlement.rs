@@ -10,7 +10,8 @@
 //! the ATM and presented the token (a reflection to confirm).
 //!
 //! `cargo bench -p linkcard-cli --bench settlement` (`-- --users N`, default 100,000; `-- --users 1000000` for the
-//! issue's figure, whose seeding takes several minutes).
+//! issue's figure, whose seeding takes several minutes; `-- --seeded DIR` seeds DIR once for that many users and
+//! runs every later time on a copy of it).
 
 use std::path::Path;
 use std::process::Command;
@@ -257,10 +258,13 @@ fn authorize(credit: &mut Credit<SqliteStore>, batch: &mut Vec<(RequestId, Autho
     batch.clear();
 }
 
-fn main() {
-    let users = argument("--users", 100_000);
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let data = dir.path();
+fn text_argument(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let index = args.iter().position(|a| a == name)?;
+    args.get(index + 1).cloned()
+}
+
+fn seed(data: &Path, users: usize) {
     let seeding = Instant::now();
     organisations(data);
     let tokens = seed_bank(data, users);
@@ -269,6 +273,37 @@ fn main() {
         "seeded {users} users in {:.0} s",
         seeding.elapsed().as_secs_f64()
     );
+}
+
+/// Seeds `seeded` (kept between runs, for this many users) unless it already is, then copies it to `data`:
+/// the timed commands change what they run on.
+fn seed_once(seeded: &Path, data: &Path, users: usize) {
+    let marker = seeded.join(format!("seeded-{users}-users"));
+    if !marker.exists() {
+        if seeded.exists() {
+            std::fs::remove_dir_all(seeded).expect("the old seeded directory removed");
+        }
+        std::fs::create_dir_all(seeded).expect("the seeded directory");
+        seed(seeded, users);
+        std::fs::write(&marker, b"").expect("the marker");
+    }
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", seeded.display()))
+        .arg(data)
+        .status()
+        .expect("cp runs");
+    assert!(status.success(), "copying {}", seeded.display());
+}
+
+fn main() {
+    let users = argument("--users", 100_000);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path();
+    match text_argument("--seeded") {
+        Some(seeded) => seed_once(Path::new(&seeded), data, users),
+        None => seed(data, users),
+    }
     let out = data.join("files").display().to_string();
     let (statement_s, statement_kib, made) = linkcard(
         data,

@@ -21,8 +21,8 @@ use credit::{FlaggedReflection, ReconciliationOrder, StatementOrder};
 use indicatif::{ProgressBar, ProgressStyle};
 use interchange::{
     Date as IsoDate, DeductionFileHead, DeductionReader, DeductionWriter, Header, NoticeEntry,
-    SignedFile, StatusReportHead, StatusReportReader, StatusReportWriter, TransferNoticeHead,
-    TransferNoticeReader, TransferNoticeWriter,
+    SignedFile, Spool, StatusReportHead, StatusReportReader, StatusReportWriter,
+    TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
 };
 use serde_json::json;
 
@@ -31,7 +31,7 @@ use crate::money;
 use crate::report::{JsonFlag, emit, now};
 
 /// Deductions per durable commit.
-const CHUNK: usize = 1_000;
+const CHUNK: usize = 10_000;
 
 #[derive(Debug, Args)]
 pub struct StatementArgs {
@@ -289,11 +289,15 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
         head.bank_id,
         bank.settings.id
     );
-    // The whole file is read once before anything is imported: a malformed one is refused whole.
+    // The whole file is read before anything is imported (a malformed one is refused whole), into a spool that
+    // the settlement then reads instead of parsing the XML again.
+    let mut deductions = Spool::new()?;
     for deduction in DeductionReader::new(open(&args.file)?)? {
-        deduction
+        let deduction = deduction
             .with_context(|| format!("{} is refused; nothing was imported", args.file.display()))?;
+        deductions.push(&deduction)?;
     }
+    let mut deductions = deductions.into_items()?;
     let order = SettlementOrder {
         message_id: head.header.message_id.clone(),
         credit_id: head.credit_id.as_bytes().to_vec(),
@@ -320,12 +324,13 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     let report_path = dir.join(format!("{report_id}.xml"));
     let mut report = StatusReportWriter::new(create_signed(&report_path)?, &report_head)?;
     let bar = progress(head.count, "settling", args.json);
-    let mut reader = DeductionReader::new(open(&args.file)?)?;
+    // What the transfer notice lists, kept aside while the report is written: the notice's head needs the totals.
+    let mut collected = Spool::new()?;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut chunks = 0u64;
     loop {
         chunk.clear();
-        for deduction in reader.by_ref().take(CHUNK) {
+        for deduction in deductions.by_ref().take(CHUNK) {
             chunk.push(deduction?);
         }
         if chunk.is_empty() {
@@ -333,6 +338,13 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
         }
         for status in run.settle(&chunk)? {
             report.write(&status)?;
+            let amount = status.from_pool + status.from_personal;
+            if amount > 0 {
+                collected.push(&NoticeEntry {
+                    end_to_end_id: status.end_to_end_id,
+                    amount,
+                })?;
+            }
         }
         bar.inc(chunk.len() as u64);
         chunks += 1;
@@ -343,7 +355,7 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     crash_point("settle:finished");
     commit_signed(report.finish()?, &report_path, &identity)?;
     crash_point("settle:report-written");
-    let notice_path = write_notice(&head, &summary, &report_path, &dir, &identity)?;
+    let notice_path = write_notice(&head, &summary, collected, &report_path, &dir, &identity)?;
     crash_point("settle:written");
     let currency = head.currency;
     let f = |amount| money::format(amount, currency);
@@ -378,10 +390,11 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
-/// The transfer notice, its entries read back from the status report just written.
+/// The transfer notice of the deductions that moved money.
 fn write_notice(
     head: &DeductionFileHead,
     summary: &bank::SettlementSummary,
+    collected: Spool<NoticeEntry>,
     report: &Path,
     dir: &Path,
     identity: &p256::ecdsa::SigningKey,
@@ -411,16 +424,15 @@ fn write_notice(
         count,
         total: summary.collected(),
     };
+    anyhow::ensure!(
+        collected.len() == count,
+        "the settlement of {} counted {count} collections but listed {}",
+        head.header.message_id,
+        collected.len()
+    );
     let mut notice = TransferNoticeWriter::new(create_signed(&path)?, &notice_head)?;
-    for status in StatusReportReader::new(open(report)?)? {
-        let status = status?;
-        let amount = status.from_pool + status.from_personal;
-        if amount > 0 {
-            notice.write(&NoticeEntry {
-                end_to_end_id: status.end_to_end_id,
-                amount,
-            })?;
-        }
+    for entry in collected.into_items()? {
+        notice.write(&entry?)?;
     }
     commit_signed(notice.finish()?, &path, identity)?;
     Ok(path)
@@ -481,14 +493,19 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
         notice_total: notice_head.total,
     };
     let mut run = credit.system.begin_reconciliation(&order)?;
+    // The report is parsed once, into a spool that the check and the reconciliation both read.
+    let mut statuses = Spool::new()?;
+    for status in StatusReportReader::new(open(&args.report)?)? {
+        statuses.push(&status.with_context(|| {
+            format!("{} is refused; nothing was imported", args.report.display())
+        })?)?;
+    }
+    let mut statuses = statuses.into_items()?;
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut reader = StatusReportReader::new(open(&args.report)?)?;
     loop {
         chunk.clear();
-        for status in reader.by_ref().take(CHUNK) {
-            chunk.push(status.with_context(|| {
-                format!("{} is refused; nothing was imported", args.report.display())
-            })?);
+        for status in statuses.by_ref().take(CHUNK) {
+            chunk.push(status?);
         }
         if chunk.is_empty() {
             break;
@@ -498,11 +515,11 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
     run.check_total()?;
     crash_point("reconcile:checked");
     let bar = progress(head.count, "reconciling", args.json);
-    let mut reader = StatusReportReader::new(open(&args.report)?)?;
+    statuses.rewind()?;
     let mut chunks = 0u64;
     loop {
         chunk.clear();
-        for status in reader.by_ref().take(CHUNK) {
+        for status in statuses.by_ref().take(CHUNK) {
             chunk.push(status?);
         }
         if chunk.is_empty() {

@@ -56,6 +56,14 @@ pub enum CreditError {
     #[error("statement {message_id:?} is not complete: run the statement again to finish it")]
     StatementIncomplete { message_id: String },
     #[error(
+        "deduction {end_to_end_id:?} was reconciled before with a different answer from the bank: this report is not the one reconciled; nothing more was reconciled"
+    )]
+    ReconciliationChanged { end_to_end_id: String },
+    #[error(
+        "statement {message_id:?} was being reconciled by an earlier version of linkcard, which kept its progress elsewhere: finish it with that version"
+    )]
+    ReconciliationOfEarlierVersion { message_id: String },
+    #[error(
         "deduction {end_to_end_id:?} is not part of statement {statement:?}: the bank's answer is for another file; nothing was reconciled"
     )]
     UnknownDeduction {

@@ -159,7 +159,8 @@ impl<S: Store> Credit<S> {
                     cardholder_id: cardholder.cardholder_id.clone(),
                 });
             }
-            let account_id = records::cardholder_account_id(&cardholder.cardholder_id);
+            let serial = records::next_counter(tx, records::NEXT_CARDHOLDER_KEY)?;
+            let account_id = records::cardholder_account_id(serial);
             let merchants = records::merchants_account_id(cardholder.currency);
             authorize::ensure_account(tx, merchants, cardholder.currency, code::MERCHANTS)?;
             authorize::ensure_account(tx, account_id, cardholder.currency, code::CARDHOLDER)?;

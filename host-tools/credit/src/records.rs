@@ -25,6 +25,7 @@ pub(crate) const DECISIONS: &str = "credit.decision";
 pub(crate) const CONFIG_KEY: &[u8] = b"config";
 pub(crate) const NEXT_AUTHORIZATION_KEY: &[u8] = b"next authorization";
 pub(crate) const NEXT_EXPIRY_RUN_KEY: &[u8] = b"next expiry run";
+pub(crate) const NEXT_CARDHOLDER_KEY: &[u8] = b"next cardholder";
 
 /// Ledger account codes.
 pub(crate) mod code {
@@ -205,8 +206,10 @@ pub(crate) fn derived_id(label: &str, parts: &[&[u8]]) -> u128 {
     u128::from_be_bytes(id)
 }
 
-pub(crate) fn cardholder_account_id(cardholder_id: &str) -> AccountId {
-    derived_id("cardholder account", &[cardholder_id.as_bytes()])
+/// The account of the `serial`-th cardholder: a fixed stem and the serial, so cardholders' accounts sit in the
+/// order they were added (a statement's or reconciliation's updates touch neighbouring pages, not random ones).
+pub(crate) fn cardholder_account_id(serial: u64) -> AccountId {
+    derived_id("cardholder accounts", &[]) >> 64 << 64 | u128::from(serial)
 }
 
 pub(crate) fn merchants_account_id(currency: u16) -> AccountId {

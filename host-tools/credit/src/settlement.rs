@@ -7,7 +7,10 @@
 //! and the received transfer is one more.
 
 use interchange::{Deduction, DeductionStatus, TokenConfirmation};
-use ledger::{Currency, NewTransfer, PendingState, RequestId, Store, Transaction, TransferKind};
+use ledger::{
+    Currency, LedgerTables as _, NewTransfer, PendingState, RequestId, Store, Transaction,
+    TransferKind,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -26,6 +29,9 @@ pub(crate) const STATEMENTS: &str = "credit.statement";
 pub(crate) const STATEMENT_ITEMS: &str = "credit.statement_item";
 /// Key: length-prefixed bank id ‖ token id.
 pub(crate) const FLAGGED: &str = "credit.flagged";
+/// Key: the end-to-end id: a reconciled deduction's request hash and outcome (its items' order, so one
+/// reconciliation's records sit side by side).
+pub(crate) const RECONCILED: &str = "credit.reconciled";
 
 /// A cardholder's direct-debit mandate: where the bank collects their statements.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +146,8 @@ pub struct Reconciliation<'c, S> {
     statement: StatementSummary,
     summary: ReconciliationSummary,
     checked_total: u64,
+    /// Where in the report the next chunk starts: the payments' transfer ids follow the report's order.
+    position: u64,
 }
 
 impl<S: Store> Credit<S> {
@@ -259,6 +267,26 @@ impl<S: Store> Credit<S> {
             .collect()
     }
 
+    /// Earlier versions kept each reconciled deduction as a ledger request, in the items' order: one whose first
+    /// item has such a request was begun by them, and reconciling it here would post its payments twice.
+    fn refuse_earlier_reconciliation(
+        &mut self,
+        statement: &StatementSummary,
+    ) -> Result<(), CreditError> {
+        let first = self.statement_items(&statement.message_id, "", 1)?;
+        let Some(first) = first.first() else {
+            return Ok(());
+        };
+        let mut tx = self.ledger.transaction()?;
+        let legacy = earlier_reconcile_request(&statement.bank_id, &first.end_to_end_id);
+        match tx.load_request(legacy)? {
+            Some(_) => Err(CreditError::ReconciliationOfEarlierVersion {
+                message_id: statement.message_id.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Starts reconciling the bank's answer to a statement (or resumes a stopped reconciliation).
     pub fn begin_reconciliation(
         &mut self,
@@ -281,12 +309,14 @@ impl<S: Store> Credit<S> {
                 message_id: order.statement.clone(),
             });
         }
+        self.refuse_earlier_reconciliation(&statement)?;
         Ok(Reconciliation {
             credit: self,
             order: order.clone(),
             statement,
             summary: ReconciliationSummary::default(),
             checked_total: 0,
+            position: 0,
         })
     }
 }
@@ -382,21 +412,35 @@ impl<S: Store> Reconciliation<'_, S> {
     ) -> Result<Vec<FlaggedReflection>, CreditError> {
         let mut tx = self.credit.ledger.transaction()?;
         let mut outcomes = Vec::with_capacity(statuses.len());
-        for status in statuses {
+        for (offset, status) in (0u64..).zip(statuses) {
             let item = load_item(&mut tx, &self.statement, &status.end_to_end_id)?;
             check_status(status, &item)?;
-            let request = reconcile_request(&self.order.bank_id, &status.end_to_end_id);
-            let body = records::encode(&status_body(status));
-            let statement = &self.statement;
-            let answer = tx.idempotent_unscoped(request, "credit.reconcile", &body, |tx| {
-                Ok::<_, CreditError>(records::encode(&reconcile_one(
-                    tx, statement, &item, status,
-                )?))
-            })?;
-            let outcome: Outcome = records::decode("reconciliation answer", &answer.into_inner())?;
+            let key = status.end_to_end_id.as_bytes();
+            let request_hash: [u8; 32] =
+                Sha256::digest(records::encode(&status_body(status))).into();
+            let outcome = match records::load::<Reconciled>(&mut tx, RECONCILED, key)? {
+                Some(done) if done.request_hash == request_hash => done.outcome,
+                Some(_) => {
+                    return Err(CreditError::ReconciliationChanged {
+                        end_to_end_id: status.end_to_end_id.clone(),
+                    });
+                }
+                None => {
+                    let payment = payment_transfer(&self.statement, self.position + offset);
+                    // A failure after a write returns here, and the transaction is dropped, unwritten.
+                    let outcome = reconcile_one(&mut tx, &self.statement, &item, status, payment)?;
+                    let done = Reconciled {
+                        request_hash,
+                        outcome,
+                    };
+                    tx.put(RECONCILED, key, &records::encode(&done))?;
+                    done.outcome
+                }
+            };
             outcomes.push((status, outcome));
         }
         tx.commit()?;
+        self.position += statuses.len() as u64;
         let mut flagged = Vec::new();
         for (status, outcome) in outcomes {
             let collected = status.from_pool + status.from_personal;
@@ -458,6 +502,13 @@ impl<S: Store> Reconciliation<'_, S> {
         tx.commit()?;
         Ok(summary)
     }
+}
+
+/// A reconciled deduction: the hash of the bank's answer (its canonical body) and what reconciling it did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Reconciled {
+    request_hash: [u8; 32],
+    outcome: Outcome,
 }
 
 /// What reconciling one deduction did, kept for replays.
@@ -645,7 +696,19 @@ fn check_status(status: &DeductionStatus, item: &StatementItem) -> Result<(), Cr
     Ok(())
 }
 
-fn reconcile_request(bank_id: &[u8], end_to_end_id: &str) -> RequestId {
+/// The payment of the deduction at `position` in the bank's answer: the statement's hash leads and the position
+/// follows, so one reconciliation's payments land side by side in the ledger's index.
+fn payment_transfer(statement: &StatementSummary, position: u64) -> u128 {
+    let stem = records::derived_id(
+        "settlement payments",
+        &[&statement.bank_id, statement.message_id.as_bytes()],
+    );
+    stem >> 64 << 64 | u128::from(position)
+}
+
+/// The ledger request under which earlier versions reconciled a deduction (see
+/// [`Credit::refuse_earlier_reconciliation`]).
+fn earlier_reconcile_request(bank_id: &[u8], end_to_end_id: &str) -> RequestId {
     RequestId(records::derived_id(
         "reconcile deduction",
         &[bank_id, end_to_end_id.as_bytes()],
@@ -681,6 +744,7 @@ fn reconcile_one(
     statement: &StatementSummary,
     item: &StatementItem,
     status: &DeductionStatus,
+    payment_id: u128,
 ) -> Result<Outcome, CreditError> {
     let holder = crate::load_cardholder(tx, &item.cardholder_id)?;
     let receivable = records::receivable_account_id(&statement.bank_id, holder.currency);
@@ -699,9 +763,8 @@ fn reconcile_one(
     let collected = status.from_pool + status.from_personal;
     let payment = collected.saturating_sub(outcome.posted_amount);
     if payment > 0 {
-        let id = records::derived_id("settlement payment", &[status.end_to_end_id.as_bytes()]);
         tx.create_transfer_within(NewTransfer {
-            id,
+            id: payment_id,
             debit_account_id: receivable,
             credit_account_id: holder.account_id,
             amount: u128::from(payment),

@@ -17,6 +17,8 @@ pub enum InterchangeError {
         #[source]
         source: quick_xml::Error,
     },
+    #[error("the spool of a file's items is broken: {0}")]
+    Spool(&'static str),
     #[error("the XML is not valid UTF-8")]
     NotUtf8(#[source] std::str::Utf8Error),
     #[error("the file ends inside <{open_element}>: it is truncated")]

@@ -116,6 +116,7 @@ mod deduction;
 mod error;
 mod notice;
 pub mod signing;
+mod spool;
 mod status;
 mod tally;
 mod values;
@@ -133,6 +134,7 @@ pub use signing::{
     SignedFile, read_signed_deductions, read_signed_status_report, read_signed_transfer_notice,
     verify_file, write_signed,
 };
+pub use spool::{Spool, SpoolItems};
 pub use status::{PAIN_002_NAMESPACE, StatusReportHead, StatusReportReader, StatusReportWriter};
 pub use values::{CURRENCIES, Currency, MAX_AMOUNT};
 pub use xml::SETTLEMENT_NAMESPACE;
@@ -172,7 +174,7 @@ pub struct DeductionFile {
 }
 
 /// One user's due sum.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deduction {
     /// 1-35 characters, unique in the file; the status report and the notice answer by it.
     pub end_to_end_id: String,
@@ -191,7 +193,7 @@ pub struct Deduction {
 }
 
 /// The bank's answer per deduction (patent steps 802-805).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TransactionStatus {
     /// Collected in full (`ACSC`).
     Accepted,
@@ -202,7 +204,7 @@ pub enum TransactionStatus {
 }
 
 /// ISO 20022 external status reason codes the bank uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ReasonCode {
     /// `AM04`: insufficient funds.
     InsufficientFunds,
@@ -227,7 +229,7 @@ pub struct StatusReport {
 }
 
 /// What the bank did with one deduction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeductionStatus {
     pub end_to_end_id: String,
     pub status: TransactionStatus,
@@ -244,7 +246,7 @@ pub struct DeductionStatus {
 }
 
 /// Whether a token the credit system reflected is backed by a pool deposit at the bank.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenConfirmation {
     pub token_id: [u8; 16],
     /// The bank holds (or held) a confirmed pool deposit for this token, this user and this credit company.
@@ -273,7 +275,7 @@ pub struct TransferNotice {
     pub entries: Vec<NoticeEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NoticeEntry {
     pub end_to_end_id: String,
     pub amount: u64,
