@@ -264,3 +264,52 @@ fn a_file_for_another_currency_or_without_a_contract_is_refused() {
         Err(BankError::NoContract { .. })
     ));
 }
+
+#[test]
+fn a_settlement_begun_by_an_earlier_version_is_refused_not_settled_twice() {
+    use ledger::Transaction as _;
+    let (mut bank, _clock, _requests) = funded_bank();
+    // What earlier versions kept: the progress record without a format (their deductions were ledger requests).
+    let key = [CREDIT_ID, &[0], b"DD-OLD"].concat();
+    let mut tx = bank.ledger().transaction().unwrap();
+    tx.put(
+        "bank.settlements",
+        &key,
+        br#"{"started_unix_seconds":1796083200,"transferred":null}"#,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let refused = bank.begin_settlement(&order("DD-OLD"), NOW).unwrap_err();
+    assert!(
+        matches!(refused, BankError::SettlementOfEarlierVersion { ref message_id } if message_id == "DD-OLD"),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("earlier version"));
+    // A new file is settled as usual.
+    let (statuses, _) = settle_all(
+        &mut bank,
+        &order("DD-NEW"),
+        &[deduction("E-9", "U-1", 100, &[])],
+        10,
+    );
+    assert_eq!(statuses[0].status, TransactionStatus::Accepted);
+}
+
+#[test]
+fn chunks_of_any_size_settle_alike_and_a_rerun_in_other_chunks_replays() {
+    let deductions: Vec<_> = (0..7)
+        .map(|n| deduction(&format!("E-{n}"), "U-1", 100 + n, &[]))
+        .collect();
+    let (mut one, _clock, _requests) = funded_bank();
+    let (by_one, summary_one) = settle_all(&mut one, &order("DD-1"), &deductions, 1);
+    let (mut three, _clock, _requests) = funded_bank();
+    let (by_three, summary_three) = settle_all(&mut three, &order("DD-1"), &deductions, 3);
+    assert_eq!(by_one, by_three);
+    assert_eq!(summary_one, summary_three);
+    assert_eq!(company_balance(&mut one), company_balance(&mut three));
+    // The same file again, chunked differently: every answer replayed, nothing taken twice.
+    let before = company_balance(&mut three);
+    let (again, _) = settle_all(&mut three, &order("DD-1"), &deductions, 7);
+    assert_eq!(again, by_three);
+    assert_eq!(company_balance(&mut three), before);
+}

@@ -315,3 +315,54 @@ fn answers_that_do_not_fit_the_statement_are_refused_whole() {
     ));
     assert_eq!(snapshot(&mut credit), before);
 }
+
+/// The ledger request under which earlier versions reconciled a deduction: `derived_id` of the credit system.
+fn earlier_reconcile_request(bank_id: &[u8], end_to_end_id: &str) -> RequestId {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"linkcard credit reconcile deduction");
+    for part in [bank_id, end_to_end_id.as_bytes()] {
+        hash.update((part.len() as u32).to_be_bytes());
+        hash.update(part);
+    }
+    let digest = hash.finalize();
+    RequestId(u128::from_be_bytes(digest[..16].try_into().unwrap()))
+}
+
+#[test]
+fn a_reconciliation_begun_by_an_earlier_version_is_refused_not_posted_twice() {
+    use ledger::{LedgerTables as _, StoredRequest, Transaction as _};
+    let (mut credit, token_id) = after_a_purchase_with_a_token();
+    let (summary, items) = make_statement(&mut credit, "ST-OLD");
+    // What an earlier version left after reconciling the first deduction.
+    let mut tx = credit.ledger().transaction().unwrap();
+    let legacy = earlier_reconcile_request(BANK_ID, &items[0].end_to_end_id);
+    let stored = StoredRequest {
+        hash: [7; 32],
+        answer: Vec::new(),
+    };
+    tx.insert_request(legacy, &stored).unwrap();
+    tx.commit().unwrap();
+    let status = answer(
+        &items[0],
+        8_000,
+        7_000,
+        vec![TokenConfirmation {
+            token_id,
+            confirmed: true,
+            drawn: 8_000,
+            remaining: 0,
+        }],
+    );
+    let refused = reconcile(&mut credit, "ST-OLD", &[status], summary.total).unwrap_err();
+    assert!(
+        matches!(refused, CreditError::ReconciliationOfEarlierVersion { ref message_id } if message_id == "ST-OLD"),
+        "{refused:?}"
+    );
+    let account = credit.account(CARDHOLDER).unwrap();
+    assert_eq!(
+        (account.outstanding, account.pending_credits),
+        (15_000, 8_000),
+        "nothing was posted"
+    );
+}
