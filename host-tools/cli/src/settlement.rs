@@ -20,9 +20,9 @@ use clap::Args;
 use credit::{FlaggedReflection, ReconciliationOrder, StatementOrder};
 use indicatif::{ProgressBar, ProgressStyle};
 use interchange::{
-    Date as IsoDate, DeductionFileHead, DeductionReader, DeductionWriter, Header, NoticeEntry,
-    SignedFile, Spool, StatusReportHead, StatusReportReader, StatusReportWriter,
-    TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
+    Date as IsoDate, DeductionFileHead, DeductionReader, DeductionStatus, DeductionWriter, Header,
+    NoticeEntry, SignedFile, Spool, SpoolItems, StatusReportHead, StatusReportReader,
+    StatusReportWriter, TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
 };
 use serde_json::json;
 
@@ -464,18 +464,15 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
         })?;
     verify(&args.report, contract.bank_identity(), &head.bank_id)?;
     verify(&args.notice, contract.bank_identity(), &head.bank_id)?;
-    let notice = TransferNoticeReader::new(open(&args.notice)?).with_context(|| {
-        format!(
-            "{} is refused: it is not a transfer notice; nothing was imported",
-            args.notice.display()
-        )
+    // Two independent files: the notice is read on the second core while this one reads the report.
+    let (notice_head, mut statuses) = std::thread::scope(|scope| {
+        let notice = scope.spawn(|| read_notice(&args.notice));
+        let statuses = spool_report(&args.report);
+        let notice_head = notice.join().map_err(|_| {
+            anyhow::anyhow!("reading {} stopped unexpectedly", args.notice.display())
+        })??;
+        anyhow::Ok((notice_head, statuses?))
     })?;
-    let notice_head = notice.head().clone();
-    for entry in notice {
-        entry.with_context(|| {
-            format!("{} is refused; nothing was imported", args.notice.display())
-        })?;
-    }
     anyhow::ensure!(
         notice_head.original_message_id == head.original_message_id
             && notice_head.bank_id == head.bank_id,
@@ -493,14 +490,6 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
         notice_total: notice_head.total,
     };
     let mut run = credit.system.begin_reconciliation(&order)?;
-    // The report is parsed once, into a spool that the check and the reconciliation both read.
-    let mut statuses = Spool::new()?;
-    for status in StatusReportReader::new(open(&args.report)?)? {
-        statuses.push(&status.with_context(|| {
-            format!("{} is refused; nothing was imported", args.report.display())
-        })?)?;
-    }
-    let mut statuses = statuses.into_items()?;
     let mut chunk = Vec::with_capacity(CHUNK);
     loop {
         chunk.clear();
@@ -541,6 +530,33 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
         &summary,
     );
     Ok(crate::EXIT_OK)
+}
+
+/// Reads the whole transfer notice (every entry checked, counts and total too); answers its head.
+fn read_notice(path: &Path) -> anyhow::Result<TransferNoticeHead> {
+    let notice = TransferNoticeReader::new(open(path)?).with_context(|| {
+        format!(
+            "{} is refused: it is not a transfer notice; nothing was imported",
+            path.display()
+        )
+    })?;
+    let head = notice.head().clone();
+    for entry in notice {
+        entry.with_context(|| format!("{} is refused; nothing was imported", path.display()))?;
+    }
+    Ok(head)
+}
+
+/// Parses the status report once, into a spool that the check and the reconciliation both read.
+fn spool_report(path: &Path) -> anyhow::Result<SpoolItems<DeductionStatus>> {
+    let mut statuses = Spool::new()?;
+    for status in StatusReportReader::new(open(path)?)? {
+        statuses
+            .push(&status.with_context(|| {
+                format!("{} is refused; nothing was imported", path.display())
+            })?)?;
+    }
+    Ok(statuses.into_items()?)
 }
 
 fn report_reconciliation(
