@@ -135,6 +135,10 @@ pub enum BankError {
         total: u64,
     },
     #[error(
+        "the deduction file {message_id:?} stopped before its end was read: nothing of it was settled"
+    )]
+    FileNotReadWhole { message_id: String },
+    #[error(
         "settlement {message_id:?} was begun by an earlier version of linkcard, which kept its deductions elsewhere: run or finish it with that version"
     )]
     SettlementOfEarlierVersion { message_id: String },

@@ -210,44 +210,74 @@ impl<S: Store> Settlement<'_, S> {
     /// Settles `deductions` in one durable commit and answers their statuses, in order. The chunks are the file's
     /// deductions in the file's order, from its first (a re-run gives the same chunks again).
     pub fn settle(&mut self, deductions: &[Deduction]) -> Result<Vec<DeductionStatus>, BankError> {
-        let order = &self.order;
-        let accounts = self.accounts;
-        let mut tx = self.bank.ledger.transaction()?;
-        let mut answers = Vec::with_capacity(deductions.len());
-        for (offset, deduction) in (0u64..).zip(deductions) {
-            let key = settled_key(&order.credit_id, &deduction.end_to_end_id);
-            let request_hash: [u8; 32] = Sha256::digest(encode(&deduction_body(deduction))?).into();
-            let stored = match load::<SettledDeduction>(&mut tx, SETTLED, &key)? {
-                Some(settled) if settled.request_hash == request_hash => settled.answer,
-                // The same end-to-end id with other content: not this deduction, and not settled again.
-                Some(_) => duplicate_of_other(order, deduction),
-                None => {
-                    let position = self.position + offset;
-                    // A failure after a write returns here, and the transaction is dropped, unwritten.
-                    let answer = settle_one(&mut tx, order, accounts, deduction, position)?;
-                    let settled = SettledDeduction {
-                        request_hash,
-                        answer,
-                    };
-                    save(&mut tx, SETTLED, &key, &settled)?;
-                    settled.answer
-                }
-            };
-            answers.push(stored);
-        }
+        let Self {
+            bank,
+            order,
+            accounts,
+            summary,
+            position,
+        } = self;
+        let mut tx = bank.ledger.transaction()?;
+        let answered = settle_chunk(&mut tx, order, *accounts, *position, deductions)?;
         tx.commit()?;
-        self.position += deductions.len() as u64;
-        let statuses = answers
-            .into_iter()
-            .zip(deductions)
-            .map(|(stored, deduction)| {
-                let duplicate = stored.message_id != order.message_id;
-                let status = public_status(&stored, deduction, duplicate)?;
-                self.summary.add(&status, duplicate);
-                Ok(status)
-            })
-            .collect::<Result<Vec<_>, BankError>>()?;
-        Ok(statuses)
+        *position += deductions.len() as u64;
+        answer_chunk(order, summary, answered, deductions)
+    }
+
+    /// Settles a whole file while it is still being read (on another thread), then posts the batch transfer
+    /// ([`Settlement::finish`]). `chunks` are the file's deductions in its order, or the reading's error, which
+    /// stops the settlement; `read_whole` says whether the reader has read and checked the whole file.
+    ///
+    /// Nothing is committed before the file is read whole: until then the chunks pile up in one transaction,
+    /// which a malformed file's error drops (refused whole, nothing changed). From then on each chunk is a
+    /// durable commit of its own. `answered` gets each chunk's statuses once it is settled (committed or not).
+    pub fn settle_file<E: From<BankError>>(
+        mut self,
+        chunks: impl IntoIterator<Item = Result<Vec<Deduction>, E>>,
+        read_whole: impl Fn() -> bool,
+        mut answered: impl FnMut(Vec<DeductionStatus>) -> Result<(), E>,
+    ) -> Result<SettlementSummary, E> {
+        {
+            let Self {
+                bank,
+                order,
+                accounts,
+                summary,
+                position,
+            } = &mut self;
+            let mut chunks = chunks.into_iter();
+            let mut ended = false;
+            // One transaction per pass: until the file is read whole it takes every chunk, then one chunk each.
+            while !ended {
+                let mut open = Some(bank.ledger.transaction().map_err(BankError::from)?);
+                while let Some(tx) = open.as_mut() {
+                    let Some(chunk) = chunks.next() else {
+                        ended = true;
+                        break;
+                    };
+                    let chunk = chunk?;
+                    let stored = settle_chunk(tx, order, *accounts, *position, &chunk)?;
+                    *position += chunk.len() as u64;
+                    if read_whole()
+                        && let Some(tx) = open.take()
+                    {
+                        tx.commit().map_err(BankError::from)?;
+                    }
+                    answered(answer_chunk(order, summary, stored, &chunk)?)?;
+                }
+                // The chunks stopped without an error, yet the reader did not finish: never settle part of a file.
+                if ended && !read_whole() {
+                    return Err(BankError::FileNotReadWhole {
+                        message_id: order.message_id.clone(),
+                    }
+                    .into());
+                }
+                if let Some(tx) = open.take() {
+                    tx.commit().map_err(BankError::from)?;
+                }
+            }
+        }
+        Ok(self.finish()?)
     }
 
     /// What the chunks settled so far add up to.
@@ -300,6 +330,57 @@ impl<S: Store> Settlement<'_, S> {
         tx.commit()?;
         Ok(summary)
     }
+}
+
+/// Settles one chunk in `tx` (not committed): each deduction's answer, settled now or as stored before.
+fn settle_chunk(
+    tx: &mut impl Transaction,
+    order: &SettlementOrder,
+    accounts: SettlementAccounts,
+    position: u64,
+    deductions: &[Deduction],
+) -> Result<Vec<StoredStatus>, BankError> {
+    let mut answers = Vec::with_capacity(deductions.len());
+    for (offset, deduction) in (0u64..).zip(deductions) {
+        let key = settled_key(&order.credit_id, &deduction.end_to_end_id);
+        let request_hash: [u8; 32] = Sha256::digest(encode(&deduction_body(deduction))?).into();
+        let stored = match load::<SettledDeduction>(tx, SETTLED, &key)? {
+            Some(settled) if settled.request_hash == request_hash => settled.answer,
+            // The same end-to-end id with other content: not this deduction, and not settled again.
+            Some(_) => duplicate_of_other(order, deduction),
+            None => {
+                // A failure after a write returns here, and the transaction is dropped, unwritten.
+                let answer = settle_one(tx, order, accounts, deduction, position + offset)?;
+                let settled = SettledDeduction {
+                    request_hash,
+                    answer,
+                };
+                save(tx, SETTLED, &key, &settled)?;
+                settled.answer
+            }
+        };
+        answers.push(stored);
+    }
+    Ok(answers)
+}
+
+/// The chunk's public statuses, added to the summary.
+fn answer_chunk(
+    order: &SettlementOrder,
+    summary: &mut SettlementSummary,
+    answers: Vec<StoredStatus>,
+    deductions: &[Deduction],
+) -> Result<Vec<DeductionStatus>, BankError> {
+    answers
+        .into_iter()
+        .zip(deductions)
+        .map(|(stored, deduction)| {
+            let duplicate = stored.message_id != order.message_id;
+            let status = public_status(&stored, deduction, duplicate)?;
+            summary.add(&status, duplicate);
+            Ok(status)
+        })
+        .collect()
 }
 
 fn settled_key(credit_id: &[u8], end_to_end_id: &str) -> Vec<u8> {

@@ -313,3 +313,108 @@ fn chunks_of_any_size_settle_alike_and_a_rerun_in_other_chunks_replays() {
     assert_eq!(again, by_three);
     assert_eq!(company_balance(&mut three), before);
 }
+
+/// Settles `deductions` as a file read on another thread: `chunk` per chunk, `read_whole` as the reader says,
+/// `failure` sent after the chunks when given.
+fn settle_as_file(
+    bank: &mut Bank<SqliteStore>,
+    deductions: &[Deduction],
+    chunk: usize,
+    read_whole: bool,
+    failure: Option<&str>,
+) -> Result<(Vec<DeductionStatus>, SettlementSummary), String> {
+    let run = bank.begin_settlement(&order("DD-1"), NOW).unwrap();
+    let mut chunks: Vec<Result<Vec<Deduction>, Box<dyn std::error::Error>>> =
+        deductions.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+    chunks.extend(failure.map(|reason| Err(reason.into())));
+    let mut statuses = Vec::new();
+    let summary = run
+        .settle_file(
+            chunks,
+            || read_whole,
+            |answered| {
+                statuses.extend(answered);
+                Ok(())
+            },
+        )
+        .map_err(|error| error.to_string())?;
+    Ok((statuses, summary))
+}
+
+fn two_users_file(bank: &mut Bank<SqliteStore>, requests: &mut Requests) -> Vec<Deduction> {
+    bank.add_customer(requests.next(), &customer("U-2"))
+        .unwrap();
+    bank.cash_in(requests.next(), "U-2", 5_000).unwrap();
+    vec![
+        deduction("E-1", "U-1", 1_000, &[]),
+        deduction("E-2", "U-2", 2_000, &[]),
+        deduction("E-3", "U-1", 500, &[]),
+    ]
+}
+
+#[test]
+fn a_file_settled_while_it_is_read_is_settled_like_one_read_first() {
+    let (mut bank, _clock, mut requests) = funded_bank();
+    let deductions = two_users_file(&mut bank, &mut requests);
+    let (statuses, summary) = settle_as_file(&mut bank, &deductions, 2, true, None).unwrap();
+    assert_eq!(statuses.len(), 3);
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.status == TransactionStatus::Accepted)
+    );
+    assert_eq!(summary.collected(), 3_500);
+    assert_eq!(company_balance(&mut bank), 3_500);
+    let (again, again_summary) = settle_all(&mut bank, &order("DD-1"), &deductions, 1);
+    assert_eq!((again, again_summary), (statuses, summary));
+    assert_eq!(bank.balances("U-1").unwrap().personal, 8_500);
+    bank.ledger().check_invariants().unwrap();
+}
+
+#[test]
+fn a_file_found_malformed_after_some_chunks_were_settled_changes_nothing() {
+    let (mut bank, _clock, mut requests) = funded_bank();
+    let deductions = two_users_file(&mut bank, &mut requests);
+    // Beginning opens the company's account and records the settlement: the state to compare against.
+    drop(bank.begin_settlement(&order("DD-1"), NOW).unwrap());
+    let before = (snapshot(&mut bank, "U-1"), snapshot(&mut bank, "U-2"));
+    let refused = settle_as_file(
+        &mut bank,
+        &deductions,
+        1,
+        false,
+        Some("item 4 is malformed"),
+    );
+    assert_eq!(refused.unwrap_err(), "item 4 is malformed");
+    assert_eq!(
+        (snapshot(&mut bank, "U-1"), snapshot(&mut bank, "U-2")),
+        before
+    );
+    assert_eq!(company_balance(&mut bank), 0);
+    // The reader stopping without saying why is refused the same way.
+    let stopped = settle_as_file(&mut bank, &deductions, 1, false, None).unwrap_err();
+    assert!(stopped.contains("stopped before its end"), "{stopped}");
+    assert_eq!(
+        (snapshot(&mut bank, "U-1"), snapshot(&mut bank, "U-2")),
+        before
+    );
+    // Once mended, the same file settles in full.
+    let (statuses, summary) = settle_as_file(&mut bank, &deductions, 1, true, None).unwrap();
+    assert_eq!((statuses.len(), summary.collected()), (3, 3_500));
+    bank.ledger().check_invariants().unwrap();
+}
+
+#[test]
+fn once_the_file_is_read_whole_each_chunk_is_committed_and_a_rerun_completes_it() {
+    let (mut bank, _clock, mut requests) = funded_bank();
+    let deductions = two_users_file(&mut bank, &mut requests);
+    // Read whole, then the settlement fails after its first chunk (a full disk, say): that chunk stays.
+    let failed = settle_as_file(&mut bank, &deductions[..1], 1, true, Some("disk full"));
+    assert_eq!(failed.unwrap_err(), "disk full");
+    assert_eq!(bank.balances("U-1").unwrap().personal, 9_000);
+    let (statuses, summary) = settle_as_file(&mut bank, &deductions, 2, true, None).unwrap();
+    assert_eq!((statuses.len(), summary.collected()), (3, 3_500));
+    assert_eq!(bank.balances("U-1").unwrap().personal, 8_500);
+    assert_eq!(company_balance(&mut bank), 3_500);
+    bank.ledger().check_invariants().unwrap();
+}

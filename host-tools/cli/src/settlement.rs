@@ -13,6 +13,8 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 
 use anyhow::Context as _;
 use bank::SettlementOrder;
@@ -20,9 +22,10 @@ use clap::Args;
 use credit::{FlaggedReflection, ReconciliationOrder, StatementOrder};
 use indicatif::{ProgressBar, ProgressStyle};
 use interchange::{
-    Date as IsoDate, DeductionFileHead, DeductionReader, DeductionStatus, DeductionWriter, Header,
-    NoticeEntry, SignedFile, Spool, SpoolItems, StatusReportHead, StatusReportReader,
-    StatusReportWriter, TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
+    Date as IsoDate, Deduction, DeductionFileHead, DeductionReader, DeductionStatus,
+    DeductionWriter, Header, NoticeEntry, SignedFile, Spool, SpoolItems, StatusReportHead,
+    StatusReportReader, StatusReportWriter, TransferNoticeHead, TransferNoticeReader,
+    TransferNoticeWriter,
 };
 use serde_json::json;
 
@@ -289,15 +292,6 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
         head.bank_id,
         bank.settings.id
     );
-    // The whole file is read before anything is imported (a malformed one is refused whole), into a spool that
-    // the settlement then reads instead of parsing the XML again.
-    let mut deductions = Spool::new()?;
-    for deduction in DeductionReader::new(open(&args.file)?)? {
-        let deduction = deduction
-            .with_context(|| format!("{} is refused; nothing was imported", args.file.display()))?;
-        deductions.push(&deduction)?;
-    }
-    let mut deductions = deductions.into_items()?;
     let order = SettlementOrder {
         message_id: head.header.message_id.clone(),
         credit_id: head.credit_id.as_bytes().to_vec(),
@@ -306,7 +300,7 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     };
     let dir = outbox(&args.out, data.bank_dir().join("outbox"))?;
     let identity = bank.keys.organisation().identity().clone();
-    let mut run = bank.system.begin_settlement(&order, now())?;
+    let run = bank.system.begin_settlement(&order, now())?;
     crash_point("settle:begun");
     let report_id = derived_message_id("RP", &head.header.message_id);
     let report_head = StatusReportHead {
@@ -326,32 +320,36 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     let bar = progress(head.count, "settling", args.json);
     // What the transfer notice lists, kept aside while the report is written: the notice's head needs the totals.
     let mut collected = Spool::new()?;
-    let mut chunk = Vec::with_capacity(CHUNK);
     let mut chunks = 0u64;
-    loop {
-        chunk.clear();
-        for deduction in deductions.by_ref().take(CHUNK) {
-            chunk.push(deduction?);
-        }
-        if chunk.is_empty() {
-            break;
-        }
-        for status in run.settle(&chunk)? {
-            report.write(&status)?;
-            let amount = status.from_pool + status.from_personal;
-            if amount > 0 {
-                collected.push(&NoticeEntry {
-                    end_to_end_id: status.end_to_end_id,
-                    amount,
-                })?;
-            }
-        }
-        bar.inc(chunk.len() as u64);
-        chunks += 1;
-        crash_point(&format!("settle:chunk:{chunks}"));
-    }
+    // The file is read on the second core while the first settles what was read; nothing is committed before the
+    // whole file is read and checked (a malformed one is refused whole: see `Settlement::settle_file`).
+    let read_whole = AtomicBool::new(false);
+    let summary = std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        scope.spawn(|| read_deductions(&args.file, &read_whole, sender));
+        run.settle_file(
+            receiver,
+            || read_whole.load(Ordering::Acquire),
+            |statuses| {
+                let count = statuses.len() as u64;
+                for status in statuses {
+                    report.write(&status)?;
+                    let amount = status.from_pool + status.from_personal;
+                    if amount > 0 {
+                        collected.push(&NoticeEntry {
+                            end_to_end_id: status.end_to_end_id,
+                            amount,
+                        })?;
+                    }
+                }
+                bar.inc(count);
+                chunks += 1;
+                crash_point(&format!("settle:chunk:{chunks}"));
+                anyhow::Ok(())
+            },
+        )
+    })?;
     bar.finish_and_clear();
-    let summary = run.finish()?;
     crash_point("settle:finished");
     commit_signed(report.finish()?, &report_path, &identity)?;
     crash_point("settle:report-written");
@@ -388,6 +386,36 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
                 "report": report_path.display().to_string(), "notice": notice_path.display().to_string()}),
     );
     Ok(crate::EXIT_OK)
+}
+
+/// Reads the deduction file on its own thread and sends its deductions in chunks, or the error that stops it.
+/// `read_whole` is set once every deduction is read and the file's counts are checked.
+fn read_deductions(
+    path: &Path,
+    read_whole: &AtomicBool,
+    chunks: SyncSender<anyhow::Result<Vec<Deduction>>>,
+) {
+    let read = || -> anyhow::Result<()> {
+        let refused = || format!("{} is refused; nothing was imported", path.display());
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for deduction in DeductionReader::new(open(path)?).with_context(refused)? {
+            chunk.push(deduction.with_context(refused)?);
+            if chunk.len() == CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                if chunks.send(Ok(full)).is_err() {
+                    return Ok(()); // the settlement stopped: it says why
+                }
+            }
+        }
+        read_whole.store(true, Ordering::Release);
+        if !chunk.is_empty() {
+            let _ = chunks.send(Ok(chunk));
+        }
+        Ok(())
+    };
+    if let Err(error) = read() {
+        let _ = chunks.send(Err(error));
+    }
 }
 
 /// The transfer notice of the deductions that moved money.

@@ -246,6 +246,9 @@ impl Store for SqliteStore {
     }
 }
 
+/// Accounts a transaction keeps in memory at most (about 1 MiB).
+const ACCOUNT_CACHE_ENTRIES: usize = 8192;
+
 /// A write transaction on a [`SqliteStore`]. Dropping it rolls back.
 #[derive(Debug)]
 pub struct SqliteTransaction<'a> {
@@ -444,6 +447,17 @@ impl SqliteTransaction<'_> {
         Ok(())
     }
 
+    /// Keeps an account as last read or written. The cache is written through, so forgetting is always safe: it
+    /// is emptied when full, which keeps a transaction of a million transfers small while its hot accounts are
+    /// read back once per few thousand.
+    fn remember(&mut self, account: Account) {
+        if self.accounts.len() >= ACCOUNT_CACHE_ENTRIES && !self.accounts.contains_key(&account.id)
+        {
+            self.accounts.clear();
+        }
+        self.accounts.insert(account.id, account);
+    }
+
     fn innermost_savepoint(&self) -> Result<usize, LedgerError> {
         match self.savepoints {
             0 => Err(StorageError::NoSavepoint.into()),
@@ -569,7 +583,7 @@ impl LedgerTables for SqliteTransaction<'_> {
             .optional()?
             .transpose()?;
         if let Some(account) = &account {
-            self.accounts.insert(id, *account);
+            self.remember(*account);
         }
         Ok(account)
     }
@@ -608,7 +622,7 @@ impl LedgerTables for SqliteTransaction<'_> {
                 a.credits_posted.to_be_bytes(),
             ])?;
         if changed == 1 {
-            self.accounts.insert(a.id, *a);
+            self.remember(*a);
             Ok(())
         } else {
             Err(LedgerError::AccountNotFound { account: a.id })
