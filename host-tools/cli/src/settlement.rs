@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use anyhow::Context as _;
 use bank::SettlementOrder;
@@ -23,9 +23,8 @@ use credit::{FlaggedReflection, ReconciliationOrder, StatementOrder};
 use indicatif::{ProgressBar, ProgressStyle};
 use interchange::{
     Date as IsoDate, Deduction, DeductionFileHead, DeductionReader, DeductionStatus,
-    DeductionWriter, Header, NoticeEntry, SignedFile, Spool, SpoolItems, StatusReportHead,
-    StatusReportReader, StatusReportWriter, TransferNoticeHead, TransferNoticeReader,
-    TransferNoticeWriter,
+    DeductionWriter, Header, NoticeEntry, SignedFile, Spool, StatusReportHead, StatusReportReader,
+    StatusReportWriter, TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
 };
 use serde_json::json;
 
@@ -316,38 +315,37 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
         control_sum: head.control_sum,
     };
     let report_path = dir.join(format!("{report_id}.xml"));
-    let mut report = StatusReportWriter::new(create_signed(&report_path)?, &report_head)?;
+    let report = StatusReportWriter::new(create_signed(&report_path)?, &report_head)?;
     let bar = progress(head.count, "settling", args.json);
-    // What the transfer notice lists, kept aside while the report is written: the notice's head needs the totals.
-    let mut collected = Spool::new()?;
     let mut chunks = 0u64;
-    // The file is read on the second core while the first settles what was read; nothing is committed before the
-    // whole file is read and checked (a malformed one is refused whole: see `Settlement::settle_file`).
+    // Three threads: one reads the file, one settles what was read, one writes the answers. Nothing is committed
+    // before the whole file is read and checked (a malformed one is refused whole: see `Settlement::settle_file`).
     let read_whole = AtomicBool::new(false);
-    let summary = std::thread::scope(|scope| {
+    let (summary, report, collected) = std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel(2);
         scope.spawn(|| read_deductions(&args.file, &read_whole, sender));
-        run.settle_file(
+        let (answers, answered) = std::sync::mpsc::sync_channel::<Vec<DeductionStatus>>(2);
+        let writer = scope.spawn(move || write_answers(report, answered));
+        let settled = run.settle_file(
             receiver,
             || read_whole.load(Ordering::Acquire),
             |statuses| {
-                let count = statuses.len() as u64;
-                for status in statuses {
-                    report.write(&status)?;
-                    let amount = status.from_pool + status.from_personal;
-                    if amount > 0 {
-                        collected.push(&NoticeEntry {
-                            end_to_end_id: status.end_to_end_id,
-                            amount,
-                        })?;
-                    }
-                }
-                bar.inc(count);
+                bar.inc(statuses.len() as u64);
+                answers
+                    .send(statuses)
+                    .map_err(|_| anyhow::anyhow!("writing the status report stopped"))?;
                 chunks += 1;
                 crash_point(&format!("settle:chunk:{chunks}"));
                 anyhow::Ok(())
             },
-        )
+        );
+        drop(answers);
+        // The writer's own error says more than the settlement's "stopped".
+        let written = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("writing the status report stopped unexpectedly"))?;
+        let (report, collected) = written?;
+        anyhow::Ok((settled?, report, collected))
     })?;
     bar.finish_and_clear();
     crash_point("settle:finished");
@@ -416,6 +414,28 @@ fn read_deductions(
     if let Err(error) = read() {
         let _ = chunks.send(Err(error));
     }
+}
+
+/// Writes each settled chunk's statuses into the report, and what moved money into the notice's spool (its head
+/// needs the totals, so the notice is written after).
+fn write_answers<W: std::io::Write>(
+    mut report: StatusReportWriter<W>,
+    answered: Receiver<Vec<DeductionStatus>>,
+) -> anyhow::Result<(StatusReportWriter<W>, Spool<NoticeEntry>)> {
+    let mut collected = Spool::new()?;
+    for statuses in answered {
+        for status in statuses {
+            report.write(&status)?;
+            let amount = status.from_pool + status.from_personal;
+            if amount > 0 {
+                collected.push(&NoticeEntry {
+                    end_to_end_id: status.end_to_end_id,
+                    amount,
+                })?;
+            }
+        }
+    }
+    Ok((report, collected))
 }
 
 /// The transfer notice of the deductions that moved money.
@@ -492,15 +512,15 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
         })?;
     verify(&args.report, contract.bank_identity(), &head.bank_id)?;
     verify(&args.notice, contract.bank_identity(), &head.bank_id)?;
-    // Two independent files: the notice is read on the second core while this one reads the report.
-    let (notice_head, mut statuses) = std::thread::scope(|scope| {
-        let notice = scope.spawn(|| read_notice(&args.notice));
-        let statuses = spool_report(&args.report);
-        let notice_head = notice.join().map_err(|_| {
-            anyhow::anyhow!("reading {} stopped unexpectedly", args.notice.display())
-        })??;
-        anyhow::Ok((notice_head, statuses?))
-    })?;
+    let notice_head = TransferNoticeReader::new(open(&args.notice)?)
+        .with_context(|| {
+            format!(
+                "{} is refused: it is not a transfer notice; nothing was imported",
+                args.notice.display()
+            )
+        })?
+        .head()
+        .clone();
     anyhow::ensure!(
         notice_head.original_message_id == head.original_message_id
             && notice_head.bank_id == head.bank_id,
@@ -518,21 +538,30 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
         notice_total: notice_head.total,
     };
     let mut run = credit.system.begin_reconciliation(&order)?;
-    let mut chunk = Vec::with_capacity(CHUNK);
-    loop {
-        chunk.clear();
-        for status in statuses.by_ref().take(CHUNK) {
-            chunk.push(status?);
+    // The whole answer is checked before anything is imported (a wrong one is refused whole). The report is read
+    // on the second core while this one checks what was read and spools it for the reconciliation; the notice's
+    // entries are read beside them.
+    let mut statuses = Spool::new()?;
+    std::thread::scope(|scope| {
+        let notice = scope.spawn(|| read_notice(&args.notice));
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        let report = scope.spawn(|| read_statuses(&args.report, sender));
+        for chunk in receiver {
+            run.check(&chunk)?;
+            for status in &chunk {
+                statuses.push(status)?;
+            }
         }
-        if chunk.is_empty() {
-            break;
-        }
-        run.check(&chunk)?;
-    }
+        let stopped = || anyhow::anyhow!("reading the bank's files stopped unexpectedly");
+        report.join().map_err(|_| stopped())??;
+        notice.join().map_err(|_| stopped())??;
+        anyhow::Ok(())
+    })?;
     run.check_total()?;
     crash_point("reconcile:checked");
     let bar = progress(head.count, "reconciling", args.json);
-    statuses.rewind()?;
+    let mut statuses = statuses.into_items()?;
+    let mut chunk = Vec::with_capacity(CHUNK);
     let mut chunks = 0u64;
     loop {
         chunk.clear();
@@ -560,31 +589,32 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
-/// Reads the whole transfer notice (every entry checked, counts and total too); answers its head.
-fn read_notice(path: &Path) -> anyhow::Result<TransferNoticeHead> {
-    let notice = TransferNoticeReader::new(open(path)?).with_context(|| {
-        format!(
-            "{} is refused: it is not a transfer notice; nothing was imported",
-            path.display()
-        )
-    })?;
-    let head = notice.head().clone();
-    for entry in notice {
+/// Reads every entry of the transfer notice (each checked, the counts and total too).
+fn read_notice(path: &Path) -> anyhow::Result<()> {
+    for entry in TransferNoticeReader::new(open(path)?)? {
         entry.with_context(|| format!("{} is refused; nothing was imported", path.display()))?;
     }
-    Ok(head)
+    Ok(())
 }
 
-/// Parses the status report once, into a spool that the check and the reconciliation both read.
-fn spool_report(path: &Path) -> anyhow::Result<SpoolItems<DeductionStatus>> {
-    let mut statuses = Spool::new()?;
-    for status in StatusReportReader::new(open(path)?)? {
-        statuses
-            .push(&status.with_context(|| {
-                format!("{} is refused; nothing was imported", path.display())
-            })?)?;
+/// Reads the whole status report on its own thread and sends its statuses in chunks; an error stops it (and
+/// is its answer).
+fn read_statuses(path: &Path, chunks: SyncSender<Vec<DeductionStatus>>) -> anyhow::Result<()> {
+    let refused = || format!("{} is refused; nothing was imported", path.display());
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for status in StatusReportReader::new(open(path)?).with_context(refused)? {
+        chunk.push(status.with_context(refused)?);
+        if chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if chunks.send(full).is_err() {
+                return Ok(()); // the check stopped: it says why
+            }
+        }
     }
-    Ok(statuses.into_items()?)
+    if !chunk.is_empty() {
+        let _ = chunks.send(chunk);
+    }
+    Ok(())
 }
 
 fn report_reconciliation(
