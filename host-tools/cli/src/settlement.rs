@@ -23,8 +23,9 @@ use credit::{FlaggedReflection, ReconciliationOrder, StatementOrder};
 use indicatif::{ProgressBar, ProgressStyle};
 use interchange::{
     Date as IsoDate, Deduction, DeductionFileHead, DeductionReader, DeductionStatus,
-    DeductionWriter, Header, NoticeEntry, SignedFile, Spool, StatusReportHead, StatusReportReader,
-    StatusReportWriter, TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
+    DeductionWriter, Header, NoticeEntry, PipedSpool, SignedFile, Spool, StatusReportHead,
+    StatusReportReader, StatusReportWriter, TransferNoticeHead, TransferNoticeReader,
+    TransferNoticeWriter,
 };
 use serde_json::json;
 
@@ -317,34 +318,44 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     let report_path = dir.join(format!("{report_id}.xml"));
     let report = StatusReportWriter::new(create_signed(&report_path)?, &report_head)?;
     let bar = progress(head.count, "settling", args.json);
-    let mut chunks = 0u64;
+    let mut chunks_done = 0u64;
     // Three threads: one reads the file, one settles what was read, one writes the answers. Nothing is committed
     // before the whole file is read and checked (a malformed one is refused whole: see `Settlement::settle_file`).
     let read_whole = AtomicBool::new(false);
     let (summary, report, collected) = std::thread::scope(|scope| {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
-        scope.spawn(|| read_deductions(&args.file, &read_whole, sender));
+        let (spool, mut deductions) = Spool::piped()?;
+        let reader = scope.spawn(|| read_deductions(&args.file, &read_whole, spool));
         let (answers, answered) = std::sync::mpsc::sync_channel::<Vec<DeductionStatus>>(2);
         let writer = scope.spawn(move || write_answers(report, answered));
+        let chunks = std::iter::from_fn(|| {
+            match deductions
+                .by_ref()
+                .take(CHUNK)
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(chunk) if chunk.is_empty() => None,
+                Ok(chunk) => Some(Ok(chunk)),
+                Err(error) => Some(Err(anyhow::Error::from(error))),
+            }
+        });
         let settled = run.settle_file(
-            receiver,
+            chunks,
             || read_whole.load(Ordering::Acquire),
             |statuses| {
                 bar.inc(statuses.len() as u64);
                 answers
                     .send(statuses)
                     .map_err(|_| anyhow::anyhow!("writing the status report stopped"))?;
-                chunks += 1;
-                crash_point(&format!("settle:chunk:{chunks}"));
+                chunks_done += 1;
+                crash_point(&format!("settle:chunk:{chunks_done}"));
                 anyhow::Ok(())
             },
         );
         drop(answers);
-        // The writer's own error says more than the settlement's "stopped".
-        let written = writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("writing the status report stopped unexpectedly"))?;
-        let (report, collected) = written?;
+        // The reader's and the writer's own errors say more than the settlement's "stopped".
+        let stopped = || anyhow::anyhow!("reading or answering the file stopped unexpectedly");
+        reader.join().map_err(|_| stopped())??;
+        let (report, collected) = writer.join().map_err(|_| stopped())??;
         anyhow::Ok((settled?, report, collected))
     })?;
     bar.finish_and_clear();
@@ -386,34 +397,28 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
-/// Reads the deduction file on its own thread and sends its deductions in chunks, or the error that stops it.
-/// `read_whole` is set once every deduction is read and the file's counts are checked.
+/// Reads the deduction file on its own thread into a spool, publishing it chunk by chunk; sets `read_whole` once
+/// every deduction is read and the file's counts are checked. An error stops it unpublished (and is its answer).
+/// The reader runs ahead of the settlement as far as it can: the sooner the file is read whole, the sooner the
+/// settlement commits (see `Settlement::settle_file`).
 fn read_deductions(
     path: &Path,
     read_whole: &AtomicBool,
-    chunks: SyncSender<anyhow::Result<Vec<Deduction>>>,
-) {
-    let read = || -> anyhow::Result<()> {
-        let refused = || format!("{} is refused; nothing was imported", path.display());
-        let mut chunk = Vec::with_capacity(CHUNK);
-        for deduction in DeductionReader::new(open(path)?).with_context(refused)? {
-            chunk.push(deduction.with_context(refused)?);
-            if chunk.len() == CHUNK {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                if chunks.send(Ok(full)).is_err() {
-                    return Ok(()); // the settlement stopped: it says why
-                }
-            }
+    mut spool: PipedSpool<Deduction>,
+) -> anyhow::Result<()> {
+    let refused = || format!("{} is refused; nothing was imported", path.display());
+    let mut count = 0;
+    for deduction in DeductionReader::new(open(path)?).with_context(refused)? {
+        spool.push(&deduction.with_context(refused)?)?;
+        count += 1;
+        if count % CHUNK == 0 {
+            spool.publish()?;
         }
-        read_whole.store(true, Ordering::Release);
-        if !chunk.is_empty() {
-            let _ = chunks.send(Ok(chunk));
-        }
-        Ok(())
-    };
-    if let Err(error) = read() {
-        let _ = chunks.send(Err(error));
     }
+    // Only once every deduction is in the follower's reach: the settlement commits when it sees the flag.
+    spool.publish()?;
+    read_whole.store(true, Ordering::Release);
+    Ok(())
 }
 
 /// Writes each settled chunk's statuses into the report, and what moved money into the notice's spool (its head

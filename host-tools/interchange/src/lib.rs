@@ -134,7 +134,7 @@ pub use signing::{
     SignedFile, read_signed_deductions, read_signed_status_report, read_signed_transfer_notice,
     verify_file, write_signed,
 };
-pub use spool::{Spool, SpoolItems};
+pub use spool::{PipedSpool, Spool, SpoolFollower, SpoolItems};
 pub use status::{PAIN_002_NAMESPACE, StatusReportHead, StatusReportReader, StatusReportWriter};
 pub use values::{CURRENCIES, Currency, MAX_AMOUNT};
 pub use xml::SETTLEMENT_NAMESPACE;
