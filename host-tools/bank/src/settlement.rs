@@ -341,10 +341,19 @@ fn settle_chunk(
     deductions: &[Deduction],
 ) -> Result<Vec<StoredStatus>, BankError> {
     let mut answers = Vec::with_capacity(deductions.len());
-    for (offset, deduction) in (0u64..).zip(deductions) {
-        let key = settled_key(&order.credit_id, &deduction.end_to_end_id);
+    let keys: Vec<Vec<u8>> = deductions
+        .iter()
+        .map(|deduction| settled_key(&order.credit_id, &deduction.end_to_end_id))
+        .collect();
+    // A file settled for the first time has none of its deductions settled: one look says so for the whole chunk.
+    let any_settled = tx.may_hold_any(SETTLED, &keys)?;
+    for ((offset, deduction), key) in (0u64..).zip(deductions).zip(&keys) {
         let request_hash: [u8; 32] = Sha256::digest(encode(&deduction_body(deduction))?).into();
-        let stored = match load::<SettledDeduction>(tx, SETTLED, &key)? {
+        let settled = match any_settled {
+            true => load::<SettledDeduction>(tx, SETTLED, key)?,
+            false => None,
+        };
+        let stored = match settled {
             Some(settled) if settled.request_hash == request_hash => settled.answer,
             // The same end-to-end id with other content: not this deduction, and not settled again.
             Some(_) => duplicate_of_other(order, deduction),
@@ -355,7 +364,7 @@ fn settle_chunk(
                     request_hash,
                     answer,
                 };
-                save(tx, SETTLED, &key, &settled)?;
+                save(tx, SETTLED, key, &settled)?;
                 settled.answer
             }
         };

@@ -418,3 +418,17 @@ fn once_the_file_is_read_whole_each_chunk_is_committed_and_a_rerun_completes_it(
     assert_eq!(company_balance(&mut bank), 3_500);
     bank.ledger().check_invariants().unwrap();
 }
+
+#[test]
+fn a_deduction_twice_in_one_chunk_takes_its_money_once() {
+    let (mut bank, _clock, _requests) = funded_bank();
+    let twice = [
+        deduction("E-1", "U-1", 1_000, &[]),
+        deduction("E-1", "U-1", 1_000, &[]),
+    ];
+    let mut run = bank.begin_settlement(&order("DD-1"), NOW).unwrap();
+    let statuses = run.settle(&twice).unwrap();
+    assert_eq!(statuses[0], statuses[1]);
+    drop(run);
+    assert_eq!(bank.balances("U-1").unwrap().personal, 9_000);
+}

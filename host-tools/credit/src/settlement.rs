@@ -412,13 +412,22 @@ impl<S: Store> Reconciliation<'_, S> {
     ) -> Result<Vec<FlaggedReflection>, CreditError> {
         let mut tx = self.credit.ledger.transaction()?;
         let mut outcomes = Vec::with_capacity(statuses.len());
-        for (offset, status) in (0u64..).zip(statuses) {
+        let keys: Vec<Vec<u8>> = statuses
+            .iter()
+            .map(|status| status.end_to_end_id.as_bytes().to_vec())
+            .collect();
+        // A first reconciliation has none of its deductions reconciled: one look says so for the whole chunk.
+        let any_reconciled = tx.may_hold_any(RECONCILED, &keys)?;
+        for ((offset, status), key) in (0u64..).zip(statuses).zip(&keys) {
             let item = load_item(&mut tx, &self.statement, &status.end_to_end_id)?;
             check_status(status, &item)?;
-            let key = status.end_to_end_id.as_bytes();
             let request_hash: [u8; 32] =
                 Sha256::digest(records::encode(&status_body(status))).into();
-            let outcome = match records::load::<Reconciled>(&mut tx, RECONCILED, key)? {
+            let reconciled = match any_reconciled {
+                true => records::load::<Reconciled>(&mut tx, RECONCILED, key)?,
+                false => None,
+            };
+            let outcome = match reconciled {
                 Some(done) if done.request_hash == request_hash => done.outcome,
                 Some(_) => {
                     return Err(CreditError::ReconciliationChanged {

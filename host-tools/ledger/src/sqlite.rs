@@ -242,6 +242,7 @@ impl Store for SqliteStore {
             last_timestamp,
             savepoints: 0,
             accounts: HashMap::new(),
+            deferred_writes: 0,
         })
     }
 }
@@ -257,20 +258,29 @@ pub struct SqliteTransaction<'a> {
     last_timestamp: &'a mut Timestamp,
     savepoints: usize,
     /// Accounts as this transaction last read or wrote them (it holds the write lock, so no one else changes
-    /// them): hot accounts (a merchant, a bank's receivable) are read once per group commit, not per transfer.
-    accounts: HashMap<AccountId, Account>,
+    /// them), and whether their balances wait to be written: hot accounts (a merchant, a bank's receivable, a
+    /// settlement account) are read once per group commit and written once, not per transfer.
+    accounts: HashMap<AccountId, (Account, Dirty)>,
+    /// Balance updates kept in `accounts` so far: writes as much as the rows changed.
+    deferred_writes: u64,
 }
+
+/// Whether a cached account's balances are newer than its row.
+type Dirty = bool;
 
 impl Transaction for SqliteTransaction<'_> {
     fn writes(&self) -> u64 {
-        self.tx.total_changes()
+        self.tx.total_changes() + self.deferred_writes
     }
 
-    fn commit(self) -> Result<(), LedgerError> {
+    fn commit(mut self) -> Result<(), LedgerError> {
+        self.write_balances()?;
         Ok(self.tx.commit()?)
     }
 
     fn savepoint(&mut self) -> Result<(), LedgerError> {
+        // What the scope changes in memory is dropped with it on a rollback; what came before must stay.
+        self.write_balances()?;
         let depth = self.savepoints + 1;
         self.run(&format!("SAVEPOINT s{depth}"))?;
         self.savepoints = depth;
@@ -289,7 +299,7 @@ impl Transaction for SqliteTransaction<'_> {
         // ROLLBACK TO keeps the savepoint open: release it too, so scopes nest like calls.
         self.run(&format!("ROLLBACK TO s{depth}"))?;
         self.run(&format!("RELEASE s{depth}"))?;
-        // The rollback may have undone balances the cache holds.
+        // The rollback undid balances the cache may hold, and the scope's unwritten ones go with them.
         self.accounts.clear();
         self.savepoints = depth - 1;
         Ok(())
@@ -350,6 +360,16 @@ impl Transaction for SqliteTransaction<'_> {
             });
         }
         self.page(table, prefix, after, limit)
+    }
+
+    fn first_key_from(&mut self, table: &str, from: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT key FROM records WHERE tbl = ?1 AND key >= ?2 ORDER BY key LIMIT 1",
+            )?
+            .query_row(params![table, from], |row| row.get(0))
+            .optional()?)
     }
 
     fn scan_prefix(&mut self, table: &str, prefix: &[u8]) -> Result<Vec<Record>, LedgerError> {
@@ -447,15 +467,56 @@ impl SqliteTransaction<'_> {
         Ok(())
     }
 
-    /// Keeps an account as last read or written. The cache is written through, so forgetting is always safe: it
-    /// is emptied when full, which keeps a transaction of a million transfers small while its hot accounts are
-    /// read back once per few thousand.
-    fn remember(&mut self, account: Account) {
+    /// Keeps an account as last read. When the cache is full its balances are written and it is emptied, which
+    /// keeps a transaction of a million transfers small while its hot accounts are read back once per few
+    /// thousand.
+    fn remember(&mut self, account: Account) -> Result<(), LedgerError> {
         if self.accounts.len() >= ACCOUNT_CACHE_ENTRIES && !self.accounts.contains_key(&account.id)
         {
+            self.write_balances()?;
             self.accounts.clear();
         }
-        self.accounts.insert(account.id, account);
+        self.accounts.insert(account.id, (account, false));
+        Ok(())
+    }
+
+    /// Writes the balances updated in memory, in the order of the accounts' ids.
+    fn write_balances(&mut self) -> Result<(), LedgerError> {
+        let mut dirty: Vec<Account> = self
+            .accounts
+            .values_mut()
+            .filter(|(_, dirty)| *dirty)
+            .map(|(account, dirty)| {
+                *dirty = false;
+                *account
+            })
+            .collect();
+        dirty.sort_unstable_by_key(|account| account.id);
+        for account in &dirty {
+            self.write_row_balances(account)?;
+        }
+        Ok(())
+    }
+
+    fn write_row_balances(&mut self, a: &Account) -> Result<(), LedgerError> {
+        let changed = self
+            .tx
+            .prepare_cached(
+                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3, credits_pending = ?4, credits_posted = ?5
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                a.id.to_be_bytes(),
+                a.debits_pending.to_be_bytes(),
+                a.debits_posted.to_be_bytes(),
+                a.credits_pending.to_be_bytes(),
+                a.credits_posted.to_be_bytes(),
+            ])?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(LedgerError::AccountNotFound { account: a.id })
+        }
     }
 
     fn innermost_savepoint(&self) -> Result<usize, LedgerError> {
@@ -572,7 +633,7 @@ impl LedgerTables for SqliteTransaction<'_> {
     }
 
     fn load_account(&mut self, id: AccountId) -> Result<Option<Account>, LedgerError> {
-        if let Some(account) = self.accounts.get(&id) {
+        if let Some((account, _)) = self.accounts.get(&id) {
             return Ok(Some(*account));
         }
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1");
@@ -583,7 +644,7 @@ impl LedgerTables for SqliteTransaction<'_> {
             .optional()?
             .transpose()?;
         if let Some(account) = &account {
-            self.remember(*account);
+            self.remember(*account)?;
         }
         Ok(account)
     }
@@ -608,25 +669,16 @@ impl LedgerTables for SqliteTransaction<'_> {
     }
 
     fn update_balances(&mut self, a: &Account) -> Result<(), LedgerError> {
-        let changed = self
-            .tx
-            .prepare_cached(
-                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3, credits_pending = ?4, credits_posted = ?5
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                a.id.to_be_bytes(),
-                a.debits_pending.to_be_bytes(),
-                a.debits_posted.to_be_bytes(),
-                a.credits_pending.to_be_bytes(),
-                a.credits_posted.to_be_bytes(),
-            ])?;
-        if changed == 1 {
-            self.remember(*a);
-            Ok(())
-        } else {
-            Err(LedgerError::AccountNotFound { account: a.id })
+        // A cached account's row exists in this transaction: its balances are written once, at the latest on
+        // commit. Any other is written now.
+        if let Some((cached, dirty)) = self.accounts.get_mut(&a.id) {
+            *cached = *a;
+            *dirty = true;
+            self.deferred_writes += 1;
+            return Ok(());
         }
+        self.write_row_balances(a)?;
+        self.remember(*a)
     }
 
     fn load_transfer(&mut self, id: TransferId) -> Result<Option<Transfer>, LedgerError> {
@@ -707,6 +759,7 @@ impl LedgerTables for SqliteTransaction<'_> {
     }
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, LedgerError> {
+        self.write_balances()?;
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY timestamp");
         let mut statement = self.tx.prepare_cached(&sql)?;
         let rows = statement.query_map([], account_row)?;

@@ -117,6 +117,30 @@ pub trait Transaction: LedgerTables + Sized {
     ) -> Result<Vec<Record>, LedgerError>;
     /// Every record of `table` whose key starts with `prefix`, by key.
     fn scan_prefix(&mut self, table: &str, prefix: &[u8]) -> Result<Vec<Record>, LedgerError>;
+    /// The least key of `table` that is ≥ `from`, if any: whether a range holds records at all, in one look.
+    fn first_key_from(&mut self, table: &str, from: &[u8]) -> Result<Option<Vec<u8>>, LedgerError>;
+
+    /// Whether `table` may hold a record under any of `keys`, so that each must be looked up; `false` when none
+    /// is there, which one look at the range between the least and the greatest key tells for a whole batch (a
+    /// batch of new, ordered keys). A key twice in `keys` counts as held: the second is the first's replay.
+    fn may_hold_any(&mut self, table: &str, keys: &[Vec<u8>]) -> Result<bool, LedgerError> {
+        let mut sorted: Vec<&Vec<u8>> = keys.iter().collect();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Ok(true);
+        }
+        match (sorted.first(), sorted.last()) {
+            (Some(first), Some(last)) => self.any_between(table, first, last),
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether `table` holds any record whose key is between `first` and `last` (both included).
+    fn any_between(&mut self, table: &str, first: &[u8], last: &[u8]) -> Result<bool, LedgerError> {
+        Ok(self
+            .first_key_from(table, first)?
+            .is_some_and(|key| key.as_slice() <= last))
+    }
 
     /// Runs `work` all-or-nothing inside this transaction: if it fails, its changes are undone and the rest of
     /// the transaction is kept (one request of a group commit).

@@ -608,3 +608,55 @@ fn a_prefix_is_read_page_by_page() {
     assert_eq!(tx.scan_prefix_page("t", b"", &[], 100).unwrap().len(), 8);
     assert!(tx.scan_prefix_page("t", b"a", b"b", 1).is_err());
 }
+
+#[test]
+fn a_range_is_known_empty_or_not_in_one_look() {
+    let (mut ledger, _) = in_memory();
+    let mut tx = ledger.transaction().unwrap();
+    tx.put("t", b"k3", b"").unwrap();
+    tx.put("t", b"k7", b"").unwrap();
+    tx.put("u", b"k5", b"other table").unwrap();
+    assert_eq!(tx.first_key_from("t", b"k4").unwrap(), Some(b"k7".to_vec()));
+    assert_eq!(tx.first_key_from("t", b"k8").unwrap(), None);
+    assert!(!tx.any_between("t", b"k4", b"k6").unwrap());
+    assert!(tx.any_between("t", b"k4", b"k7").unwrap());
+    assert!(tx.any_between("t", b"k3", b"k3").unwrap());
+    assert!(!tx.any_between("t", b"k0", b"k2").unwrap());
+    let keys = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| n.as_bytes().to_vec())
+            .collect::<Vec<_>>()
+    };
+    assert!(!tx.may_hold_any("t", &keys(&["k6", "k4", "k5"])).unwrap());
+    assert!(tx.may_hold_any("t", &keys(&["k6", "k8", "k4"])).unwrap());
+    assert!(tx.may_hold_any("t", &keys(&["k5", "k5"])).unwrap());
+    assert!(!tx.may_hold_any("t", &[]).unwrap());
+}
+
+#[test]
+fn balances_kept_in_memory_are_all_written_however_many_accounts_a_transaction_touches() {
+    let (mut ledger, _) = in_memory();
+    // More accounts than a transaction keeps in memory, all paying one hot account.
+    let users: Vec<ledger::NewAccount> = (10..10_010)
+        .map(|id| new_account(id, EUR, NO_LIMIT))
+        .collect();
+    open(&mut ledger, 1, &[new_account(1, EUR, NO_LIMIT)]);
+    open(&mut ledger, 2, &users);
+    let mut tx = ledger.transaction().unwrap();
+    for (transfer, user) in (1_000..).zip(10..10_010u128) {
+        tx.create_transfer_within(single(transfer, user, 1, user))
+            .unwrap();
+    }
+    let expected: u128 = (10..10_010u128).sum();
+    assert_eq!(
+        tx.load_account(1).unwrap().unwrap().credits_posted,
+        expected
+    );
+    tx.commit().unwrap();
+    assert_eq!(balances(&mut ledger, 1), [0, 0, 0, expected]);
+    for user in [10u128, 5_000, 10_009] {
+        assert_eq!(balances(&mut ledger, user), [0, user, 0, 0]);
+    }
+    ledger.check_invariants().unwrap();
+}
