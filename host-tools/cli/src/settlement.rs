@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 
 use anyhow::Context as _;
 use bank::SettlementOrder;
@@ -23,9 +23,9 @@ use credit::{FlaggedReflection, ReconciliationOrder, StatementOrder};
 use indicatif::{ProgressBar, ProgressStyle};
 use interchange::{
     Date as IsoDate, Deduction, DeductionFileHead, DeductionReader, DeductionStatus,
-    DeductionWriter, Header, NoticeEntry, PipedSpool, SignedFile, Spool, StatusReportHead,
-    StatusReportReader, StatusReportWriter, TransferNoticeHead, TransferNoticeReader,
-    TransferNoticeWriter,
+    DeductionWriter, Header, NoticeEntry, PipedSpool, SignedFile, Spool, SpoolFollower,
+    StatusReportHead, StatusReportReader, StatusReportWriter, TransferNoticeHead,
+    TransferNoticeReader, TransferNoticeWriter,
 };
 use serde_json::json;
 
@@ -137,6 +137,9 @@ fn outbox(given: &Option<PathBuf>, default: PathBuf) -> anyhow::Result<PathBuf> 
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
 }
+
+/// The status report as the bank writes it.
+type ReportWriter = StatusReportWriter<BufWriter<SignedFile>>;
 
 /// A signed file being written (streamed: memory stays small whatever its size).
 fn create_signed(path: &Path) -> anyhow::Result<BufWriter<SignedFile>> {
@@ -318,46 +321,7 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     let report_path = dir.join(format!("{report_id}.xml"));
     let report = StatusReportWriter::new(create_signed(&report_path)?, &report_head)?;
     let bar = progress(head.count, "settling", args.json);
-    let mut chunks_done = 0u64;
-    // Three threads: one reads the file, one settles what was read, one writes the answers. Nothing is committed
-    // before the whole file is read and checked (a malformed one is refused whole: see `Settlement::settle_file`).
-    let read_whole = AtomicBool::new(false);
-    let (summary, report, collected) = std::thread::scope(|scope| {
-        let (spool, mut deductions) = Spool::piped()?;
-        let reader = scope.spawn(|| read_deductions(&args.file, &read_whole, spool));
-        let (answers, answered) = std::sync::mpsc::sync_channel::<Vec<DeductionStatus>>(2);
-        let writer = scope.spawn(move || write_answers(report, answered));
-        let chunks = std::iter::from_fn(|| {
-            match deductions
-                .by_ref()
-                .take(CHUNK)
-                .collect::<Result<Vec<_>, _>>()
-            {
-                Ok(chunk) if chunk.is_empty() => None,
-                Ok(chunk) => Some(Ok(chunk)),
-                Err(error) => Some(Err(anyhow::Error::from(error))),
-            }
-        });
-        let settled = run.settle_file(
-            chunks,
-            || read_whole.load(Ordering::Acquire),
-            |statuses| {
-                bar.inc(statuses.len() as u64);
-                answers
-                    .send(statuses)
-                    .map_err(|_| anyhow::anyhow!("writing the status report stopped"))?;
-                chunks_done += 1;
-                crash_point(&format!("settle:chunk:{chunks_done}"));
-                anyhow::Ok(())
-            },
-        );
-        drop(answers);
-        // The reader's and the writer's own errors say more than the settlement's "stopped".
-        let stopped = || anyhow::anyhow!("reading or answering the file stopped unexpectedly");
-        reader.join().map_err(|_| stopped())??;
-        let (report, collected) = writer.join().map_err(|_| stopped())??;
-        anyhow::Ok((settled?, report, collected))
-    })?;
+    let (summary, report, collected) = settle_while_reading(run, &args.file, report, &bar)?;
     bar.finish_and_clear();
     crash_point("settle:finished");
     commit_signed(report.finish()?, &report_path, &identity)?;
@@ -395,6 +359,57 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
                 "report": report_path.display().to_string(), "notice": notice_path.display().to_string()}),
     );
     Ok(crate::EXIT_OK)
+}
+
+/// Settles the file while it is read. Three threads: one reads the file, one settles what was read, one writes
+/// the answers. Nothing is committed before the whole file is read and checked (a malformed one is refused whole:
+/// see `Settlement::settle_file`). Answers the summary, the report written and what the notice will list.
+fn settle_while_reading(
+    run: bank::Settlement<'_, ledger::SqliteStore>,
+    file: &Path,
+    report: ReportWriter,
+    bar: &ProgressBar,
+) -> anyhow::Result<(bank::SettlementSummary, ReportWriter, Spool<NoticeEntry>)> {
+    let read_whole = AtomicBool::new(false);
+    let mut chunks_done = 0u64;
+    std::thread::scope(|scope| {
+        let (spool, deductions) = Spool::piped()?;
+        let reader = scope.spawn(|| read_deductions(file, &read_whole, spool));
+        let (answers, answered) = std::sync::mpsc::sync_channel::<Vec<DeductionStatus>>(2);
+        let writer = scope.spawn(move || write_answers(report, answered));
+        let settled = run.settle_file(
+            in_chunks(deductions),
+            || read_whole.load(Ordering::Acquire),
+            |statuses| {
+                bar.inc(statuses.len() as u64);
+                answers
+                    .send(statuses)
+                    .map_err(|_| anyhow::anyhow!("writing the status report stopped"))?;
+                chunks_done += 1;
+                crash_point(&format!("settle:chunk:{chunks_done}"));
+                anyhow::Ok(())
+            },
+        );
+        drop(answers);
+        // The reader's and the writer's own errors say more than the settlement's "stopped".
+        let stopped = || anyhow::anyhow!("reading or answering the file stopped unexpectedly");
+        reader.join().map_err(|_| stopped())??;
+        let (report, collected) = writer.join().map_err(|_| stopped())??;
+        anyhow::Ok((settled?, report, collected))
+    })
+}
+
+/// A spool's items in chunks of [`CHUNK`], as the settlement and the reconciliation take them.
+fn in_chunks<T: serde::de::DeserializeOwned>(
+    mut items: SpoolFollower<T>,
+) -> impl Iterator<Item = anyhow::Result<Vec<T>>> {
+    std::iter::from_fn(
+        move || match items.by_ref().take(CHUNK).collect::<Result<Vec<_>, _>>() {
+            Ok(chunk) if chunk.is_empty() => None,
+            Ok(chunk) => Some(Ok(chunk)),
+            Err(error) => Some(Err(anyhow::Error::from(error))),
+        },
+    )
 }
 
 /// Reads the deduction file on its own thread into a spool, publishing it chunk by chunk; sets `read_whole` once
@@ -542,47 +557,14 @@ pub fn reconcile(data: &DataDir, args: &ReconcileArgs) -> anyhow::Result<u8> {
         bank_id: head.bank_id.as_bytes().to_vec(),
         notice_total: notice_head.total,
     };
-    let mut run = credit.system.begin_reconciliation(&order)?;
-    // The whole answer is checked before anything is imported (a wrong one is refused whole). The report is read
-    // on the second core while this one checks what was read and spools it for the reconciliation; the notice's
-    // entries are read beside them.
-    let mut statuses = Spool::new()?;
-    std::thread::scope(|scope| {
-        let notice = scope.spawn(|| read_notice(&args.notice));
-        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
-        let report = scope.spawn(|| read_statuses(&args.report, sender));
-        for chunk in receiver {
-            run.check(&chunk)?;
-            for status in &chunk {
-                statuses.push(status)?;
-            }
-        }
-        let stopped = || anyhow::anyhow!("reading the bank's files stopped unexpectedly");
-        report.join().map_err(|_| stopped())??;
-        notice.join().map_err(|_| stopped())??;
-        anyhow::Ok(())
-    })?;
-    run.check_total()?;
-    crash_point("reconcile:checked");
+    let run = credit.system.begin_reconciliation(&order)?;
+    // A second connection checks the answer while this one reconciles it; nothing is committed before the whole
+    // answer is read and checked (a wrong one is refused whole: see `Reconciliation::reconcile_file`).
+    let mut checker = data.credit()?;
+    let mut check = checker.system.begin_reconciliation(&order)?;
     let bar = progress(head.count, "reconciling", args.json);
-    let mut statuses = statuses.into_items()?;
-    let mut chunk = Vec::with_capacity(CHUNK);
-    let mut chunks = 0u64;
-    loop {
-        chunk.clear();
-        for status in statuses.by_ref().take(CHUNK) {
-            chunk.push(status?);
-        }
-        if chunk.is_empty() {
-            break;
-        }
-        run.reconcile(&chunk)?;
-        bar.inc(chunk.len() as u64);
-        chunks += 1;
-        crash_point(&format!("reconcile:chunk:{chunks}"));
-    }
+    let summary = reconcile_while_checking(run, &mut check, args, &bar)?;
     bar.finish_and_clear();
-    let summary = run.finish()?;
     crash_point("reconcile:finished");
     report_reconciliation(
         args.json,
@@ -602,24 +584,74 @@ fn read_notice(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the whole status report on its own thread and sends its statuses in chunks; an error stops it (and
+/// Reconciles the answer while `check` (on a connection of its own) reads and checks it: nothing is committed
+/// before the whole answer is read and checked, the notice too (a wrong one is refused whole: see
+/// `Reconciliation::reconcile_file`).
+fn reconcile_while_checking(
+    run: credit::Reconciliation<'_, ledger::SqliteStore>,
+    check: &mut credit::Reconciliation<'_, ledger::SqliteStore>,
+    args: &ReconcileArgs,
+    bar: &ProgressBar,
+) -> anyhow::Result<credit::ReconciliationSummary> {
+    let checked_whole = AtomicBool::new(false);
+    let mut chunks_done = 0u64;
+    std::thread::scope(|scope| {
+        let (mut spool, statuses) = Spool::piped()?;
+        let notice = scope.spawn(|| read_notice(&args.notice));
+        let checking = scope.spawn(|| {
+            check_answer(&args.report, check, &mut spool)?;
+            notice
+                .join()
+                .map_err(|_| anyhow::anyhow!("reading the notice stopped unexpectedly"))??;
+            checked_whole.store(true, Ordering::Release);
+            crash_point("reconcile:checked");
+            // Only now may the reconciliation see the answer's end: it commits once it sees the flag.
+            drop(spool);
+            anyhow::Ok(())
+        });
+        let reconciled = run.reconcile_file(
+            in_chunks(statuses),
+            || checked_whole.load(Ordering::Acquire),
+            |count, _flagged| {
+                bar.inc(count as u64);
+                chunks_done += 1;
+                crash_point(&format!("reconcile:chunk:{chunks_done}"));
+                anyhow::Ok(())
+            },
+        );
+        // The check's own error says more than the reconciliation's "stopped".
+        checking
+            .join()
+            .map_err(|_| anyhow::anyhow!("checking the answer stopped unexpectedly"))??;
+        reconciled
+    })
+}
+
+/// Reads the whole status report on its own thread, checks it chunk by chunk against the statement (and its total
+/// against the notice's) and spools what was checked for the reconciliation; an error stops it unpublished (and
 /// is its answer).
-fn read_statuses(path: &Path, chunks: SyncSender<Vec<DeductionStatus>>) -> anyhow::Result<()> {
+fn check_answer(
+    path: &Path,
+    check: &mut credit::Reconciliation<'_, ledger::SqliteStore>,
+    spool: &mut PipedSpool<DeductionStatus>,
+) -> anyhow::Result<()> {
     let refused = || format!("{} is refused; nothing was imported", path.display());
     let mut chunk = Vec::with_capacity(CHUNK);
+    let mut check_and_publish = |chunk: &mut Vec<DeductionStatus>| -> anyhow::Result<()> {
+        check.check(chunk)?;
+        for status in chunk.drain(..) {
+            spool.push(&status)?;
+        }
+        Ok(spool.publish()?)
+    };
     for status in StatusReportReader::new(open(path)?).with_context(refused)? {
         chunk.push(status.with_context(refused)?);
         if chunk.len() == CHUNK {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if chunks.send(full).is_err() {
-                return Ok(()); // the check stopped: it says why
-            }
+            check_and_publish(&mut chunk)?;
         }
     }
-    if !chunk.is_empty() {
-        let _ = chunks.send(chunk);
-    }
-    Ok(())
+    check_and_publish(&mut chunk)?;
+    Ok(check.check_total()?)
 }
 
 fn report_reconciliation(

@@ -60,6 +60,10 @@ pub enum CreditError {
     )]
     ReconciliationChanged { end_to_end_id: String },
     #[error(
+        "the bank's answer to statement {statement:?} stopped before it was read and checked whole: nothing of it was reconciled"
+    )]
+    AnswerNotCheckedWhole { statement: String },
+    #[error(
         "statement {message_id:?} was being reconciled by an earlier version of linkcard, which kept its progress elsewhere: finish it with that version"
     )]
     ReconciliationOfEarlierVersion { message_id: String },

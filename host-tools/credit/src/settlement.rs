@@ -379,7 +379,8 @@ impl<S: Store> Reconciliation<'_, S> {
     /// amounts add up, and it answers the statement's tokens in order. Call it over the whole answer first, so
     /// that a wrong answer is refused whole.
     pub fn check(&mut self, statuses: &[DeductionStatus]) -> Result<(), CreditError> {
-        let mut tx = self.credit.ledger.transaction()?;
+        // Reads only: another connection may be reconciling what was checked before (see `reconcile_file`).
+        let mut tx = self.credit.ledger.read_transaction()?;
         for status in statuses {
             let item = load_item(&mut tx, &self.statement, &status.end_to_end_id)?;
             check_status(status, &item)?;
@@ -411,60 +412,67 @@ impl<S: Store> Reconciliation<'_, S> {
         statuses: &[DeductionStatus],
     ) -> Result<Vec<FlaggedReflection>, CreditError> {
         let mut tx = self.credit.ledger.transaction()?;
-        let mut outcomes = Vec::with_capacity(statuses.len());
-        let keys: Vec<Vec<u8>> = statuses
-            .iter()
-            .map(|status| status.end_to_end_id.as_bytes().to_vec())
-            .collect();
-        // A first reconciliation has none of its deductions reconciled: one look says so for the whole chunk.
-        let any_reconciled = tx.may_hold_any(RECONCILED, &keys)?;
-        for ((offset, status), key) in (0u64..).zip(statuses).zip(&keys) {
-            let item = load_item(&mut tx, &self.statement, &status.end_to_end_id)?;
-            check_status(status, &item)?;
-            let request_hash: [u8; 32] =
-                Sha256::digest(records::encode(&status_body(status))).into();
-            let reconciled = match any_reconciled {
-                true => records::load::<Reconciled>(&mut tx, RECONCILED, key)?,
-                false => None,
-            };
-            let outcome = match reconciled {
-                Some(done) if done.request_hash == request_hash => done.outcome,
-                Some(_) => {
-                    return Err(CreditError::ReconciliationChanged {
-                        end_to_end_id: status.end_to_end_id.clone(),
-                    });
-                }
-                None => {
-                    let payment = payment_transfer(&self.statement, self.position + offset);
-                    // A failure after a write returns here, and the transaction is dropped, unwritten.
-                    let outcome = reconcile_one(&mut tx, &self.statement, &item, status, payment)?;
-                    let done = Reconciled {
-                        request_hash,
-                        outcome,
-                    };
-                    tx.put(RECONCILED, key, &records::encode(&done))?;
-                    done.outcome
-                }
-            };
-            outcomes.push((status, outcome));
-        }
+        let outcomes = reconcile_chunk(&mut tx, &self.statement, self.position, statuses)?;
         tx.commit()?;
         self.position += statuses.len() as u64;
-        let mut flagged = Vec::new();
-        for (status, outcome) in outcomes {
-            let collected = status.from_pool + status.from_personal;
-            let summary = &mut self.summary;
-            summary.deductions += 1;
-            summary.due += status.due;
-            summary.collected += collected;
-            summary.shortfall += status.due.saturating_sub(collected);
-            summary.reflections_posted += outcome.posted;
-            summary.reflected_amount_posted += outcome.posted_amount;
-            summary.reflections_kept += outcome.kept;
-            flagged.extend(outcome.flagged);
+        Ok(add_outcomes(&mut self.summary, statuses, outcomes))
+    }
+
+    /// Reconciles a whole answer while it is still being read and checked (on another thread, by a
+    /// [`Reconciliation::check`] of its own), then posts the bank's transfer ([`Reconciliation::finish`]).
+    /// `chunks` are the report's statuses in its order, or the reading's error, which stops the reconciliation;
+    /// `checked_whole` says whether the whole answer is read and checked (its total too).
+    ///
+    /// Nothing is committed before the answer is checked whole: until then the chunks pile up in one
+    /// transaction, which a wrong answer's error drops (refused whole, nothing changed). From then on each chunk
+    /// is a durable commit of its own. `answered` gets each chunk's flagged reflections once it is reconciled.
+    pub fn reconcile_file<E: From<CreditError>>(
+        mut self,
+        chunks: impl IntoIterator<Item = Result<Vec<DeductionStatus>, E>>,
+        checked_whole: impl Fn() -> bool,
+        mut answered: impl FnMut(usize, Vec<FlaggedReflection>) -> Result<(), E>,
+    ) -> Result<ReconciliationSummary, E> {
+        {
+            let Self {
+                credit,
+                statement,
+                summary,
+                position,
+                ..
+            } = &mut self;
+            let mut chunks = chunks.into_iter();
+            let mut ended = false;
+            // One transaction per pass: until the answer is checked whole it takes every chunk, then one each.
+            while !ended {
+                let mut open = Some(credit.ledger.transaction().map_err(CreditError::from)?);
+                while let Some(tx) = open.as_mut() {
+                    let Some(chunk) = chunks.next() else {
+                        ended = true;
+                        break;
+                    };
+                    let chunk = chunk?;
+                    let outcomes = reconcile_chunk(tx, statement, *position, &chunk)?;
+                    *position += chunk.len() as u64;
+                    if checked_whole()
+                        && let Some(tx) = open.take()
+                    {
+                        tx.commit().map_err(CreditError::from)?;
+                    }
+                    answered(chunk.len(), add_outcomes(summary, &chunk, outcomes))?;
+                }
+                // The chunks stopped without an error, yet the check did not finish: never reconcile part of it.
+                if ended && !checked_whole() {
+                    return Err(CreditError::AnswerNotCheckedWhole {
+                        statement: statement.message_id.clone(),
+                    }
+                    .into());
+                }
+                if let Some(tx) = open.take() {
+                    tx.commit().map_err(CreditError::from)?;
+                }
+            }
         }
-        self.summary.flagged.extend(flagged.iter().cloned());
-        Ok(flagged)
+        Ok(self.finish()?)
     }
 
     /// Posts the bank's transfer (one durable commit; a re-run replays it), marks the statement reconciled and
@@ -511,6 +519,74 @@ impl<S: Store> Reconciliation<'_, S> {
         tx.commit()?;
         Ok(summary)
     }
+}
+
+/// Reconciles one chunk in `tx` (not committed): each deduction's outcome, reconciled now or as stored before.
+fn reconcile_chunk(
+    tx: &mut impl Transaction,
+    statement: &StatementSummary,
+    position: u64,
+    statuses: &[DeductionStatus],
+) -> Result<Vec<Outcome>, CreditError> {
+    let mut outcomes = Vec::with_capacity(statuses.len());
+    let keys: Vec<Vec<u8>> = statuses
+        .iter()
+        .map(|status| status.end_to_end_id.as_bytes().to_vec())
+        .collect();
+    // A first reconciliation has none of its deductions reconciled: one look says so for the whole chunk.
+    let any_reconciled = tx.may_hold_any(RECONCILED, &keys)?;
+    for ((offset, status), key) in (0u64..).zip(statuses).zip(&keys) {
+        let item = load_item(tx, statement, &status.end_to_end_id)?;
+        check_status(status, &item)?;
+        let request_hash: [u8; 32] = Sha256::digest(records::encode(&status_body(status))).into();
+        let reconciled = match any_reconciled {
+            true => records::load::<Reconciled>(tx, RECONCILED, key)?,
+            false => None,
+        };
+        let outcome = match reconciled {
+            Some(done) if done.request_hash == request_hash => done.outcome,
+            Some(_) => {
+                return Err(CreditError::ReconciliationChanged {
+                    end_to_end_id: status.end_to_end_id.clone(),
+                });
+            }
+            None => {
+                let payment = payment_transfer(statement, position + offset);
+                // A failure after a write returns here, and the transaction is dropped, unwritten.
+                let outcome = reconcile_one(tx, statement, &item, status, payment)?;
+                let done = Reconciled {
+                    request_hash,
+                    outcome,
+                };
+                tx.put(RECONCILED, key, &records::encode(&done))?;
+                done.outcome
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Adds a reconciled chunk to the summary; answers the reflections it flagged.
+fn add_outcomes(
+    summary: &mut ReconciliationSummary,
+    statuses: &[DeductionStatus],
+    outcomes: Vec<Outcome>,
+) -> Vec<FlaggedReflection> {
+    let mut flagged = Vec::new();
+    for (status, outcome) in statuses.iter().zip(outcomes) {
+        let collected = status.from_pool + status.from_personal;
+        summary.deductions += 1;
+        summary.due += status.due;
+        summary.collected += collected;
+        summary.shortfall += status.due.saturating_sub(collected);
+        summary.reflections_posted += outcome.posted;
+        summary.reflected_amount_posted += outcome.posted_amount;
+        summary.reflections_kept += outcome.kept;
+        flagged.extend(outcome.flagged);
+    }
+    summary.flagged.extend(flagged.iter().cloned());
+    flagged
 }
 
 /// A reconciled deduction: the hash of the bank's answer (its canonical body) and what reconciling it did.

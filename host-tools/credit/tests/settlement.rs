@@ -366,3 +366,62 @@ fn a_reconciliation_begun_by_an_earlier_version_is_refused_not_posted_twice() {
         "nothing was posted"
     );
 }
+
+/// Reconciles `statuses` as an answer checked on another thread: one status per chunk, `checked_whole` as the
+/// checker says, `failure` after the chunks when given.
+fn reconcile_as_file(
+    credit: &mut TestCredit,
+    statuses: &[DeductionStatus],
+    notice_total: u64,
+    checked_whole: bool,
+    failure: Option<&str>,
+) -> Result<credit::ReconciliationSummary, String> {
+    let order = ReconciliationOrder {
+        statement: "ST-1".into(),
+        bank_id: BANK_ID.to_vec(),
+        notice_total,
+    };
+    let run = credit
+        .begin_reconciliation(&order)
+        .map_err(|e| e.to_string())?;
+    let mut chunks: Vec<Result<Vec<DeductionStatus>, Box<dyn std::error::Error>>> =
+        statuses.iter().map(|s| Ok(vec![s.clone()])).collect();
+    chunks.extend(failure.map(|reason| Err(reason.into())));
+    run.reconcile_file(chunks, || checked_whole, |_, _| Ok(()))
+        .map_err(|error| error.to_string())
+}
+
+#[test]
+fn an_answer_reconciled_while_it_is_checked_is_refused_whole_until_checked() {
+    let (mut credit, token_id) = after_a_purchase_with_a_token();
+    let (_, items) = make_statement(&mut credit, "ST-1");
+    let token = TokenConfirmation {
+        token_id,
+        confirmed: true,
+        drawn: 8_000,
+        remaining: 0,
+    };
+    let status = answer(&items[0], 8_000, 7_000, vec![token]);
+    let before = snapshot(&mut credit);
+    let statuses = std::slice::from_ref(&status);
+    let refused = reconcile_as_file(
+        &mut credit,
+        statuses,
+        15_000,
+        false,
+        Some("item 2 is wrong"),
+    );
+    assert_eq!(refused.unwrap_err(), "item 2 is wrong");
+    assert_eq!(snapshot(&mut credit), before);
+    let stopped = reconcile_as_file(&mut credit, statuses, 15_000, false, None).unwrap_err();
+    assert!(stopped.contains("read and checked whole"), "{stopped}");
+    assert_eq!(snapshot(&mut credit), before);
+    // Checked whole: reconciled, the same as an answer checked before it is reconciled.
+    let summary = reconcile_as_file(&mut credit, statuses, 15_000, true, None).unwrap();
+    assert_eq!((summary.reflections_posted, summary.collected), (1, 15_000));
+    let after = snapshot(&mut credit);
+    let again = reconcile(&mut credit, "ST-1", statuses, 15_000).unwrap();
+    assert_eq!(again, summary);
+    assert_eq!(snapshot(&mut credit), after);
+    check(&mut credit);
+}

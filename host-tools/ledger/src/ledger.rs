@@ -31,6 +31,11 @@ impl<S: Store> Ledger<S> {
         self.store.transaction()
     }
 
+    /// A transaction that only reads ([`Store::read_transaction`]): checks beside a writer in another connection.
+    pub fn read_transaction(&mut self) -> Result<S::Tx<'_>, LedgerError> {
+        self.store.read_transaction()
+    }
+
     /// Applies one request in its own durable commit ([`Transaction::apply`]).
     pub fn submit(
         &mut self,

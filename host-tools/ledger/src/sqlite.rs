@@ -245,6 +245,24 @@ impl Store for SqliteStore {
             deferred_writes: 0,
         })
     }
+
+    fn read_transaction(&mut self) -> Result<SqliteTransaction<'_>, LedgerError> {
+        let Self {
+            connection,
+            clock,
+            last_timestamp,
+        } = self;
+        // Deferred: in WAL mode its reads see one snapshot and take no lock a writer waits for.
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        Ok(SqliteTransaction {
+            tx,
+            clock: Arc::clone(clock),
+            last_timestamp,
+            savepoints: 0,
+            accounts: HashMap::new(),
+            deferred_writes: 0,
+        })
+    }
 }
 
 /// Accounts a transaction keeps in memory at most (about 1 MiB).

@@ -17,6 +17,10 @@ pub trait Store {
 
     /// Opens a write transaction. Dropping it without [`Transaction::commit`] rolls everything back.
     fn transaction(&mut self) -> Result<Self::Tx<'_>, LedgerError>;
+
+    /// Opens a transaction for reading only: it sees the database as committed when it first reads, and neither
+    /// waits for nor holds up a writer in another connection. Do not write in it.
+    fn read_transaction(&mut self) -> Result<Self::Tx<'_>, LedgerError>;
 }
 
 /// A keyed record: (key, value).

@@ -434,6 +434,29 @@ fn two_stores_on_one_file_keep_one_order_of_timestamps() {
 }
 
 #[test]
+fn a_reader_beside_a_writer_neither_waits_nor_sees_what_is_not_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let (mut writer, mut reader) = (
+        Ledger::new(SqliteStore::open(&path).unwrap()),
+        Ledger::new(SqliteStore::open(&path).unwrap()),
+    );
+    let mut tx = writer.transaction().unwrap();
+    tx.put("t", b"committed", b"1").unwrap();
+    tx.commit().unwrap();
+    let mut tx = writer.transaction().unwrap();
+    tx.put("t", b"pending", b"2").unwrap();
+    // The writer holds the write lock; the reader reads the committed state (waiting would end in "busy").
+    let mut read = reader.read_transaction().unwrap();
+    assert_eq!(read.get("t", b"committed").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(read.get("t", b"pending").unwrap(), None);
+    drop(read);
+    tx.commit().unwrap();
+    let mut read = reader.read_transaction().unwrap();
+    assert_eq!(read.get("t", b"pending").unwrap(), Some(b"2".to_vec()));
+}
+
+#[test]
 fn closing_a_scope_that_is_not_open_is_an_error() {
     let (mut ledger, _) = in_memory();
     let mut tx = ledger.transaction().unwrap();
