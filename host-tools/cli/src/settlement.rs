@@ -22,7 +22,7 @@ use clap::Args;
 use credit::{FlaggedReflection, ReconciliationOrder, StatementOrder};
 use indicatif::{ProgressBar, ProgressStyle};
 use interchange::{
-    Date as IsoDate, Deduction, DeductionFileHead, DeductionReader, DeductionStatus,
+    Date as IsoDate, Deduction, DeductionBody, DeductionFileHead, DeductionReader, DeductionStatus,
     DeductionWriter, Header, NoticeEntry, PipedSpool, SignedFile, Spool, SpoolFollower,
     StatusReportHead, StatusReportReader, StatusReportWriter, TransferNoticeHead,
     TransferNoticeReader, TransferNoticeWriter,
@@ -194,17 +194,10 @@ pub fn statement(data: &DataDir, args: &StatementArgs) -> anyhow::Result<u8> {
         collection_date: today,
     };
     let currency = credit.settings.currency;
-    let mut run = credit.system.begin_statement(&order, now())?;
-    crash_point("statement:begun");
     let bar = progress(0, "statement", args.json);
-    let mut chunks = 0u64;
-    run.collect_all(CHUNK, |looked| {
-        bar.inc(looked as u64);
-        chunks += 1;
-        crash_point(&format!("statement:chunk:{chunks}"));
-    })?;
+    let (summary, body) =
+        collect_statement(&mut credit.system, &order, &args.bank, currency, &bar)?;
     bar.finish_and_clear();
-    let summary = run.finish()?;
     if summary.items == 0 {
         emit(
             args.json,
@@ -231,21 +224,8 @@ pub fn statement(data: &DataDir, args: &StatementArgs) -> anyhow::Result<u8> {
     };
     let dir = outbox(&args.out, data.credit_dir().join("outbox"))?;
     let path = dir.join(format!("{message_id}.xml"));
-    let mut writer = DeductionWriter::new(create_signed(&path)?, &head)?;
-    let mut after = String::new();
-    loop {
-        let page = credit.system.statement_items(&message_id, &after, CHUNK)?;
-        let Some(last) = page.last() else { break };
-        after = last.end_to_end_id.clone();
-        for deduction in &page {
-            writer.write(deduction)?;
-        }
-    }
-    commit_signed(
-        writer.finish()?,
-        &path,
-        credit.keys.organisation().identity(),
-    )?;
+    let written = DeductionWriter::with_body(create_signed(&path)?, &head, body)?;
+    commit_signed(written, &path, credit.keys.organisation().identity())?;
     crash_point("statement:written");
     emit(
         args.json,
@@ -261,6 +241,63 @@ pub fn statement(data: &DataDir, args: &StatementArgs) -> anyhow::Result<u8> {
                 "tokens": summary.tokens, "file": path.display().to_string()}),
     );
     Ok(crate::EXIT_OK)
+}
+
+/// Collects the statement's deductions (resuming one stopped before) while a second thread writes them as XML:
+/// the file's head needs the count and sum, known once every cardholder was looked at, so the deductions wait
+/// in a [`DeductionBody`]. Deductions a stopped run already committed come first, read back in order.
+fn collect_statement(
+    credit: &mut credit::Credit<ledger::SqliteStore>,
+    order: &StatementOrder,
+    bank: &str,
+    currency: u16,
+    bar: &ProgressBar,
+) -> anyhow::Result<(credit::StatementSummary, DeductionBody)> {
+    std::thread::scope(|scope| {
+        let (deductions, received) = std::sync::mpsc::sync_channel::<Vec<Deduction>>(4);
+        let writer = scope.spawn(move || {
+            let mut body = DeductionBody::new(bank, currency)?;
+            for chunk in received {
+                for deduction in &chunk {
+                    body.write(deduction)?;
+                }
+            }
+            anyhow::Ok(body)
+        });
+        let send = |chunk: Vec<Deduction>| {
+            deductions
+                .send(chunk)
+                .map_err(|_| anyhow::anyhow!("writing the deduction file stopped"))
+        };
+        let collected = (|| -> anyhow::Result<credit::StatementSummary> {
+            if credit.statement(&order.message_id)?.is_some() {
+                let mut after = String::new();
+                loop {
+                    let page = credit.statement_items(&order.message_id, &after, CHUNK)?;
+                    let Some(last) = page.last() else { break };
+                    after = last.end_to_end_id.clone();
+                    send(page)?;
+                }
+            }
+            let mut run = credit.begin_statement(order, now())?;
+            crash_point("statement:begun");
+            let mut chunks = 0u64;
+            run.collect_all(CHUNK, |looked, written| {
+                bar.inc(looked as u64);
+                send(written)?;
+                chunks += 1;
+                crash_point(&format!("statement:chunk:{chunks}"));
+                anyhow::Ok(())
+            })?;
+            Ok(run.finish()?)
+        })();
+        drop(deductions);
+        // The writer's own error says more than the collection's "stopped".
+        let body = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("writing the deduction file stopped unexpectedly"))??;
+        anyhow::Ok((collected?, body))
+    })
 }
 
 /// `linkcard bank settle`: the deduction file settled, answered with a status report and a transfer notice.

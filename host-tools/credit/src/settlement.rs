@@ -241,7 +241,7 @@ impl<S: Store> Credit<S> {
         after: &str,
         limit: usize,
     ) -> Result<Vec<Deduction>, CreditError> {
-        let mut tx = self.ledger.transaction()?;
+        let mut tx = self.ledger.read_transaction()?;
         let statement =
             load_statement(&mut tx, message_id)?.ok_or_else(|| CreditError::UnknownStatement {
                 message_id: message_id.to_owned(),
@@ -323,10 +323,11 @@ impl<S: Store> Credit<S> {
 
 impl<S: Store> StatementRun<'_, S> {
     /// Looks at up to `max` more cardholders with a mandate at the bank and writes a deduction for each who owes
-    /// something, in one durable commit; answers how many cardholders it looked at (0: all done).
-    pub fn collect(&mut self, max: usize) -> Result<usize, CreditError> {
+    /// something, in one durable commit; answers how many cardholders it looked at (0: all done) and the
+    /// deductions it wrote, in order.
+    pub fn collect(&mut self, max: usize) -> Result<(usize, Vec<Deduction>), CreditError> {
         if self.summary.complete {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         let bank_prefix = by_bank_key(&self.summary.bank_id, "");
         let mut tx = self.credit.ledger.transaction()?;
@@ -336,28 +337,30 @@ impl<S: Store> StatementRun<'_, S> {
             by_bank_key(&self.summary.bank_id, &self.summary.cursor)
         };
         let page = tx.scan_prefix_page(MANDATES_BY_BANK, &bank_prefix, &after, max)?;
+        let mut written = Vec::new();
         for (key, _) in &page {
             let cardholder_id =
                 std::str::from_utf8(key.get(bank_prefix.len()..).unwrap_or_default())
                     .map_err(|_| CreditError::corrupt("mandate key"))?;
-            add_item(&mut tx, &mut self.summary, cardholder_id)?;
+            written.extend(add_item(&mut tx, &mut self.summary, cardholder_id)?);
             cardholder_id.clone_into(&mut self.summary.cursor);
         }
         self.summary.complete = page.len() < max;
         save_statement(&mut tx, &self.summary)?;
         tx.commit()?;
-        Ok(page.len())
+        Ok((page.len(), written))
     }
 
-    /// Looks at every cardholder left, `chunk` per commit, calling `progress` with the count after each.
-    pub fn collect_all(
+    /// Looks at every cardholder left, `chunk` per commit, calling `progress` with the count looked at and the
+    /// deductions written after each.
+    pub fn collect_all<E: From<CreditError>>(
         &mut self,
         chunk: usize,
-        mut progress: impl FnMut(usize),
-    ) -> Result<(), CreditError> {
+        mut progress: impl FnMut(usize, Vec<Deduction>) -> Result<(), E>,
+    ) -> Result<(), E> {
         loop {
-            let looked = self.collect(chunk.max(1))?;
-            progress(looked);
+            let (looked, written) = self.collect(chunk.max(1))?;
+            progress(looked, written)?;
             if self.summary.complete {
                 return Ok(());
             }
@@ -693,7 +696,7 @@ fn add_item(
     tx: &mut impl Transaction,
     statement: &mut StatementSummary,
     cardholder_id: &str,
-) -> Result<(), CreditError> {
+) -> Result<Option<Deduction>, CreditError> {
     let holder: CardholderRecord = records::load(tx, CARDHOLDERS, cardholder_id.as_bytes())?
         .ok_or(CreditError::corrupt("mandate of an unknown cardholder"))?;
     let mandate: Mandate = records::load(tx, MANDATES, cardholder_id.as_bytes())?
@@ -703,7 +706,7 @@ fn add_item(
     let due =
         u64::try_from(outstanding).map_err(|_| CreditError::corrupt("outstanding balance"))?;
     if due == 0 || holder.currency != statement.currency {
-        return Ok(());
+        return Ok(None);
     }
     let mut token_ids = Vec::new();
     for (key, value) in tx.scan_prefix(PENDING, &records::pending_prefix(cardholder_id))? {
@@ -732,7 +735,7 @@ fn add_item(
     };
     let id = end_to_end_id(statement, statement.items);
     tx.put(STATEMENT_ITEMS, id.as_bytes(), &records::encode(&item))?;
-    Ok(())
+    Ok(Some(deduction_of(id, item)))
 }
 
 fn deduction_of(end_to_end_id: String, item: StatementItem) -> Deduction {

@@ -42,7 +42,7 @@ fn make_statement(credit: &mut TestCredit, message_id: &str) -> (StatementSummar
     let mut run = credit
         .begin_statement(&statement_order(message_id), NOW)
         .unwrap();
-    run.collect_all(1, |_| {}).unwrap();
+    run.collect_all(1, |_, _| Ok::<_, CreditError>(())).unwrap();
     let summary = run.finish().unwrap();
     let items = credit.statement_items(message_id, "", 100).unwrap();
     (summary, items)

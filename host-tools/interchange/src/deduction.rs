@@ -1,7 +1,7 @@
 //! Deduction data (credit company → bank) as `pain.008.001.08`, customer direct debit initiation: one payment
 //! information block (`PmtInf`) whose direct debit transactions (`DrctDbtTxInf`) are the users' deductions.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +9,7 @@ use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
 use crate::values::{self, Currency, MAX_AMOUNT, MAX_COUNT, same_number, same_text};
 use crate::xml::{
-    Account, Agent, Amount, DocumentWriter, ItemStream, Layout, Party, Txt, required,
+    Account, Agent, Amount, DocumentWriter, ItemStream, Layout, Party, Txt, item_text, required,
 };
 use crate::{Date, Deduction, DeductionFile, Header};
 
@@ -146,6 +146,104 @@ impl<W: Write> DeductionWriter<W> {
             (SUM_FIELD, self.head.control_sum),
         )?;
         self.document.finish()
+    }
+}
+
+impl<W: Write> DeductionWriter<W> {
+    /// Writes a whole file from deductions written before their head was known ([`DeductionBody`]): the head,
+    /// then the body as it is; refused unless the body is of the head's bank and currency and holds the count and
+    /// sum the head declares.
+    pub fn with_body(out: W, head: &DeductionFileHead, body: DeductionBody) -> Result<W> {
+        let currency = check_head(head)?;
+        if body.bank_id != head.bank_id {
+            return Err(InterchangeError::Mismatch {
+                field: "the deductions' creditor agent",
+                expected_from: "PmtInf/CdtrAgt",
+                expected: head.bank_id.clone(),
+                found: body.bank_id,
+            });
+        }
+        if body.currency != currency {
+            return Err(InterchangeError::Mismatch {
+                field: "the deductions' currency",
+                expected_from: "PmtInf/CdtrAcct/Ccy",
+                expected: head.currency.to_string(),
+                found: body.numeric_currency.to_string(),
+            });
+        }
+        body.tally
+            .check_totals((COUNT_FIELD, head.count), (SUM_FIELD, head.control_sum))?;
+        let mut items = body
+            .items
+            .into_inner()
+            .map_err(|error| InterchangeError::io("writing a body file")(error.into_error()))?;
+        items
+            .rewind()
+            .map_err(InterchangeError::io("rewinding a body file"))?;
+        let mut document = DocumentWriter::start(out, &LAYOUT, &head_xml(head, currency))?;
+        document.put_items(&mut BufReader::with_capacity(256 * 1024, items))?;
+        document.finish()
+    }
+}
+
+/// A deduction file's deductions, written before its head is known: a statement learns its count and sum only
+/// once it has looked at every cardholder, and writes their deductions meanwhile (on another core). Each is
+/// checked and kept as XML in an anonymous temporary file; [`DeductionWriter::with_body`] writes the file.
+pub struct DeductionBody {
+    items: BufWriter<std::fs::File>,
+    bank_id: String,
+    currency: Currency,
+    numeric_currency: u16,
+    tally: Tally,
+    text: String,
+}
+
+impl DeductionBody {
+    /// An empty body for a file to bank `bank_id`, in `currency` (ISO 4217 numeric).
+    pub fn new(bank_id: &str, currency: u16) -> Result<Self> {
+        let file = tempfile::tempfile().map_err(InterchangeError::io("creating a body file"))?;
+        Ok(Self {
+            items: BufWriter::with_capacity(256 * 1024, file),
+            bank_id: bank_id.to_owned(),
+            currency: Currency::from_numeric(currency)?,
+            numeric_currency: currency,
+            tally: Tally::new(0),
+            text: String::with_capacity(4096),
+        })
+    }
+
+    /// Checks and writes one deduction; a refused one leaves the body as it was.
+    pub fn write(&mut self, deduction: &Deduction) -> Result<()> {
+        let index = self.tally.count() + 1;
+        self.write_item(deduction)
+            .map_err(|error| error.in_item(index))
+    }
+
+    fn write_item(&mut self, deduction: &Deduction) -> Result<()> {
+        self.tally.check_room(MAX_COUNT, COUNT_FIELD)?;
+        check_deduction(deduction)?;
+        let item = item_xml(deduction, &self.bank_id, self.currency);
+        item_text(LAYOUT.item, &item, &mut self.text)?;
+        self.tally
+            .add(&deduction.end_to_end_id, deduction.amount, SUM_FIELD)?;
+        self.items
+            .write_all(self.text.as_bytes())
+            .map_err(InterchangeError::io("writing a body file"))
+    }
+
+    /// How many deductions it holds.
+    pub fn count(&self) -> u64 {
+        self.tally.count()
+    }
+}
+
+impl core::fmt::Debug for DeductionBody {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        formatter
+            .debug_struct("DeductionBody")
+            .field("bank_id", &self.bank_id)
+            .field("written", &self.tally.count())
+            .finish_non_exhaustive()
     }
 }
 

@@ -123,8 +123,8 @@ mod values;
 mod xml;
 
 pub use deduction::{
-    DeductionFileHead, DeductionReader, DeductionWriter, PAIN_008_MESSAGE_NAME, PAIN_008_NAMESPACE,
-    TOKEN_DOCUMENT_TYPE,
+    DeductionBody, DeductionFileHead, DeductionReader, DeductionWriter, PAIN_008_MESSAGE_NAME,
+    PAIN_008_NAMESPACE, TOKEN_DOCUMENT_TYPE,
 };
 pub use error::{FieldProblem, InterchangeError, Result};
 pub use notice::{

@@ -329,13 +329,21 @@ impl<W: Write> DocumentWriter<W> {
         if self.failed {
             return Err(InterchangeError::WriterFailed);
         }
-        let element = self.layout.item;
-        self.item_text.clear();
-        let serializer = quick_xml::se::Serializer::with_root(&mut self.item_text, Some(element))
-            .map_err(|source| InterchangeError::Serialize { element, source })?;
-        item.serialize(serializer)
-            .map_err(|source| InterchangeError::Serialize { element, source })?;
-        self.item_text.push('\n');
+        item_text(self.layout.item, item, &mut self.item_text)
+    }
+
+    /// Writes items [`item_text`] prepared ahead of the head (a body kept aside), as they are.
+    pub(crate) fn put_items(&mut self, items: &mut impl std::io::Read) -> Result<()> {
+        if self.failed {
+            return Err(InterchangeError::WriterFailed);
+        }
+        std::io::copy(items, &mut self.out).map_err(|source| {
+            self.failed = true;
+            InterchangeError::Io {
+                action: "writing the file",
+                source,
+            }
+        })?;
         Ok(())
     }
 
@@ -370,6 +378,21 @@ impl<W: Write> DocumentWriter<W> {
             }
         })
     }
+}
+
+/// Serializes one item, as the element `element` on a line of its own, into `text` (cleared first).
+pub(crate) fn item_text<T: Serialize>(
+    element: &'static str,
+    item: &T,
+    text: &mut String,
+) -> Result<()> {
+    text.clear();
+    let serializer = quick_xml::se::Serializer::with_root(&mut *text, Some(element))
+        .map_err(|source| InterchangeError::Serialize { element, source })?;
+    item.serialize(serializer)
+        .map_err(|source| InterchangeError::Serialize { element, source })?;
+    text.push('\n');
+    Ok(())
 }
 
 fn closing_tags(path: &[&str]) -> String {

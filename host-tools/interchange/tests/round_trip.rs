@@ -4,13 +4,26 @@ mod common;
 
 use common::*;
 use interchange::{
-    DeductionFile, DeductionReader, DeductionWriter, StatusReport, StatusReportReader,
-    StatusReportWriter, TransferNotice, TransferNoticeReader, TransferNoticeWriter,
+    DeductionBody, DeductionFile, DeductionReader, DeductionWriter, StatusReport,
+    StatusReportReader, StatusReportWriter, TransferNotice, TransferNoticeReader,
+    TransferNoticeWriter,
 };
 use proptest::prelude::*;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_body_written_before_its_head_makes_the_same_file(file in deduction_file_strategy()) {
+        let head = file.head().expect("a head");
+        let mut body = DeductionBody::new(&head.bank_id, head.currency).expect("a body");
+        for deduction in &file.deductions {
+            body.write(deduction).expect("deduction written");
+        }
+        prop_assert_eq!(body.count(), head.count);
+        let xml = DeductionWriter::with_body(Vec::new(), &head, body).expect("file written");
+        prop_assert_eq!(xml, file.to_xml().expect("a valid file is written"));
+    }
 
     #[test]
     fn deduction_files_round_trip(file in deduction_file_strategy()) {
@@ -180,5 +193,29 @@ fn a_byte_order_mark_is_accepted() {
     assert_eq!(
         TransferNotice::from_xml(&xml).expect("read"),
         sample_notice(EUR)
+    );
+}
+
+#[test]
+fn a_body_that_is_not_what_its_head_declares_is_refused() {
+    let file = sample_deductions(EUR);
+    let head = file.head().expect("a head");
+    let body_of = |bank: &str, currency: u16, skip: usize| {
+        let mut body = DeductionBody::new(bank, currency).expect("a body");
+        for deduction in file.deductions.iter().skip(skip) {
+            body.write(deduction).expect("deduction written");
+        }
+        body
+    };
+    let wrong_bank = body_of("BANK0009", head.currency, 0);
+    let one_short = body_of(&head.bank_id, head.currency, 1);
+    let other_currency = body_of(&head.bank_id, JPY, 0);
+    for body in [wrong_bank, one_short, other_currency] {
+        assert!(DeductionWriter::with_body(Vec::new(), &head, body).is_err());
+    }
+    let mut twice = body_of(&head.bank_id, head.currency, 0);
+    assert!(
+        twice.write(&file.deductions[0]).is_err(),
+        "an end-to-end id twice"
     );
 }

@@ -65,7 +65,7 @@ fn statement(
         collection_date: story.today,
     };
     let mut run = story.credit.begin_statement(&order, now())?;
-    run.collect_all(CHUNK, |_| {})?;
+    run.collect_all(CHUNK, |_, _| Ok::<_, credit::CreditError>(()))?;
     let summary = run.finish()?;
     let mut deductions = Vec::new();
     loop {
