@@ -5,6 +5,11 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+/// The settlement commands read, settle and write on separate threads that hand batches to one another; glibc's
+/// allocator serialises the frees of another thread's memory on its arena locks, mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bank_role;
 mod card;
 mod card_issue;

@@ -287,7 +287,8 @@ fn statement(world: &mut World) -> Vec<Deduction> {
         collection_date: Date::from_ymd(2027, 1, 10).unwrap(),
     };
     let mut run = world.credit.begin_statement(&order, NOW).unwrap();
-    run.collect_all(3, |_, _| Ok::<_, credit::CreditError>(())).unwrap();
+    run.collect_all(3, |_, _| Ok::<_, credit::CreditError>(()))
+        .unwrap();
     run.finish().unwrap();
     world
         .credit
