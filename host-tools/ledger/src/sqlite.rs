@@ -457,10 +457,21 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     Some(end)
 }
 
-const ACCOUNT_COLUMNS: &str = "id, currency, code, flags, user_data, debits_pending, debits_posted, credits_pending, \
-                               credits_posted, timestamp";
-const TRANSFER_COLUMNS: &str = "id, debit_account_id, credit_account_id, amount, currency, code, user_data, kind, \
-                                expires_at, pending_id, timestamp, state";
+/// The accounts' columns in the order [`account_row`] reads them (a macro, so that the statements using them
+/// are literals: prepared-statement lookups then cost no formatting).
+macro_rules! account_columns {
+    () => {
+        "id, currency, code, flags, user_data, debits_pending, debits_posted, credits_pending, \
+         credits_posted, timestamp"
+    };
+}
+/// The transfers' columns in the order [`transfer_row`] reads them.
+macro_rules! transfer_columns {
+    () => {
+        "id, debit_account_id, credit_account_id, amount, currency, code, user_data, kind, \
+         expires_at, pending_id, timestamp, state"
+    };
+}
 
 fn corrupt(what: &'static str) -> impl Fn(Vec<u8>) -> LedgerError {
     move |_| LedgerError::Corrupt { what }
@@ -545,7 +556,7 @@ impl SqliteTransaction<'_> {
     }
 }
 
-/// Reads an account row in [`ACCOUNT_COLUMNS`] order; decoding errors surface after the query.
+/// Reads an account row in [`account_columns`] order; decoding errors surface after the query.
 fn account_row(row: &Row<'_>) -> rusqlite::Result<Result<Account, LedgerError>> {
     let blob = |i| row.get::<_, Vec<u8>>(i);
     let (id, user_data, dp, dpo, cp, cpo, ts) = (
@@ -578,7 +589,7 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<Result<Account, LedgerError>> 
 
 type TransferRow = Result<(Transfer, Option<PendingState>), LedgerError>;
 
-/// Reads a transfer row in [`TRANSFER_COLUMNS`] order, with its pending state.
+/// Reads a transfer row in [`transfer_columns`] order, with its pending state.
 fn transfer_row(row: &Row<'_>) -> rusqlite::Result<TransferRow> {
     let blob = |i| row.get::<_, Vec<u8>>(i);
     let (id, debit, credit, amount, user_data, ts) =
@@ -654,10 +665,14 @@ impl LedgerTables for SqliteTransaction<'_> {
         if let Some((account, _)) = self.accounts.get(&id) {
             return Ok(Some(*account));
         }
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1");
+        let sql = concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE id = ?1"
+        );
         let account = self
             .tx
-            .prepare_cached(&sql)?
+            .prepare_cached(sql)?
             .query_row([id.to_be_bytes()], account_row)
             .optional()?
             .transpose()?;
@@ -668,10 +683,12 @@ impl LedgerTables for SqliteTransaction<'_> {
     }
 
     fn insert_account(&mut self, a: &Account) -> Result<(), LedgerError> {
-        let sql = format!(
-            "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        let sql = concat!(
+            "INSERT INTO accounts (",
+            account_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         );
-        self.tx.prepare_cached(&sql)?.execute(params![
+        self.tx.prepare_cached(sql)?.execute(params![
             a.id.to_be_bytes(),
             a.currency.0,
             a.code,
@@ -700,10 +717,14 @@ impl LedgerTables for SqliteTransaction<'_> {
     }
 
     fn load_transfer(&mut self, id: TransferId) -> Result<Option<Transfer>, LedgerError> {
-        let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?1");
+        let sql = concat!(
+            "SELECT ",
+            transfer_columns!(),
+            " FROM transfers WHERE id = ?1"
+        );
         let row = self
             .tx
-            .prepare_cached(&sql)?
+            .prepare_cached(sql)?
             .query_row([id.to_be_bytes()], transfer_row)
             .optional()?;
         Ok(row.transpose()?.map(|(transfer, _)| transfer))
@@ -722,10 +743,12 @@ impl LedgerTables for SqliteTransaction<'_> {
                 (3, None, Some(pending_id.to_be_bytes()), None)
             }
         };
-        let sql = format!(
-            "INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        let sql = concat!(
+            "INSERT INTO transfers (",
+            transfer_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         );
-        self.tx.prepare_cached(&sql)?.execute(params![
+        self.tx.prepare_cached(sql)?.execute(params![
             t.id.to_be_bytes(),
             t.debit_account_id.to_be_bytes(),
             t.credit_account_id.to_be_bytes(),
@@ -768,25 +791,35 @@ impl LedgerTables for SqliteTransaction<'_> {
     }
 
     fn pending_due(&mut self, now: Timestamp) -> Result<Vec<Transfer>, LedgerError> {
-        let sql = format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE state = 0 AND expires_at <= ?1 ORDER BY expires_at, id"
+        let sql = concat!(
+            "SELECT ",
+            transfer_columns!(),
+            " FROM transfers WHERE state = 0 AND expires_at <= ?1 ORDER BY expires_at, id"
         );
-        let mut statement = self.tx.prepare_cached(&sql)?;
+        let mut statement = self.tx.prepare_cached(sql)?;
         let rows = statement.query_map([now.to_be_bytes()], transfer_row)?;
         rows.map(|row| Ok(row??.0)).collect()
     }
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, LedgerError> {
         self.write_balances()?;
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY timestamp");
-        let mut statement = self.tx.prepare_cached(&sql)?;
+        let sql = concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts ORDER BY timestamp"
+        );
+        let mut statement = self.tx.prepare_cached(sql)?;
         let rows = statement.query_map([], account_row)?;
         rows.map(|row| row?).collect()
     }
 
     fn all_transfers(&mut self) -> Result<Vec<(Transfer, Option<PendingState>)>, LedgerError> {
-        let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers ORDER BY timestamp");
-        let mut statement = self.tx.prepare_cached(&sql)?;
+        let sql = concat!(
+            "SELECT ",
+            transfer_columns!(),
+            " FROM transfers ORDER BY timestamp"
+        );
+        let mut statement = self.tx.prepare_cached(sql)?;
         let rows = statement.query_map([], transfer_row)?;
         rows.map(|row| row?).collect()
     }
