@@ -6,8 +6,9 @@
 //!
 //! Each run commits in chunks and can be stopped anywhere: running the same command again completes it (nothing
 //! taken or posted twice) and writes the same files. `bank settle` and `credit reconcile` import while they read (on
-//! the second core) but commit nothing before the whole file is read and checked: a bad file is refused whole. For the crash tests, `LINKCARD_CRASH_AT=POINT` aborts the
-//! process at a named point after a commit or a file (`statement:begun`, `statement:chunk:N`,
+//! the second core) but commit nothing before the whole file is read and checked: a bad file is refused whole.
+//! For the crash tests, `LINKCARD_CRASH_AT=POINT` aborts the process at a named point after a chunk, a commit or a
+//! file (`statement:begun`, `statement:chunk:N`,
 //! `statement:written`, `settle:begun`, `settle:chunk:N`, `settle:finished`, `settle:report-written`,
 //! `settle:written`, `reconcile:checked`, `reconcile:chunk:N`, `reconcile:finished`).
 
