@@ -9,7 +9,9 @@
 //! duplicate (`AM05`) and takes nothing.
 
 use interchange::{Deduction, DeductionStatus, ReasonCode, TokenConfirmation, TransactionStatus};
-use ledger::{Currency, NewTransfer, RequestId, Store, Transaction, TransferKind};
+use ledger::{
+    Currency, ImportError, Imported, NewTransfer, RequestId, Store, Transaction, TransferKind,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -237,47 +239,40 @@ impl<S: Store> Settlement<'_, S> {
         read_whole: impl Fn() -> bool,
         mut answered: impl FnMut(Vec<DeductionStatus>) -> Result<(), E>,
     ) -> Result<SettlementSummary, E> {
-        {
-            let Self {
-                bank,
-                order,
-                accounts,
-                summary,
-                position,
-            } = &mut self;
-            let mut chunks = chunks.into_iter();
-            let mut ended = false;
-            // One transaction per pass: until the file is read whole it takes every chunk, then one chunk each.
-            while !ended {
-                let mut open = Some(bank.ledger.transaction().map_err(BankError::from)?);
-                while let Some(tx) = open.as_mut() {
-                    let Some(chunk) = chunks.next() else {
-                        ended = true;
-                        break;
-                    };
-                    let chunk = chunk?;
-                    let stored = settle_chunk(tx, order, *accounts, *position, &chunk)?;
-                    *position += chunk.len() as u64;
-                    if read_whole()
-                        && let Some(tx) = open.take()
-                    {
-                        tx.commit().map_err(BankError::from)?;
-                    }
-                    answered(answer_chunk(order, summary, stored, &chunk)?)?;
-                }
-                // The chunks stopped without an error, yet the reader did not finish: never settle part of a file.
-                if ended && !read_whole() {
-                    return Err(BankError::FileNotReadWhole {
-                        message_id: order.message_id.clone(),
-                    }
-                    .into());
-                }
-                if let Some(tx) = open.take() {
-                    tx.commit().map_err(BankError::from)?;
-                }
+        let Self {
+            bank,
+            order,
+            accounts,
+            summary,
+            position,
+        } = &mut self;
+        let imported = bank.ledger.import_while_reading(
+            chunks
+                .into_iter()
+                .map(|chunk| chunk.map_err(ImportError::Caller)),
+            read_whole,
+            |tx, chunk: Vec<Deduction>| {
+                let stored = settle_chunk(tx, order, *accounts, *position, &chunk)
+                    .map_err(ImportError::Domain)?;
+                *position += chunk.len() as u64;
+                Ok((stored, chunk))
+            },
+            |(stored, chunk)| {
+                let statuses =
+                    answer_chunk(order, summary, stored, &chunk).map_err(ImportError::Domain)?;
+                answered(statuses).map_err(ImportError::Caller)
+            },
+        );
+        match imported {
+            Ok(Imported::Whole) => Ok(self.finish()?),
+            // The chunks stopped without an error, yet the reader did not finish: never settle part of a file.
+            Ok(Imported::Stopped) => Err(BankError::FileNotReadWhole {
+                message_id: order.message_id.clone(),
             }
+            .into()),
+            Err(ImportError::Domain(error)) => Err(error.into()),
+            Err(ImportError::Caller(error)) => Err(error),
         }
-        Ok(self.finish()?)
     }
 
     /// What the chunks settled so far add up to.

@@ -8,8 +8,8 @@
 
 use interchange::{Deduction, DeductionStatus, TokenConfirmation};
 use ledger::{
-    Currency, LedgerTables as _, NewTransfer, PendingState, RequestId, Store, Transaction,
-    TransferKind,
+    Currency, ImportError, Imported, LedgerTables as _, NewTransfer, PendingState, RequestId,
+    Store, Transaction, TransferKind,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -435,47 +435,39 @@ impl<S: Store> Reconciliation<'_, S> {
         checked_whole: impl Fn() -> bool,
         mut answered: impl FnMut(usize, Vec<FlaggedReflection>) -> Result<(), E>,
     ) -> Result<ReconciliationSummary, E> {
-        {
-            let Self {
-                credit,
-                statement,
-                summary,
-                position,
-                ..
-            } = &mut self;
-            let mut chunks = chunks.into_iter();
-            let mut ended = false;
-            // One transaction per pass: until the answer is checked whole it takes every chunk, then one each.
-            while !ended {
-                let mut open = Some(credit.ledger.transaction().map_err(CreditError::from)?);
-                while let Some(tx) = open.as_mut() {
-                    let Some(chunk) = chunks.next() else {
-                        ended = true;
-                        break;
-                    };
-                    let chunk = chunk?;
-                    let outcomes = reconcile_chunk(tx, statement, *position, &chunk)?;
-                    *position += chunk.len() as u64;
-                    if checked_whole()
-                        && let Some(tx) = open.take()
-                    {
-                        tx.commit().map_err(CreditError::from)?;
-                    }
-                    answered(chunk.len(), add_outcomes(summary, &chunk, outcomes))?;
-                }
-                // The chunks stopped without an error, yet the check did not finish: never reconcile part of it.
-                if ended && !checked_whole() {
-                    return Err(CreditError::AnswerNotCheckedWhole {
-                        statement: statement.message_id.clone(),
-                    }
-                    .into());
-                }
-                if let Some(tx) = open.take() {
-                    tx.commit().map_err(CreditError::from)?;
-                }
+        let Self {
+            credit,
+            statement,
+            summary,
+            position,
+            ..
+        } = &mut self;
+        let imported = credit.ledger.import_while_reading(
+            chunks
+                .into_iter()
+                .map(|chunk| chunk.map_err(ImportError::Caller)),
+            checked_whole,
+            |tx, chunk: Vec<DeductionStatus>| {
+                let outcomes = reconcile_chunk(tx, statement, *position, &chunk)
+                    .map_err(ImportError::Domain)?;
+                *position += chunk.len() as u64;
+                Ok((outcomes, chunk))
+            },
+            |(outcomes, chunk)| {
+                let flagged = add_outcomes(summary, &chunk, outcomes);
+                answered(chunk.len(), flagged).map_err(ImportError::Caller)
+            },
+        );
+        match imported {
+            Ok(Imported::Whole) => Ok(self.finish()?),
+            // The chunks stopped without an error, yet the check did not finish: never reconcile part of it.
+            Ok(Imported::Stopped) => Err(CreditError::AnswerNotCheckedWhole {
+                statement: statement.message_id.clone(),
             }
+            .into()),
+            Err(ImportError::Domain(error)) => Err(error.into()),
+            Err(ImportError::Caller(error)) => Err(error),
         }
-        Ok(self.finish()?)
     }
 
     /// Posts the bank's transfer (one durable commit; a re-run replays it), marks the statement reconciled and

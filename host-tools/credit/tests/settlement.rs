@@ -367,6 +367,16 @@ fn a_reconciliation_begun_by_an_earlier_version_is_refused_not_posted_twice() {
     );
 }
 
+/// The bank's confirmation of the purchase's 8,000 token, all of it drawn.
+fn drawn_whole(token_id: [u8; 16]) -> TokenConfirmation {
+    TokenConfirmation {
+        token_id,
+        confirmed: true,
+        drawn: 8_000,
+        remaining: 0,
+    }
+}
+
 /// Reconciles `statuses` as an answer checked on another thread: one status per chunk, `checked_whole` as the
 /// checker says, `failure` after the chunks when given.
 fn reconcile_as_file(
@@ -395,13 +405,7 @@ fn reconcile_as_file(
 fn an_answer_reconciled_while_it_is_checked_is_refused_whole_until_checked() {
     let (mut credit, token_id) = after_a_purchase_with_a_token();
     let (_, items) = make_statement(&mut credit, "ST-1");
-    let token = TokenConfirmation {
-        token_id,
-        confirmed: true,
-        drawn: 8_000,
-        remaining: 0,
-    };
-    let status = answer(&items[0], 8_000, 7_000, vec![token]);
+    let status = answer(&items[0], 8_000, 7_000, vec![drawn_whole(token_id)]);
     let before = snapshot(&mut credit);
     let statuses = std::slice::from_ref(&status);
     let refused = reconcile_as_file(

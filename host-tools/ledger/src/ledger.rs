@@ -7,6 +7,29 @@ use crate::model::{
 };
 use crate::store::{LedgerTables, Store, Transaction};
 
+/// Why [`Ledger::import_while_reading`] stopped: the importing system's error (its work, or the store: `D`) or
+/// its caller's (the reader's, or what it does with the results: `E`).
+#[derive(Debug)]
+pub enum ImportError<D, E> {
+    Domain(D),
+    Caller(E),
+}
+
+impl<D: From<LedgerError>, E> From<LedgerError> for ImportError<D, E> {
+    fn from(error: LedgerError) -> Self {
+        Self::Domain(error.into())
+    }
+}
+
+/// How [`Ledger::import_while_reading`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// Every chunk is in and committed.
+    Whole,
+    /// The chunks ended before the reader had read the whole file: nothing was committed.
+    Stopped,
+}
+
 /// A ledger on a store. Every call that answers has committed durably first.
 #[derive(Debug)]
 pub struct Ledger<S> {
@@ -34,6 +57,47 @@ impl<S: Store> Ledger<S> {
     /// A transaction that only reads ([`Store::read_transaction`]): checks beside a writer in another connection.
     pub fn read_transaction(&mut self) -> Result<S::Tx<'_>, LedgerError> {
         self.store.read_transaction()
+    }
+
+    /// Imports a file while another thread is still reading it: `work` takes each chunk in a transaction, and
+    /// `done` gets its result once the chunk is in (committed or not). Nothing is committed before `read_whole`
+    /// says the reader has read and checked the whole file: until then every chunk goes into one transaction,
+    /// which an error (the reader's, sent as a chunk, or `work`'s) drops, so a bad file changes nothing. From
+    /// then on each chunk is a durable commit of its own. Answers [`Imported::Stopped`], nothing committed, when
+    /// the chunks end before the file was read whole.
+    pub fn import_while_reading<C, R, E: From<LedgerError>>(
+        &mut self,
+        chunks: impl IntoIterator<Item = Result<C, E>>,
+        read_whole: impl Fn() -> bool,
+        mut work: impl FnMut(&mut S::Tx<'_>, C) -> Result<R, E>,
+        mut done: impl FnMut(R) -> Result<(), E>,
+    ) -> Result<Imported, E> {
+        let mut chunks = chunks.into_iter();
+        let mut ended = false;
+        // One transaction per pass: until the file is read whole it takes every chunk, then one chunk each.
+        while !ended {
+            let mut open = Some(self.store.transaction()?);
+            while let Some(tx) = open.as_mut() {
+                let Some(chunk) = chunks.next() else {
+                    ended = true;
+                    break;
+                };
+                let result = work(tx, chunk?)?;
+                if read_whole()
+                    && let Some(tx) = open.take()
+                {
+                    tx.commit()?;
+                }
+                done(result)?;
+            }
+            if ended && !read_whole() {
+                return Ok(Imported::Stopped);
+            }
+            if let Some(tx) = open.take() {
+                tx.commit()?;
+            }
+        }
+        Ok(Imported::Whole)
     }
 
     /// Applies one request in its own durable commit ([`Transaction::apply`]).

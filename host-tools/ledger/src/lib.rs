@@ -85,7 +85,7 @@ mod store;
 
 pub use codec::RequestHash;
 pub use error::{LedgerError, StorageError, Violation};
-pub use ledger::Ledger;
+pub use ledger::{ImportError, Imported, Ledger};
 pub use model::{
     Account, AccountFlags, AccountId, Answer, Currency, NewAccount, NewTransfer, PendingState,
     Request, RequestId, Timestamp, Transfer, TransferId, TransferKind, UserData,

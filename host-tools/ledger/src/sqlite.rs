@@ -238,14 +238,7 @@ impl Store for SqliteStore {
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Another process may have written since: with the write lock held, start after its timestamps too.
         *last_timestamp = (*last_timestamp).max(latest_timestamp(&tx)?);
-        Ok(SqliteTransaction {
-            tx,
-            clock: Arc::clone(clock),
-            last_timestamp,
-            savepoints: 0,
-            accounts: HashMap::new(),
-            deferred_writes: 0,
-        })
+        Ok(SqliteTransaction::new(tx, clock, last_timestamp))
     }
 
     fn read_transaction(&mut self) -> Result<SqliteTransaction<'_>, LedgerError> {
@@ -256,14 +249,7 @@ impl Store for SqliteStore {
         } = self;
         // Deferred: in WAL mode its reads see one snapshot and take no lock a writer waits for.
         let tx = connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        Ok(SqliteTransaction {
-            tx,
-            clock: Arc::clone(clock),
-            last_timestamp,
-            savepoints: 0,
-            accounts: HashMap::new(),
-            deferred_writes: 0,
-        })
+        Ok(SqliteTransaction::new(tx, clock, last_timestamp))
     }
 }
 
@@ -491,7 +477,22 @@ fn u64_of(bytes: Vec<u8>) -> Result<u64, LedgerError> {
     ))
 }
 
-impl SqliteTransaction<'_> {
+impl<'a> SqliteTransaction<'a> {
+    fn new(
+        tx: rusqlite::Transaction<'a>,
+        clock: &Arc<dyn Clock>,
+        last_timestamp: &'a mut Timestamp,
+    ) -> Self {
+        Self {
+            tx,
+            clock: Arc::clone(clock),
+            last_timestamp,
+            savepoints: 0,
+            accounts: HashMap::new(),
+            deferred_writes: 0,
+        }
+    }
+
     /// Runs a statement without parameters, prepared once (savepoint names repeat by depth).
     fn run(&self, sql: &str) -> Result<(), LedgerError> {
         self.tx.prepare_cached(sql)?.execute([])?;

@@ -683,3 +683,68 @@ fn balances_kept_in_memory_are_all_written_however_many_accounts_a_transaction_t
     }
     ledger.check_invariants().unwrap();
 }
+
+/// Imports `chunks` of record keys into table "t" while `read_whole` is set after `whole_after` chunks; answers how
+/// the import ended and the keys now in the table.
+fn import(
+    ledger: &mut TestLedger,
+    chunks: Vec<Result<Vec<u8>, String>>,
+    whole_after: Option<usize>,
+) -> (Result<ledger::Imported, String>, Vec<u8>) {
+    type Error = ledger::ImportError<LedgerError, String>;
+    let seen = std::cell::Cell::new(0usize);
+    let imported = ledger
+        .import_while_reading(
+            chunks.into_iter().map(|chunk| chunk.map_err(Error::Caller)),
+            || whole_after.is_some_and(|after| seen.get() >= after),
+            |tx, chunk: Vec<u8>| {
+                for key in &chunk {
+                    tx.put("t", &[*key], b"")?;
+                }
+                seen.set(seen.get() + 1);
+                Ok::<_, Error>(chunk.len())
+            },
+            |_| Ok(()),
+        )
+        .map_err(|error| match error {
+            ledger::ImportError::Domain(error) => error.to_string(),
+            ledger::ImportError::Caller(error) => error,
+        });
+    let mut tx = ledger.transaction().unwrap();
+    let keys = tx
+        .scan_prefix("t", &[])
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key[0])
+        .collect();
+    (imported, keys)
+}
+
+#[test]
+fn an_import_commits_nothing_before_its_file_is_read_whole() {
+    let (mut ledger, _) = in_memory();
+    let chunks = |tail: Option<&str>| {
+        let mut chunks: Vec<Result<Vec<u8>, String>> =
+            vec![Ok(vec![1, 2]), Ok(vec![3]), Ok(vec![4])];
+        chunks.extend(tail.map(|error| Err(error.to_owned())));
+        chunks
+    };
+    // The reader fails after three chunks it had not yet read whole: nothing stays.
+    let (imported, keys) = import(&mut ledger, chunks(Some("malformed")), None);
+    assert_eq!((imported, keys), (Err("malformed".to_owned()), vec![]));
+    // The chunks end, the reader never said "whole": nothing stays either.
+    let (imported, keys) = import(&mut ledger, chunks(None), None);
+    assert_eq!((imported, keys), (Ok(ledger::Imported::Stopped), vec![]));
+    // Read whole after the second chunk: what came until then is committed, and each chunk after.
+    let (imported, keys) = import(&mut ledger, chunks(Some("disk full")), Some(2));
+    assert_eq!(
+        (imported, keys),
+        (Err("disk full".to_owned()), vec![1, 2, 3, 4])
+    );
+    let (mut fresh, _) = in_memory();
+    let (imported, keys) = import(&mut fresh, chunks(None), Some(0));
+    assert_eq!(
+        (imported, keys),
+        (Ok(ledger::Imported::Whole), vec![1, 2, 3, 4])
+    );
+}
