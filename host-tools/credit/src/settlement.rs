@@ -364,6 +364,8 @@ impl<S: Store> StatementRun<'_, S> {
             if self.summary.complete {
                 return Ok(());
             }
+            // A purchase waiting for the ledger gets in between two chunks.
+            self.credit.ledger.let_others_write();
         }
     }
 

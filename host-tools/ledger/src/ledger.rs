@@ -63,8 +63,9 @@ impl<S: Store> Ledger<S> {
     /// `done` gets its result once the chunk is in (committed or not). Nothing is committed before `read_whole`
     /// says the reader has read and checked the whole file: until then every chunk goes into one transaction,
     /// which an error (the reader's, sent as a chunk, or `work`'s) drops, so a bad file changes nothing. From
-    /// then on each chunk is a durable commit of its own. Answers [`Imported::Stopped`], nothing committed, when
-    /// the chunks end before the file was read whole.
+    /// then on each chunk is a durable commit of its own, after which other writers get their turn
+    /// ([`Store::let_others_write`]). Answers [`Imported::Stopped`], nothing committed, when the chunks end
+    /// before the file was read whole.
     pub fn import_while_reading<C, R, E: From<LedgerError>>(
         &mut self,
         chunks: impl IntoIterator<Item = Result<C, E>>,
@@ -75,7 +76,11 @@ impl<S: Store> Ledger<S> {
         let mut chunks = chunks.into_iter();
         let mut ended = false;
         // One transaction per pass: until the file is read whole it takes every chunk, then one chunk each.
+        let mut committed = false;
         while !ended {
+            if committed {
+                self.store.let_others_write();
+            }
             let mut open = Some(self.store.transaction()?);
             while let Some(tx) = open.as_mut() {
                 let Some(chunk) = chunks.next() else {
@@ -87,6 +92,7 @@ impl<S: Store> Ledger<S> {
                     && let Some(tx) = open.take()
                 {
                     tx.commit()?;
+                    committed = true;
                 }
                 done(result)?;
             }
@@ -98,6 +104,12 @@ impl<S: Store> Ledger<S> {
             }
         }
         Ok(Imported::Whole)
+    }
+
+    /// Lets writers waiting for the store in (see [`Store::let_others_write`]): a long batch of commits calls it
+    /// between two of them.
+    pub fn let_others_write(&mut self) {
+        self.store.let_others_write();
     }
 
     /// Applies one request in its own durable commit ([`Transaction::apply`]).

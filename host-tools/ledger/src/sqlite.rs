@@ -150,7 +150,16 @@ impl SqliteStore {
     }
 
     fn set_up(mut connection: Connection, durability: Durability) -> Result<Self, LedgerError> {
-        connection.busy_timeout(Duration::from_secs(5))?;
+        // Wait up to 5 s for the write lock, trying every millisecond (SQLite's own handler tries every 100 ms
+        // after the first second, and would miss the moment a long import leaves between its commits).
+        connection.busy_handler(Some(|attempt: i32| {
+            let waited = BUSY_POLL.saturating_mul(u32::try_from(attempt).unwrap_or(u32::MAX));
+            if waited >= BUSY_WAIT {
+                return false;
+            }
+            std::thread::sleep(BUSY_POLL);
+            true
+        }))?;
         // An in-memory database answers "memory": it has no WAL and needs none.
         let _mode: String =
             connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
@@ -225,8 +234,18 @@ fn migrate(connection: &mut Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// How long a connection waits for another's write lock, and how often it tries to take it meanwhile.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+const BUSY_POLL: Duration = Duration::from_millis(1);
+/// How long a long import leaves the write lock free between two commits: a few of the waiters' tries.
+const OTHERS_TURN: Duration = Duration::from_millis(3);
+
 impl Store for SqliteStore {
     type Tx<'a> = SqliteTransaction<'a>;
+
+    fn let_others_write(&mut self) {
+        std::thread::sleep(OTHERS_TURN);
+    }
 
     fn transaction(&mut self) -> Result<SqliteTransaction<'_>, LedgerError> {
         let Self {

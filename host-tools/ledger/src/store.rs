@@ -18,6 +18,11 @@ pub trait Store {
     /// Opens a write transaction. Dropping it without [`Transaction::commit`] rolls everything back.
     fn transaction(&mut self) -> Result<Self::Tx<'_>, LedgerError>;
 
+    /// Called by a long import between two of its commits ([`crate::Ledger::import_while_reading`]): a store
+    /// whose database takes one writer at a time lets the writers waiting for it (an ATM deposit, a purchase)
+    /// in here, so that they are not kept waiting until the whole import is done.
+    fn let_others_write(&mut self) {}
+
     /// Opens a transaction for reading only: it sees the database as committed when it first reads, and neither
     /// waits for nor holds up a writer in another connection. Do not write in it.
     fn read_transaction(&mut self) -> Result<Self::Tx<'_>, LedgerError>;

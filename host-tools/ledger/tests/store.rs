@@ -748,3 +748,42 @@ fn an_import_commits_nothing_before_its_file_is_read_whole() {
         (Ok(ledger::Imported::Whole), vec![1, 2, 3, 4])
     );
 }
+
+#[test]
+fn another_writer_gets_its_turn_between_the_commits_of_a_long_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut importer = Ledger::new(SqliteStore::open(&path).unwrap());
+    let mut terminal = Ledger::new(SqliteStore::open(&path).unwrap());
+    type Error = ledger::ImportError<LedgerError, LedgerError>;
+    let chunks: Vec<Result<u8, Error>> = (0..40u8).map(Ok).collect();
+    // The chunk at which the import first saw the terminal's write, if it did before it ended.
+    let mut seen_at = None;
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut tx = terminal.transaction().unwrap();
+            tx.put("terminal", b"deposit", b"").unwrap();
+            tx.commit().unwrap();
+        });
+        importer
+            .import_while_reading(
+                chunks,
+                || true,
+                |tx, chunk| {
+                    tx.put("import", &[chunk], b"")?;
+                    if seen_at.is_none() && tx.get("terminal", b"deposit")?.is_some() {
+                        seen_at = Some(chunk);
+                    }
+                    // A chunk of real work: the write lock is held all the while.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    Ok::<_, Error>(())
+                },
+                |()| Ok(()),
+            )
+            .unwrap();
+        writer.join().unwrap();
+    });
+    let seen_at = seen_at.expect("the terminal wrote while the import ran, not after it");
+    assert!(seen_at < 39, "seen at chunk {seen_at}");
+}
