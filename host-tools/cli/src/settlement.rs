@@ -7,8 +7,8 @@
 //! Each run commits in chunks and can be stopped anywhere: running the same command again completes it (nothing
 //! taken or posted twice) and writes the same files. `bank settle` and `credit reconcile` import while they read (on
 //! the second core) but commit nothing before the whole file is read and checked: a bad file is refused whole.
-//! For the crash tests, `LINKCARD_CRASH_AT=POINT` aborts the process at a named point after a chunk, a commit or a
-//! file (`statement:begun`, `statement:chunk:N`,
+//! For the crash tests, `LINKCARD_CHUNK=N` sets the chunk size and `LINKCARD_CRASH_AT=POINT` aborts the process
+//! at a named point after a chunk, a commit or a file (`statement:begun`, `statement:chunk:N`,
 //! `statement:written`, `settle:begun`, `settle:chunk:N`, `settle:finished`, `settle:report-written`,
 //! `settle:written`, `reconcile:checked`, `reconcile:chunk:N`, `reconcile:finished`).
 
@@ -37,6 +37,16 @@ use crate::report::{JsonFlag, emit, now};
 
 /// Deductions per durable commit.
 const CHUNK: usize = 10_000;
+
+/// [`CHUNK`], or `LINKCARD_CHUNK` for the crash tests, which need files of several chunks without thousands of
+/// users.
+fn chunk_size() -> usize {
+    std::env::var("LINKCARD_CHUNK")
+        .ok()
+        .and_then(|size| size.parse().ok())
+        .filter(|&size| size > 0)
+        .unwrap_or(CHUNK)
+}
 
 #[derive(Debug, Args)]
 pub struct StatementArgs {
@@ -275,7 +285,7 @@ fn collect_statement(
             if credit.statement(&order.message_id)?.is_some() {
                 let mut after = String::new();
                 loop {
-                    let page = credit.statement_items(&order.message_id, &after, CHUNK)?;
+                    let page = credit.statement_items(&order.message_id, &after, chunk_size())?;
                     let Some(last) = page.last() else { break };
                     after = last.end_to_end_id.clone();
                     send(page)?;
@@ -284,7 +294,7 @@ fn collect_statement(
             let mut run = credit.begin_statement(order, now())?;
             crash_point("statement:begun");
             let mut chunks = 0u64;
-            run.collect_all(CHUNK, |looked, written| {
+            run.collect_all(chunk_size(), |looked, written| {
                 bar.inc(looked as u64);
                 send(written)?;
                 chunks += 1;
@@ -438,12 +448,13 @@ fn settle_while_reading(
     })
 }
 
-/// A spool's items in chunks of [`CHUNK`], as the settlement and the reconciliation take them.
+/// A spool's items in chunks of [`chunk_size`], as the settlement and the reconciliation take them.
 fn in_chunks<T: serde::de::DeserializeOwned>(
     mut items: SpoolFollower<T>,
 ) -> impl Iterator<Item = anyhow::Result<Vec<T>>> {
+    let size = chunk_size();
     std::iter::from_fn(
-        move || match items.by_ref().take(CHUNK).collect::<Result<Vec<_>, _>>() {
+        move || match items.by_ref().take(size).collect::<Result<Vec<_>, _>>() {
             Ok(chunk) if chunk.is_empty() => None,
             Ok(chunk) => Some(Ok(chunk)),
             Err(error) => Some(Err(anyhow::Error::from(error))),
@@ -461,11 +472,12 @@ fn read_deductions(
     mut spool: PipedSpool<Deduction>,
 ) -> anyhow::Result<()> {
     let refused = || format!("{} is refused; nothing was imported", path.display());
+    let size = chunk_size();
     let mut count = 0;
     for deduction in DeductionReader::new(open(path)?).with_context(refused)? {
         spool.push(&deduction.with_context(refused)?)?;
         count += 1;
-        if count % CHUNK == 0 {
+        if count % size == 0 {
             spool.publish()?;
         }
     }
@@ -675,7 +687,8 @@ fn check_answer(
     spool: &mut PipedSpool<DeductionStatus>,
 ) -> anyhow::Result<()> {
     let refused = || format!("{} is refused; nothing was imported", path.display());
-    let mut chunk = Vec::with_capacity(CHUNK);
+    let size = chunk_size();
+    let mut chunk = Vec::with_capacity(size);
     let mut check_and_publish = |chunk: &mut Vec<DeductionStatus>| -> anyhow::Result<()> {
         check.check(chunk)?;
         for status in chunk.drain(..) {
@@ -685,7 +698,7 @@ fn check_answer(
     };
     for status in StatusReportReader::new(open(path)?).with_context(refused)? {
         chunk.push(status.with_context(refused)?);
-        if chunk.len() == CHUNK {
+        if chunk.len() == size {
             check_and_publish(&mut chunk)?;
         }
     }

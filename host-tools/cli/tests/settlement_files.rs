@@ -207,15 +207,78 @@ fn altered_truncated_and_foreign_files_are_refused_whole() {
     reconcile(&linkcard, &report, &notice);
 }
 
-/// A run that crashes at `point` and is completed by a second run, from a fresh story each time.
-fn crashed_then_completed(point: &str) -> (Value, Value) {
+/// [`story`], and Taro, who bought 12,000 with no deposit: a statement of two deductions.
+fn story_of_two() -> Linkcard {
     let linkcard = story();
+    let taro = [
+        &[
+            "bank",
+            "customer",
+            "add",
+            "--user",
+            "U-000043",
+            "--name",
+            "Taro Sato",
+            "--account",
+            "0001-234-5678902",
+        ][..],
+        &["bank", "cash-in", "--user", "U-000043", "50,000"],
+        &[
+            "credit",
+            "cardholder",
+            "add",
+            "--id",
+            "CH-000043",
+            "--name",
+            "Taro Sato",
+            "--limit",
+            "50,000",
+        ],
+        &[
+            "card",
+            "issue",
+            "--card",
+            "taro",
+            "--user",
+            "U-000043",
+            "--cardholder",
+            "CH-000043",
+            "--pan",
+            "5555555555554444",
+            "--pin",
+            "1357",
+        ],
+        &[
+            "pos", "purchase", "--card", "taro", "--amount", "12000", "--pin", "1357",
+        ],
+    ];
+    for args in taro {
+        linkcard.json(args);
+    }
+    linkcard
+}
+
+/// Both users' balances at the bank and the credit company.
+fn balances_of_both(linkcard: &Linkcard) -> Vec<Value> {
+    let (bank, credit) = linkcard.balances();
+    vec![
+        bank,
+        credit,
+        linkcard.json(&["bank", "balance", "--user", "U-000043"]),
+        linkcard.json(&["credit", "account", "--cardholder", "CH-000043"]),
+    ]
+}
+
+/// A run that crashes at `point` and is completed by a second run, from a fresh story each time; `chunk` sets the
+/// chunk size of every run (`LINKCARD_CHUNK`).
+fn crashed_then_completed(linkcard: &Linkcard, point: &str, chunk: &str) {
     let crash = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_linkcard"))
             .arg("--data-dir")
             .arg(linkcard.dir.path())
             .args(args)
             .env("LINKCARD_CRASH_AT", point)
+            .env("LINKCARD_CHUNK", chunk)
             .output()
             .expect("linkcard runs");
         output.status.success()
@@ -228,19 +291,19 @@ fn crashed_then_completed(point: &str) -> (Value, Value) {
         "--date",
         DATE,
         "--out",
-        &files(&linkcard),
+        &files(linkcard),
     ];
     let crashed = !crash(&statement_args);
-    let deductions = statement(&linkcard);
+    let deductions = statement(linkcard);
     let settle_args = [
         "bank",
         "settle",
         deductions.to_str().unwrap(),
         "--out",
-        &files(&linkcard),
+        &files(linkcard),
     ];
     let crashed = crashed | !crash(&settle_args);
-    let (report, notice, _) = settle(&linkcard, &deductions);
+    let (report, notice, _) = settle(linkcard, &deductions);
     let reconcile_args = [
         "credit",
         "reconcile",
@@ -250,9 +313,8 @@ fn crashed_then_completed(point: &str) -> (Value, Value) {
         notice.to_str().unwrap(),
     ];
     let crashed = crashed | !crash(&reconcile_args);
-    reconcile(&linkcard, &report, &notice);
+    reconcile(linkcard, &report, &notice);
     assert!(crashed, "no command crashed at {point}");
-    linkcard.balances()
 }
 
 #[test]
@@ -277,6 +339,28 @@ fn a_crash_at_any_step_is_completed_by_a_rerun_with_nothing_taken_twice() {
         "reconcile:chunk:1",
         "reconcile:finished",
     ] {
-        assert_eq!(crashed_then_completed(point), clean, "crash at {point}");
+        let linkcard = story();
+        crashed_then_completed(&linkcard, point, "10000");
+        assert_eq!(linkcard.balances(), clean, "crash at {point}");
+    }
+}
+
+#[test]
+fn a_crash_between_chunks_of_a_longer_file_is_completed_by_a_rerun() {
+    let clean = {
+        let linkcard = story_of_two();
+        let deductions = statement(&linkcard);
+        let xml = std::fs::read_to_string(&deductions).unwrap();
+        assert_eq!(xml.matches("<DrctDbtTxInf>").count(), 2, "two deductions");
+        let (report, notice, _) = settle(&linkcard, &deductions);
+        reconcile(&linkcard, &report, &notice);
+        balances_of_both(&linkcard)
+    };
+    // One deduction per chunk: a statement resumed after its first chunk, a settlement and a reconciliation
+    // stopped after their first (committed or not: the reader may not have said "whole" yet).
+    for point in ["statement:chunk:1", "settle:chunk:1", "reconcile:chunk:1"] {
+        let linkcard = story_of_two();
+        crashed_then_completed(&linkcard, point, "1");
+        assert_eq!(balances_of_both(&linkcard), clean, "crash at {point}");
     }
 }
