@@ -377,10 +377,22 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     crash_point("settle:report-written");
     let notice_path = write_notice(&head, &summary, collected, &report_path, &dir, &identity)?;
     crash_point("settle:written");
+    report_settlement(args.json, &head, &summary, &report_path, &notice_path);
+    Ok(crate::EXIT_OK)
+}
+
+/// What `bank settle` did, said to the user (or in `--json`).
+fn report_settlement(
+    json: JsonFlag,
+    head: &DeductionFileHead,
+    summary: &bank::SettlementSummary,
+    report_path: &Path,
+    notice_path: &Path,
+) {
     let currency = head.currency;
     let f = |amount| money::format(amount, currency);
     emit(
-        args.json,
+        json,
         &format!(
             "settled {} for {}: {} deductions ({} accepted, {} partly, {} rejected, {} duplicates); {} collected ({} from pools, {} from personal accounts), {} short; {} token(s) not confirmed\ntransferred {} to {}\nwritten: {} (pain.002.001.10) and {} (camt.054.001.08), signed: send them to the credit company",
             head.header.message_id,
@@ -407,7 +419,6 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
                 "shortfall": summary.shortfall, "unconfirmed_tokens": summary.unconfirmed_tokens,
                 "report": report_path.display().to_string(), "notice": notice_path.display().to_string()}),
     );
-    Ok(crate::EXIT_OK)
 }
 
 /// Settles the file while it is read. Three threads: one reads the file, one settles what was read, one writes
