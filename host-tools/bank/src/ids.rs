@@ -67,18 +67,26 @@ pub(crate) fn resolution_transfer(token_id: &[u8; 16]) -> TransferId {
     derive("resolve hold", &[token_id])
 }
 
-/// The transfers of the deduction at `position` in a deduction file (`source`: 0 pool, 1 personal), the same on
-/// every run of the file. The file's hash leads and the position follows, so a settlement's transfers land side by
-/// side in the ledger's index instead of on random pages.
-pub(crate) fn settlement_transfer(
-    credit_id: &[u8],
-    message_id: &str,
-    position: u64,
-    source: u8,
-) -> TransferId {
-    assert!(position < 1 << 56, "a deduction file is shorter than 2^56");
-    let file = derive("settlement file", &[credit_id, message_id.as_bytes()]) >> 64 << 64;
-    file | u128::from(position) << 8 | u128::from(source)
+/// The transfers of a deduction file's settlement (`source`: 0 pool, 1 personal), the same on every run of the
+/// file. The file's hash leads and the deduction's position follows, so a settlement's transfers land side by side
+/// in the ledger's index instead of on random pages; the hash is taken once per settlement, not per transfer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SettlementTransfers {
+    file: u128,
+}
+
+impl SettlementTransfers {
+    pub(crate) fn of(credit_id: &[u8], message_id: &str) -> Self {
+        Self {
+            file: derive("settlement file", &[credit_id, message_id.as_bytes()]) >> 64 << 64,
+        }
+    }
+
+    /// The transfer from `source` of the deduction at `position` in the file.
+    pub(crate) fn id(self, position: u64, source: u8) -> TransferId {
+        assert!(position < 1 << 56, "a deduction file is shorter than 2^56");
+        self.file | u128::from(position) << 8 | u128::from(source)
+    }
 }
 
 /// A settlement's batch transfer, and the request that makes it.

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bank::{available, customer, load_account, owned_account, posted_balance, to_u64};
 use crate::ids::{
-    self, AccountKind, account_id, batch_transfer, ledger_request, settlement_transfer,
+    self, AccountKind, SettlementTransfers, account_id, batch_transfer, ledger_request,
     transfer_code,
 };
 use crate::records::{
@@ -127,17 +127,19 @@ struct StoredStatus {
 pub struct Settlement<'b, S> {
     bank: &'b mut Bank<S>,
     order: SettlementOrder,
-    accounts: SettlementAccounts,
+    posting: Posting,
     summary: SettlementSummary,
     /// Where in the file the next chunk starts: the settlement's transfer ids follow the file's order.
     position: u64,
 }
 
-/// The credit company's two accounts at the bank: the settlement (clearing) account and its own.
+/// Where a settlement posts: the credit company's two accounts at the bank (the settlement (clearing) account and
+/// its own), and the ids of the file's transfers.
 #[derive(Debug, Clone, Copy)]
-struct SettlementAccounts {
+struct Posting {
     settlement: u128,
     company: u128,
+    transfers: SettlementTransfers,
 }
 
 impl<S: Store> Bank<S> {
@@ -195,9 +197,10 @@ impl<S: Store> Bank<S> {
         Ok(Settlement {
             bank: self,
             order: order.clone(),
-            accounts: SettlementAccounts {
+            posting: Posting {
                 settlement: account_id(AccountKind::Settlement, currency, contract.serial),
                 company: company.id,
+                transfers: SettlementTransfers::of(&order.credit_id, &order.message_id),
             },
             summary: SettlementSummary {
                 started_unix_seconds: record.started_unix_seconds,
@@ -215,12 +218,12 @@ impl<S: Store> Settlement<'_, S> {
         let Self {
             bank,
             order,
-            accounts,
+            posting,
             summary,
             position,
         } = self;
         let mut tx = bank.ledger.transaction()?;
-        let answered = settle_chunk(&mut tx, order, *accounts, *position, deductions)?;
+        let answered = settle_chunk(&mut tx, order, *posting, *position, deductions)?;
         tx.commit()?;
         *position += deductions.len() as u64;
         answer_chunk(order, summary, answered, deductions)
@@ -242,7 +245,7 @@ impl<S: Store> Settlement<'_, S> {
         let Self {
             bank,
             order,
-            accounts,
+            posting,
             summary,
             position,
         } = &mut self;
@@ -252,7 +255,7 @@ impl<S: Store> Settlement<'_, S> {
                 .map(|chunk| chunk.map_err(ImportError::Caller)),
             read_whole,
             |tx, chunk: Vec<Deduction>| {
-                let stored = settle_chunk(tx, order, *accounts, *position, &chunk)
+                let stored = settle_chunk(tx, order, *posting, *position, &chunk)
                     .map_err(ImportError::Domain)?;
                 *position += chunk.len() as u64;
                 Ok((stored, chunk))
@@ -286,7 +289,7 @@ impl<S: Store> Settlement<'_, S> {
         let Self {
             bank,
             order,
-            accounts,
+            posting,
             summary,
             position: _,
         } = self;
@@ -310,8 +313,8 @@ impl<S: Store> Settlement<'_, S> {
         if total > 0 {
             let transfer = NewTransfer {
                 id: batch,
-                debit_account_id: accounts.settlement,
-                credit_account_id: accounts.company,
+                debit_account_id: posting.settlement,
+                credit_account_id: posting.company,
                 amount: u128::from(total),
                 currency: Currency(order.currency),
                 code: transfer_code::BATCH,
@@ -331,7 +334,7 @@ impl<S: Store> Settlement<'_, S> {
 fn settle_chunk(
     tx: &mut impl Transaction,
     order: &SettlementOrder,
-    accounts: SettlementAccounts,
+    posting: Posting,
     position: u64,
     deductions: &[Deduction],
 ) -> Result<Vec<StoredStatus>, BankError> {
@@ -354,7 +357,7 @@ fn settle_chunk(
             Some(_) => duplicate_of_other(order, deduction),
             None => {
                 // A failure after a write returns here, and the transaction is dropped, unwritten.
-                let answer = settle_one(tx, order, accounts, deduction, position + offset)?;
+                let answer = settle_one(tx, order, posting, deduction, position + offset)?;
                 let settled = SettledDeduction {
                     request_hash,
                     answer,
@@ -526,7 +529,7 @@ fn public_status(
 fn settle_one(
     tx: &mut impl Transaction,
     order: &SettlementOrder,
-    accounts: SettlementAccounts,
+    posting: Posting,
     deduction: &Deduction,
     position: u64,
 ) -> Result<StoredStatus, BankError> {
@@ -560,7 +563,7 @@ fn settle_one(
     let draws = plan_pool_draws(&mut deposits, order, deduction);
     let draw = Draw {
         order,
-        accounts,
+        posting,
         customer: &customer,
         deduction,
         position,
@@ -658,7 +661,7 @@ fn plan_pool_draws(
 /// One deduction's draws: from whom, for whom, and where in the file.
 struct Draw<'a> {
     order: &'a SettlementOrder,
-    accounts: SettlementAccounts,
+    posting: Posting,
     customer: &'a crate::records::CustomerRecord,
     deduction: &'a Deduction,
     position: u64,
@@ -667,14 +670,9 @@ struct Draw<'a> {
 impl Draw<'_> {
     fn transfer(&self, from: u128, amount: u64, source: u8) -> NewTransfer {
         NewTransfer {
-            id: settlement_transfer(
-                &self.order.credit_id,
-                &self.order.message_id,
-                self.position,
-                source,
-            ),
+            id: self.posting.transfers.id(self.position, source),
             debit_account_id: from,
-            credit_account_id: self.accounts.settlement,
+            credit_account_id: self.posting.settlement,
             amount: u128::from(amount),
             currency: Currency(self.order.currency),
             code: transfer_code::SETTLEMENT,

@@ -532,6 +532,7 @@ fn reconcile_chunk(
         .collect();
     // A first reconciliation has none of its deductions reconciled: one look says so for the whole chunk.
     let any_reconciled = tx.may_hold_any(RECONCILED, &keys)?;
+    let payments = PaymentTransfers::of(statement);
     for ((offset, status), key) in (0u64..).zip(statuses).zip(&keys) {
         let item = load_item(tx, statement, &status.end_to_end_id)?;
         check_status(status, &item)?;
@@ -548,7 +549,7 @@ fn reconcile_chunk(
                 });
             }
             None => {
-                let payment = payment_transfer(statement, position + offset);
+                let payment = payments.id(position + offset);
                 // A failure after a write returns here, and the transaction is dropped, unwritten.
                 let outcome = reconcile_one(tx, statement, &item, status, payment)?;
                 let done = Reconciled {
@@ -778,14 +779,29 @@ fn check_status(status: &DeductionStatus, item: &StatementItem) -> Result<(), Cr
     Ok(())
 }
 
-/// The payment of the deduction at `position` in the bank's answer: the statement's hash leads and the position
-/// follows, so one reconciliation's payments land side by side in the ledger's index.
-fn payment_transfer(statement: &StatementSummary, position: u64) -> u128 {
-    let stem = records::derived_id(
-        "settlement payments",
-        &[&statement.bank_id, statement.message_id.as_bytes()],
-    );
-    stem >> 64 << 64 | u128::from(position)
+/// The payments of a statement's reconciliation, by the deductions' positions in the bank's answer: the
+/// statement's hash leads and the position follows, so one reconciliation's payments land side by side in the
+/// ledger's index; the hash is taken once, not per payment.
+#[derive(Debug, Clone, Copy)]
+struct PaymentTransfers {
+    statement: u128,
+}
+
+impl PaymentTransfers {
+    fn of(statement: &StatementSummary) -> Self {
+        let stem = records::derived_id(
+            "settlement payments",
+            &[&statement.bank_id, statement.message_id.as_bytes()],
+        );
+        Self {
+            statement: stem >> 64 << 64,
+        }
+    }
+
+    /// The payment of the deduction at `position` in the bank's answer.
+    fn id(self, position: u64) -> u128 {
+        self.statement | u128::from(position)
+    }
 }
 
 /// The ledger request under which earlier versions reconciled a deduction (see
