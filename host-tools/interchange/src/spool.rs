@@ -64,7 +64,7 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
         self.count == 0
     }
 
-    /// The items, in the order they were pushed (the spool can be read again with [`SpoolItems::rewind`]).
+    /// The items, in the order they were pushed.
     pub fn into_items(self) -> Result<SpoolItems<T>> {
         let mut file = self
             .out
@@ -74,7 +74,6 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
             .map_err(InterchangeError::io("rewinding a spool file"))?;
         Ok(SpoolItems {
             input: BufReader::with_capacity(BUFFER_BYTES, file),
-            count: self.count,
             left: self.count,
             encoded: Vec::with_capacity(256),
             item: PhantomData,
@@ -86,30 +85,9 @@ impl<T: Serialize + DeserializeOwned> Spool<T> {
 #[derive(Debug)]
 pub struct SpoolItems<T> {
     input: BufReader<File>,
-    count: u64,
     left: u64,
     encoded: Vec<u8>,
     item: PhantomData<fn() -> T>,
-}
-
-impl<T: DeserializeOwned> SpoolItems<T> {
-    /// How many items the spool holds in all.
-    pub fn total(&self) -> u64 {
-        self.count
-    }
-
-    /// Back to the first item, for another pass.
-    pub fn rewind(&mut self) -> Result<()> {
-        self.input
-            .rewind()
-            .map_err(InterchangeError::io("rewinding a spool file"))?;
-        self.left = self.count;
-        Ok(())
-    }
-
-    fn read_next(&mut self) -> Result<T> {
-        read_item(&mut self.input, &mut self.encoded)
-    }
 }
 
 impl<T: DeserializeOwned> Iterator for SpoolItems<T> {
@@ -120,7 +98,7 @@ impl<T: DeserializeOwned> Iterator for SpoolItems<T> {
             return None;
         }
         self.left -= 1;
-        let item = self.read_next();
+        let item = read_item(&mut self.input, &mut self.encoded);
         if item.is_err() {
             // A spool that cannot be read back ends here: nothing after a broken item is trusted.
             self.left = 0;
@@ -267,7 +245,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn items_come_back_in_order_on_every_pass() {
+    fn items_come_back_in_order() {
         let mut spool = Spool::<(String, u64, Vec<[u8; 16]>)>::new().expect("a spool");
         let items: Vec<_> = (0..1_000u64)
             .map(|n| {
@@ -282,12 +260,8 @@ mod tests {
             spool.push(item).expect("pushed");
         }
         assert_eq!(spool.len(), 1_000);
-        let mut read = spool.into_items().expect("readable");
-        let first: Vec<_> = read.by_ref().collect::<Result<_>>().expect("read back");
-        assert_eq!(first, items);
-        read.rewind().expect("rewound");
-        assert_eq!(read.total(), 1_000);
-        assert_eq!(read.collect::<Result<Vec<_>>>().expect("again"), items);
+        let read = spool.into_items().expect("readable");
+        assert_eq!(read.collect::<Result<Vec<_>>>().expect("read back"), items);
     }
 
     #[test]
@@ -326,6 +300,6 @@ mod tests {
     fn an_empty_spool_has_no_items() {
         let spool = Spool::<u64>::new().expect("a spool");
         assert!(spool.is_empty());
-        assert_eq!(spool.into_items().expect("readable").total(), 0);
+        assert_eq!(spool.into_items().expect("readable").count(), 0);
     }
 }
