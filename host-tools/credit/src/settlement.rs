@@ -229,7 +229,7 @@ impl<S: Store> Credit<S> {
 
     /// A statement as made so far.
     pub fn statement(&mut self, message_id: &str) -> Result<Option<StatementSummary>, CreditError> {
-        let mut tx = self.ledger.transaction()?;
+        let mut tx = self.ledger.read_transaction()?;
         load_statement(&mut tx, message_id)
     }
 
@@ -277,7 +277,7 @@ impl<S: Store> Credit<S> {
         let Some(first) = first.first() else {
             return Ok(());
         };
-        let mut tx = self.ledger.transaction()?;
+        let mut tx = self.ledger.read_transaction()?;
         let legacy = earlier_reconcile_request(&statement.bank_id, &first.end_to_end_id);
         match tx.load_request(legacy)? {
             Some(_) => Err(CreditError::ReconciliationOfEarlierVersion {
