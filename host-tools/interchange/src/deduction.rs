@@ -107,6 +107,7 @@ pub struct DeductionWriter<W: Write> {
     head: DeductionFileHead,
     currency: Currency,
     tally: Tally,
+    text: String,
 }
 
 impl<W: Write> DeductionWriter<W> {
@@ -119,6 +120,7 @@ impl<W: Write> DeductionWriter<W> {
             head: head.clone(),
             currency,
             tally: Tally::new(head.count),
+            text: String::with_capacity(4096),
         })
     }
 
@@ -130,13 +132,10 @@ impl<W: Write> DeductionWriter<W> {
     }
 
     fn write_item(&mut self, deduction: &Deduction) -> Result<()> {
-        self.tally.check_room(self.head.count, COUNT_FIELD)?;
-        check_deduction(deduction)?;
-        self.document
-            .serialize_item(&item_xml(deduction, &self.head.bank_id, self.currency))?;
-        self.tally
-            .add(&deduction.end_to_end_id, deduction.amount, SUM_FIELD)?;
-        self.document.commit_item()
+        let (bank_id, currency) = (self.head.bank_id.as_str(), self.currency);
+        let count = (&mut self.tally, self.head.count);
+        prepare_item(deduction, bank_id, currency, count, &mut self.text)?;
+        self.document.put_items(&mut self.text.as_bytes())
     }
 
     /// Closes the document once the promised count and sum were written; gives the output back.
@@ -220,12 +219,14 @@ impl DeductionBody {
     }
 
     fn write_item(&mut self, deduction: &Deduction) -> Result<()> {
-        self.tally.check_room(MAX_COUNT, COUNT_FIELD)?;
-        check_deduction(deduction)?;
-        let item = item_xml(deduction, &self.bank_id, self.currency);
-        item_text(LAYOUT.item, &item, &mut self.text)?;
-        self.tally
-            .add(&deduction.end_to_end_id, deduction.amount, SUM_FIELD)?;
+        let count = (&mut self.tally, MAX_COUNT);
+        prepare_item(
+            deduction,
+            &self.bank_id,
+            self.currency,
+            count,
+            &mut self.text,
+        )?;
         self.items
             .write_all(self.text.as_bytes())
             .map_err(InterchangeError::io("writing a body file"))
@@ -235,6 +236,21 @@ impl DeductionBody {
     pub fn count(&self) -> u64 {
         self.tally.count()
     }
+}
+
+/// What both deduction writers do before a deduction reaches their output: check it, count it against `room` (and
+/// its end-to-end id against those counted before), and serialize it into `text`.
+fn prepare_item(
+    deduction: &Deduction,
+    bank_id: &str,
+    currency: Currency,
+    (tally, room): (&mut Tally, u64),
+    text: &mut String,
+) -> Result<()> {
+    tally.check_room(room, COUNT_FIELD)?;
+    check_deduction(deduction)?;
+    item_text(LAYOUT.item, &item_xml(deduction, bank_id, currency), text)?;
+    tally.add(&deduction.end_to_end_id, deduction.amount, SUM_FIELD)
 }
 
 impl core::fmt::Debug for DeductionBody {
