@@ -45,7 +45,7 @@
 //! shares one durable commit while a refused request undoes only its own changes
 //! ([`Ledger::submit_batch`]). Nothing is answered before its commit is durable.
 //!
-//! [`SqliteStore`] is the embedded implementation: WAL, `synchronous=FULL` by default, foreign keys, `STRICT`
+//! [`SqliteStore`] is the embedded implementation: WAL, `synchronous=FULL` by default, 16 KiB pages, `STRICT`
 //! tables, `PRAGMA user_version` migrations from an empty file, cached prepared statements. Its schema
 //! (tables `accounts`, `transfers`, `requests`, `records`) is in `src/sqlite.rs`; `README.md` beside this crate
 //! shows it.
@@ -79,6 +79,7 @@ mod error;
 mod invariants;
 mod ledger;
 mod model;
+mod read_ahead;
 mod rules;
 mod sqlite;
 mod store;

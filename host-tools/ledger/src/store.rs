@@ -151,6 +151,38 @@ pub trait Transaction: LedgerTables + Sized {
             .is_some_and(|key| key.as_slice() <= last))
     }
 
+    /// Reads the records under `keys` in one ordered range scan for the lookups ([`Transaction::get`]) that
+    /// follow: a hint for a batch of neighbouring keys, which a store may ignore. It replaces the table's earlier
+    /// read-ahead; a write to a key drops what was read ahead under it.
+    fn read_ahead(&mut self, _table: &str, _keys: &[Vec<u8>]) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Likewise for the scans ([`Transaction::scan_prefix`]) under each of `prefixes`.
+    fn read_ahead_prefixes(
+        &mut self,
+        _table: &str,
+        _prefixes: &[Vec<u8>],
+    ) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Likewise for the accounts `ids` ([`LedgerTables::load_account`]).
+    fn read_ahead_accounts(&mut self, _ids: &[AccountId]) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Says that the transfers created next in this transaction have new ids between `first` and `last`
+    /// (included). A store that finds no transfer in that range may skip the existence check of each (creating
+    /// one twice is still refused); answers whether the range held none.
+    fn expect_new_transfers(
+        &mut self,
+        _first: TransferId,
+        _last: TransferId,
+    ) -> Result<bool, LedgerError> {
+        Ok(false)
+    }
+
     /// Runs `work` all-or-nothing inside this transaction: if it fails, its changes are undone and the rest of
     /// the transaction is kept (one request of a group commit).
     fn scope<T, E: From<LedgerError>>(
