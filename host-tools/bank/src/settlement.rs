@@ -21,8 +21,8 @@ use crate::ids::{
     transfer_code,
 };
 use crate::records::{
-    CONTRACTS, ContractRecord, DEPOSITS, DEPOSITS_BY_USER, SETTLED, SETTLEMENTS, StoredDeposit,
-    encode, load, save,
+    CONTRACTS, CUSTOMERS, ContractRecord, CustomerRecord, DEPOSITS, DEPOSITS_BY_USER, SETTLED,
+    SETTLEMENTS, StoredDeposit, encode, load, save,
 };
 use crate::{Bank, BankError, DepositState};
 
@@ -345,6 +345,7 @@ fn settle_chunk(
         .collect();
     // A file settled for the first time has none of its deductions settled: one look says so for the whole chunk.
     let any_settled = tx.may_hold_any(SETTLED, &keys)?;
+    read_ahead_chunk(tx, posting, position, deductions)?;
     for ((offset, deduction), key) in (0u64..).zip(deductions).zip(&keys) {
         let request_hash: [u8; 32] = Sha256::digest(encode(&deduction_body(deduction))?).into();
         let settled = match any_settled {
@@ -369,6 +370,42 @@ fn settle_chunk(
         answers.push(stored);
     }
     Ok(answers)
+}
+
+/// Reads what settling the chunk looks up — its users' customer records, deposits and personal accounts — in
+/// one ordered scan each, and announces its transfers' ids as new. A file lists its users in the credit
+/// company's order, usually the bank's too: each scan then walks neighbouring pages instead of seeking once per
+/// user (anything the scans miss is looked up as before).
+fn read_ahead_chunk(
+    tx: &mut impl Transaction,
+    posting: Posting,
+    position: u64,
+    deductions: &[Deduction],
+) -> Result<(), BankError> {
+    let users: Vec<Vec<u8>> = deductions
+        .iter()
+        .map(|deduction| deduction.user_id.as_bytes().to_vec())
+        .collect();
+    tx.read_ahead(CUSTOMERS, &users)?;
+    let deposit_prefixes: Vec<Vec<u8>> = users.iter().map(|user| deposits_prefix(user)).collect();
+    tx.read_ahead_prefixes(DEPOSITS_BY_USER, &deposit_prefixes)?;
+    let mut personal = Vec::with_capacity(users.len());
+    for user in &users {
+        if let Some(customer) = load::<CustomerRecord>(tx, CUSTOMERS, user)? {
+            personal.push(account_id(
+                AccountKind::Personal,
+                customer.currency,
+                customer.serial,
+            ));
+        }
+    }
+    tx.read_ahead_accounts(&personal)?;
+    if let Some(last) = (deductions.len() as u64).checked_sub(1) {
+        let first_id = posting.transfers.id(position, SOURCE_POOL);
+        let last_id = posting.transfers.id(position + last, SOURCE_PERSONAL);
+        tx.expect_new_transfers(first_id, last_id)?;
+    }
+    Ok(())
 }
 
 /// The chunk's public statuses, added to the summary.
@@ -611,8 +648,13 @@ fn backs(deposit: &StoredDeposit, order: &SettlementOrder) -> bool {
     deposit.state == DepositState::Confirmed && deposit.credit_id == order.credit_id
 }
 
+/// The key prefix of a user's deposits in [`DEPOSITS_BY_USER`].
+fn deposits_prefix(user_id: &[u8]) -> Vec<u8> {
+    [user_id, &[0]].concat()
+}
+
 fn deposits_of(tx: &mut impl Transaction, user_id: &str) -> Result<Vec<StoredDeposit>, BankError> {
-    let prefix = [user_id.as_bytes(), &[0]].concat();
+    let prefix = deposits_prefix(user_id.as_bytes());
     let mut deposits = Vec::new();
     for (key, _) in tx.scan_prefix(DEPOSITS_BY_USER, &prefix)? {
         let token_id = key.get(prefix.len()..).unwrap_or_default();

@@ -337,6 +337,7 @@ impl<S: Store> StatementRun<'_, S> {
             by_bank_key(&self.summary.bank_id, &self.summary.cursor)
         };
         let page = tx.scan_prefix_page(MANDATES_BY_BANK, &bank_prefix, &after, max)?;
+        read_ahead_page(&mut tx, &bank_prefix, &page)?;
         let mut written = Vec::new();
         for (key, _) in &page {
             let cardholder_id =
@@ -386,6 +387,11 @@ impl<S: Store> Reconciliation<'_, S> {
     pub fn check(&mut self, statuses: &[DeductionStatus]) -> Result<(), CreditError> {
         // Reads only: another connection may be reconciling what was checked before (see `reconcile_file`).
         let mut tx = self.credit.ledger.read_transaction()?;
+        let end_to_end_ids: Vec<Vec<u8>> = statuses
+            .iter()
+            .map(|status| status.end_to_end_id.as_bytes().to_vec())
+            .collect();
+        tx.read_ahead(STATEMENT_ITEMS, &end_to_end_ids)?;
         for status in statuses {
             let item = load_item(&mut tx, &self.statement, &status.end_to_end_id)?;
             check_status(status, &item)?;
@@ -532,6 +538,7 @@ fn reconcile_chunk(
         .collect();
     // A first reconciliation has none of its deductions reconciled: one look says so for the whole chunk.
     let any_reconciled = tx.may_hold_any(RECONCILED, &keys)?;
+    read_ahead_chunk(tx, statement, position, &keys)?;
     let payments = PaymentTransfers::of(statement);
     for ((offset, status), key) in (0u64..).zip(statuses).zip(&keys) {
         let item = load_item(tx, statement, &status.end_to_end_id)?;
@@ -563,6 +570,63 @@ fn reconcile_chunk(
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// Reads what reconciling the chunk looks up — its statement items, their cardholders and accounts — in one
+/// ordered scan each, and announces its payments' ids as new: a chunk's deductions are neighbours in each of
+/// these tables (anything the scans miss is looked up as before).
+fn read_ahead_chunk(
+    tx: &mut impl Transaction,
+    statement: &StatementSummary,
+    position: u64,
+    end_to_end_ids: &[Vec<u8>],
+) -> Result<(), CreditError> {
+    tx.read_ahead(STATEMENT_ITEMS, end_to_end_ids)?;
+    let mut holders = Vec::with_capacity(end_to_end_ids.len());
+    for id in end_to_end_ids {
+        if let Some(item) = records::load::<StatementItem>(tx, STATEMENT_ITEMS, id)? {
+            holders.push(item.cardholder_id.into_bytes());
+        }
+    }
+    read_ahead_cardholders(tx, &holders)?;
+    if let Some(last) = (end_to_end_ids.len() as u64).checked_sub(1) {
+        let payments = PaymentTransfers::of(statement);
+        tx.expect_new_transfers(payments.id(position), payments.id(position + last))?;
+    }
+    Ok(())
+}
+
+/// Reads what a statement looks up for a page of mandates — the cardholders, their accounts, mandates and
+/// pending credits — in one ordered scan each.
+fn read_ahead_page(
+    tx: &mut impl Transaction,
+    bank_prefix: &[u8],
+    page: &[ledger::Record],
+) -> Result<(), CreditError> {
+    let ids: Vec<Vec<u8>> = page
+        .iter()
+        .map(|(key, _)| key.get(bank_prefix.len()..).unwrap_or_default().to_vec())
+        .collect();
+    read_ahead_cardholders(tx, &ids)?;
+    tx.read_ahead(MANDATES, &ids)?;
+    let pending: Vec<Vec<u8>> = ids
+        .iter()
+        .filter_map(|id| std::str::from_utf8(id).ok())
+        .map(records::pending_prefix)
+        .collect();
+    Ok(tx.read_ahead_prefixes(PENDING, &pending)?)
+}
+
+/// Reads ahead the cardholders `ids` and their ledger accounts.
+fn read_ahead_cardholders(tx: &mut impl Transaction, ids: &[Vec<u8>]) -> Result<(), CreditError> {
+    tx.read_ahead(CARDHOLDERS, ids)?;
+    let mut accounts = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(holder) = records::load::<CardholderRecord>(tx, CARDHOLDERS, id)? {
+            accounts.push(holder.account_id);
+        }
+    }
+    Ok(tx.read_ahead_accounts(&accounts)?)
 }
 
 /// Adds a reconciled chunk to the summary; answers the reflections it flagged.

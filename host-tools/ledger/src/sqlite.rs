@@ -477,7 +477,7 @@ impl Transaction for SqliteTransaction<'_> {
             return Ok(());
         };
         let limit = read_ahead::scan_limit(wanted.len());
-        let rows = self.range(table, first, Some(last), limit)?;
+        let rows = self.range(table, first, last, limit)?;
         let complete = rows.len() < limit;
         let found = read_ahead::join_records(&wanted, rows, complete);
         self.read_ahead.set_records(table, found);
@@ -566,16 +566,16 @@ fn sql_limit(limit: usize) -> i64 {
 }
 
 impl SqliteTransaction<'_> {
-    /// Up to `limit` records of `table` with keys from `first` to `last` (included; no end when `None`), by key.
+    /// Up to `limit` records of `table` with keys from `first` to `last` (included), by key.
     fn range(
         &mut self,
         table: &str,
         first: &[u8],
-        last: Option<&[u8]>,
+        last: &[u8],
         limit: usize,
     ) -> Result<Vec<Record>, LedgerError> {
         let pair = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
-        let sql = "SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 AND (?3 IS NULL OR key <= ?3) ORDER BY key LIMIT ?4";
+        let sql = "SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 AND key <= ?3 ORDER BY key LIMIT ?4";
         let records = self
             .tx
             .prepare_cached(sql)?
@@ -593,12 +593,19 @@ impl SqliteTransaction<'_> {
         limit: usize,
     ) -> Result<Vec<Record>, LedgerError> {
         let pair = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
-        let sql = "SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) ORDER BY key LIMIT ?4";
-        let records = self
-            .tx
-            .prepare_cached(sql)?
-            .query_map(params![table, first, end, sql_limit(limit)], pair)?
-            .collect::<Result<_, _>>()?;
+        // Two statements: an `OR` on the bound would keep SQLite from ending the index range there.
+        let records = match end {
+            Some(end) => self
+                .tx
+                .prepare_cached("SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4")?
+                .query_map(params![table, first, end, sql_limit(limit)], pair)?
+                .collect::<Result<_, _>>()?,
+            None => self
+                .tx
+                .prepare_cached("SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 ORDER BY key LIMIT ?3")?
+                .query_map(params![table, first, sql_limit(limit)], pair)?
+                .collect::<Result<_, _>>()?,
+        };
         Ok(records)
     }
 
