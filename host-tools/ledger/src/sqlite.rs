@@ -200,7 +200,8 @@ impl SqliteStore {
         // many group commits is copied into the database once per checkpoint, not once per few batches (a
         // settlement's chunks of 10,000 deductions each rewrite thousands of pages: 32 MiB checkpointed every
         // chunk or two).
-        connection.pragma_update(None, "wal_autocheckpoint", 65_536)?;
+        let page_size: i64 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_BYTES / page_size.max(512))?;
         // The bundled SQLite is built with STAT4, under which a range over a bound parameter (the prefix scans)
         // marks its statement for re-preparation at every bind: a full parse per scan. This ledger never runs
         // ANALYZE, so the plans are the same anyway; the stability guarantee keeps them prepared.
@@ -257,6 +258,9 @@ fn migrate(connection: &mut Connection) -> Result<(), LedgerError> {
     tx.commit()?;
     Ok(())
 }
+
+/// The WAL's size at which a commit copies it into the database (in pages of the database's size).
+const WAL_CHECKPOINT_BYTES: i64 = 1 << 30;
 
 /// How long a connection waits for another's write lock, and how often it tries to take it meanwhile.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
