@@ -10,7 +10,7 @@
 //! the ATM and presented the token (a reflection to confirm).
 //!
 //! `cargo bench -p linkcard-cli --bench settlement` (`-- --users N`, default 100,000; `-- --users 1000000` for the
-//! issue's figure, whose seeding takes about a quarter of an hour; `-- --seeded DIR` seeds DIR once for that many users and
+//! issue's figure, whose seeding takes about ten minutes; `-- --seeded DIR` seeds DIR once for that many users and
 //! runs every later time on a copy of it).
 
 use std::path::Path;

@@ -201,7 +201,11 @@ impl SqliteStore {
         // settlement's chunks of 10,000 deductions each rewrite thousands of pages: 32 MiB checkpointed every
         // chunk or two).
         let page_size: i64 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
-        connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_BYTES / page_size.max(512))?;
+        connection.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            WAL_CHECKPOINT_BYTES / page_size.max(512),
+        )?;
         // The bundled SQLite is built with STAT4, under which a range over a bound parameter (the prefix scans)
         // marks its statement for re-preparation at every bind: a full parse per scan. This ledger never runs
         // ANALYZE, so the plans are the same anyway; the stability guarantee keeps them prepared.

@@ -566,6 +566,45 @@ fn a_tampered_database_breaks_the_invariants() {
 }
 
 #[test]
+fn a_transfer_whose_account_was_removed_breaks_the_invariants() {
+    // SQLite does not check the transfers' foreign keys (the rules load both accounts first): the invariants do.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    {
+        let mut ledger = ledger::Ledger::new(ledger::SqliteStore::open(&path).unwrap());
+        open(
+            &mut ledger,
+            1,
+            &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
+        );
+        ledger
+            .submit(
+                RequestId(2),
+                &ledger::Request::CreateTransfers(vec![single(100, 1, 2, 9)]),
+            )
+            .unwrap();
+        ledger.check_invariants().unwrap();
+    }
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    // Tampering by hand: this connection would refuse the removal (rusqlite's SQLite checks foreign keys).
+    raw.pragma_update(None, "foreign_keys", "OFF").unwrap();
+    let removed = raw
+        .execute("DELETE FROM accounts WHERE id = ?1", [2u128.to_be_bytes()])
+        .unwrap();
+    assert_eq!(removed, 1);
+    drop(raw);
+    let mut ledger = ledger::Ledger::new(ledger::SqliteStore::open(&path).unwrap());
+    let error = ledger.check_invariants().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LedgerError::InvariantViolated(ledger::Violation::MalformedTransfer { transfer: 100 })
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn answers_copy_what_was_asked() {
     let (mut ledger, _) = in_memory();
     let asked = NewAccount {
