@@ -529,8 +529,9 @@ fn timestamps_strictly_increase_even_when_the_clock_goes_back() {
     assert!(second.timestamp > first.timestamp);
 }
 
-#[test]
-fn a_tampered_database_breaks_the_invariants() {
+/// The invariants' verdict on a file ledger with two accounts and a transfer of 9 (id 100) between them,
+/// after `tamper` changed the file behind the ledger's back.
+fn invariants_after(tamper: impl FnOnce(&rusqlite::Connection)) -> LedgerError {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.db");
     {
@@ -546,15 +547,22 @@ fn a_tampered_database_breaks_the_invariants() {
         tx.commit().unwrap();
         ledger.check_invariants().unwrap();
     }
-    let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute(
-        "UPDATE accounts SET credits_posted = ?1 WHERE id = ?2",
-        (10u128.to_be_bytes(), 2u128.to_be_bytes()),
-    )
-    .unwrap();
-    drop(raw);
+    tamper(&rusqlite::Connection::open(&path).unwrap());
     let mut ledger = ledger::Ledger::new(ledger::SqliteStore::open(&path).unwrap());
     let error = ledger.check_invariants().unwrap_err();
+    assert!(!error.is_refusal(), "{error:?}");
+    error
+}
+
+#[test]
+fn a_tampered_database_breaks_the_invariants() {
+    let error = invariants_after(|raw| {
+        raw.execute(
+            "UPDATE accounts SET credits_posted = ?1 WHERE id = ?2",
+            (10u128.to_be_bytes(), 2u128.to_be_bytes()),
+        )
+        .unwrap();
+    });
     assert!(
         matches!(
             error,
@@ -562,39 +570,19 @@ fn a_tampered_database_breaks_the_invariants() {
         ),
         "{error:?}"
     );
-    assert!(!error.is_refusal());
 }
 
 #[test]
 fn a_transfer_whose_account_was_removed_breaks_the_invariants() {
     // SQLite does not check the transfers' foreign keys (the rules load both accounts first): the invariants do.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger.db");
-    {
-        let mut ledger = ledger::Ledger::new(ledger::SqliteStore::open(&path).unwrap());
-        open(
-            &mut ledger,
-            1,
-            &[new_account(1, EUR, NO_LIMIT), new_account(2, EUR, NO_LIMIT)],
-        );
-        ledger
-            .submit(
-                RequestId(2),
-                &ledger::Request::CreateTransfers(vec![single(100, 1, 2, 9)]),
-            )
+    let error = invariants_after(|raw| {
+        // By hand: this connection would refuse the removal (rusqlite's SQLite checks foreign keys).
+        raw.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        let removed = raw
+            .execute("DELETE FROM accounts WHERE id = ?1", [2u128.to_be_bytes()])
             .unwrap();
-        ledger.check_invariants().unwrap();
-    }
-    let raw = rusqlite::Connection::open(&path).unwrap();
-    // Tampering by hand: this connection would refuse the removal (rusqlite's SQLite checks foreign keys).
-    raw.pragma_update(None, "foreign_keys", "OFF").unwrap();
-    let removed = raw
-        .execute("DELETE FROM accounts WHERE id = ?1", [2u128.to_be_bytes()])
-        .unwrap();
-    assert_eq!(removed, 1);
-    drop(raw);
-    let mut ledger = ledger::Ledger::new(ledger::SqliteStore::open(&path).unwrap());
-    let error = ledger.check_invariants().unwrap_err();
+        assert_eq!(removed, 1);
+    });
     assert!(
         matches!(
             error,
