@@ -15,7 +15,7 @@ use ledger::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::bank::{available, customer, load_account, owned_account, posted_balance, to_u64};
+use crate::bank::{available, load_account, owned_account, posted_balance, to_u64};
 use crate::ids::{
     self, AccountKind, SettlementTransfers, account_id, batch_transfer, ledger_request,
     transfer_code,
@@ -345,8 +345,9 @@ fn settle_chunk(
         .collect();
     // A file settled for the first time has none of its deductions settled: one look says so for the whole chunk.
     let any_settled = tx.may_hold_any(SETTLED, &keys)?;
-    read_ahead_chunk(tx, posting, position, deductions)?;
-    for ((offset, deduction), key) in (0u64..).zip(deductions).zip(&keys) {
+    let customers = read_ahead_chunk(tx, posting, position, deductions)?;
+    let chunk = (0u64..).zip(deductions).zip(&keys).zip(customers);
+    for (((offset, deduction), key), customer) in chunk {
         let request_hash: [u8; 32] = Sha256::digest(encode(&deduction_body(deduction))?).into();
         let settled = match any_settled {
             true => load::<SettledDeduction>(tx, SETTLED, key)?,
@@ -358,7 +359,8 @@ fn settle_chunk(
             Some(_) => duplicate_of_other(order, deduction),
             None => {
                 // A failure after a write returns here, and the transaction is dropped, unwritten.
-                let answer = settle_one(tx, order, posting, deduction, position + offset)?;
+                let at = (deduction, position + offset);
+                let answer = settle_one(tx, order, posting, at, customer)?;
                 let settled = SettledDeduction {
                     request_hash,
                     answer,
@@ -373,15 +375,15 @@ fn settle_chunk(
 }
 
 /// Reads what settling the chunk looks up — its users' customer records, deposits and personal accounts — in
-/// one ordered scan each, and announces its transfers' ids as new. A file lists its users in the credit
-/// company's order, usually the bank's too: each scan then walks neighbouring pages instead of seeking once per
-/// user (anything the scans miss is looked up as before).
+/// one ordered scan each, and announces its transfers' ids as new; answers each deduction's customer, if known.
+/// A file lists its users in the credit company's order, usually the bank's too: each scan then walks
+/// neighbouring pages instead of seeking once per user (anything the scans miss is looked up as before).
 fn read_ahead_chunk(
     tx: &mut impl Transaction,
     posting: Posting,
     position: u64,
     deductions: &[Deduction],
-) -> Result<(), BankError> {
+) -> Result<Vec<Option<CustomerRecord>>, BankError> {
     let users: Vec<Vec<u8>> = deductions
         .iter()
         .map(|deduction| deduction.user_id.as_bytes().to_vec())
@@ -389,23 +391,23 @@ fn read_ahead_chunk(
     tx.read_ahead(CUSTOMERS, &users)?;
     let deposit_prefixes: Vec<Vec<u8>> = users.iter().map(|user| deposits_prefix(user)).collect();
     tx.read_ahead_prefixes(DEPOSITS_BY_USER, &deposit_prefixes)?;
-    let mut personal = Vec::with_capacity(users.len());
-    for user in &users {
-        if let Some(customer) = load::<CustomerRecord>(tx, CUSTOMERS, user)? {
-            personal.push(account_id(
-                AccountKind::Personal,
-                customer.currency,
-                customer.serial,
-            ));
-        }
-    }
+    // Customers are not written while settling: each is read (and decoded) once, here.
+    let customers = users
+        .iter()
+        .map(|user| load::<CustomerRecord>(tx, CUSTOMERS, user))
+        .collect::<Result<Vec<_>, _>>()?;
+    let personal: Vec<_> = customers
+        .iter()
+        .flatten()
+        .map(|customer| account_id(AccountKind::Personal, customer.currency, customer.serial))
+        .collect();
     tx.read_ahead_accounts(&personal)?;
     if let Some(last) = (deductions.len() as u64).checked_sub(1) {
         let first_id = posting.transfers.id(position, SOURCE_POOL);
         let last_id = posting.transfers.id(position + last, SOURCE_PERSONAL);
         tx.expect_new_transfers(first_id, last_id)?;
     }
-    Ok(())
+    Ok(customers)
 }
 
 /// The chunk's public statuses, added to the summary.
@@ -562,13 +564,14 @@ fn public_status(
     })
 }
 
-/// Steps 802-805 for one user: the pool first, then the personal account; each token confirmed or not.
+/// Steps 802-805 for one user (the deduction at `position` in the file, from `customer`, `None` if the bank has
+/// no such user): the pool first, then the personal account; each token confirmed or not.
 fn settle_one(
     tx: &mut impl Transaction,
     order: &SettlementOrder,
     posting: Posting,
-    deduction: &Deduction,
-    position: u64,
+    (deduction, position): (&Deduction, u64),
+    customer: Option<CustomerRecord>,
 ) -> Result<StoredStatus, BankError> {
     let rejected = |reason: ReasonCode, tokens| StoredStatus {
         message_id: order.message_id.clone(),
@@ -586,12 +589,8 @@ fn settle_one(
             .map(|id| (*id, false, 0, 0))
             .collect::<Vec<_>>()
     };
-    let customer = match customer(tx, &deduction.user_id) {
-        Ok(customer) => customer,
-        Err(BankError::UnknownCustomer { .. }) => {
-            return Ok(rejected(ReasonCode::IncorrectAccount, unconfirmed()));
-        }
-        Err(error) => return Err(error),
+    let Some(customer) = customer else {
+        return Ok(rejected(ReasonCode::IncorrectAccount, unconfirmed()));
     };
     if customer.account_number != deduction.debtor_account || customer.currency != order.currency {
         return Ok(rejected(ReasonCode::IncorrectAccount, unconfirmed()));

@@ -538,10 +538,11 @@ fn reconcile_chunk(
         .collect();
     // A first reconciliation has none of its deductions reconciled: one look says so for the whole chunk.
     let any_reconciled = tx.may_hold_any(RECONCILED, &keys)?;
-    read_ahead_chunk(tx, statement, position, &keys)?;
     let payments = PaymentTransfers::of(statement);
-    for ((offset, status), key) in (0u64..).zip(statuses).zip(&keys) {
-        let item = load_item(tx, statement, &status.end_to_end_id)?;
+    let items = read_ahead_chunk(tx, statement, (payments, position), &keys)?;
+    let chunk = (0u64..).zip(statuses).zip(&keys).zip(items);
+    for (((offset, status), key), item) in chunk {
+        let item = item.ok_or_else(|| unknown_deduction(statement, &status.end_to_end_id))?;
         check_status(status, &item)?;
         let request_hash: [u8; 32] = Sha256::digest(records::encode(&status_body(status))).into();
         let reconciled = match any_reconciled {
@@ -573,27 +574,31 @@ fn reconcile_chunk(
 }
 
 /// Reads what reconciling the chunk looks up — its statement items, their cardholders and accounts — in one
-/// ordered scan each, and announces its payments' ids as new: a chunk's deductions are neighbours in each of
-/// these tables (anything the scans miss is looked up as before).
+/// ordered scan each, and announces its payments' ids (from `position` on) as new; answers the statement's item
+/// for each end-to-end id, if it has one. A chunk's deductions are neighbours in each of these tables (anything
+/// the scans miss is looked up as before).
 fn read_ahead_chunk(
     tx: &mut impl Transaction,
     statement: &StatementSummary,
-    position: u64,
+    (payments, position): (PaymentTransfers, u64),
     end_to_end_ids: &[Vec<u8>],
-) -> Result<(), CreditError> {
+) -> Result<Vec<Option<StatementItem>>, CreditError> {
     tx.read_ahead(STATEMENT_ITEMS, end_to_end_ids)?;
-    let mut holders = Vec::with_capacity(end_to_end_ids.len());
-    for id in end_to_end_ids {
-        if let Some(item) = records::load::<StatementItem>(tx, STATEMENT_ITEMS, id)? {
-            holders.push(item.cardholder_id.into_bytes());
-        }
-    }
+    // Statement items are not written while reconciling: each is read (and decoded) once, here.
+    let items = end_to_end_ids
+        .iter()
+        .map(|id| statement_item(tx, statement, id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let holders: Vec<Vec<u8>> = items
+        .iter()
+        .flatten()
+        .map(|item| item.cardholder_id.as_bytes().to_vec())
+        .collect();
     read_ahead_cardholders(tx, &holders)?;
     if let Some(last) = (end_to_end_ids.len() as u64).checked_sub(1) {
-        let payments = PaymentTransfers::of(statement);
         tx.expect_new_transfers(payments.id(position), payments.id(position + last))?;
     }
-    Ok(())
+    Ok(items)
 }
 
 /// Reads what a statement looks up for a page of mandates — the cardholders, their accounts, mandates and
@@ -814,12 +819,27 @@ fn load_item(
     statement: &StatementSummary,
     end_to_end_id: &str,
 ) -> Result<StatementItem, CreditError> {
-    records::load::<StatementItem>(tx, STATEMENT_ITEMS, end_to_end_id.as_bytes())?
-        .filter(|item| item.message_id == statement.message_id)
-        .ok_or_else(|| CreditError::UnknownDeduction {
-            end_to_end_id: end_to_end_id.to_owned(),
-            statement: statement.message_id.clone(),
-        })
+    statement_item(tx, statement, end_to_end_id.as_bytes())?
+        .ok_or_else(|| unknown_deduction(statement, end_to_end_id))
+}
+
+/// The statement's item under `end_to_end_id`, if it has one.
+fn statement_item(
+    tx: &mut impl Transaction,
+    statement: &StatementSummary,
+    end_to_end_id: &[u8],
+) -> Result<Option<StatementItem>, CreditError> {
+    Ok(
+        records::load::<StatementItem>(tx, STATEMENT_ITEMS, end_to_end_id)?
+            .filter(|item| item.message_id == statement.message_id),
+    )
+}
+
+fn unknown_deduction(statement: &StatementSummary, end_to_end_id: &str) -> CreditError {
+    CreditError::UnknownDeduction {
+        end_to_end_id: end_to_end_id.to_owned(),
+        statement: statement.message_id.clone(),
+    }
 }
 
 /// The bank's answer to one deduction is coherent with what was asked.
