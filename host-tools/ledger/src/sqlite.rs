@@ -485,7 +485,9 @@ impl Transaction for SqliteTransaction<'_> {
             return Ok(());
         };
         let limit = read_ahead::scan_limit(wanted.len());
-        let rows = self.range(table, first, last, limit)?;
+        // The least key after `last` is `last` ‖ 0: up to it, excluded, is up to `last`, included.
+        let end = [*last, &[0]].concat();
+        let rows = self.range(table, first, Some(&end), limit)?;
         let complete = rows.len() < limit;
         let found = read_ahead::join_records(&wanted, rows, complete);
         self.read_ahead.set_records(table, found);
@@ -505,7 +507,7 @@ impl Transaction for SqliteTransaction<'_> {
         };
         let limit = read_ahead::scan_limit(wanted.len());
         let end = prefix_successor(last);
-        let rows = self.range_before(table, first, end.as_deref(), limit)?;
+        let rows = self.range(table, first, end.as_deref(), limit)?;
         let complete = rows.len() < limit;
         let found = read_ahead::join_prefixes(&wanted, rows, complete);
         self.read_ahead.set_scans(table, found);
@@ -574,26 +576,8 @@ fn sql_limit(limit: usize) -> i64 {
 }
 
 impl SqliteTransaction<'_> {
-    /// Up to `limit` records of `table` with keys from `first` to `last` (included), by key.
-    fn range(
-        &mut self,
-        table: &str,
-        first: &[u8],
-        last: &[u8],
-        limit: usize,
-    ) -> Result<Vec<Record>, LedgerError> {
-        let pair = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));
-        let sql = "SELECT key, value FROM records WHERE tbl = ?1 AND key >= ?2 AND key <= ?3 ORDER BY key LIMIT ?4";
-        let records = self
-            .tx
-            .prepare_cached(sql)?
-            .query_map(params![table, first, last, sql_limit(limit)], pair)?
-            .collect::<Result<_, _>>()?;
-        Ok(records)
-    }
-
     /// Up to `limit` records of `table` with keys from `first` up to `end` (excluded; no end when `None`), by key.
-    fn range_before(
+    fn range(
         &mut self,
         table: &str,
         first: &[u8],
