@@ -26,8 +26,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use interchange::{
     Date as IsoDate, Deduction, DeductionBody, DeductionFileHead, DeductionReader, DeductionStatus,
     DeductionWriter, Header, NoticeEntry, PipedSpool, SignedFile, Spool, SpoolFollower,
-    StatusReportHead, StatusReportReader, StatusReportWriter, TransferNoticeHead,
-    TransferNoticeReader, TransferNoticeWriter,
+    StatusReportHead, StatusReportReader, StatusReportWriter, TransferNoticeBody,
+    TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
 };
 use serde_json::json;
 
@@ -370,7 +370,9 @@ pub fn settle(data: &DataDir, args: &SettleArgs) -> anyhow::Result<u8> {
     let report_path = dir.join(format!("{report_id}.xml"));
     let report = StatusReportWriter::new(create_signed(&report_path)?, &report_head)?;
     let bar = progress(head.count, "settling", args.json);
-    let (summary, report, collected) = settle_while_reading(run, &args.file, report, &bar)?;
+    let notice = TransferNoticeBody::new(head.currency)?;
+    let (summary, report, collected) =
+        settle_while_reading(run, &args.file, (report, notice), &bar)?;
     bar.finish_and_clear();
     crash_point("settle:finished");
     commit_signed(report.finish()?, &report_path, &identity)?;
@@ -423,20 +425,20 @@ fn report_settlement(
 
 /// Settles the file while it is read. Three threads: one reads the file, one settles what was read, one writes
 /// the answers. Nothing is committed before the whole file is read and checked (a malformed one is refused whole:
-/// see `Settlement::settle_file`). Answers the summary, the report written and what the notice will list.
+/// see `Settlement::settle_file`). Answers the summary, the report written and the notice's entries.
 fn settle_while_reading(
     run: bank::Settlement<'_, ledger::SqliteStore>,
     file: &Path,
-    report: ReportWriter,
+    (report, notice): (ReportWriter, TransferNoticeBody),
     bar: &ProgressBar,
-) -> anyhow::Result<(bank::SettlementSummary, ReportWriter, Spool<NoticeEntry>)> {
+) -> anyhow::Result<(bank::SettlementSummary, ReportWriter, TransferNoticeBody)> {
     let read_whole = AtomicBool::new(false);
     let mut chunks_done = 0u64;
     std::thread::scope(|scope| {
         let (spool, deductions) = Spool::piped()?;
         let reader = scope.spawn(|| read_deductions(file, &read_whole, spool));
         let (answers, answered) = std::sync::mpsc::sync_channel::<Vec<DeductionStatus>>(2);
-        let writer = scope.spawn(move || write_answers(report, answered));
+        let writer = scope.spawn(move || write_answers((report, notice), answered));
         let settled = run.settle_file(
             in_chunks(deductions),
             || read_whole.load(Ordering::Acquire),
@@ -498,33 +500,32 @@ fn read_deductions(
     Ok(())
 }
 
-/// Writes each settled chunk's statuses into the report, and what moved money into the notice's spool (its head
-/// needs the totals, so the notice is written after).
+/// Writes each settled chunk's statuses into the report, and what moved money into the notice's body (its head
+/// needs the totals, so the notice is put together after).
 fn write_answers<W: std::io::Write>(
-    mut report: StatusReportWriter<W>,
+    (mut report, mut notice): (StatusReportWriter<W>, TransferNoticeBody),
     answered: Receiver<Vec<DeductionStatus>>,
-) -> anyhow::Result<(StatusReportWriter<W>, Spool<NoticeEntry>)> {
-    let mut collected = Spool::new()?;
+) -> anyhow::Result<(StatusReportWriter<W>, TransferNoticeBody)> {
     for statuses in answered {
         for status in statuses {
             report.write(&status)?;
             let amount = status.from_pool + status.from_personal;
             if amount > 0 {
-                collected.push(&NoticeEntry {
+                notice.write(&NoticeEntry {
                     end_to_end_id: status.end_to_end_id,
                     amount,
                 })?;
             }
         }
     }
-    Ok((report, collected))
+    Ok((report, notice))
 }
 
 /// The transfer notice of the deductions that moved money.
 fn write_notice(
     head: &DeductionFileHead,
     summary: &bank::SettlementSummary,
-    collected: Spool<NoticeEntry>,
+    collected: TransferNoticeBody,
     report: &Path,
     dir: &Path,
     identity: &p256::ecdsa::SigningKey,
@@ -555,16 +556,13 @@ fn write_notice(
         total: summary.collected(),
     };
     anyhow::ensure!(
-        collected.len() == count,
+        collected.count() == count,
         "the settlement of {} counted {count} collections but listed {}",
         head.header.message_id,
-        collected.len()
+        collected.count()
     );
-    let mut notice = TransferNoticeWriter::new(create_signed(&path)?, &notice_head)?;
-    for entry in collected.into_items()? {
-        notice.write(&entry?)?;
-    }
-    commit_signed(notice.finish()?, &path, identity)?;
+    let notice = TransferNoticeWriter::with_body(create_signed(&path)?, &notice_head, collected)?;
+    commit_signed(notice, &path, identity)?;
     Ok(path)
 }
 

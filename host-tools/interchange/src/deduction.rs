@@ -1,7 +1,7 @@
 //! Deduction data (credit company → bank) as `pain.008.001.08`, customer direct debit initiation: one payment
 //! information block (`PmtInf`) whose direct debit transactions (`DrctDbtTxInf`) are the users' deductions.
 
-use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +9,8 @@ use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
 use crate::values::{self, Currency, MAX_AMOUNT, MAX_COUNT, same_number, same_text};
 use crate::xml::{
-    Account, Agent, Amount, DocumentWriter, ItemStream, Layout, Party, Txt, item_text, required,
+    Account, Agent, Amount, DocumentWriter, ItemBody, ItemStream, Layout, Party, Txt, item_text,
+    required,
 };
 use crate::{Date, Deduction, DeductionFile, Header};
 
@@ -170,18 +171,10 @@ impl<W: Write> DeductionWriter<W> {
                 found: body.numeric_currency.to_string(),
             });
         }
-        body.tally
-            .check_totals((COUNT_FIELD, head.count), (SUM_FIELD, head.control_sum))?;
-        let mut items = body
-            .items
-            .into_inner()
-            .map_err(|error| InterchangeError::io("writing a body file")(error.into_error()))?;
-        items
-            .rewind()
-            .map_err(InterchangeError::io("rewinding a body file"))?;
-        let mut document = DocumentWriter::start(out, &LAYOUT, &head_xml(head, currency))?;
-        document.put_items(&mut BufReader::with_capacity(256 * 1024, items))?;
-        document.finish()
+        let totals = |tally: &Tally| {
+            tally.check_totals((COUNT_FIELD, head.count), (SUM_FIELD, head.control_sum))
+        };
+        DocumentWriter::with_body(out, (&LAYOUT, &head_xml(head, currency)), body.body, totals)
     }
 }
 
@@ -189,52 +182,46 @@ impl<W: Write> DeductionWriter<W> {
 /// once it has looked at every cardholder, and writes their deductions meanwhile (on another core). Each is
 /// checked and kept as XML in an anonymous temporary file; [`DeductionWriter::with_body`] writes the file.
 pub struct DeductionBody {
-    items: BufWriter<std::fs::File>,
+    body: ItemBody,
     bank_id: String,
     currency: Currency,
     numeric_currency: u16,
-    tally: Tally,
-    text: String,
 }
 
 impl DeductionBody {
     /// An empty body for a file to bank `bank_id`, in `currency` (ISO 4217 numeric).
     pub fn new(bank_id: &str, currency: u16) -> Result<Self> {
-        let file = tempfile::tempfile().map_err(InterchangeError::io("creating a body file"))?;
         Ok(Self {
-            items: BufWriter::with_capacity(256 * 1024, file),
+            body: ItemBody::new()?,
             bank_id: bank_id.to_owned(),
             currency: Currency::from_numeric(currency)?,
             numeric_currency: currency,
-            tally: Tally::new(0),
-            text: String::with_capacity(4096),
         })
     }
 
     /// Checks and writes one deduction; a refused one leaves the body as it was.
     pub fn write(&mut self, deduction: &Deduction) -> Result<()> {
-        let index = self.tally.count() + 1;
+        let index = self.body.tally.count() + 1;
         self.write_item(deduction)
             .map_err(|error| error.in_item(index))
     }
 
     fn write_item(&mut self, deduction: &Deduction) -> Result<()> {
-        let count = (&mut self.tally, MAX_COUNT);
+        let body = &mut self.body;
+        let count = (&mut body.tally, MAX_COUNT);
         prepare_item(
             deduction,
             &self.bank_id,
             self.currency,
             count,
-            &mut self.text,
+            &mut body.text,
         )?;
-        self.items
-            .write_all(self.text.as_bytes())
-            .map_err(InterchangeError::io("writing a body file"))
+        body.commit_item()
     }
 
     /// How many deductions it holds.
     pub fn count(&self) -> u64 {
-        self.tally.count()
+        self.body.tally.count()
     }
 }
 
@@ -258,7 +245,7 @@ impl core::fmt::Debug for DeductionBody {
         formatter
             .debug_struct("DeductionBody")
             .field("bank_id", &self.bank_id)
-            .field("written", &self.tally.count())
+            .field("written", &self.body.tally.count())
             .finish_non_exhaustive()
     }
 }

@@ -128,7 +128,8 @@ pub use deduction::{
 };
 pub use error::{FieldProblem, InterchangeError, Result};
 pub use notice::{
-    CAMT_054_NAMESPACE, TransferNoticeHead, TransferNoticeReader, TransferNoticeWriter,
+    CAMT_054_NAMESPACE, TransferNoticeBody, TransferNoticeHead, TransferNoticeReader,
+    TransferNoticeWriter,
 };
 pub use signing::{
     SignedFile, read_signed_deductions, read_signed_status_report, read_signed_transfer_notice,

@@ -10,7 +10,8 @@ use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
 use crate::values::{self, Currency, MAX_COUNT, same_number};
 use crate::xml::{
-    Agent, Amount, DocumentWriter, ItemStream, Layout, OtherId, Party, Txt, required,
+    Agent, Amount, DocumentWriter, ItemBody, ItemStream, Layout, OtherId, Party, Txt, item_text,
+    required,
 };
 use crate::{Date, Header, NoticeEntry, TransferNotice};
 
@@ -108,6 +109,7 @@ pub struct TransferNoticeWriter<W: Write> {
     head: TransferNoticeHead,
     currency: Currency,
     tally: Tally,
+    text: String,
 }
 
 impl<W: Write> TransferNoticeWriter<W> {
@@ -120,6 +122,7 @@ impl<W: Write> TransferNoticeWriter<W> {
             head: head.clone(),
             currency,
             tally: Tally::new(head.count),
+            text: String::with_capacity(512),
         })
     }
 
@@ -130,19 +133,28 @@ impl<W: Write> TransferNoticeWriter<W> {
     }
 
     fn write_item(&mut self, entry: &NoticeEntry) -> Result<()> {
-        self.tally.check_room(self.head.count, COUNT_FIELD)?;
-        values::check_text(&entry.end_to_end_id, "TxDtls/Refs/EndToEndId", 35)?;
-        values::check_amount(entry.amount, "TxDtls/Amt", true)?;
-        self.document.serialize_item(&EntryTransaction {
-            references: References {
-                end_to_end_id: entry.end_to_end_id.as_str().into(),
-            },
-            amount: Amount::new(entry.amount, self.currency),
-            credit_debit: CREDIT.into(),
-        })?;
-        self.tally
-            .add(&entry.end_to_end_id, entry.amount, TOTAL_FIELD)?;
-        self.document.commit_item()
+        let room = (&mut self.tally, self.head.count);
+        prepare_entry(entry, self.currency, room, &mut self.text)?;
+        self.document.put_items(&mut self.text.as_bytes())
+    }
+
+    /// Writes a whole notice from entries written before their head was known ([`TransferNoticeBody`]): the
+    /// head, then the body as it is; refused unless the body is in the head's currency and holds the count and
+    /// total the head declares.
+    pub fn with_body(out: W, head: &TransferNoticeHead, body: TransferNoticeBody) -> Result<W> {
+        let currency = check_head(head)?;
+        if body.currency != currency {
+            return Err(InterchangeError::Mismatch {
+                field: "the entries' currency",
+                expected_from: "Ntfctn/Ntry/Amt/@Ccy",
+                expected: head.currency.to_string(),
+                found: body.numeric_currency.to_string(),
+            });
+        }
+        let totals = |tally: &Tally| {
+            tally.check_totals((COUNT_FIELD, head.count), (TOTAL_FIELD, head.total))
+        };
+        DocumentWriter::with_body(out, (&LAYOUT, &head_xml(head, currency)), body.body, totals)
     }
 
     /// Closes the document once the promised count and total were written; gives the output back.
@@ -153,6 +165,77 @@ impl<W: Write> TransferNoticeWriter<W> {
         )?;
         self.document.finish()
     }
+}
+
+/// A notice's entries, written before its head is known: the bank learns the batch's count and total only once
+/// the settlement is over, and writes the entries meanwhile (on another core). Each is checked and kept as XML in
+/// an anonymous temporary file; [`TransferNoticeWriter::with_body`] writes the notice.
+pub struct TransferNoticeBody {
+    body: ItemBody,
+    currency: Currency,
+    numeric_currency: u16,
+}
+
+impl TransferNoticeBody {
+    /// An empty body for a notice in `currency` (ISO 4217 numeric).
+    pub fn new(currency: u16) -> Result<Self> {
+        Ok(Self {
+            body: ItemBody::new()?,
+            currency: Currency::from_numeric(currency)?,
+            numeric_currency: currency,
+        })
+    }
+
+    /// Checks and writes one entry; a refused one leaves the body as it was.
+    pub fn write(&mut self, entry: &NoticeEntry) -> Result<()> {
+        let body = &mut self.body;
+        let index = body.tally.count() + 1;
+        prepare_entry(
+            entry,
+            self.currency,
+            (&mut body.tally, MAX_COUNT),
+            &mut body.text,
+        )
+        .and_then(|()| body.commit_item())
+        .map_err(|error| error.in_item(index))
+    }
+
+    /// How many entries it holds.
+    pub fn count(&self) -> u64 {
+        self.body.tally.count()
+    }
+}
+
+impl core::fmt::Debug for TransferNoticeBody {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        formatter
+            .debug_struct("TransferNoticeBody")
+            .field("currency", &self.numeric_currency)
+            .field("written", &self.body.tally.count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What both notice writers do before an entry reaches their output: check it, count it against `room` (and its
+/// end-to-end id against those counted before), and serialize it into `text`.
+fn prepare_entry(
+    entry: &NoticeEntry,
+    currency: Currency,
+    (tally, room): (&mut Tally, u64),
+    text: &mut String,
+) -> Result<()> {
+    tally.check_room(room, COUNT_FIELD)?;
+    values::check_text(&entry.end_to_end_id, "TxDtls/Refs/EndToEndId", 35)?;
+    values::check_amount(entry.amount, "TxDtls/Amt", true)?;
+    let transaction = EntryTransaction {
+        references: References {
+            end_to_end_id: entry.end_to_end_id.as_str().into(),
+        },
+        amount: Amount::new(entry.amount, currency),
+        credit_debit: CREDIT.into(),
+    };
+    item_text(LAYOUT.item, &transaction, text)?;
+    tally.add(&entry.end_to_end_id, entry.amount, TOTAL_FIELD)
 }
 
 impl<W: Write> core::fmt::Debug for TransferNoticeWriter<W> {

@@ -5,8 +5,8 @@ mod common;
 use common::*;
 use interchange::{
     DeductionBody, DeductionFile, DeductionReader, DeductionWriter, StatusReport,
-    StatusReportReader, StatusReportWriter, TransferNotice, TransferNoticeReader,
-    TransferNoticeWriter,
+    StatusReportReader, StatusReportWriter, TransferNotice, TransferNoticeBody,
+    TransferNoticeReader, TransferNoticeWriter,
 };
 use proptest::prelude::*;
 
@@ -23,6 +23,18 @@ proptest! {
         prop_assert_eq!(body.count(), head.count);
         let xml = DeductionWriter::with_body(Vec::new(), &head, body).expect("file written");
         prop_assert_eq!(xml, file.to_xml().expect("a valid file is written"));
+    }
+
+    #[test]
+    fn a_notice_body_written_before_its_head_makes_the_same_notice(notice in notice_strategy()) {
+        let head = notice.head();
+        let mut body = TransferNoticeBody::new(head.currency).expect("a body");
+        for entry in &notice.entries {
+            body.write(entry).expect("entry written");
+        }
+        prop_assert_eq!(body.count(), head.count);
+        let xml = TransferNoticeWriter::with_body(Vec::new(), &head, body).expect("notice written");
+        prop_assert_eq!(xml, notice.to_xml().expect("a valid notice is written"));
     }
 
     #[test]
@@ -218,4 +230,38 @@ fn a_body_that_is_not_what_its_head_declares_is_refused() {
         twice.write(&file.deductions[0]).is_err(),
         "an end-to-end id twice"
     );
+}
+
+#[test]
+fn a_notice_body_that_is_not_what_its_head_declares_is_refused() {
+    let notice = sample_notice(EUR);
+    let head = notice.head();
+    let body_of = |currency: u16, skip: usize| {
+        let mut body = TransferNoticeBody::new(currency).expect("a body");
+        for entry in notice.entries.iter().skip(skip) {
+            body.write(entry).expect("entry written");
+        }
+        body
+    };
+    for body in [body_of(head.currency, 1), body_of(JPY, 0)] {
+        assert!(TransferNoticeWriter::with_body(Vec::new(), &head, body).is_err());
+    }
+    let mut twice = body_of(head.currency, 0);
+    assert!(
+        twice.write(&notice.entries[0]).is_err(),
+        "an end-to-end id twice"
+    );
+}
+
+#[test]
+fn comments_instructions_and_character_data_inside_items_are_read_through() {
+    let notice = sample_notice(EUR);
+    let xml = String::from_utf8(notice.to_xml().expect("written")).expect("UTF-8");
+    assert_eq!(xml.matches("<TxDtls>").count(), 2);
+    let decorated = xml
+        .replace("<TxDtls>", "<TxDtls><!-- a < b > c --><?note x?>")
+        .replace("<EndToEndId>E2E-", "<EndToEndId><![CDATA[E2E-]]>")
+        .replace("</TxDtls>", "<!-- </TxDtls> --></TxDtls>");
+    let read = TransferNotice::from_xml(decorated.as_bytes()).expect("read");
+    assert_eq!(read, notice);
 }
