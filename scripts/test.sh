@@ -18,7 +18,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p token --features aws-lc --all-targets --locked -- -D warnings
 
 step "card crates for thumbv7em-none-eabihf (no std, no allocator)"
-cargo build --locked --release -p apdu-spec -p card-os -p card-image --target "$CARD_TARGET"
+cargo build --locked --release -p apdu-spec -p card-t1 -p card-os -p card-image --target "$CARD_TARGET"
 # A bare-metal binary without #[global_allocator]: it fails to build if anything on the card needs `alloc`.
 cargo clippy --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET" -- -D warnings
 cargo build --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET"
