@@ -455,63 +455,13 @@ fn closing_tags(path: &[&str]) -> String {
 }
 
 /// Reads a document's head, then hands out its items one at a time. Memory: the head, one item, one event.
-///
-/// Each item is read once by the event reader, which checks its namespaces and limits; its text is then handed
-/// out as it stands in the file (kept by the [`Tape`] the reader reads through), not written again from events.
 pub(crate) struct ItemStream<R: BufRead> {
-    reader: NsReader<Tape<R>>,
+    reader: NsReader<R>,
     layout: &'static Layout,
     event: Vec<u8>,
+    item: Writer<Vec<u8>>,
     first_item_pending: bool,
     finished: bool,
-}
-
-/// The input, keeping every byte the XML reader takes from it until [`Self::forget`]. The reader takes bytes up
-/// to the end of the event it returns and no further, so after an item's end tag the tape ends with the item.
-struct Tape<R> {
-    input: R,
-    kept: Vec<u8>,
-}
-
-impl<R: BufRead> std::io::Read for Tape<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let available = self.input.fill_buf()?;
-        let taken = available.len().min(out.len());
-        out[..taken].copy_from_slice(&available[..taken]);
-        self.consume(taken);
-        Ok(taken)
-    }
-}
-
-impl<R: BufRead> BufRead for Tape<R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        self.input.fill_buf()
-    }
-
-    fn consume(&mut self, amount: usize) {
-        // `fill_buf` answers from the buffer the caller just looked at: no read, no error.
-        if let Ok(available) = self.input.fill_buf() {
-            self.kept
-                .extend_from_slice(&available[..amount.min(available.len())]);
-        }
-        self.input.consume(amount);
-    }
-}
-
-impl<R> Tape<R> {
-    fn forget(&mut self) {
-        self.kept.clear();
-    }
-
-    /// Keeps only the last start tag taken (the first item's, read with the head).
-    fn keep_last_tag(&mut self) {
-        let tag = self
-            .kept
-            .iter()
-            .rposition(|byte| *byte == b'<')
-            .unwrap_or(0);
-        self.kept.drain(..tag);
-    }
 }
 
 /// The namespace an element's name resolved to.
@@ -535,17 +485,14 @@ enum HeadElement {
 impl<R: BufRead> ItemStream<R> {
     /// Reads up to the first item. Returns the stream, holding that item, and the head as a closed document.
     pub(crate) fn open(input: R, layout: &'static Layout) -> Result<(Self, String)> {
-        let tape = Tape {
-            input,
-            kept: Vec::with_capacity(4096),
-        };
-        let mut reader = NsReader::from_reader(tape);
-        // `<a/>` then reads as `<a></a>`: one shape for the checks.
+        let mut reader = NsReader::from_reader(input);
+        // `<a/>` then reads as `<a></a>`: one shape to copy.
         reader.config_mut().expand_empty_elements = true;
         let mut stream = Self {
             reader,
             layout,
             event: Vec::with_capacity(1024),
+            item: Writer::new(Vec::with_capacity(4096)),
             first_item_pending: false,
             finished: false,
         };
@@ -563,9 +510,9 @@ impl<R: BufRead> ItemStream<R> {
         if core::mem::take(&mut self.first_item_pending) {
             return self.item_text().map(Some);
         }
+        self.item.get_mut().clear();
         let layout = self.layout;
         loop {
-            self.reader.get_mut().forget();
             let (namespace, event) =
                 next_event(&mut self.reader, &mut self.event, layout.namespace)?;
             match event {
@@ -575,6 +522,12 @@ impl<R: BufRead> ItemStream<R> {
                         return Err(unexpected(name.as_ref(), "among the items"));
                     }
                     check_namespace(name.as_ref(), namespace, false, layout)?;
+                    write_event(
+                        &mut self.item,
+                        Event::Start(start),
+                        MAX_ITEM_BYTES,
+                        layout.item,
+                    )?;
                     break;
                 }
                 Event::End(_) => {
@@ -588,15 +541,18 @@ impl<R: BufRead> ItemStream<R> {
                 other => skip_blank(&other, "among the items")?,
             }
         }
-        let limit = (MAX_ITEM_BYTES, layout.item);
-        capture_rest(&mut self.reader, &mut self.event, None, limit, layout)?;
+        capture_rest(
+            &mut self.reader,
+            &mut self.event,
+            &mut self.item,
+            (MAX_ITEM_BYTES, layout.item),
+            layout,
+        )?;
         self.item_text().map(Some)
     }
 
-    fn item_text(&mut self) -> Result<&str> {
-        let text = &self.reader.get_mut().kept;
-        debug_assert!(text.first() == Some(&b'<') && text.last() == Some(&b'>'));
-        core::str::from_utf8(text).map_err(InterchangeError::NotUtf8)
+    fn item_text(&self) -> Result<&str> {
+        core::str::from_utf8(self.item.get_ref()).map_err(InterchangeError::NotUtf8)
     }
 
     fn read_head(&mut self) -> Result<Vec<u8>> {
@@ -609,7 +565,8 @@ impl<R: BufRead> ItemStream<R> {
                 next_event(&mut self.reader, &mut self.event, layout.namespace)?;
             let element = match event {
                 Event::Start(start) => {
-                    copy_head_start(layout, start, namespace, &mut open, &mut head)?
+                    let targets = (&mut head, &mut self.item);
+                    copy_head_start(layout, start, namespace, &mut open, targets)?
                 }
                 Event::End(_) => return Err(InterchangeError::NoItems(layout.description)),
                 Event::Eof => {
@@ -629,12 +586,17 @@ impl<R: BufRead> ItemStream<R> {
                 // Refused by `copy_head_start`.
                 HeadElement::Path | HeadElement::Unexpected => {}
                 HeadElement::Child => {
-                    let limit = (MAX_HEAD_BYTES, "Document");
-                    capture_rest(reader, buffer, Some(&mut head), limit, layout)?;
+                    capture_rest(
+                        reader,
+                        buffer,
+                        &mut head,
+                        (MAX_HEAD_BYTES, "Document"),
+                        layout,
+                    )?;
                 }
                 HeadElement::FirstItem => {
-                    reader.get_mut().keep_last_tag();
-                    capture_rest(reader, buffer, None, (MAX_ITEM_BYTES, layout.item), layout)?;
+                    let limit = (MAX_ITEM_BYTES, layout.item);
+                    capture_rest(reader, buffer, &mut self.item, limit, layout)?;
                     self.first_item_pending = true;
                     for name in open.iter().rev() {
                         let end = Event::End(BytesEnd::new(name.as_str()));
@@ -643,8 +605,6 @@ impl<R: BufRead> ItemStream<R> {
                     return Ok(head.into_inner());
                 }
             }
-            // The head is kept as events in `head`; the tape need not keep it too.
-            self.reader.get_mut().forget();
         }
     }
 
@@ -653,7 +613,6 @@ impl<R: BufRead> ItemStream<R> {
         let layout = self.layout;
         let mut open = layout.path.len().saturating_sub(1);
         loop {
-            self.reader.get_mut().forget();
             let (_, event) = next_event(&mut self.reader, &mut self.event, layout.namespace)?;
             match event {
                 Event::End(_) if open > 0 => open -= 1,
@@ -672,13 +631,13 @@ impl<R: BufRead> ItemStream<R> {
     }
 }
 
-/// Checks a start tag met in the head and copies it to the head (the first item's stays on the tape).
+/// Checks a start tag met in the head and copies it: to the head, or, for the first item, to the item buffer.
 fn copy_head_start(
     layout: &Layout,
     start: BytesStart<'_>,
     namespace: Namespace,
     open: &mut Vec<String>,
-    head: &mut Writer<Vec<u8>>,
+    (head, item): (&mut Writer<Vec<u8>>, &mut Writer<Vec<u8>>),
 ) -> Result<HeadElement> {
     let element = {
         let name = start.local_name();
@@ -695,8 +654,9 @@ fn copy_head_start(
             write_event(head, Event::Start(start), MAX_HEAD_BYTES, "Document")?;
         }
         HeadElement::Child => write_event(head, Event::Start(start), MAX_HEAD_BYTES, "Document")?,
-        // Kept by the tape.
-        HeadElement::FirstItem => {}
+        HeadElement::FirstItem => {
+            write_event(item, Event::Start(start), MAX_ITEM_BYTES, layout.item)?
+        }
         HeadElement::Unexpected => {
             return Err(unexpected(
                 start.local_name().as_ref(),
@@ -747,12 +707,11 @@ fn next_event<'b, R: BufRead>(
     Ok((namespace, event))
 }
 
-/// Reads the rest of the element whose start tag was just read, up to its end tag, checking its namespaces and
-/// limits; copies its events to `out` if given (the head), else leaves it on the tape (an item).
+/// Copies the rest of the element whose start tag the caller already copied into `out`, up to its end tag.
 fn capture_rest<R: BufRead>(
-    reader: &mut NsReader<Tape<R>>,
+    reader: &mut NsReader<R>,
     buffer: &mut Vec<u8>,
-    mut out: Option<&mut Writer<Vec<u8>>>,
+    out: &mut Writer<Vec<u8>>,
     (limit, element): (usize, &'static str),
     layout: &'static Layout,
 ) -> Result<()> {
@@ -761,11 +720,6 @@ fn capture_rest<R: BufRead>(
     let mut envelope_depth: Option<usize> = None;
     while depth > 0 {
         let (namespace, event) = next_event(reader, buffer, layout.namespace)?;
-        // What the tape keeps (comments included) is bounded too.
-        if reader.get_mut().kept.len() > limit {
-            return Err(InterchangeError::ElementTooLarge { element, limit });
-        }
-        let out = out.as_deref_mut();
         match event {
             Event::Start(start) => {
                 let name = start.local_name();
@@ -780,17 +734,17 @@ fn capture_rest<R: BufRead>(
                     envelope_depth = Some(depth + 1);
                 }
                 depth += 1;
-                copy_event(out, Event::Start(start), limit, element)?;
+                write_event(out, Event::Start(start), limit, element)?;
             }
             Event::End(end) => {
                 if envelope_depth == Some(depth) {
                     envelope_depth = None;
                 }
                 depth -= 1;
-                copy_event(out, Event::End(end), limit, element)?;
+                write_event(out, Event::End(end), limit, element)?;
             }
             event @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) => {
-                copy_event(out, event, limit, element)?
+                write_event(out, event, limit, element)?
             }
             Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => return Err(truncated(element)),
@@ -857,19 +811,6 @@ fn check_declaration(declaration: &quick_xml::events::BytesDecl<'_>) -> Result<(
             position: 0,
             source: source.into(),
         }),
-    }
-}
-
-/// Writes `event` to `out`, if the element is kept as events (the head's are; an item stays on the tape).
-fn copy_event(
-    out: Option<&mut Writer<Vec<u8>>>,
-    event: Event<'_>,
-    limit: usize,
-    element: &'static str,
-) -> Result<()> {
-    match out {
-        Some(out) => write_event(out, event, limit, element),
-        None => Ok(()),
     }
 }
 
