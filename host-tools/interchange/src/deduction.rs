@@ -163,14 +163,8 @@ impl<W: Write> DeductionWriter<W> {
                 found: body.bank_id,
             });
         }
-        if body.currency != currency {
-            return Err(InterchangeError::Mismatch {
-                field: "the deductions' currency",
-                expected_from: "PmtInf/CdtrAcct/Ccy",
-                expected: head.currency.to_string(),
-                found: body.numeric_currency.to_string(),
-            });
-        }
+        let currency_field = ("the deductions' currency", "PmtInf/CdtrAcct/Ccy");
+        body.body.check_currency(currency, currency_field)?;
         let totals = |tally: &Tally| {
             tally.check_totals((COUNT_FIELD, head.count), (SUM_FIELD, head.control_sum))
         };
@@ -184,18 +178,14 @@ impl<W: Write> DeductionWriter<W> {
 pub struct DeductionBody {
     body: ItemBody,
     bank_id: String,
-    currency: Currency,
-    numeric_currency: u16,
 }
 
 impl DeductionBody {
     /// An empty body for a file to bank `bank_id`, in `currency` (ISO 4217 numeric).
     pub fn new(bank_id: &str, currency: u16) -> Result<Self> {
         Ok(Self {
-            body: ItemBody::new()?,
+            body: ItemBody::new(currency)?,
             bank_id: bank_id.to_owned(),
-            currency: Currency::from_numeric(currency)?,
-            numeric_currency: currency,
         })
     }
 
@@ -212,7 +202,7 @@ impl DeductionBody {
         prepare_item(
             deduction,
             &self.bank_id,
-            self.currency,
+            body.currency,
             count,
             &mut body.text,
         )?;

@@ -143,14 +143,8 @@ impl<W: Write> TransferNoticeWriter<W> {
     /// total the head declares.
     pub fn with_body(out: W, head: &TransferNoticeHead, body: TransferNoticeBody) -> Result<W> {
         let currency = check_head(head)?;
-        if body.currency != currency {
-            return Err(InterchangeError::Mismatch {
-                field: "the entries' currency",
-                expected_from: "Ntfctn/Ntry/Amt/@Ccy",
-                expected: head.currency.to_string(),
-                found: body.numeric_currency.to_string(),
-            });
-        }
+        let currency_field = ("the entries' currency", "Ntfctn/Ntry/Amt/@Ccy");
+        body.body.check_currency(currency, currency_field)?;
         let totals = |tally: &Tally| {
             tally.check_totals((COUNT_FIELD, head.count), (TOTAL_FIELD, head.total))
         };
@@ -172,17 +166,13 @@ impl<W: Write> TransferNoticeWriter<W> {
 /// an anonymous temporary file; [`TransferNoticeWriter::with_body`] writes the notice.
 pub struct TransferNoticeBody {
     body: ItemBody,
-    currency: Currency,
-    numeric_currency: u16,
 }
 
 impl TransferNoticeBody {
     /// An empty body for a notice in `currency` (ISO 4217 numeric).
     pub fn new(currency: u16) -> Result<Self> {
         Ok(Self {
-            body: ItemBody::new()?,
-            currency: Currency::from_numeric(currency)?,
-            numeric_currency: currency,
+            body: ItemBody::new(currency)?,
         })
     }
 
@@ -192,7 +182,7 @@ impl TransferNoticeBody {
         let index = body.tally.count() + 1;
         prepare_entry(
             entry,
-            self.currency,
+            body.currency,
             (&mut body.tally, MAX_COUNT),
             &mut body.text,
         )
@@ -210,7 +200,7 @@ impl core::fmt::Debug for TransferNoticeBody {
     fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         formatter
             .debug_struct("TransferNoticeBody")
-            .field("currency", &self.numeric_currency)
+            .field("currency", &self.body.currency.numeric)
             .field("written", &self.body.tally.count())
             .finish_non_exhaustive()
     }

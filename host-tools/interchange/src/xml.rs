@@ -400,18 +400,41 @@ impl<W: Write> DocumentWriter<W> {
 /// anonymous temporary file, with their tally; [`DocumentWriter::with_body`] writes the document.
 pub(crate) struct ItemBody {
     items: BufWriter<std::fs::File>,
+    /// The currency of every item's amount.
+    pub(crate) currency: Currency,
     pub(crate) tally: Tally,
     /// The item being prepared: [`Self::commit_item`] appends it.
     pub(crate) text: String,
 }
 
 impl ItemBody {
-    pub(crate) fn new() -> Result<Self> {
+    /// An empty body whose items are in `currency` (ISO 4217 numeric).
+    pub(crate) fn new(currency: u16) -> Result<Self> {
+        let currency = Currency::from_numeric(currency)?;
         let file = tempfile::tempfile().map_err(InterchangeError::io("creating a body file"))?;
         Ok(Self {
             items: BufWriter::with_capacity(256 * 1024, file),
+            currency,
             tally: Tally::new(0),
             text: String::with_capacity(4096),
+        })
+    }
+
+    /// Refuses a body whose items are not in the head's `currency`; `field` is named in the error, as the head
+    /// states it at `expected_from`.
+    pub(crate) fn check_currency(
+        &self,
+        currency: Currency,
+        (field, expected_from): (&'static str, &'static str),
+    ) -> Result<()> {
+        if self.currency == currency {
+            return Ok(());
+        }
+        Err(InterchangeError::Mismatch {
+            field,
+            expected_from,
+            expected: currency.numeric.to_string(),
+            found: self.currency.numeric.to_string(),
         })
     }
 
