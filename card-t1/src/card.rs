@@ -149,7 +149,7 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
                 },
             ) => self.on_information(sequence, more, data),
             (Phase::Sending, Block::Receive { next, .. }) if next == self.card_sequence => {
-                self.send_next_block()
+                Event::Send(self.next_answer_block())
             }
             (Phase::AwaitingWtx, _) => Event::Send(&self.last),
             (_, Block::Receive { next, .. }) => self.on_receive_ready(next),
@@ -161,7 +161,7 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
     fn on_receive_ready(&mut self, next: bool) -> Event<'_> {
         if self.answered && next != self.card_sequence {
             // The card's last I-block did not arrive: it goes again.
-            return self.encode_answer_block();
+            return Event::Send(self.encode_answer_block());
         }
         // The card has sent nothing the reader lacks: it asks for the reader's I-block (again, if it was lost).
         let status = if self.command.is_empty() {
@@ -180,10 +180,7 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
 
     fn on_request(&mut self, kind: Supervisory) -> Event<'_> {
         match kind {
-            Supervisory::Resynch => {
-                let config = self.config;
-                *self = Self::new(config);
-            }
+            Supervisory::Resynch => self.reset(),
             Supervisory::Ifs(size) => self.ifsd = size,
             Supervisory::Abort => {
                 self.command.clear();
@@ -247,14 +244,11 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
         self.command.clear();
         self.command_too_long = false;
         self.response_block = (0, 0);
-        match self.send_next_block() {
-            Event::Send(frame) => frame,
-            _ => &[],
-        }
+        self.next_answer_block()
     }
 
-    /// Sends the response's block after the one last sent.
-    fn send_next_block(&mut self) -> Event<'_> {
+    /// The response's block after the one last sent.
+    fn next_answer_block(&mut self) -> &[u8] {
         let start = self.response_block.0 + self.response_block.1;
         let length = (self.response.len() - start).min(usize::from(self.ifsd));
         self.response_block = (start, length);
@@ -264,7 +258,7 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
     }
 
     /// Encodes the answer's block `response_block`, numbered `!card_sequence`: sent now or again.
-    fn encode_answer_block(&mut self) -> Event<'_> {
+    fn encode_answer_block(&mut self) -> &[u8] {
         let (start, length) = self.response_block;
         let more = start + length < self.response.len();
         self.phase = if more {
@@ -278,7 +272,7 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
             data: self.response.get(start..start + length).unwrap_or(&[]),
         };
         block.encode(self.nad, self.config.edc, &mut self.last);
-        Event::Send(&self.last)
+        &self.last
     }
 
     fn send(&mut self, block: Block<'_>) -> Event<'_> {
