@@ -173,9 +173,18 @@ impl<I: Image, N: Nvm> Card<I, N> {
 
     /// A card on the given non-volatile memory (recovering a transaction a power loss interrupted).
     pub fn with_nvm(nvm: N) -> Self {
+        let mut card = Self::unmounted();
+        card.runtime.mount(nvm);
+        card
+    }
+
+    /// A card with no memory yet, as a constant: a firmware builds it in a `static` (a card is several
+    /// kilobytes, which a small stack should not hold while it is moved), then gives it its memory with
+    /// [`Self::mount`] before powering it on. Unmounted, it has no instance and keeps nothing.
+    pub const fn unmounted() -> Self {
         Self {
             powered: false,
-            runtime: Runtime::new(nvm),
+            runtime: Runtime::unmounted(),
             chain: Chain {
                 header: None,
                 extended: false,
@@ -190,6 +199,12 @@ impl<I: Image, N: Nvm> Card<I, N> {
                 buf: [0; RESPONSE_BUFFER],
             },
         }
+    }
+
+    /// Gives an [`Self::unmounted`] card its memory: the store is opened (recovering a transaction a power loss
+    /// interrupted) and the registry loaded, or a new memory gets the factory instances.
+    pub fn mount(&mut self, nvm: N) {
+        self.runtime.mount(nvm);
     }
 
     /// Cold or warm reset: clears session state and selects the default applet on the basic channel.

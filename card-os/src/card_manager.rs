@@ -100,6 +100,13 @@ pub(crate) struct CardManager {
 }
 
 impl CardManager {
+    pub(crate) const fn new() -> Self {
+        Self {
+            status_cursor: None,
+            target: None,
+        }
+    }
+
     /// Reset or power loss.
     pub(crate) fn reset(&mut self) {
         *self = Self::default();

@@ -30,6 +30,7 @@ pub mod applet;
 pub mod atr;
 pub mod card;
 mod card_manager;
+pub mod entropy;
 pub mod image;
 pub mod layout;
 pub mod nvm;

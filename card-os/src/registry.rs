@@ -49,6 +49,13 @@ pub struct Registry<A> {
 
 impl<A> Default for Registry<A> {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A> Registry<A> {
+    /// No instance.
+    pub const fn new() -> Self {
         Self {
             entries: Vec::new(),
         }

@@ -29,6 +29,13 @@ pub struct TransientPool {
 
 impl Default for TransientPool {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TransientPool {
+    /// Every buffer cleared.
+    pub const fn new() -> Self {
         Self {
             on_reset: [[0; TRANSIENT_BYTES]; crate::registry::MAX_INSTANCES],
             on_deselect: [[0; TRANSIENT_BYTES]; crate::registry::MAX_INSTANCES],

@@ -222,6 +222,12 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
         }
     }
 
+    /// The command received whole, before [`Self::answer`] runs it (so that the transport can tell a long one
+    /// and ask for more time first).
+    pub fn command(&self) -> &[u8] {
+        &self.command
+    }
+
     /// While a command runs: the S(WTX request) asking the reader for `multiplier` times the block waiting time.
     /// The reader's answer comes back through [`Self::on_frame`] as [`Event::WtxGranted`].
     pub fn request_wtx(&mut self, multiplier: u8) -> &[u8] {

@@ -1,43 +1,223 @@
-//! Link check for the card image on a Cortex-M4: no allocator, no std, the card behind its T=1 engine.
+//! The linkcard card on a Cortex-M4 (QEMU's `mps2-an386`): the card image behind ISO 7816-3 T=1 on UART0.
+//!
+//! At every start (power-on, a reset asked by the reader, a panic): paint the stack, load the flash, draw the
+//! session's random seed from the seed file (its next state committed to flash first), power the card on, send
+//! the ATR, then serve T=1 blocks for ever. Semihosting gives the firmware its command line (the host file that
+//! keeps the flash) and a console for its one-line reports. No allocator, no heap: the card and the T=1 engine
+//! live in statics.
 #![no_std]
 #![no_main]
 
-use card_image::LinkcardCard;
-use card_t1::{CardT1, Config, Event, Framer};
+mod flash;
+mod host;
+mod stack;
+mod uart;
+
+use card_image::LinkcardImage;
+use card_os::entropy::SeedFile;
+use card_os::layout::{STORE_PAGE, STORE_PAGES};
+use card_os::{Card, Image};
+use card_t1::atr::{WaitingTimes, atr};
+use card_t1::{CardT1, Config, Edc, Event, Framer};
+use cortex_m::peripheral::SYST;
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m_rt::{entry, exception};
+use cortex_m_semihosting::hprintln;
+use static_cell::{ConstStaticCell, StaticCell};
+
+use crate::flash::FlashNvm;
+use crate::host::HostFile;
+use crate::uart::Uart;
 
 /// The largest command APDU: an extended header, the joined data, Le.
 const COMMAND: usize = card_os::CHAIN_BUFFER + 9;
 /// The largest response APDU: the data and the status word.
 const RESPONSE: usize = card_os::RESPONSE_BUFFER + 2;
 
-/// Entry point: feeds the T=1 engine a SELECT of the card manager in one I-block, byte by byte, and runs the card
-/// on it, so that the block protocol and the whole card engine are linked in. The UART comes later.
-#[unsafe(no_mangle)]
-pub extern "C" fn _start() -> ! {
-    let mut card = LinkcardCard::new();
+/// Where the emulated flash is (`NVM` in memory.x): the card's store, then the seed file's two pages.
+const NVM_BASE: usize = 0x0030_0000;
+const STORE_BYTES: usize = STORE_PAGES * STORE_PAGE;
+const SEED_BYTES: usize = 2 * STORE_PAGE;
+/// The flash file is the store then the seed file, byte for byte as in the board's memory.
+pub const FLASH_FILE_BYTES: usize = STORE_BYTES + SEED_BYTES;
+
+/// How the card speaks T=1: the largest information field, the LRC.
+const LINK: Config = Config {
+    ifsc: card_t1::block::MAX_INF as u8,
+    edc: Edc::Lrc,
+};
+/// BWI 7 (about 12.8 s at 3.57 MHz) covers the longest command; CWI 5 (43 etu).
+const TIMES: WaitingTimes = WaitingTimes { bwi: 7, cwi: 5 };
+/// A frame left unfinished this long is dropped (the reader gave up on it): 100 ms of SysTick at 25 MHz.
+const CHARACTER_TIMEOUT_TICKS: u32 = 2_500_000;
+/// What S(WTX) asks for before a long command: 4 more block waiting times.
+const WTX_MULTIPLIER: u8 = 4;
+
+type FirmwareCard = Card<LinkcardImage, FlashNvm>;
+type Link = CardT1<COMMAND, RESPONSE>;
+
+/// The card is built at link time: several kilobytes that a small stack should never hold while they are moved.
+static CARD: ConstStaticCell<FirmwareCard> = ConstStaticCell::new(Card::unmounted());
+static LINK_STATE: StaticCell<Link> = StaticCell::new();
+
+#[entry]
+fn main() -> ! {
+    stack::paint();
+    let mut uart = Uart::take();
+    let Some(peripherals) = cortex_m::Peripherals::take() else {
+        reset()
+    };
+    let mut clock = Clock::start(peripherals.SYST);
+    let (store, seeds) = flash();
+    let card: &'static mut FirmwareCard = CARD.take();
+    card.mount(store);
+    let link: &'static mut Link = LINK_STATE.init_with(|| CardT1::new(LINK));
     card.power_on();
-    let mut t1 = CardT1::<COMMAND, RESPONSE>::new(Config::default());
-    let mut framer = Framer::new(t1.config().edc);
-    // I(0) carrying 00 A4 04 00 00, then its LRC.
-    let block = [0x00, 0x00, 0x05, 0x00, 0xA4, 0x04, 0x00, 0x00, 0xA5];
+    match SeedFile::new(seeds).and_then(|mut seeds| seeds.next_seed()) {
+        Ok(seed) => card.seed_random(seed),
+        Err(error) => hprintln!(
+            "linkcard-firmware: no random seed ({error:?}): the card refuses what needs one"
+        ),
+    }
+    let Ok(answer_to_reset) = atr(LINK, TIMES, LinkcardImage::HISTORICAL_BYTES) else {
+        reset()
+    };
+    uart.send(&answer_to_reset);
+    hprintln!(
+        "linkcard-firmware: started, stack high-water {} bytes",
+        stack::high_water()
+    );
+    serve(&mut uart, &mut clock, card, link)
+}
+
+/// Answers T=1 blocks for ever.
+fn serve(uart: &mut Uart, clock: &mut Clock, card: &mut FirmwareCard, link: &mut Link) -> ! {
+    let mut framer = Framer::new(LINK.edc);
+    let mut reported_stack = 0;
     loop {
-        for byte in core::hint::black_box(block) {
-            let Some(frame) = framer.push(byte) else {
+        let Some(byte) = uart.try_read() else {
+            if framer.is_partial() && clock.idle() > CHARACTER_TIMEOUT_TICKS {
+                framer.reset();
+            }
+            continue;
+        };
+        clock.restart_idle();
+        let Some(frame) = framer.push(byte) else {
+            continue;
+        };
+        let wants_time = match link.on_frame(frame) {
+            Event::Send(frame) => {
+                uart.send(frame);
                 continue;
-            };
-            let sent = match t1.on_frame(frame) {
-                Event::Send(frame) => frame.len(),
-                Event::Command | Event::CommandTooLong => t1
-                    .answer(|command, response| card.transmit(command, response))
-                    .len(),
-                Event::WtxGranted | Event::Nothing => 0,
-            };
-            core::hint::black_box(sent);
+            }
+            Event::Nothing => continue,
+            Event::Command => is_long(link.command()),
+            Event::CommandTooLong | Event::WtxGranted => false,
+        };
+        if wants_time {
+            uart.send(link.request_wtx(WTX_MULTIPLIER));
+            continue;
+        }
+        uart.send(link.answer(|command, response| card.transmit(command, response)));
+        let deepest = stack::high_water();
+        if deepest > reported_stack {
+            reported_stack = deepest;
+            hprintln!(
+                "linkcard-firmware: stack high-water {deepest} of {} bytes",
+                stack::size()
+            );
         }
     }
 }
 
+/// Commands that may take longer than one block waiting time under emulation: the secure-channel handshake
+/// (PERFORM SECURITY OPERATION, MUTUAL and INTERNAL AUTHENTICATE), key generation at personalization, and the
+/// credit applet's signed PRESENT and CONFIRM. The card asks for more time before it runs them.
+fn is_long(command: &[u8]) -> bool {
+    let Some(&ins) = command.get(1) else {
+        return false;
+    };
+    matches!(
+        ins,
+        0x2A | 0x82
+            | 0x88
+            | card_os::apdu_spec::bank::ins::PERSONALIZE
+            | card_os::apdu_spec::credit::ins::PERSONALIZE
+            | card_os::apdu_spec::credit::ins::PRESENT
+            | card_os::apdu_spec::credit::ins::CONFIRM
+    )
+}
+
+/// The card's store and the seed file's pages, mirrored in the host file named on the command line (if any).
+fn flash() -> (FlashNvm, FlashNvm) {
+    let mut line = [0u8; host::MAX_COMMAND_LINE];
+    // "linkcard-firmware FLASH-FILE": the first word is the program's name.
+    let file = host::command_line(&mut line)
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(HostFile::open);
+    if file.is_none() {
+        hprintln!("linkcard-firmware: no flash file: the card's memory lasts until QEMU stops");
+    }
+    // SAFETY: `NVM_BASE .. + FLASH_FILE_BYTES` lies in the NVM region of memory.x, which the linker keeps free of
+    // code and data; `flash` runs once per start, so this is the only reference to it.
+    let region = unsafe { core::slice::from_raw_parts_mut(NVM_BASE as *mut u8, FLASH_FILE_BYTES) };
+    let (store, seeds) = region.split_at_mut(STORE_BYTES);
+    (
+        FlashNvm::new(store, STORE_PAGE, file.map(|file| (file, 0))),
+        FlashNvm::new(seeds, STORE_PAGE, file.map(|file| (file, STORE_BYTES))),
+    )
+}
+
+/// SysTick as a free-running 24-bit down-counter at the core clock, for the character timeout.
+struct Clock {
+    last: u32,
+    idle: u32,
+}
+
+impl Clock {
+    fn start(mut systick: SYST) -> Self {
+        systick.set_clock_source(SystClkSource::Core);
+        systick.set_reload(0x00FF_FFFF);
+        systick.clear_current();
+        systick.enable_counter();
+        Self {
+            last: SYST::get_current(),
+            idle: 0,
+        }
+    }
+
+    /// Ticks since the last [`Self::restart_idle`] (saturating); called often enough that the counter wraps at
+    /// most once between calls.
+    fn idle(&mut self) -> u32 {
+        let now = SYST::get_current();
+        let elapsed = self.last.wrapping_sub(now) & 0x00FF_FFFF;
+        self.last = now;
+        self.idle = self.idle.saturating_add(elapsed);
+        self.idle
+    }
+
+    fn restart_idle(&mut self) {
+        self.last = SYST::get_current();
+        self.idle = 0;
+    }
+}
+
+/// Starts the card again, as a power cycle does.
+fn reset() -> ! {
+    cortex_m::peripheral::SCB::sys_reset()
+}
+
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    loop {}
+    reset()
+}
+
+#[exception]
+unsafe fn HardFault(_: &cortex_m_rt::ExceptionFrame) -> ! {
+    reset()
+}
+
+#[exception]
+unsafe fn DefaultHandler(_: i16) {
+    reset()
 }

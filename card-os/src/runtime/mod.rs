@@ -56,29 +56,39 @@ pub(crate) struct Runtime<I: Image, N> {
 }
 
 impl<I: Image, N: Nvm> Runtime<I, N> {
-    pub(crate) fn new(nvm: N) -> Self {
-        let store = CardStore::open(nvm).ok();
-        let loaded = store
+    /// A runtime with no memory and no instance yet: [`Self::mount`] gives it its memory. A constant, so that
+    /// a card can be built in a `static`, in place.
+    pub(crate) const fn unmounted() -> Self {
+        Self {
+            life_cycle: CardLifeCycle::OpReady,
+            registry: Registry::new(),
+            channels: [Channel {
+                open: false,
+                selected: None,
+            }; CHANNELS],
+            store: None,
+            transient: TransientPool::new(),
+            secure: SecureChannel::new(),
+            manager: CardManager::new(),
+        }
+    }
+
+    /// Opens the store on `nvm` (recovering a transaction a power loss interrupted) and loads the life cycle and
+    /// the registry from it; a new memory gets the factory registry.
+    pub(crate) fn mount(&mut self, nvm: N) {
+        self.store = CardStore::open(nvm).ok();
+        let loaded = self
+            .store
             .as_ref()
             .and_then(|s| persistence::load::<I>(s as &dyn StoreAccess));
         let is_new = loaded.is_none();
-        let (life_cycle, registry) =
+        (self.life_cycle, self.registry) =
             loaded.unwrap_or_else(|| (CardLifeCycle::OpReady, factory_registry::<I>()));
-        let mut runtime = Self {
-            life_cycle,
-            registry,
-            channels: [Channel::default(); CHANNELS],
-            store,
-            transient: TransientPool::default(),
-            secure: SecureChannel::default(),
-            manager: CardManager::default(),
-        };
         if is_new {
             // A card whose store failed still works, without persistence (record commands answer 6581); a
             // write torn by power loss is written again at the next change.
-            runtime.persist().ok();
+            self.persist().ok();
         }
-        runtime
     }
 
     /// The card life cycle state.

@@ -103,6 +103,15 @@ impl core::fmt::Debug for SecureChannel {
 }
 
 impl SecureChannel {
+    /// No session, not seeded (a constant, so that a card can be built in a `static`).
+    pub(crate) const fn new() -> Self {
+        Self {
+            sessions: Sessions::new(),
+            rng: None,
+            scalar_multiplications: 0,
+        }
+    }
+
     /// Seeds the random generator.
     pub(crate) fn seed(&mut self, seed: [u8; 32]) {
         self.rng = Some(ChaCha20Rng::from_seed(seed));

@@ -46,6 +46,12 @@ pub(super) struct Sessions {
 
 impl Default for Sessions {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sessions {
+    pub(super) const fn new() -> Self {
         Self {
             slots: [const { None }; SESSIONS],
         }
