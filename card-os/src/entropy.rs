@@ -46,6 +46,9 @@ impl From<NvmError> for SeedFileError {
     }
 }
 
+/// Pages the seed file takes (at the start of its memory).
+pub const SEED_FILE_PAGES: usize = 2;
+
 const MAGIC: [u8; 4] = *b"LKRS";
 /// magic, generation, state, CRC-32 of what precedes it.
 pub const RECORD: usize = 4 + 4 + 32 + 4;
@@ -68,7 +71,7 @@ pub struct SeedFile<N> {
 impl<N: Nvm> SeedFile<N> {
     /// The generator in `nvm` (personalized or not: [`Self::next_seed`] tells).
     pub fn new(nvm: N) -> Result<Self, SeedFileError> {
-        if nvm.page_count() < 2 || nvm.page_size() < RECORD {
+        if nvm.page_count() < SEED_FILE_PAGES || nvm.page_size() < RECORD {
             return Err(SeedFileError::Geometry);
         }
         Ok(Self { nvm })

@@ -2,8 +2,8 @@
 //!
 //! At every start (power-on, a reset asked by the reader, a panic): paint the stack, load the flash, draw the
 //! session's random seed from the seed file (its next state committed to flash first), power the card on, send
-//! the ATR, then serve T=1 blocks for ever. Semihosting gives the firmware its command line (the host file that
-//! keeps the flash) and a console for its one-line reports. No allocator, no heap: the card and the T=1 engine
+//! the ATR, then serve T=1 blocks for ever. Semihosting gives the firmware its command line (the host files that
+//! keep the flash) and a console for its one-line reports. No allocator, no heap: the card and the T=1 engine
 //! live in statics.
 #![no_std]
 #![no_main]
@@ -11,6 +11,7 @@
 mod flash;
 mod host;
 mod stack;
+mod state_file;
 mod uart;
 
 use card_image::LinkcardImage;
@@ -37,9 +38,8 @@ const RESPONSE: usize = card_os::RESPONSE_BUFFER + 2;
 /// Where the emulated flash is (`NVM` in memory.x): the card's store, then the seed file's two pages.
 const NVM_BASE: usize = 0x0030_0000;
 const STORE_BYTES: usize = STORE_PAGES * STORE_PAGE;
-const SEED_BYTES: usize = 2 * STORE_PAGE;
-/// The flash file is the store then the seed file, byte for byte as in the board's memory.
-pub const FLASH_FILE_BYTES: usize = STORE_BYTES + SEED_BYTES;
+const SEED_BYTES: usize = card_os::entropy::SEED_FILE_PAGES * STORE_PAGE;
+const NVM_BYTES: usize = STORE_BYTES + SEED_BYTES;
 
 /// How the card speaks T=1: the largest information field, the LRC.
 const LINK: Config = Config {
@@ -148,23 +148,43 @@ fn is_long(command: &[u8]) -> bool {
     )
 }
 
-/// The card's store and the seed file's pages, mirrored in the host file named on the command line (if any).
+/// The card's store and the seed file's pages. QEMU's command line names their host files:
+/// "linkcard-firmware STATE-FILE SEED-FILE" (see [`state_file`]; the seed file is its two pages as they are).
 fn flash() -> (FlashNvm, FlashNvm) {
     let mut line = [0u8; host::MAX_COMMAND_LINE];
-    // "linkcard-firmware FLASH-FILE": the first word is the program's name.
-    let file = host::command_line(&mut line)
-        .and_then(|line| line.split(' ').nth(1))
+    let mut words = host::command_line(&mut line)
+        .unwrap_or("")
+        .split(' ')
+        .skip(1);
+    let state = words
+        .next()
+        .filter(|name| !name.is_empty())
         .and_then(HostFile::open);
-    if file.is_none() {
-        hprintln!("linkcard-firmware: no flash file: the card's memory lasts until QEMU stops");
+    let seeds = words
+        .next()
+        .filter(|name| !name.is_empty())
+        .and_then(HostFile::open);
+    let state = state.and_then(
+        |file| match state_file::prepare(file, STORE_PAGE, STORE_PAGES) {
+            Ok(offset) => Some((file, offset)),
+            Err(error) => {
+                hprintln!("linkcard-firmware: the card state file is not used ({error:?})");
+                None
+            }
+        },
+    );
+    if state.is_none() {
+        hprintln!(
+            "linkcard-firmware: no card state file: the card's memory lasts until QEMU stops"
+        );
     }
-    // SAFETY: `NVM_BASE .. + FLASH_FILE_BYTES` lies in the NVM region of memory.x, which the linker keeps free of
-    // code and data; `flash` runs once per start, so this is the only reference to it.
-    let region = unsafe { core::slice::from_raw_parts_mut(NVM_BASE as *mut u8, FLASH_FILE_BYTES) };
-    let (store, seeds) = region.split_at_mut(STORE_BYTES);
+    // SAFETY: `NVM_BASE .. + NVM_BYTES` lies in the NVM region of memory.x, which the linker keeps free of code
+    // and data; `flash` runs once per start, so this is the only reference to it.
+    let region = unsafe { core::slice::from_raw_parts_mut(NVM_BASE as *mut u8, NVM_BYTES) };
+    let (store, seed_pages) = region.split_at_mut(STORE_BYTES);
     (
-        FlashNvm::new(store, STORE_PAGE, file.map(|file| (file, 0))),
-        FlashNvm::new(seeds, STORE_PAGE, file.map(|file| (file, STORE_BYTES))),
+        FlashNvm::new(store, STORE_PAGE, state),
+        FlashNvm::new(seed_pages, STORE_PAGE, seeds.map(|file| (file, 0))),
     )
 }
 
