@@ -46,12 +46,12 @@ const LINK: Config = Config {
     ifsc: card_t1::block::MAX_INF as u8,
     edc: Edc::Lrc,
 };
-/// BWI 7 (about 12.8 s at 3.57 MHz) covers the longest command; CWI 5 (43 etu).
-const TIMES: WaitingTimes = WaitingTimes { bwi: 7, cwi: 5 };
+/// BWI 4 (about 1.6 s at 3.57 MHz) for ordinary commands; CWI 5 (43 etu).
+const TIMES: WaitingTimes = WaitingTimes { bwi: 4, cwi: 5 };
 /// A frame left unfinished this long is dropped (the reader gave up on it): 100 ms of SysTick at 25 MHz.
 const CHARACTER_TIMEOUT_TICKS: u32 = 2_500_000;
-/// What S(WTX) asks for before a long command: 4 more block waiting times.
-const WTX_MULTIPLIER: u8 = 4;
+/// What S(WTX) asks for before a long command: 10 block waiting times (about 16 s).
+const WTX_MULTIPLIER: u8 = 10;
 
 type FirmwareCard = Card<LinkcardImage, FlashNvm>;
 type Link = CardT1<COMMAND, RESPONSE>;

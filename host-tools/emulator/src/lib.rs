@@ -6,6 +6,7 @@
 //!   reader and no driver (tests, benchmarks, `linkcard conformance run`);
 //! * [`VirtualCard`]: a card for `linkcard card emulate`, its memory in RAM or kept in a state file
 //!   ([`file_nvm`], the right geometry chosen here), served to pcscd by the [`vpcd`] bridge;
+//! * [`firmware`]: the firmware card, `firmware/` under QEMU, reached over T=1 and bridged to vpcd the same way;
 //! * [`seed_from_os`]: every card the host runs gets its random generator seeded by the operating system at each
 //!   power-on;
 //! * `testing` (feature `testing`): a card issued with both payment applets and a driver that checks every
@@ -14,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod file_nvm;
+pub mod firmware;
 mod in_process;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -81,8 +83,8 @@ impl VirtualCard {
         on_connect: &dyn Fn(&vpcd::Endpoint),
     ) -> Result<(), EntropyError> {
         match &mut self.0 {
-            Memory::Ram(card) => vpcd::run(endpoint, card, stop, on_connect),
-            Memory::File(card) => vpcd::run(endpoint, card, stop, on_connect),
+            Memory::Ram(card) => vpcd::run(endpoint, card.as_mut(), stop, on_connect),
+            Memory::File(card) => vpcd::run(endpoint, card.as_mut(), stop, on_connect),
         }
     }
 }

@@ -71,13 +71,49 @@ impl std::fmt::Display for Endpoint {
 
 /// Why serving one connection ended.
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub enum ServeError<E> {
     /// The connection failed (vpcd went away, pcscd restarted): the bridge reconnects.
     #[error(transparent)]
     Io(#[from] io::Error),
-    /// The card could not be seeded at power-on: the bridge stops, since the card cannot run safely.
+    /// The card cannot go on (it could not be seeded at power-on; the firmware's emulator died): the bridge stops.
     #[error(transparent)]
-    Entropy(#[from] EntropyError),
+    Card(E),
+}
+
+/// A card the bridge presents to vpcd: the card image in this process, or the firmware under QEMU
+/// ([`crate::firmware`]).
+pub trait BridgedCard {
+    /// Why the card cannot go on.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Its answer to reset.
+    fn atr(&self) -> Vec<u8>;
+    /// Power on, or a warm reset.
+    fn power_on(&mut self) -> Result<(), Self::Error>;
+    fn power_off(&mut self);
+    /// Runs one command APDU and answers the response APDU.
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Self::Error>;
+}
+
+/// The card image in this process, seeded by the operating system at every power-on and reset.
+impl<N: Nvm> BridgedCard for Card<LinkcardImage, N> {
+    type Error = EntropyError;
+    fn atr(&self) -> Vec<u8> {
+        LinkcardCard::ATR.as_bytes().to_vec()
+    }
+    fn power_on(&mut self) -> Result<(), EntropyError> {
+        crate::seed_from_os(self)?;
+        Card::power_on(self);
+        Ok(())
+    }
+    fn power_off(&mut self) {
+        Card::power_off(self);
+    }
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, EntropyError> {
+        let mut response = vec![0u8; card_os::RESPONSE_BUFFER + 2];
+        let n = Card::transmit(self, apdu, &mut response);
+        response.truncate(n);
+        Ok(response)
+    }
 }
 
 /// Tells every bridge to stop, and wakes the ones blocked in a read by shutting their connections.
@@ -151,12 +187,12 @@ impl Stop {
 /// Runs one virtual card until `stop` is requested: connects to vpcd, serves it, reconnects when it goes away.
 /// `on_connect` is called after each successful connection (the CLI prints a line). Only a card that cannot be
 /// seeded ends it early, with that error.
-pub fn run<N: Nvm>(
+pub fn run<C: BridgedCard>(
     endpoint: &Endpoint,
-    card: &mut Card<LinkcardImage, N>,
+    card: &mut C,
     stop: &Stop,
     on_connect: &dyn Fn(&Endpoint),
-) -> Result<(), EntropyError> {
+) -> Result<(), C::Error> {
     // Every message below, APDUs included, says which card it is about when several slots run.
     let _slot = tracing::info_span!("vpcd", slot = endpoint.slot).entered();
     let mut retry = FIRST_RETRY;
@@ -178,7 +214,7 @@ pub fn run<N: Nvm>(
                 // The reader is gone: the card loses power, its registry stays.
                 card.power_off();
                 match outcome {
-                    Err(ServeError::Entropy(e)) => return Err(e),
+                    Err(ServeError::Card(e)) => return Err(e),
                     // Our own shutdown ended the read: nothing went wrong on vpcd's side.
                     _ if stop.requested() => {
                         debug!("disconnected from vpcd at {endpoint}: stopping")
@@ -220,16 +256,15 @@ fn connect(endpoint: &Endpoint) -> io::Result<TcpStream> {
 
 /// Serves one connection until vpcd closes it (`Ok`) or it fails; the card is seeded from the operating system at
 /// every power-on and reset.
-pub fn serve<N: Nvm>(
+pub fn serve<C: BridgedCard>(
     connection: &TcpStream,
-    card: &mut Card<LinkcardImage, N>,
-) -> Result<(), ServeError> {
+    card: &mut C,
+) -> Result<(), ServeError<C::Error>> {
     connection.set_nodelay(true)?;
     let socket = SockRef::from(connection);
     let mut reader = connection;
     let mut writer = connection;
     let mut message = vec![0u8; MAX_COMMAND];
-    let mut response = vec![0u8; card_os::RESPONSE_BUFFER + 2];
     loop {
         // Linux turns quick ACKs off again after a while: ask before every read.
         socket.set_tcp_quickack(true)?;
@@ -255,27 +290,25 @@ pub fn serve<N: Nvm>(
             }
             [0x01] => {
                 debug!("power on");
-                crate::seed_from_os(card)?;
-                card.power_on();
+                card.power_on().map_err(ServeError::Card)?;
             }
             [0x02] => {
                 debug!("reset");
-                crate::seed_from_os(card)?;
-                card.power_on();
+                card.power_on().map_err(ServeError::Card)?;
             }
             [0x04] => {
-                let atr = LinkcardCard::ATR;
+                let atr = card.atr();
                 // vpcd's presence poll: frequent, so below debug.
-                trace!("ATR request: {}", hex::spaced(atr.as_bytes()));
-                send(&mut writer, atr.as_bytes())?;
+                trace!("ATR request: {}", hex::spaced(&atr));
+                send(&mut writer, &atr)?;
             }
             [other] => {
                 debug!("unknown control byte {other:02X}");
                 send(&mut writer, &StatusWord::WRONG_LENGTH.to_bytes())?;
             }
             apdu => {
-                let n = card.transmit(apdu, &mut response);
-                let answer = response.get(..n).unwrap_or(&[]);
+                let response = card.transmit(apdu).map_err(ServeError::Card)?;
+                let answer = response.as_slice();
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     let status = match answer {
                         [.., sw1, sw2] => StatusWord::from_bytes(*sw1, *sw2).name(),

@@ -86,7 +86,7 @@ fn spawn_bridge(port: u16, slot: u16) -> (Arc<Stop>, JoinHandle<()>) {
     let bridge_stop = Arc::clone(&stop);
     let bridge = std::thread::spawn(move || {
         let mut card = Box::new(LinkcardCard::new());
-        vpcd::run(&endpoint, &mut card, &bridge_stop, &|_| {}).unwrap();
+        vpcd::run(&endpoint, card.as_mut(), &bridge_stop, &|_| {}).unwrap();
     });
     (stop, bridge)
 }
