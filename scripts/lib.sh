@@ -35,7 +35,8 @@ size_report() {
 
 # Debian packages the PC/SC build and the system tests need; xmllint (libxml2-utils) and openssl check the
 # interchange files against the ISO 20022 schemas and their signatures.
-SYSTEM_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc libxml2-utils openssl)
+# qemu-system-arm runs the firmware card (mps2-an386, Cortex-M4).
+SYSTEM_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc libxml2-utils openssl qemu-system-arm)
 
 # Installs the missing SYSTEM_PACKAGES with apt-get; fails loudly (never skips) when that is impossible.
 ensure_system_packages() {

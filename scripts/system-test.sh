@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_rust
+ensure_card_target
 ensure_system_packages
 
 # pcscd serves a fixed socket (/run/pcscd/pcscd.comm): these tests need the only pcscd on the machine.
@@ -30,7 +31,7 @@ cleanup() {
   done
   if [ "$status" -ne 0 ]; then
     echo "--- system tests failed; last lines of the logs in $WORK:" >&2
-    tail -n 30 "$WORK"/pcscd.log "$WORK"/emulator.log >&2 || true
+    tail -n 30 "$WORK"/pcscd.log "$WORK"/emulator.log "$WORK"/firmware.log >&2 || true
   else
     rm -rf "$WORK"
   fi
@@ -316,6 +317,70 @@ echo "| through pcscd (25 each) | median ms | p99 ms |"
 echo "|---|---|---|"
 echo "| ATM deposit (linkcard atm deposit) | $(percentile "$WORK/atm.ms" 0.5) | $(percentile "$WORK/atm.ms" 0.99) |"
 echo "| POS purchase (linkcard pos purchase) | $(percentile "$WORK/pos.ms" 0.5) | $(percentile "$WORK/pos.ms" 0.99) |"
+
+step "the firmware card: firmware/ on QEMU (Cortex-M4, mps2-an386) behind pcscd, reached over ISO 7816-3 T=1"
+cargo build --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET"
+kill "${PIDS[-1]}"
+wait "${PIDS[-1]}" 2>/dev/null || true
+# Two firmware cards, each on its own QEMU, on the same readers the emulator's cards had.
+start_firmware() {
+  "$LINKCARD" card firmware --port "$PORT" --slot 0 --slot 1 --state-dir "$1" >>"$WORK/firmware.log" 2>&1 &
+  PIDS+=($!)
+  sleep 1
+  wait_for_cards
+}
+start_firmware "$WORK/firmware"
+"$LINKCARD" readers
+grep -q "ATR 3B 8A 81 31 FE 45" "$WORK/firmware.log" || { echo "error: the firmware card's ATR does not announce T=1 (IFSC 254, BWI 4, CWI 5)" >&2; exit 1; }
+expect_opensc 0 -s 00A4040008A000000151000000 "6F 10 84 08 A0 00 00 01 51 00 00 00 A5 04 9F 65"
+# 300 bytes back: T=1 chaining on the line, then 61xx / GET RESPONSE through opensc-tool.
+expect_opensc 0 -s 00A4040C07F04C4E4B43FF01 -s 8012012C00 "Received (SW1=0x90, SW2=0x00)" "28 29 2A 2B"
+"$LINKCARD" conformance run --reader "$READER0" tests/conformance/[0-8]*.apdu tests/conformance/90-*.apdu
+"$LINKCARD" conformance run --reader "$READER1" tests/conformance/91-*.apdu
+CHECKS=$((CHECKS + 3))
+
+step "the firmware card: T=1 round trip of a 16-byte ECHO through pcscd, vpcd, the bridge and QEMU"
+cargo bench --locked -p emulator --bench round_trip -- --reader "$READER0" --count 300
+
+step "the firmware card: the story on two newly issued cards, the ATM on one while the POS serves the other"
+"${LK[@]}" bank customer add --user U3 --name "Jiro Sato" --account 0001-890 >/dev/null
+"${LK[@]}" bank customer add --user U4 --name "Mei Tanaka" --account 0001-891 >/dev/null
+"${LK[@]}" bank cash-in --user U3 100000 >/dev/null
+"${LK[@]}" bank cash-in --user U4 50000 >/dev/null
+"${LK[@]}" credit cardholder add --id H3 --name "Jiro Sato" --limit 10000 >/dev/null
+"${LK[@]}" credit cardholder add --id H4 --name "Mei Tanaka" --limit 10000 >/dev/null
+"${LK[@]}" card issue --card jiro --user U3 --cardholder H3 --pan 4111111111111137 --pin 2468 >/dev/null
+"${LK[@]}" card issue --card mei --user U4 --cardholder H4 --pan 4111111111111145 --pin 1357 >/dev/null
+kill "${PIDS[-1]}"
+wait "${PIDS[-1]}" 2>/dev/null || true
+# The issued cards' memories, as `card issue` wrote them, are the firmware cards' flash.
+mkdir -p "$WORK/firmware-story"
+cp "$DATA/cards/jiro.nvm" "$WORK/firmware-story/slot-0.nvm"
+cp "$DATA/cards/mei.nvm" "$WORK/firmware-story/slot-1.nvm"
+start_firmware "$WORK/firmware-story"
+set +e
+"${LK[@]}" pos purchase --reader "$READER0" --amount 30000 --pin 2468
+DECLINED=$?
+set -e
+[ "$DECLINED" -eq 3 ] || { echo "error: the first purchase on the firmware card exited $DECLINED, not 3 (declined)" >&2; exit 1; }
+"${LK[@]}" atm deposit --reader "$READER0" --amount 25000 >"$WORK/atm.out" 2>&1 &
+ATM=$!
+"${LK[@]}" pos purchase --reader "$READER1" --amount 8000 --pin 1357 >"$WORK/pos.out" 2>&1 &
+POS=$!
+wait "$ATM" || { cat "$WORK/atm.out" >&2; echo "error: the ATM deposit on the firmware card failed" >&2; exit 1; }
+wait "$POS" || { cat "$WORK/pos.out" >&2; echo "error: the concurrent POS purchase on the firmware card failed" >&2; exit 1; }
+cat "$WORK/atm.out" "$WORK/pos.out"
+"${LK[@]}" pos purchase --reader "$READER0" --amount 30000 --pin 2468
+"${LK[@]}" credit account --cardholder H3 --json | grep -q '"pending_credits": 25000' \
+  || { echo "error: the firmware card's token is not reflected in the credit account" >&2; exit 1; }
+# The card lives in its flash file: a new QEMU (a new `card firmware`) finds it as issued, keys and all.
+kill "${PIDS[-1]}"
+wait "${PIDS[-1]}" 2>/dev/null || true
+grep -q "^stopped" "$WORK/firmware.log" || { echo "error: card firmware did not stop cleanly on SIGTERM" >&2; exit 1; }
+pgrep -f "qemu-system-arm -M mps2-an386" >/dev/null && { echo "error: card firmware left QEMU running" >&2; exit 1; }
+start_firmware "$WORK/firmware-story"
+"${LK[@]}" atm deposit --reader "$READER0" --amount 100 >/dev/null
+CHECKS=$((CHECKS + 4))
 
 step "system tests passed"
 echo "system: $CHECKS passed, 0 failed"
