@@ -23,11 +23,28 @@ pub const RETRIES: usize = 3;
 pub trait ByteLink: Read + Write {
     /// Waits at most `timeout` for the next read (`None`: no limit).
     fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Throws away what has arrived and not been read, without waiting.
+    fn discard_pending(&mut self) -> io::Result<()>;
 }
 
 impl ByteLink for std::net::TcpStream {
     fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.set_read_timeout(timeout)
+    }
+
+    fn discard_pending(&mut self) -> io::Result<()> {
+        self.set_nonblocking(true)?;
+        let mut sink = [0u8; 256];
+        let outcome = loop {
+            match self.read(&mut sink) {
+                Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.set_nonblocking(false)?;
+        outcome
     }
 }
 
@@ -56,6 +73,36 @@ pub struct Params {
     pub edc: Edc,
     /// How long to wait for a block.
     pub block_waiting_time: Duration,
+}
+
+/// How often the same block has been sent in a row: a block sent [`RETRIES`] + 1 times without progress means
+/// the link is lost (§11.6.3.2: a block is sent again at most three times).
+#[derive(Default)]
+struct Attempts {
+    last: Vec<u8>,
+    times: usize,
+    /// Every block sent in this exchange: a card that keeps the reader busy (S-blocks without end) is mute too.
+    total: usize,
+}
+
+/// More blocks than the longest exchange needs (a 2 KiB response in blocks of 8 bytes, each retried).
+const MOST_BLOCKS: usize = 4096;
+
+impl Attempts {
+    /// Counts sending `frame`; [`IfdError::Mute`] when it would be once too often.
+    fn count(&mut self, frame: &[u8]) -> Result<(), IfdError> {
+        self.total += 1;
+        if self.last == frame {
+            self.times += 1;
+        } else {
+            self.last = frame.to_vec();
+            self.times = 1;
+        }
+        if self.times > RETRIES + 1 || self.total > MOST_BLOCKS {
+            return Err(IfdError::Mute);
+        }
+        Ok(())
+    }
 }
 
 /// One outcome of waiting for a block.
@@ -130,8 +177,10 @@ impl<L: ByteLink> Ifd<L> {
 
     /// Sends an I-block with M set and waits for the card's acknowledgement, R(N(R) = the next N(S)).
     fn send_chained(&mut self, block: &[u8]) -> Result<(), IfdError> {
+        let mut attempts = Attempts::default();
         let mut outgoing = block.to_vec();
-        for _ in 0..RETRIES {
+        loop {
+            attempts.count(&outgoing)?;
             self.send(&outgoing)?;
             let frame = match self.receive()? {
                 Received::Frame(frame) => frame,
@@ -140,46 +189,43 @@ impl<L: ByteLink> Ifd<L> {
                     continue;
                 }
             };
-            match Block::parse(&frame, self.params.edc, card_t1::block::MAX_INF as u8) {
+            outgoing = match Block::parse(&frame, self.params.edc, card_t1::block::MAX_INF as u8) {
                 Ok((_, Block::Receive { next, .. })) if next != self.reader_sequence => {
                     self.reader_sequence = !self.reader_sequence;
                     return Ok(());
                 }
                 // The card asks for our block again.
-                Ok((_, Block::Receive { .. })) => outgoing = block.to_vec(),
+                Ok((_, Block::Receive { .. })) => block.to_vec(),
                 Ok((
                     _,
                     Block::Supervisory {
                         kind,
                         response: false,
                     },
-                )) => {
-                    outgoing = self.answer_request(kind)?;
-                }
-                _ => outgoing = self.receive_ready(Acknowledge::OtherError),
-            }
+                )) => self.answer_request(kind)?,
+                _ => self.receive_ready(Acknowledge::OtherError),
+            };
         }
-        Err(IfdError::Mute)
     }
 
     /// Sends the command's last I-block and collects the response's I-blocks.
     fn send_last(&mut self, block: &[u8]) -> Result<Vec<u8>, IfdError> {
         let mut response = Vec::new();
+        let mut attempts = Attempts::default();
         let mut outgoing = block.to_vec();
         let mut acknowledged = false;
-        let mut failures = 0;
-        while failures < RETRIES {
+        loop {
+            attempts.count(&outgoing)?;
             self.send(&outgoing)?;
             let frame = match self.receive()? {
                 Received::Frame(frame) => frame,
                 Received::Bad(status) => {
-                    failures += 1;
                     outgoing = self.receive_ready(status);
                     continue;
                 }
             };
             let parsed = Block::parse(&frame, self.params.edc, card_t1::block::MAX_INF as u8);
-            match parsed {
+            outgoing = match parsed {
                 Ok((
                     _,
                     Block::Information {
@@ -188,7 +234,6 @@ impl<L: ByteLink> Ifd<L> {
                         data,
                     },
                 )) => {
-                    failures = 0;
                     if !acknowledged {
                         // The card's first I-block acknowledges our last one.
                         acknowledged = true;
@@ -203,35 +248,24 @@ impl<L: ByteLink> Ifd<L> {
                         if !more {
                             return Ok(response);
                         }
+                        attempts.times = 0;
                     }
                     // Acknowledge it (again, if it was a repeat of one already taken).
-                    outgoing = self.receive_ready(Acknowledge::Ok);
+                    self.receive_ready(Acknowledge::Ok)
                 }
-                Ok((_, Block::Receive { .. })) if !acknowledged => {
-                    // Our block did not arrive whole: send it again.
-                    failures += 1;
-                    outgoing = block.to_vec();
-                }
+                // Our block did not arrive whole: send it again.
+                Ok((_, Block::Receive { .. })) if !acknowledged => block.to_vec(),
                 Ok((
                     _,
                     Block::Supervisory {
                         kind,
                         response: false,
                     },
-                )) => {
-                    outgoing = self.answer_request(kind)?;
-                }
-                Ok(_) => {
-                    failures += 1;
-                    outgoing = self.receive_ready(Acknowledge::OtherError);
-                }
-                Err(error) => {
-                    failures += 1;
-                    outgoing = self.receive_ready(error.acknowledge());
-                }
-            }
+                )) => self.answer_request(kind)?,
+                Ok(_) => self.receive_ready(Acknowledge::OtherError),
+                Err(error) => self.receive_ready(error.acknowledge()),
+            };
         }
-        Err(IfdError::Mute)
     }
 
     /// The answer to the card's S-block request; S(ABORT) ends the exchange.
@@ -296,7 +330,10 @@ impl<L: ByteLink> Ifd<L> {
         out.to_vec()
     }
 
+    /// Sends `frame` after throwing away anything stale on the line (a block that came after its wait was over,
+    /// or a repeat): what comes next answers this block, and no old byte can be read as part of it.
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.link.discard_pending()?;
         self.link.write_all(frame)?;
         self.link.flush()
     }
