@@ -50,6 +50,9 @@ const LINK: Config = Config {
 const TIMES: WaitingTimes = WaitingTimes { bwi: 4, cwi: 5 };
 /// A frame left unfinished this long is dropped (the reader gave up on it): 100 ms of SysTick at 25 MHz.
 const CHARACTER_TIMEOUT_TICKS: u32 = 2_500_000;
+/// Under `qemu -icount shift=0` each instruction is one nanosecond of the board's clock, and SysTick counts the
+/// 25 MHz core clock: one tick is 40 instructions.
+const INSTRUCTIONS_PER_TICK: u64 = 40;
 /// What S(WTX) asks for before a long command: 10 block waiting times (about 16 s).
 const WTX_MULTIPLIER: u8 = 10;
 
@@ -68,7 +71,7 @@ fn main() -> ! {
         reset()
     };
     let mut clock = Clock::start(peripherals.SYST);
-    let (store, seeds) = flash();
+    let (store, seeds, counting) = flash();
     let card: &'static mut FirmwareCard = CARD.take();
     card.mount(store);
     let link: &'static mut Link = LINK_STATE.init_with(|| CardT1::new(LINK));
@@ -87,11 +90,17 @@ fn main() -> ! {
         "linkcard-firmware: started, stack high-water {} bytes",
         stack::high_water()
     );
-    serve(&mut uart, &mut clock, card, link)
+    serve(&mut uart, &mut clock, card, link, counting)
 }
 
 /// Answers T=1 blocks for ever.
-fn serve(uart: &mut Uart, clock: &mut Clock, card: &mut FirmwareCard, link: &mut Link) -> ! {
+fn serve(
+    uart: &mut Uart,
+    clock: &mut Clock,
+    card: &mut FirmwareCard,
+    link: &mut Link,
+    counting: bool,
+) -> ! {
     let mut framer = Framer::new(LINK.edc);
     let mut reported_stack = 0;
     loop {
@@ -118,7 +127,21 @@ fn serve(uart: &mut Uart, clock: &mut Clock, card: &mut FirmwareCard, link: &mut
             uart.send(link.request_wtx(WTX_MULTIPLIER));
             continue;
         }
-        uart.send(link.answer(|command, response| card.transmit(command, response)));
+        let started = SYST::get_current();
+        let mut header = [0u8; 2];
+        let answer = link.answer(|command, response| {
+            header.copy_from_slice(command.get(..2).unwrap_or(&[0, 0]));
+            card.transmit(command, response)
+        });
+        let ticks = started.wrapping_sub(SYST::get_current()) & 0x00FF_FFFF;
+        uart.send(answer);
+        if counting {
+            let [cla, ins] = header;
+            hprintln!(
+                "linkcard-firmware: {cla:02X} {ins:02X} ran {} instructions",
+                u64::from(ticks) * INSTRUCTIONS_PER_TICK
+            );
+        }
         let deepest = stack::high_water();
         if deepest > reported_stack {
             reported_stack = deepest;
@@ -149,8 +172,9 @@ fn is_long(command: &[u8]) -> bool {
 }
 
 /// The card's store and the seed file's pages. QEMU's command line names their host files:
-/// "linkcard-firmware STATE-FILE SEED-FILE" (see [`state_file`]; the seed file is its two pages as they are).
-fn flash() -> (FlashNvm, FlashNvm) {
+/// "linkcard-firmware STATE-FILE SEED-FILE [count]" (see [`state_file`]; the seed file is its two pages as they
+/// are); `count` asks for each command's instruction count on the console (under `-icount shift=0`).
+fn flash() -> (FlashNvm, FlashNvm, bool) {
     let mut line = [0u8; host::MAX_COMMAND_LINE];
     let mut words = host::command_line(&mut line)
         .unwrap_or("")
@@ -164,6 +188,7 @@ fn flash() -> (FlashNvm, FlashNvm) {
         .next()
         .filter(|name| !name.is_empty())
         .and_then(HostFile::open);
+    let counting = words.next() == Some("count");
     let state = state.and_then(
         |file| match state_file::prepare(file, STORE_PAGE, STORE_PAGES) {
             Ok(offset) => Some((file, offset)),
@@ -185,6 +210,7 @@ fn flash() -> (FlashNvm, FlashNvm) {
     (
         FlashNvm::new(store, STORE_PAGE, state),
         FlashNvm::new(seed_pages, STORE_PAGE, seeds.map(|file| (file, 0))),
+        counting,
     )
 }
 

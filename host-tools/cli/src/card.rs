@@ -82,6 +82,11 @@ pub struct FirmwareArgs {
     #[arg(long, value_name = "PROGRAM", default_value = "qemu-system-arm")]
     qemu: PathBuf,
 
+    /// Log how many instructions the card executes for each command (QEMU runs with -icount shift=0, which is
+    /// slower): the figures of docs/PERFORMANCE.md.
+    #[arg(long)]
+    count_instructions: bool,
+
     /// Log every APDU (debug level) on standard error; RUST_LOG works too.
     #[arg(short, long)]
     verbose: bool,
@@ -185,6 +190,7 @@ fn firmware(args: &FirmwareArgs) -> anyhow::Result<u8> {
             firmware: args.firmware.clone(),
             state_file: dir.join(format!("slot-{slot}.nvm")),
             seed_file: dir.join(format!("slot-{slot}.seed")),
+            count_instructions: args.count_instructions,
         };
         let card = FirmwareCard::start(&config)
             .with_context(|| format!("cannot start the firmware card for slot {slot}"))?;

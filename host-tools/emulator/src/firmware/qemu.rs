@@ -44,6 +44,9 @@ pub struct QemuConfig {
     pub state_file: PathBuf,
     /// The seed file of its random generator.
     pub seed_file: PathBuf,
+    /// Run with `-icount shift=0` (one instruction, one nanosecond of the board's time) and have the firmware log
+    /// each command's instruction count.
+    pub count_instructions: bool,
 }
 
 /// A running QEMU.
@@ -65,7 +68,11 @@ impl Qemu {
         }
         let serial_port = free_port()?;
         let monitor_port = free_port()?;
-        let mut child = Command::new(&config.program)
+        let mut command = Command::new(&config.program);
+        if config.count_instructions {
+            command.args(["-icount", "shift=0"]);
+        }
+        let mut child = command
             .args([
                 "-M",
                 "mps2-an386",
@@ -83,9 +90,14 @@ impl Qemu {
             .arg(format!("tcp:127.0.0.1:{monitor_port},server=on,wait=off"))
             .arg("-semihosting-config")
             .arg(format!(
-                "enable=on,target=native,arg=linkcard-firmware,arg={},arg={}",
+                "enable=on,target=native,arg=linkcard-firmware,arg={},arg={}{}",
                 config.state_file.display(),
-                config.seed_file.display()
+                config.seed_file.display(),
+                if config.count_instructions {
+                    ",arg=count"
+                } else {
+                    ""
+                }
             ))
             .arg("-kernel")
             .arg(&config.firmware)
