@@ -340,7 +340,7 @@ expect_opensc 0 -s 00A4040C07F04C4E4B43FF01 -s 8012012C00 "Received (SW1=0x90, S
 CHECKS=$((CHECKS + 3))
 
 step "the firmware card: T=1 round trip of a 16-byte ECHO through pcscd, vpcd, the bridge and QEMU"
-cargo bench --locked -p emulator --bench round_trip -- --reader "$READER0" --count 300
+cargo bench --locked -p emulator --bench round_trip -- --reader "$READER0" --count 1000
 
 step "the firmware card: the story on two newly issued cards, the ATM on one while the POS serves the other"
 "${LK[@]}" bank customer add --user U3 --name "Jiro Sato" --account 0001-890 >/dev/null
