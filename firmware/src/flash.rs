@@ -11,7 +11,7 @@ use card_os::nvm::{Nvm, NvmError};
 
 use crate::host::HostFile;
 
-/// The bytes of the region, in pages of `page_size`, mirrored at `file_offset` in `mirror` (if there is one).
+/// The bytes of the region, in pages of `page_size`, mirrored at an offset in a host file (if there is one).
 pub struct FlashNvm {
     bytes: &'static mut [u8],
     page_size: usize,
@@ -19,43 +19,46 @@ pub struct FlashNvm {
 }
 
 impl FlashNvm {
-    /// The memory in `bytes`; with a mirror, its content is loaded from the file first (a file too short, a new
-    /// one, is given erased pages); without one, it starts erased.
+    /// The memory in `bytes`, loaded from the mirror: a new (empty) file gets erased pages written to it; a file
+    /// that cannot be read is not used (the card runs without persistence rather than erase a card it could not
+    /// read). Without a mirror the memory starts erased: QEMU's RAM is not flash that was erased.
     pub fn new(
         bytes: &'static mut [u8],
         page_size: usize,
         mirror: Option<(HostFile, usize)>,
     ) -> Self {
         debug_assert!(page_size > 0 && bytes.len().is_multiple_of(page_size));
-        let flash = Self {
+        let mirror = match mirror {
+            Some((file, offset)) if file.read_at(offset, bytes) => Some((file, offset)),
+            Some((file, offset)) if file.len().is_some_and(|length| length <= offset) => {
+                bytes.fill(0xFF);
+                file.write_at(offset, bytes).then_some((file, offset))
+            }
+            Some(_) | None => {
+                bytes.fill(0xFF);
+                None
+            }
+        };
+        Self {
             bytes,
             page_size,
             mirror,
-        };
-        match mirror {
-            Some((file, offset)) if file.read_at(offset, flash.bytes) => {}
-            Some((file, offset)) => {
-                flash.bytes.fill(0xFF);
-                // A file that cannot be written fails the first write the card makes, which says so.
-                let _ = file.write_at(offset, flash.bytes);
-            }
-            // Without a file the memory is new at every start: QEMU's RAM is not flash that was erased.
-            None => flash.bytes.fill(0xFF),
         }
-        flash
     }
 
-    /// Writes `range` through to the file.
-    fn mirror(&self, start: usize, end: usize) -> Result<(), NvmError> {
-        let Some((file, offset)) = self.mirror else {
-            return Ok(());
-        };
-        let bytes = self.bytes.get(start..end).ok_or(NvmError::OutOfRange)?;
-        // The card cannot go on as if a write it cannot keep had happened.
-        if file.write_at(offset + start, bytes) {
-            Ok(())
-        } else {
-            Err(NvmError::PowerLost)
+    /// Whether the memory is kept in a host file.
+    pub fn is_kept(&self) -> bool {
+        self.mirror.is_some()
+    }
+
+    /// Writes what `start..start + bytes.len()` is about to hold to the file first: a write the file does not
+    /// take fails as a power loss before the card's memory changes, so the two never disagree.
+    fn mirror(&self, start: usize, bytes: &[u8]) -> Result<(), NvmError> {
+        match &self.mirror {
+            Some((file, offset)) if !file.write_at(offset + start, bytes) => {
+                Err(NvmError::PowerLost)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -90,11 +93,18 @@ impl Nvm for FlashNvm {
             .checked_mul(self.page_size)
             .ok_or(NvmError::OutOfRange)?;
         let (start, end) = self.page_range(start, self.page_size)?;
+        let erased = [0xFFu8; 256];
+        let mut at = start;
+        while at < end {
+            let chunk = (end - at).min(erased.len());
+            self.mirror(at, erased.get(..chunk).ok_or(NvmError::OutOfRange)?)?;
+            at += chunk;
+        }
         self.bytes
             .get_mut(start..end)
             .ok_or(NvmError::OutOfRange)?
             .fill(0xFF);
-        self.mirror(start, end)
+        Ok(())
     }
 
     fn program(&mut self, address: usize, data: &[u8]) -> Result<(), NvmError> {
@@ -103,7 +113,12 @@ impl Nvm for FlashNvm {
         if target.iter().zip(data).any(|(old, new)| old & new != *new) {
             return Err(NvmError::NotErased);
         }
-        target.copy_from_slice(data);
-        self.mirror(start, end)
+        // Programming only clears bits and none is set that is 0: the page will hold exactly `data` there.
+        self.mirror(start, data)?;
+        self.bytes
+            .get_mut(start..end)
+            .ok_or(NvmError::OutOfRange)?
+            .copy_from_slice(data);
+        Ok(())
     }
 }

@@ -20,42 +20,74 @@ pub fn command_line(buffer: &mut [u8; MAX_COMMAND_LINE]) -> Option<&str> {
     core::str::from_utf8(buffer.get(..length)?).ok()
 }
 
-/// A file on the host, open for reading and writing.
-#[derive(Clone, Copy)]
-pub struct HostFile(usize);
+/// A file on the host, named by its path and opened for each operation, then closed: QEMU keeps the files a guest
+/// opened across a reset of the board, so handles kept over a start would pile up with every reset.
+#[derive(Clone)]
+pub struct HostFile {
+    /// The path, NUL-terminated as SYS_OPEN wants it.
+    name: heapless::Vec<u8, MAX_COMMAND_LINE>,
+}
+
+/// A file opened for one operation, closed when dropped.
+struct Open(usize);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        // SAFETY: SYS_CLOSE only releases the host's handle, which nothing else uses.
+        unsafe { syscall!(CLOSE, self.0) };
+    }
+}
 
 impl HostFile {
-    /// Opens `path` read-write without truncating ("r+b"), or creates it ("w+b") when it does not exist.
-    pub fn open(path: &str) -> Option<Self> {
-        // SYS_OPEN takes a NUL-terminated name with its length.
-        let mut name = heapless::Vec::<u8, 256>::new();
+    /// The file at `path`, created (empty) when it does not exist; `None` when the host cannot open it.
+    pub fn new(path: &str) -> Option<Self> {
+        let mut name = heapless::Vec::new();
         name.extend_from_slice(path.as_bytes()).ok()?;
         name.push(0).ok()?;
-        for mode in [nr::open::RW_BINARY, nr::open::RW_TRUNC_BINARY] {
-            // SAFETY: `name` lives across the call and is NUL-terminated; the length excludes the NUL.
-            let handle = unsafe { syscall!(OPEN, name.as_ptr(), mode, path.len()) };
-            if handle != usize::MAX {
-                return Some(Self(handle));
-            }
-        }
-        None
+        let file = Self { name };
+        // "r+b" keeps an existing file; "w+b" creates a missing one.
+        drop(
+            file.open(nr::open::RW_BINARY)
+                .or_else(|| file.open(nr::open::RW_TRUNC_BINARY))?,
+        );
+        Some(file)
+    }
+
+    fn open(&self, mode: usize) -> Option<Open> {
+        // SAFETY: `name` lives across the call and is NUL-terminated; the length excludes the NUL.
+        let handle = unsafe { syscall!(OPEN, self.name.as_ptr(), mode, self.name.len() - 1) };
+        (handle != usize::MAX).then_some(Open(handle))
+    }
+
+    /// The file's length.
+    pub fn len(&self) -> Option<usize> {
+        let file = self.open(nr::open::R_BINARY)?;
+        // SAFETY: SYS_FLEN only reads the handle.
+        let length = unsafe { syscall!(FLEN, file.0) };
+        (length != usize::MAX).then_some(length)
     }
 
     /// Reads `buffer.len()` bytes at `offset`; `false` when the file is shorter or the host fails.
-    pub fn read_at(self, offset: usize, buffer: &mut [u8]) -> bool {
+    pub fn read_at(&self, offset: usize, buffer: &mut [u8]) -> bool {
+        let Some(file) = self.open(nr::open::R_BINARY) else {
+            return false;
+        };
         // SAFETY: SYS_READ writes at most `buffer.len()` bytes into `buffer`, and answers how many it did not.
-        self.seek(offset)
-            && unsafe { syscall!(READ, self.0, buffer.as_mut_ptr(), buffer.len()) } == 0
+        seek(&file, offset)
+            && unsafe { syscall!(READ, file.0, buffer.as_mut_ptr(), buffer.len()) } == 0
     }
 
     /// Writes `bytes` at `offset`; `false` when the host fails.
-    pub fn write_at(self, offset: usize, bytes: &[u8]) -> bool {
+    pub fn write_at(&self, offset: usize, bytes: &[u8]) -> bool {
+        let Some(file) = self.open(nr::open::RW_BINARY) else {
+            return false;
+        };
         // SAFETY: SYS_WRITE only reads `bytes`.
-        self.seek(offset) && unsafe { syscall!(WRITE, self.0, bytes.as_ptr(), bytes.len()) } == 0
+        seek(&file, offset) && unsafe { syscall!(WRITE, file.0, bytes.as_ptr(), bytes.len()) } == 0
     }
+}
 
-    fn seek(self, offset: usize) -> bool {
-        // SAFETY: SYS_SEEK only moves the host file's position.
-        unsafe { syscall!(SEEK, self.0, offset) == 0 }
-    }
+fn seek(file: &Open, offset: usize) -> bool {
+    // SAFETY: SYS_SEEK only moves the host file's position.
+    unsafe { syscall!(SEEK, file.0, offset) == 0 }
 }

@@ -66,11 +66,25 @@ static LINK_STATE: StaticCell<Link> = StaticCell::new();
 #[entry]
 fn main() -> ! {
     stack::paint();
+    let (mut uart, mut clock, card, link, counting) = start();
+    serve(&mut uart, &mut clock, card, link, counting)
+}
+
+/// Everything before the first block: its own frame, gone before `serve` runs (`main` never returns, so what its
+/// frame held would weigh on the stack for ever).
+#[inline(never)]
+fn start() -> (
+    Uart,
+    Clock,
+    &'static mut FirmwareCard,
+    &'static mut Link,
+    bool,
+) {
     let mut uart = Uart::take();
     let Some(peripherals) = cortex_m::Peripherals::take() else {
         reset()
     };
-    let mut clock = Clock::start(peripherals.SYST);
+    let clock = Clock::start(peripherals.SYST);
     let (store, seeds, counting) = flash();
     let card: &'static mut FirmwareCard = CARD.take();
     card.mount(store);
@@ -90,7 +104,7 @@ fn main() -> ! {
         "linkcard-firmware: started, stack high-water {} bytes",
         stack::high_water()
     );
-    serve(&mut uart, &mut clock, card, link, counting)
+    (uart, clock, card, link, counting)
 }
 
 /// Answers T=1 blocks for ever.
@@ -183,14 +197,14 @@ fn flash() -> (FlashNvm, FlashNvm, bool) {
     let state = words
         .next()
         .filter(|name| !name.is_empty())
-        .and_then(HostFile::open);
+        .and_then(HostFile::new);
     let seeds = words
         .next()
         .filter(|name| !name.is_empty())
-        .and_then(HostFile::open);
+        .and_then(HostFile::new);
     let counting = words.next() == Some("count");
     let state = state.and_then(
-        |file| match state_file::prepare(file, STORE_PAGE, STORE_PAGES) {
+        |file| match state_file::prepare(&file, STORE_PAGE, STORE_PAGES) {
             Ok(offset) => Some((file, offset)),
             Err(error) => {
                 hprintln!("linkcard-firmware: the card state file is not used ({error:?})");
@@ -198,20 +212,24 @@ fn flash() -> (FlashNvm, FlashNvm, bool) {
             }
         },
     );
-    if state.is_none() {
-        hprintln!(
-            "linkcard-firmware: no card state file: the card's memory lasts until QEMU stops"
-        );
-    }
+    let named = state.is_some();
     // SAFETY: `NVM_BASE .. + NVM_BYTES` lies in the NVM region of memory.x, which the linker keeps free of code
     // and data; `flash` runs once per start, so this is the only reference to it.
     let region = unsafe { core::slice::from_raw_parts_mut(NVM_BASE as *mut u8, NVM_BYTES) };
     let (store, seed_pages) = region.split_at_mut(STORE_BYTES);
-    (
-        FlashNvm::new(store, STORE_PAGE, state),
-        FlashNvm::new(seed_pages, STORE_PAGE, seeds.map(|file| (file, 0))),
-        counting,
-    )
+    let store = FlashNvm::new(store, STORE_PAGE, state);
+    if !store.is_kept() {
+        let why = if named {
+            "cannot be read"
+        } else {
+            "is not used"
+        };
+        hprintln!(
+            "linkcard-firmware: the card state file {why}: the memory starts erased at every start"
+        );
+    }
+    let seeds = FlashNvm::new(seed_pages, STORE_PAGE, seeds.map(|file| (file, 0)));
+    (store, seeds, counting)
 }
 
 /// SysTick as a free-running 24-bit down-counter at the core clock, for the character timeout.

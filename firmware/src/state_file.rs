@@ -23,7 +23,7 @@ pub enum StateFileError {
 /// Checks `file`'s header for a memory of `pages` pages of `page_size` bytes and answers where the memory starts.
 /// An empty file gets a header and erased pages; a file with fewer pages (an older, smaller card) is grown by
 /// erased pages, as the emulator grows it.
-pub fn prepare(file: HostFile, page_size: usize, pages: usize) -> Result<usize, StateFileError> {
+pub fn prepare(file: &HostFile, page_size: usize, pages: usize) -> Result<usize, StateFileError> {
     let mut header = [0u8; HEADER_LEN];
     let found_pages = if file.read_at(0, &mut header) {
         check(&header, page_size, pages)?

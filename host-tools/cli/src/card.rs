@@ -54,7 +54,7 @@ The card keeps its memory in DIR/slot-N.nvm (the same card state file as `card e
 `card issue` write: an issued card runs here as it is) and its random generator's state in DIR/slot-N.seed,
 created with a seed from this machine's generator when missing. Without --state-dir both live in a temporary
 directory removed on exit.
-Build the firmware first: cargo build --release --manifest-path firmware/Cargo.toml";
+Build the firmware first: cargo build --release --manifest-path firmware/Cargo.toml --target thumbv7em-none-eabihf";
 
 #[derive(Debug, Args)]
 pub struct FirmwareArgs {
@@ -92,7 +92,7 @@ pub struct FirmwareArgs {
     verbose: bool,
 }
 
-/// Where `cargo build --release --manifest-path firmware/Cargo.toml` leaves the firmware, from the sources' root.
+/// Where the firmware's release build (`--target thumbv7em-none-eabihf`) leaves it, from the sources' root.
 const FIRMWARE_ELF: &str = "firmware/target/thumbv7em-none-eabihf/release/linkcard-firmware";
 
 #[derive(Debug, Args)]
@@ -166,10 +166,12 @@ fn firmware(args: &FirmwareArgs) -> anyhow::Result<u8> {
     init_logging(args.verbose);
     anyhow::ensure!(
         args.firmware.is_file(),
-        "no firmware at {}: build it with `cargo build --release --manifest-path firmware/Cargo.toml` (from the \
-         linkcard sources), or name it with --firmware",
+        "no firmware at {}: build it with `cargo build --release --manifest-path firmware/Cargo.toml --target \
+         thumbv7em-none-eabihf` (from the linkcard sources), or name it with --firmware",
         args.firmware.display()
     );
+    // Without --state-dir: a new private directory (mode 0700), removed on exit, so nobody else can place a seed
+    // file of their choosing for the card.
     let (dir, _temporary) = match &args.state_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -177,12 +179,16 @@ fn firmware(args: &FirmwareArgs) -> anyhow::Result<u8> {
             (dir.clone(), None)
         }
         None => {
-            let temporary = TemporaryDir::new()?;
-            (temporary.0.clone(), Some(temporary))
+            let temporary = tempfile::Builder::new()
+                .prefix("linkcard-firmware-")
+                .tempdir()
+                .context("cannot create a temporary directory for the firmware cards")?;
+            (temporary.path().to_path_buf(), Some(temporary))
         }
     };
-    let stopping = StopOnSignal::install()?;
-    let mut cards = Vec::new();
+    // Every QEMU starts before any bridge runs: a slot that cannot start stops those started (dropping a card
+    // stops its QEMU) and nothing is left running.
+    let mut started = Vec::new();
     for &slot in &args.slots {
         let endpoint = endpoint(&args.host, args.port, slot)?;
         let config = emulator::firmware::qemu::QemuConfig {
@@ -199,6 +205,11 @@ fn firmware(args: &FirmwareArgs) -> anyhow::Result<u8> {
             hex::spaced(&card.atr()),
             config.state_file.display()
         ));
+        started.push((endpoint, card));
+    }
+    let stopping = StopOnSignal::install()?;
+    let mut cards = Vec::new();
+    for (endpoint, card) in started {
         let stop = Arc::clone(&stopping.stop);
         cards.push(spawn_card(
             endpoint,
@@ -210,24 +221,6 @@ fn firmware(args: &FirmwareArgs) -> anyhow::Result<u8> {
         ));
     }
     stopping.join(cards)
-}
-
-/// A directory removed when dropped: the firmware cards' files when no --state-dir keeps them.
-struct TemporaryDir(PathBuf);
-
-impl TemporaryDir {
-    fn new() -> anyhow::Result<Self> {
-        let path = std::env::temp_dir().join(format!("linkcard-firmware-{}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for TemporaryDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn init_logging(verbose: bool) {

@@ -10,6 +10,9 @@
 //! with an R-block asking for it again (EDC error or other error); after [`RETRIES`] failed attempts in a row
 //! the reader sends S(RESYNCH) (up to [`RETRIES`] times) and, once the card confirms, sends the whole command
 //! again from sequence number 0. If that fails too the card is mute: [`IfdError::Mute`], and the caller resets it.
+//! As the standard has it, a command whose answer was lost before the resynchronisation may run twice on the card;
+//! the applets' own counters (the ATC, token ids) make a repeated payment command harmless, not the link.
+//! The chunk size is fixed for a command when it starts: an S(IFS) the card sends mid-command applies from the next.
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
@@ -92,10 +95,16 @@ impl Attempts {
     /// Counts sending `frame`; [`IfdError::Mute`] when it would be once too often.
     fn count(&mut self, frame: &[u8]) -> Result<(), IfdError> {
         self.total += 1;
+        // R-blocks asking for the same block count as one, whatever error they report (their status bits and so
+        // their EDC differ): they are compared by NAD and PCB without those bits.
+        let frame = match frame {
+            [nad, pcb, ..] if pcb & 0xC0 == 0x80 => vec![*nad, pcb & 0xF0],
+            _ => frame.to_vec(),
+        };
         if self.last == frame {
             self.times += 1;
         } else {
-            self.last = frame.to_vec();
+            self.last = frame;
             self.times = 1;
         }
         if self.times > RETRIES + 1 || self.total > MOST_BLOCKS {

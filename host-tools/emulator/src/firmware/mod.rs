@@ -140,8 +140,19 @@ pub fn personalize_seed_file(path: &Path) -> Result<(), FirmwareError> {
     std::fs::rename(&partial, path).map_err(io_error)
 }
 
-/// Resets the board and reads its ATR; answers the ATR and the T=1 parameters it announces.
+/// Resets the board and reads its ATR, once more if the first read fails (bytes of the firmware that ran before
+/// the reset may still come first); answers the ATR and the T=1 parameters it announces.
 fn reset(qemu: &mut Qemu) -> Result<(Vec<u8>, Params), FirmwareError> {
+    match reset_once(qemu) {
+        Err(FirmwareError::NoAtr(received)) => {
+            debug!("no valid ATR after a reset ({received:02X?}): resetting again");
+            reset_once(qemu)
+        }
+        outcome => outcome,
+    }
+}
+
+fn reset_once(qemu: &mut Qemu) -> Result<(Vec<u8>, Params), FirmwareError> {
     drain(&mut qemu.serial)?;
     qemu.reset()?;
     let deadline = Instant::now() + ATR_TIMEOUT;
@@ -160,6 +171,8 @@ fn reset(qemu: &mut Qemu) -> Result<(Vec<u8>, Params), FirmwareError> {
             .map_err(QemuError::Io)?;
         let mut byte = [0u8; 1];
         match qemu.serial.read(&mut byte) {
+            // An ATR starts with TS: anything before it is left over from before the reset.
+            Ok(1) if atr.is_empty() && byte[0] != 0x3B && byte[0] != 0x3F => {}
             Ok(1) => atr.push(byte[0]),
             Ok(_) => return Err(FirmwareError::NoAtr(atr)),
             Err(e)
@@ -194,11 +207,16 @@ fn drain(serial: &mut TcpStream) -> Result<(), FirmwareError> {
 /// The T=1 parameters of a whole ATR (ISO/IEC 7816-3 §8.2), `None` while it is incomplete or if it offers no
 /// T=1. The first TA/TB/TC after a TD announcing T=1 (from TD2 on) are IFSC, BWI/CWI and the EDC.
 pub fn t1_params(atr: &[u8]) -> Option<Params> {
-    let (&format, mut rest) = atr.get(1..)?.split_first()?;
+    let (&initial, after_initial) = atr.split_first()?;
+    if initial != 0x3B && initial != 0x3F {
+        return None;
+    }
+    let (&format, mut rest) = after_initial.split_first()?;
     let historical = usize::from(format & 0x0F);
     let mut indicator = format >> 4;
     let (mut ifsc, mut bwi, mut edc) = (card_t1::block::DEFAULT_IFS, 4u8, Edc::Lrc);
     let mut offers_t1 = false;
+    let mut seen = (false, false, false);
     let mut level = 1;
     // Which protocol the bytes being read belong to (after TD(i-1)); T=1's own bytes are from level 3 on.
     let mut t1_level = false;
@@ -207,10 +225,14 @@ pub fn t1_params(atr: &[u8]) -> Option<Params> {
             if indicator & bit != 0 {
                 let (&byte, after) = rest.split_first()?;
                 rest = after;
+                // Only the first T=1 bytes count (from TD2 on): later ones are for other protocols' levels.
                 match field {
-                    'A' if t1_level => ifsc = byte,
-                    'B' if t1_level => bwi = byte >> 4,
-                    'C' if t1_level => edc = if byte & 1 == 1 { Edc::Crc } else { Edc::Lrc },
+                    'A' if t1_level && !seen.0 => (ifsc, seen.0) = (byte, true),
+                    'B' if t1_level && !seen.1 => (bwi, seen.1) = (byte >> 4, true),
+                    'C' if t1_level && !seen.2 => {
+                        edc = if byte & 1 == 1 { Edc::Crc } else { Edc::Lrc };
+                        seen.2 = true;
+                    }
                     _ => {}
                 }
             }
@@ -225,8 +247,15 @@ pub fn t1_params(atr: &[u8]) -> Option<Params> {
         t1_level = td & 0x0F == 1 && level >= 3;
         indicator = td >> 4;
     }
-    // Historical bytes, then TCK (present whenever a protocol other than T=0 is offered).
+    // Historical bytes, then TCK (present whenever a protocol other than T=0 is offered): every byte after TS
+    // exclusive-ored with it gives 0.
     if rest.len() < historical + usize::from(offers_t1) || !offers_t1 {
+        return None;
+    }
+    let end = 1 + (after_initial.len() - rest.len()) + historical + 1;
+    if atr.get(1..end)?.iter().fold(0, |check, byte| check ^ byte) != 0
+        || !(1..=254).contains(&ifsc)
+    {
         return None;
     }
     // BWT = 11 etu + 2^BWI × 960 × 372 / 3.57 MHz ≈ 2^BWI × 100 ms (the etu term is negligible).
@@ -236,4 +265,47 @@ pub fn t1_params(atr: &[u8]) -> Option<Params> {
         edc,
         block_waiting_time,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use card_t1::atr::{WaitingTimes, atr};
+
+    const HISTORICAL: [u8; 10] = [0x80, 0x58, b'l', b'i', b'n', b'k', b'c', b'a', b'r', b'd'];
+
+    #[test]
+    fn the_firmware_atr_gives_its_t1_parameters_once_whole() {
+        let config = card_t1::Config {
+            ifsc: 254,
+            edc: Edc::Crc,
+        };
+        let bytes = atr(config, WaitingTimes { bwi: 4, cwi: 5 }, &HISTORICAL).unwrap();
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                t1_params(&bytes[..cut]),
+                None,
+                "{cut} bytes are not a whole ATR"
+            );
+        }
+        let params = t1_params(&bytes).unwrap();
+        assert_eq!((params.ifsc, params.edc), (254, Edc::Crc));
+        assert_eq!(params.block_waiting_time, Duration::from_millis(1600));
+    }
+
+    #[test]
+    fn an_atr_without_t1_parameters_gets_the_defaults_and_a_bad_one_none() {
+        // The emulator's ATR: T=0 and T=1 offered, no T=1 bytes.
+        let emulator = crate::atr();
+        let params = t1_params(emulator).unwrap();
+        assert_eq!((params.ifsc, params.edc), (32, Edc::Lrc));
+        let mut wrong_check = emulator.to_vec();
+        *wrong_check.last_mut().unwrap() ^= 1;
+        assert_eq!(t1_params(&wrong_check), None);
+        let mut wrong_start = emulator.to_vec();
+        wrong_start[0] = 0x3C;
+        assert_eq!(t1_params(&wrong_start), None);
+        // T=0 only: no T=1 link to speak.
+        assert_eq!(t1_params(&[0x3B, 0x00]), None);
+    }
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
+/// The firmware's command-line buffer (`firmware/src/host.rs`).
+const MAX_COMMAND_LINE: usize = 256;
 /// How long QEMU may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,8 +29,10 @@ pub enum QemuError {
     NotListening { what: &'static str, detail: String },
     #[error("QEMU's monitor (QMP) failed: {0}")]
     Monitor(String),
-    #[error("{0}: semihosting splits its command line at spaces; use a path without spaces")]
-    PathWithSpace(PathBuf),
+    #[error(
+        "{0}: the firmware's semihosting command line cannot carry it (no spaces or commas, {MAX_COMMAND_LINE} bytes in all)"
+    )]
+    UnusablePath(PathBuf),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -61,9 +65,14 @@ pub struct Qemu {
 impl Qemu {
     /// Starts QEMU and connects to its UART and its monitor.
     pub fn start(config: &QemuConfig) -> Result<Self, QemuError> {
-        for path in [&config.state_file, &config.seed_file, &config.firmware] {
-            if path.to_string_lossy().contains(' ') {
-                return Err(QemuError::PathWithSpace(path.clone()));
+        // "linkcard-firmware STATE SEED count", read by the firmware into MAX_COMMAND_LINE bytes; QEMU's option
+        // syntax splits at commas and the firmware at spaces.
+        let line =
+            18 + config.state_file.as_os_str().len() + 1 + config.seed_file.as_os_str().len() + 6;
+        for path in [&config.state_file, &config.seed_file] {
+            let text = path.to_string_lossy();
+            if text.contains([' ', ',']) || line >= MAX_COMMAND_LINE {
+                return Err(QemuError::UnusablePath(path.clone()));
             }
         }
         let serial_port = free_port()?;
