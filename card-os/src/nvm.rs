@@ -3,6 +3,8 @@
 //! Any erase or program can be interrupted by a power loss, leaving the page partly written.
 //!
 //! * [`Nvm`]: the backend trait the journaled store ([`crate::store`]) runs on;
+//! * [`flash_bytes`]: the checks of flash semantics over a memory kept as bytes, for every backend that keeps one
+//!   (in RAM, mirrored in a file, or in a firmware's emulated flash);
 //! * [`RamNvm`]: flash semantics in RAM, for tests and the in-process card;
 //! * [`TearingNvm`]: wraps a backend and cuts the power at the k-th erase or program, leaving that page half
 //!   written or filled with garbage, so tests can tear at every write point.
@@ -17,6 +19,18 @@ pub enum NvmError {
     /// Power was lost during or before this operation (only [`TearingNvm`] reports it).
     PowerLost,
 }
+
+impl core::fmt::Display for NvmError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::OutOfRange => "address outside the memory or across a page",
+            Self::NotErased => "programming would set a bit that is not erased",
+            Self::PowerLost => "power lost during the write",
+        })
+    }
+}
+
+impl core::error::Error for NvmError {}
 
 /// A page-erasable, bit-clearing memory.
 pub trait Nvm {
@@ -65,6 +79,111 @@ fn page_range(
     Ok(address..end)
 }
 
+/// Flash semantics over a memory kept as a byte slice: what each operation may touch, checked. A backend applies
+/// the answer to its bytes (and to wherever else it keeps them).
+pub mod flash_bytes {
+    use super::{NvmError, page_range};
+    use core::ops::Range;
+
+    /// Copies `buf.len()` bytes at `address` of `bytes` into `buf`.
+    pub fn read(bytes: &[u8], address: usize, buf: &mut [u8]) -> Result<(), NvmError> {
+        let end = address.checked_add(buf.len()).ok_or(NvmError::OutOfRange)?;
+        buf.copy_from_slice(bytes.get(address..end).ok_or(NvmError::OutOfRange)?);
+        Ok(())
+    }
+
+    /// The bytes of page `page` in a memory of `size` bytes.
+    pub fn page(size: usize, page_size: usize, page: usize) -> Result<Range<usize>, NvmError> {
+        let start = page.checked_mul(page_size).ok_or(NvmError::OutOfRange)?;
+        page_range(start, page_size, page_size, size)
+    }
+
+    /// Where programming `data` at `address` goes: within one page, and setting no bit that is 0
+    /// ([`NvmError::NotErased`]). Those bytes then hold exactly `data`.
+    pub fn program(
+        bytes: &[u8],
+        page_size: usize,
+        address: usize,
+        data: &[u8],
+    ) -> Result<Range<usize>, NvmError> {
+        let range = page_range(address, data.len(), page_size, bytes.len())?;
+        let target = bytes.get(range.clone()).ok_or(NvmError::OutOfRange)?;
+        if target.iter().zip(data).any(|(old, new)| old & new != *new) {
+            return Err(NvmError::NotErased);
+        }
+        Ok(range)
+    }
+}
+
+/// The header of a card state file: the format a host keeps a card's memory in (`emulator::file_nvm`), which the
+/// firmware also uses for the host file behind its flash. All numbers big-endian:
+/// magic (8) | format version (2) | reserved, 0 (2) | page size (4) | page count (4), then the memory.
+pub mod state_file {
+    /// Identifies a linkcard card state file.
+    pub const MAGIC: [u8; 8] = *b"LCNVM\0\0\0";
+    /// The format version written.
+    pub const VERSION: u16 = 1;
+    /// Where the memory starts.
+    pub const HEADER_LEN: usize = 20;
+
+    /// What a header says.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Header {
+        pub version: u16,
+        pub page_size: usize,
+        pub pages: usize,
+    }
+
+    /// The header's fields; `None` when the magic is not a card state file's.
+    pub fn parse(header: &[u8; HEADER_LEN]) -> Option<Header> {
+        let [
+            m0,
+            m1,
+            m2,
+            m3,
+            m4,
+            m5,
+            m6,
+            m7,
+            v0,
+            v1,
+            _,
+            _,
+            s0,
+            s1,
+            s2,
+            s3,
+            p0,
+            p1,
+            p2,
+            p3,
+        ] = *header;
+        if [m0, m1, m2, m3, m4, m5, m6, m7] != MAGIC {
+            return None;
+        }
+        Some(Header {
+            version: u16::from_be_bytes([v0, v1]),
+            page_size: u32::from_be_bytes([s0, s1, s2, s3]) as usize,
+            pages: u32::from_be_bytes([p0, p1, p2, p3]) as usize,
+        })
+    }
+
+    /// The header of a memory of `pages` pages of `page_size` bytes, at [`VERSION`].
+    pub fn encode(page_size: usize, pages: usize) -> [u8; HEADER_LEN] {
+        let mut header = [0u8; HEADER_LEN];
+        let fields = MAGIC
+            .into_iter()
+            .chain(VERSION.to_be_bytes())
+            .chain([0, 0])
+            .chain((page_size as u32).to_be_bytes())
+            .chain((pages as u32).to_be_bytes());
+        for (byte, field) in header.iter_mut().zip(fields) {
+            *byte = field;
+        }
+        header
+    }
+}
+
 /// Flash semantics in RAM: `SIZE` bytes in pages of `PAGE` bytes. New memory is erased.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RamNvm<const SIZE: usize, const PAGE: usize> {
@@ -98,13 +217,10 @@ impl<const SIZE: usize, const PAGE: usize> Nvm for RamNvm<SIZE, PAGE> {
         SIZE / PAGE
     }
     fn read(&self, address: usize, buf: &mut [u8]) -> Result<(), NvmError> {
-        let end = address.checked_add(buf.len()).ok_or(NvmError::OutOfRange)?;
-        buf.copy_from_slice(self.bytes.get(address..end).ok_or(NvmError::OutOfRange)?);
-        Ok(())
+        flash_bytes::read(&self.bytes, address, buf)
     }
     fn erase_page(&mut self, page: usize) -> Result<(), NvmError> {
-        let start = page.checked_mul(PAGE).ok_or(NvmError::OutOfRange)?;
-        let range = page_range(start, PAGE, PAGE, SIZE)?;
+        let range = flash_bytes::page(SIZE, PAGE, page)?;
         self.bytes
             .get_mut(range)
             .ok_or(NvmError::OutOfRange)?
@@ -112,12 +228,11 @@ impl<const SIZE: usize, const PAGE: usize> Nvm for RamNvm<SIZE, PAGE> {
         Ok(())
     }
     fn program(&mut self, address: usize, data: &[u8]) -> Result<(), NvmError> {
-        let range = page_range(address, data.len(), PAGE, SIZE)?;
-        let target = self.bytes.get_mut(range).ok_or(NvmError::OutOfRange)?;
-        if target.iter().zip(data).any(|(old, new)| old & new != *new) {
-            return Err(NvmError::NotErased);
-        }
-        target.copy_from_slice(data);
+        let range = flash_bytes::program(&self.bytes, PAGE, address, data)?;
+        self.bytes
+            .get_mut(range)
+            .ok_or(NvmError::OutOfRange)?
+            .copy_from_slice(data);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! returns: that file is the card's flash across restarts of QEMU, and the board's RAM copy survives a reset
 //! of the card. A real chip swaps this module for its flash controller's driver behind the same [`Nvm`] trait.
 
-use card_os::nvm::{Nvm, NvmError};
+use card_os::nvm::{Nvm, NvmError, flash_bytes};
 
 use crate::host::HostFile;
 
@@ -61,16 +61,6 @@ impl FlashNvm {
             _ => Ok(()),
         }
     }
-
-    /// The range of a write at `address` of `len` bytes, within one page.
-    fn page_range(&self, address: usize, len: usize) -> Result<(usize, usize), NvmError> {
-        let end = address.checked_add(len).ok_or(NvmError::OutOfRange)?;
-        let same_page = len == 0 || address / self.page_size == (end - 1) / self.page_size;
-        if end > self.bytes.len() || !same_page {
-            return Err(NvmError::OutOfRange);
-        }
-        Ok((address, end))
-    }
 }
 
 impl Nvm for FlashNvm {
@@ -83,40 +73,30 @@ impl Nvm for FlashNvm {
     }
 
     fn read(&self, address: usize, buf: &mut [u8]) -> Result<(), NvmError> {
-        let end = address.checked_add(buf.len()).ok_or(NvmError::OutOfRange)?;
-        buf.copy_from_slice(self.bytes.get(address..end).ok_or(NvmError::OutOfRange)?);
-        Ok(())
+        flash_bytes::read(self.bytes, address, buf)
     }
 
     fn erase_page(&mut self, page: usize) -> Result<(), NvmError> {
-        let start = page
-            .checked_mul(self.page_size)
-            .ok_or(NvmError::OutOfRange)?;
-        let (start, end) = self.page_range(start, self.page_size)?;
+        let range = flash_bytes::page(self.bytes.len(), self.page_size, page)?;
         let erased = [0xFFu8; 256];
-        let mut at = start;
-        while at < end {
-            let chunk = (end - at).min(erased.len());
+        let mut at = range.start;
+        while at < range.end {
+            let chunk = (range.end - at).min(erased.len());
             self.mirror(at, erased.get(..chunk).ok_or(NvmError::OutOfRange)?)?;
             at += chunk;
         }
         self.bytes
-            .get_mut(start..end)
+            .get_mut(range)
             .ok_or(NvmError::OutOfRange)?
             .fill(0xFF);
         Ok(())
     }
 
     fn program(&mut self, address: usize, data: &[u8]) -> Result<(), NvmError> {
-        let (start, end) = self.page_range(address, data.len())?;
-        let target = self.bytes.get_mut(start..end).ok_or(NvmError::OutOfRange)?;
-        if target.iter().zip(data).any(|(old, new)| old & new != *new) {
-            return Err(NvmError::NotErased);
-        }
-        // Programming only clears bits and none is set that is 0: the page will hold exactly `data` there.
-        self.mirror(start, data)?;
+        let range = flash_bytes::program(self.bytes, self.page_size, address, data)?;
+        self.mirror(range.start, data)?;
         self.bytes
-            .get_mut(start..end)
+            .get_mut(range)
             .ok_or(NvmError::OutOfRange)?
             .copy_from_slice(data);
         Ok(())

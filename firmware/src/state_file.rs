@@ -2,12 +2,9 @@
 //! then the memory page after page), used here as the flash's host file: a card issued by `linkcard card issue`
 //! or kept by `linkcard card emulate --state-dir` runs on the firmware as it is, and back.
 
-use crate::host::HostFile;
+use card_os::nvm::state_file::{self, HEADER_LEN, VERSION};
 
-const MAGIC: [u8; 8] = *b"LCNVM\0\0\0";
-const VERSION: u16 = 1;
-/// Where the memory starts in the file.
-pub const HEADER_LEN: usize = 20;
+use crate::host::HostFile;
 
 /// Why a state file is not used.
 #[derive(Debug)]
@@ -42,7 +39,7 @@ pub fn prepare(file: &HostFile, page_size: usize, pages: usize) -> Result<usize,
             }
             at += chunk;
         }
-        if !file.write_at(0, &encode(page_size, pages)) {
+        if !file.write_at(0, &state_file::encode(page_size, pages)) {
             return Err(StateFileError::Host);
         }
     }
@@ -55,28 +52,11 @@ fn check(
     page_size: usize,
     pages: usize,
 ) -> Result<usize, StateFileError> {
-    let field = |at: usize| -> [u8; 4] {
-        let mut bytes = [0u8; 4];
-        bytes.copy_from_slice(header.get(at..at + 4).unwrap_or(&[0; 4]));
-        bytes
-    };
-    let version = u16::from_be_bytes([header[8], header[9]]);
-    if !header.starts_with(&MAGIC) || version != VERSION {
-        return Err(StateFileError::Format);
-    }
-    let found_page_size = u32::from_be_bytes(field(12)) as usize;
-    let found_pages = u32::from_be_bytes(field(16)) as usize;
-    if found_page_size != page_size || found_pages > pages {
+    let found = state_file::parse(header)
+        .filter(|found| found.version == VERSION)
+        .ok_or(StateFileError::Format)?;
+    if found.page_size != page_size || found.pages > pages {
         return Err(StateFileError::Geometry);
     }
-    Ok(found_pages)
-}
-
-fn encode(page_size: usize, pages: usize) -> [u8; HEADER_LEN] {
-    let mut header = [0u8; HEADER_LEN];
-    header[..8].copy_from_slice(&MAGIC);
-    header[8..10].copy_from_slice(&VERSION.to_be_bytes());
-    header[12..16].copy_from_slice(&(page_size as u32).to_be_bytes());
-    header[16..20].copy_from_slice(&(pages as u32).to_be_bytes());
-    header
+    Ok(found.pages)
 }

@@ -25,14 +25,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use card_os::nvm::{Nvm, NvmError};
+use card_os::nvm::{Nvm, NvmError, flash_bytes};
 
-/// Identifies a linkcard NVM file.
-pub const MAGIC: [u8; 8] = *b"LCNVM\0\0\0";
-/// The format version this code writes.
-pub const VERSION: u16 = 1;
-/// Header size of version 1.
-pub const HEADER_LEN: usize = 20;
+use card_os::nvm::state_file;
+/// The header's constants, shared with the firmware (`card_os::nvm::state_file`).
+pub use card_os::nvm::state_file::{HEADER_LEN, MAGIC, VERSION};
 
 /// Why a state file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -113,12 +110,7 @@ impl FileNvm {
                 .create_new(true)
                 .open(path)
                 .map_err(io)?;
-            let mut header = Vec::with_capacity(HEADER_LEN);
-            header.extend_from_slice(&MAGIC);
-            header.extend_from_slice(&VERSION.to_be_bytes());
-            header.extend_from_slice(&0u16.to_be_bytes());
-            header.extend_from_slice(&(page_size as u32).to_be_bytes());
-            header.extend_from_slice(&(page_count as u32).to_be_bytes());
+            let header = state_file::encode(page_size, page_count);
             let bytes = vec![0xFF; page_size * page_count];
             file.write_all(&header)
                 .and_then(|()| file.write_all(&bytes))
@@ -144,21 +136,15 @@ impl FileNvm {
         let (header, body) = contents
             .split_at_checked(HEADER_LEN)
             .ok_or_else(|| format("shorter than its header"))?;
-        // `header` is HEADER_LEN bytes, so every field below is there and the defaults are never used.
-        let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or_default();
-        if field(0..8) != MAGIC {
-            return Err(format("wrong magic"));
-        }
-        let version = u16::from_be_bytes(field(8..10).try_into().map_err(|_| format("header"))?);
-        if version > VERSION {
+        let header = state_file::parse(header.try_into().map_err(|_| format("header"))?)
+            .ok_or_else(|| format("wrong magic"))?;
+        if header.version > VERSION {
             return Err(FileNvmError::TooNew {
                 path: path.to_owned(),
-                found: version,
+                found: header.version,
             });
         }
-        let number =
-            |range| u32::from_be_bytes(field(range).try_into().unwrap_or_default()) as usize;
-        let (found_page_size, found_pages) = (number(12..16), number(16..20));
+        let (found_page_size, found_pages) = (header.page_size, header.pages);
         if found_page_size != page_size || found_pages > page_count {
             return Err(FileNvmError::Geometry {
                 path: path.to_owned(),
@@ -219,15 +205,10 @@ impl Nvm for FileNvm {
         self.bytes.len() / self.page_size
     }
     fn read(&self, address: usize, buf: &mut [u8]) -> Result<(), NvmError> {
-        let end = address.checked_add(buf.len()).ok_or(NvmError::OutOfRange)?;
-        buf.copy_from_slice(self.bytes.get(address..end).ok_or(NvmError::OutOfRange)?);
-        Ok(())
+        flash_bytes::read(&self.bytes, address, buf)
     }
     fn erase_page(&mut self, page: usize) -> Result<(), NvmError> {
-        let start = page
-            .checked_mul(self.page_size)
-            .ok_or(NvmError::OutOfRange)?;
-        let range = start..start + self.page_size;
+        let range = flash_bytes::page(self.bytes.len(), self.page_size, page)?;
         self.bytes
             .get_mut(range.clone())
             .ok_or(NvmError::OutOfRange)?
@@ -235,23 +216,14 @@ impl Nvm for FileNvm {
         self.persist(range)
     }
     fn program(&mut self, address: usize, data: &[u8]) -> Result<(), NvmError> {
-        let end = address
-            .checked_add(data.len())
-            .ok_or(NvmError::OutOfRange)?;
         if data.is_empty() {
             return Ok(());
         }
-        if address / self.page_size != (end - 1) / self.page_size {
-            return Err(NvmError::OutOfRange);
-        }
-        let target = self
-            .bytes
-            .get_mut(address..end)
-            .ok_or(NvmError::OutOfRange)?;
-        if target.iter().zip(data).any(|(old, new)| old & new != *new) {
-            return Err(NvmError::NotErased);
-        }
-        target.copy_from_slice(data);
-        self.persist(address..end)
+        let range = flash_bytes::program(&self.bytes, self.page_size, address, data)?;
+        self.bytes
+            .get_mut(range.clone())
+            .ok_or(NvmError::OutOfRange)?
+            .copy_from_slice(data);
+        self.persist(range)
     }
 }
