@@ -40,6 +40,26 @@ pub enum SeedFileError {
     Nvm(NvmError),
 }
 
+impl core::fmt::Display for SeedFileError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotPersonalized => f.write_str("no valid generator state: not personalized"),
+            Self::Geometry => f.write_str("the memory cannot hold two seed records"),
+            Self::Exhausted => f.write_str("the generation counter is exhausted"),
+            Self::Nvm(_) => f.write_str("the memory failed"),
+        }
+    }
+}
+
+impl core::error::Error for SeedFileError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Nvm(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
 impl From<NvmError> for SeedFileError {
     fn from(error: NvmError) -> Self {
         Self::Nvm(error)

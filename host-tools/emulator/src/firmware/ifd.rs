@@ -114,12 +114,9 @@ impl Attempts {
     }
 }
 
-/// One outcome of waiting for a block.
-enum Received {
-    Frame(Vec<u8>),
-    /// Nothing in time, or a frame that does not parse: how the R-block reports it.
-    Bad(Acknowledge),
-}
+/// One outcome of waiting for a block: a whole, valid frame, or (nothing in time, or a frame that does not
+/// parse) how the R-block asking for it again reports the error.
+type Reply = Result<Vec<u8>, Acknowledge>;
 
 /// The reader side of one T=1 link.
 #[derive(Debug)]
@@ -191,28 +188,20 @@ impl<L: ByteLink> Ifd<L> {
         loop {
             attempts.count(&outgoing)?;
             self.send(&outgoing)?;
-            let frame = match self.receive()? {
-                Received::Frame(frame) => frame,
-                Received::Bad(status) => {
-                    outgoing = self.receive_ready(status);
-                    continue;
-                }
-            };
-            outgoing = match Block::parse(&frame, self.params.edc, card_t1::block::MAX_INF as u8) {
-                Ok((_, Block::Receive { next, .. })) if next != self.reader_sequence => {
+            let reply = self.receive()?;
+            outgoing = match self.parse(&reply) {
+                Ok(Block::Receive { next, .. }) if next != self.reader_sequence => {
                     self.reader_sequence = !self.reader_sequence;
                     return Ok(());
                 }
                 // The card asks for our block again.
-                Ok((_, Block::Receive { .. })) => block.to_vec(),
-                Ok((
-                    _,
-                    Block::Supervisory {
-                        kind,
-                        response: false,
-                    },
-                )) => self.answer_request(kind)?,
-                _ => self.receive_ready(Acknowledge::OtherError),
+                Ok(Block::Receive { .. }) => block.to_vec(),
+                Ok(Block::Supervisory {
+                    kind,
+                    response: false,
+                }) => self.answer_request(kind)?,
+                Ok(_) => self.receive_ready(Acknowledge::OtherError),
+                Err(status) => self.receive_ready(status),
             };
         }
     }
@@ -226,23 +215,13 @@ impl<L: ByteLink> Ifd<L> {
         loop {
             attempts.count(&outgoing)?;
             self.send(&outgoing)?;
-            let frame = match self.receive()? {
-                Received::Frame(frame) => frame,
-                Received::Bad(status) => {
-                    outgoing = self.receive_ready(status);
-                    continue;
-                }
-            };
-            let parsed = Block::parse(&frame, self.params.edc, card_t1::block::MAX_INF as u8);
-            outgoing = match parsed {
-                Ok((
-                    _,
-                    Block::Information {
-                        sequence,
-                        more,
-                        data,
-                    },
-                )) => {
+            let reply = self.receive()?;
+            outgoing = match self.parse(&reply) {
+                Ok(Block::Information {
+                    sequence,
+                    more,
+                    data,
+                }) => {
                     if !acknowledged {
                         // The card's first I-block acknowledges our last one.
                         acknowledged = true;
@@ -263,16 +242,13 @@ impl<L: ByteLink> Ifd<L> {
                     self.receive_ready(Acknowledge::Ok)
                 }
                 // Our block did not arrive whole: send it again.
-                Ok((_, Block::Receive { .. })) if !acknowledged => block.to_vec(),
-                Ok((
-                    _,
-                    Block::Supervisory {
-                        kind,
-                        response: false,
-                    },
-                )) => self.answer_request(kind)?,
+                Ok(Block::Receive { .. }) if !acknowledged => block.to_vec(),
+                Ok(Block::Supervisory {
+                    kind,
+                    response: false,
+                }) => self.answer_request(kind)?,
                 Ok(_) => self.receive_ready(Acknowledge::OtherError),
-                Err(error) => self.receive_ready(error.acknowledge()),
+                Err(status) => self.receive_ready(status),
             };
         }
     }
@@ -306,16 +282,11 @@ impl<L: ByteLink> Ifd<L> {
         });
         for _ in 0..RETRIES {
             self.send(&request)?;
-            let Received::Frame(frame) = self.receive()? else {
-                continue;
-            };
-            if let Ok((
-                _,
-                Block::Supervisory {
-                    kind: Supervisory::Resynch,
-                    response: true,
-                },
-            )) = Block::parse(&frame, self.params.edc, card_t1::block::MAX_INF as u8)
+            let reply = self.receive()?;
+            if let Ok(Block::Supervisory {
+                kind: Supervisory::Resynch,
+                response: true,
+            }) = self.parse(&reply)
             {
                 self.reader_sequence = false;
                 self.card_sequence = false;
@@ -348,27 +319,36 @@ impl<L: ByteLink> Ifd<L> {
     }
 
     /// Waits for one block: the prologue, then as many bytes as LEN says and the EDC. A silence longer than the
-    /// waiting time, or a frame that does not parse, is [`Received::Bad`] (what was left of it is read away).
-    fn receive(&mut self) -> Result<Received, IfdError> {
+    /// waiting time, or a frame that does not parse, is an `Err` reply (what was left of it is read away).
+    fn receive(&mut self) -> Result<Reply, IfdError> {
         let wait = self.params.block_waiting_time * self.wait_multiplier;
         self.wait_multiplier = 1;
         let mut frame = vec![0u8; 3];
         if !self.read_within(&mut frame, wait)? {
-            return Ok(Received::Bad(Acknowledge::OtherError));
+            return Ok(Err(Acknowledge::OtherError));
         }
         let rest = usize::from(frame[2]) + self.params.edc.size();
         frame.resize(3 + rest, 0);
         // The rest of a block follows at once: a short wait tells a cut frame.
         if !self.read_within(&mut frame[3..], CHARACTER_WAIT)? {
-            return Ok(Received::Bad(Acknowledge::OtherError));
+            return Ok(Err(Acknowledge::OtherError));
         }
         match Block::parse(&frame, self.params.edc, card_t1::block::MAX_INF as u8) {
-            Ok(_) => Ok(Received::Frame(frame)),
+            Ok(_) => Ok(Ok(frame)),
             Err(error) => {
                 self.drain()?;
-                Ok(Received::Bad(FrameError::acknowledge(error)))
+                Ok(Err(FrameError::acknowledge(error)))
             }
         }
+    }
+
+    /// The block a reply holds, or how to report that it holds none.
+    fn parse<'f>(&self, reply: &'f Reply) -> Result<Block<'f>, Acknowledge> {
+        let frame = reply.as_deref().map_err(|status| *status)?;
+        let parsed = Block::parse(frame, self.params.edc, card_t1::block::MAX_INF as u8);
+        parsed
+            .map(|(_, block)| block)
+            .map_err(FrameError::acknowledge)
     }
 
     /// Fills `buffer` within `wait`; `false` on a timeout (the partial frame is read away).

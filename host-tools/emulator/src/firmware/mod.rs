@@ -21,14 +21,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use card_client::EntropyError;
-use card_os::entropy::{SEED_FILE_PAGES, SeedFile};
+use card_os::entropy::{SEED_FILE_PAGES, SeedFile, SeedFileError};
 use card_os::layout::STORE_PAGE;
 use card_os::nvm::RamNvm;
 use card_t1::Edc;
 use tracing::{debug, warn};
 
 use crate::vpcd::BridgedCard;
-use ifd::{Ifd, IfdError, Params};
+use ifd::{ByteLink as _, Ifd, IfdError, Params};
 use qemu::{Qemu, QemuConfig, QemuError};
 
 /// How long the firmware may take to send its ATR after a reset.
@@ -47,11 +47,13 @@ pub enum FirmwareError {
     Line(#[from] IfdError),
     #[error(transparent)]
     Entropy(#[from] EntropyError),
-    #[error("seed file {path}: {source}")]
+    #[error("cannot write the seed file {path}")]
     SeedFile {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot personalize the seed file {path}")]
+    Personalize { path: String, source: SeedFileError },
 }
 
 /// The firmware card on QEMU.
@@ -67,24 +69,13 @@ impl FirmwareCard {
     pub fn start(config: &QemuConfig) -> Result<Self, FirmwareError> {
         personalize_seed_file(&config.seed_file)?;
         let mut qemu = Qemu::start(config)?;
-        let (atr, params) = reset(&mut qemu)?;
-        let ifd = Ifd::new(
-            qemu.serial.try_clone().map_err(QemuError::Io)?,
-            params,
-            LONGEST_RESPONSE,
-        );
+        let (atr, ifd) = reset(&mut qemu)?;
         Ok(Self { qemu, ifd, atr })
     }
 
     /// Resets the card (the board) and starts a new T=1 link with what its ATR says.
     pub fn reset(&mut self) -> Result<(), FirmwareError> {
-        let (atr, params) = reset(&mut self.qemu)?;
-        self.ifd = Ifd::new(
-            self.qemu.serial.try_clone().map_err(QemuError::Io)?,
-            params,
-            LONGEST_RESPONSE,
-        );
-        self.atr = atr;
+        (self.atr, self.ifd) = reset(&mut self.qemu)?;
         Ok(())
     }
 
@@ -131,29 +122,36 @@ pub fn personalize_seed_file(path: &Path) -> Result<(), FirmwareError> {
         path: path.display().to_string(),
         source,
     };
+    let personalized = |source| FirmwareError::Personalize {
+        path: path.display().to_string(),
+        source,
+    };
     let mut file = SeedFile::new(RamNvm::<{ SEED_FILE_PAGES * STORE_PAGE }, STORE_PAGE>::default())
-        .map_err(|e| io_error(std::io::Error::other(format!("{e:?}"))))?;
+        .map_err(personalized)?;
     file.personalize(card_client::entropy::os_seed()?)
-        .map_err(|e| io_error(std::io::Error::other(format!("{e:?}"))))?;
+        .map_err(personalized)?;
     let partial = path.with_extension("partial");
     std::fs::write(&partial, file.into_inner().bytes()).map_err(io_error)?;
     std::fs::rename(&partial, path).map_err(io_error)
 }
 
 /// Resets the board and reads its ATR, once more if the first read fails (bytes of the firmware that ran before
-/// the reset may still come first); answers the ATR and the T=1 parameters it announces.
-fn reset(qemu: &mut Qemu) -> Result<(Vec<u8>, Params), FirmwareError> {
-    match reset_once(qemu) {
+/// the reset may still come first); answers the ATR and a new T=1 link with the parameters it announces.
+fn reset(qemu: &mut Qemu) -> Result<(Vec<u8>, Ifd<TcpStream>), FirmwareError> {
+    let (atr, params) = match reset_once(qemu) {
         Err(FirmwareError::NoAtr(received)) => {
             debug!("no valid ATR after a reset ({received:02X?}): resetting again");
             reset_once(qemu)
         }
         outcome => outcome,
-    }
+    }?;
+    let line = qemu.serial.try_clone().map_err(QemuError::Io)?;
+    Ok((atr, Ifd::new(line, params, LONGEST_RESPONSE)))
 }
 
 fn reset_once(qemu: &mut Qemu) -> Result<(Vec<u8>, Params), FirmwareError> {
-    drain(&mut qemu.serial)?;
+    // Bytes of a link about to be reset.
+    qemu.serial.discard_pending().map_err(QemuError::Io)?;
     qemu.reset()?;
     let deadline = Instant::now() + ATR_TIMEOUT;
     let mut atr = Vec::new();
@@ -186,22 +184,6 @@ fn reset_once(qemu: &mut Qemu) -> Result<(Vec<u8>, Params), FirmwareError> {
             Err(e) => return Err(QemuError::Io(e).into()),
         }
     }
-}
-
-/// Reads away what the line holds (bytes of a link that is about to be reset).
-fn drain(serial: &mut TcpStream) -> Result<(), FirmwareError> {
-    serial.set_nonblocking(true).map_err(QemuError::Io)?;
-    let mut sink = [0u8; 256];
-    let outcome = loop {
-        match serial.read(&mut sink) {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => break Err(QemuError::Io(std::io::ErrorKind::UnexpectedEof.into())),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(()),
-            Err(e) => break Err(QemuError::Io(e)),
-        }
-    };
-    serial.set_nonblocking(false).map_err(QemuError::Io)?;
-    Ok(outcome?)
 }
 
 /// The T=1 parameters of a whole ATR (ISO/IEC 7816-3 §8.2), `None` while it is incomplete or if it offers no
