@@ -58,17 +58,8 @@ Build the firmware first: cargo build --release --manifest-path firmware/Cargo.t
 
 #[derive(Debug, Args)]
 pub struct FirmwareArgs {
-    /// Host where vpcd (pcscd) listens.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-
-    /// vpcd's port for slot 0; slot N uses PORT + N.
-    #[arg(long, default_value_t = vpcd::DEFAULT_PORT)]
-    port: u16,
-
-    /// Slot to serve (repeat for several cards, each on its own QEMU: --slot 0 --slot 1).
-    #[arg(long = "slot", default_values_t = [0u16], value_parser = clap::value_parser!(u16).range(0..=15))]
-    slots: Vec<u16>,
+    #[command(flatten)]
+    vpcd: VpcdArgs,
 
     /// Keep each card's memory in DIR/slot-N.nvm and its seed file in DIR/slot-N.seed.
     #[arg(long, value_name = "DIR")]
@@ -86,17 +77,11 @@ pub struct FirmwareArgs {
     /// slower): the figures of docs/PERFORMANCE.md.
     #[arg(long)]
     count_instructions: bool,
-
-    /// Log every APDU (debug level) on standard error; RUST_LOG works too.
-    #[arg(short, long)]
-    verbose: bool,
 }
 
-/// Where the firmware's release build (`--target thumbv7em-none-eabihf`) leaves it, from the sources' root.
-const FIRMWARE_ELF: &str = "firmware/target/thumbv7em-none-eabihf/release/linkcard-firmware";
-
+/// Where the cards meet vpcd, and how much they log: the same for `card emulate` and `card firmware`.
 #[derive(Debug, Args)]
-pub struct EmulateArgs {
+pub struct VpcdArgs {
     /// Host where vpcd (pcscd) listens.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -105,18 +90,42 @@ pub struct EmulateArgs {
     #[arg(long, default_value_t = vpcd::DEFAULT_PORT)]
     port: u16,
 
-    /// Slot to serve (repeat for several independent cards: --slot 0 --slot 1).
+    /// Slot to serve (repeat for several cards (each independent; a firmware card on its own QEMU): --slot 0 --slot 1).
     #[arg(long = "slot", default_values_t = [0u16], value_parser = clap::value_parser!(u16).range(0..=15))]
     slots: Vec<u16>,
+
+    /// Log every APDU (debug level) on standard error; RUST_LOG works too.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+impl VpcdArgs {
+    /// Where the card on `slot` connects.
+    fn endpoint(&self, slot: u16) -> anyhow::Result<vpcd::Endpoint> {
+        let port = self
+            .port
+            .checked_add(slot)
+            .context("--port + --slot is beyond 65535")?;
+        Ok(vpcd::Endpoint {
+            host: self.host.clone(),
+            port,
+            slot,
+        })
+    }
+}
+
+/// Where the firmware's release build (`--target thumbv7em-none-eabihf`) leaves it, from the sources' root.
+const FIRMWARE_ELF: &str = "firmware/target/thumbv7em-none-eabihf/release/linkcard-firmware";
+
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    #[command(flatten)]
+    vpcd: VpcdArgs,
 
     /// Keep each card's persistent memory in DIR/slot-N.nvm (created when missing), so installed applets,
     /// their data and the card life cycle survive restarts of the emulator. Without it a card lives in RAM.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-
-    /// Log every APDU (debug level) on standard error; RUST_LOG works too.
-    #[arg(short, long)]
-    verbose: bool,
 }
 
 pub fn run_command(command: &CardCommand, data_dir: Option<&Path>) -> anyhow::Result<u8> {
@@ -130,15 +139,15 @@ pub fn run_command(command: &CardCommand, data_dir: Option<&Path>) -> anyhow::Re
 }
 
 fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
-    init_logging(args.verbose);
+    init_logging(args.vpcd.verbose);
     if let Some(dir) = &args.state_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let stopping = StopOnSignal::install()?;
     status_line(&format!("ATR {}", hex::spaced(emulator::atr())));
     let mut cards = Vec::new();
-    for &slot in &args.slots {
-        let endpoint = endpoint(&args.host, args.port, slot)?;
+    for &slot in &args.vpcd.slots {
+        let endpoint = args.vpcd.endpoint(slot)?;
         let card = match &args.state_dir {
             Some(dir) => {
                 let path = dir.join(format!("slot-{slot}.nvm"));
@@ -163,7 +172,7 @@ fn emulate(args: &EmulateArgs) -> anyhow::Result<u8> {
 }
 
 fn firmware(args: &FirmwareArgs) -> anyhow::Result<u8> {
-    init_logging(args.verbose);
+    init_logging(args.vpcd.verbose);
     anyhow::ensure!(
         args.firmware.is_file(),
         "no firmware at {}: build it with `cargo build --release --manifest-path firmware/Cargo.toml --target \
@@ -189,8 +198,8 @@ fn firmware(args: &FirmwareArgs) -> anyhow::Result<u8> {
     // Every QEMU starts before any bridge runs: a slot that cannot start stops those started (dropping a card
     // stops its QEMU) and nothing is left running.
     let mut started = Vec::new();
-    for &slot in &args.slots {
-        let endpoint = endpoint(&args.host, args.port, slot)?;
+    for &slot in &args.vpcd.slots {
+        let endpoint = args.vpcd.endpoint(slot)?;
         let config = emulator::firmware::qemu::QemuConfig {
             program: args.qemu.clone(),
             firmware: args.firmware.clone(),
@@ -232,17 +241,6 @@ fn init_logging(verbose: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-}
-
-fn endpoint(host: &str, port: u16, slot: u16) -> anyhow::Result<vpcd::Endpoint> {
-    let port = port
-        .checked_add(slot)
-        .context("--port + --slot is beyond 65535")?;
-    Ok(vpcd::Endpoint {
-        host: host.to_owned(),
-        port,
-        slot,
-    })
 }
 
 /// The stop every card watches, requested by Ctrl-C or SIGTERM.
