@@ -90,7 +90,7 @@ pub struct VpcdArgs {
     #[arg(long, default_value_t = vpcd::DEFAULT_PORT)]
     port: u16,
 
-    /// Slot to serve (repeat for several cards (each independent; a firmware card on its own QEMU): --slot 0 --slot 1).
+    /// Slot to serve; repeat for several independent cards, each firmware card on its own QEMU: --slot 0 --slot 1.
     #[arg(long = "slot", default_values_t = [0u16], value_parser = clap::value_parser!(u16).range(0..=15))]
     slots: Vec<u16>,
 
