@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
+use crate::tape::Tape;
 use crate::values::{self, Currency, MAX_AMOUNT, MAX_COUNT, same_number, same_text};
 use crate::xml::{
     Account, Agent, Amount, DocumentWriter, ItemBody, ItemStream, Layout, Party, Txt, item_text,
@@ -758,17 +759,18 @@ fn read_head(document: &HeadDocument<'_>) -> Result<(DeductionFileHead, Currency
 }
 
 fn read_deduction(
-    xml: &str,
+    item: &Tape,
     head: &DeductionFileHead,
     currency: Currency,
     tally: &mut Tally,
 ) -> Result<Deduction> {
     tally.check_room(head.count, COUNT_FIELD)?;
     let item: DirectDebit<'_> =
-        quick_xml::de::from_str(xml).map_err(|source| InterchangeError::Deserialize {
-            element: "DrctDbtTxInf",
-            source,
-        })?;
+        item.deserialize()
+            .map_err(|source| InterchangeError::Deserialize {
+                element: "DrctDbtTxInf",
+                source,
+            })?;
     same_text(
         "DrctDbtTxInf/DbtrAgt/FinInstnId/Othr/Id",
         "bank id",

@@ -119,6 +119,7 @@ pub mod signing;
 mod spool;
 mod status;
 mod tally;
+mod tape;
 mod values;
 mod xml;
 

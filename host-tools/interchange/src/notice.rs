@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
+use crate::tape::Tape;
 use crate::values::{self, Currency, MAX_COUNT, same_number};
 use crate::xml::{
     Agent, Amount, DocumentWriter, ItemBody, ItemStream, Layout, OtherId, Party, Txt, item_text,
@@ -639,17 +640,18 @@ fn read_head(document: &HeadDocument<'_>) -> Result<(TransferNoticeHead, Currenc
 }
 
 fn read_entry(
-    xml: &str,
+    item: &Tape,
     head: &TransferNoticeHead,
     currency: Currency,
     tally: &mut Tally,
 ) -> Result<NoticeEntry> {
     tally.check_room(head.count, COUNT_FIELD)?;
     let item: EntryTransaction<'_> =
-        quick_xml::de::from_str(xml).map_err(|source| InterchangeError::Deserialize {
-            element: "TxDtls",
-            source,
-        })?;
+        item.deserialize()
+            .map_err(|source| InterchangeError::Deserialize {
+                element: "TxDtls",
+                source,
+            })?;
     values::expect_code(item.credit_debit.as_str(), CREDIT, "TxDtls/CdtDbtInd")?;
     let entry = NoticeEntry {
         end_to_end_id: values::read_text(

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::deduction::PAIN_008_MESSAGE_NAME;
 use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
+use crate::tape::Tape;
 use crate::values::{self, Currency, MAX_AMOUNT, MAX_COUNT};
 use crate::xml::{
     Agent, Amount, DocumentWriter, ItemStream, Layout, Party, SETTLEMENT_NAMESPACE, Txt, required,
@@ -685,11 +686,12 @@ fn read_head(document: &HeadDocument<'_>, currency: Currency) -> Result<StatusRe
     })
 }
 
-fn parse_item(xml: &str) -> Result<TransactionStatusXml<'_>> {
-    quick_xml::de::from_str(xml).map_err(|source| InterchangeError::Deserialize {
-        element: "TxInfAndSts",
-        source,
-    })
+fn parse_item(item: &Tape) -> Result<TransactionStatusXml<'_>> {
+    item.deserialize()
+        .map_err(|source| InterchangeError::Deserialize {
+            element: "TxInfAndSts",
+            source,
+        })
 }
 
 fn read_status(

@@ -3,20 +3,22 @@
 //!
 //! A file is a *head* (everything before the first item), the items, and the closing tags. The writer serializes
 //! the head as a whole document and cuts off its closing tags, then serializes one item at a time. The reader
-//! walks the XML events: it rebuilds the head as a closed document, then hands out one item element's bytes at a
-//! time, which serde reads.
+//! walks the XML events: it rebuilds the head as a closed document, which serde reads, then records one item at a
+//! time on a [`Tape`] while it checks it, which serde reads without parsing the item again.
 
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
-use quick_xml::Writer;
+use quick_xml::escape::{EscapeError, resolve_predefined_entity};
 use quick_xml::events::{BytesEnd, BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
+use quick_xml::{Writer, XmlVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldProblem, InterchangeError, Result};
 use crate::tally::Tally;
+use crate::tape::Tape;
 use crate::values::{Currency, SmallText};
 
 /// The namespace of the settlement split inside a status report's `SplmtryData/Envlp`.
@@ -482,7 +484,7 @@ pub(crate) struct ItemStream<R: BufRead> {
     reader: NsReader<R>,
     layout: &'static Layout,
     event: Vec<u8>,
-    item: Writer<Vec<u8>>,
+    item: Tape,
     first_item_pending: bool,
     finished: bool,
 }
@@ -515,7 +517,7 @@ impl<R: BufRead> ItemStream<R> {
             reader,
             layout,
             event: Vec::with_capacity(1024),
-            item: Writer::new(Vec::with_capacity(4096)),
+            item: Tape::default(),
             first_item_pending: false,
             finished: false,
         };
@@ -525,15 +527,16 @@ impl<R: BufRead> ItemStream<R> {
         Ok((stream, head))
     }
 
-    /// The next item's XML, or `None` once the items' parent closed and the rest of the document was checked.
-    pub(crate) fn next_item(&mut self) -> Result<Option<&str>> {
+    /// The next item, checked and recorded, or `None` once the items' parent closed and the rest of the document
+    /// was checked.
+    pub(crate) fn next_item(&mut self) -> Result<Option<&Tape>> {
         if self.finished {
             return Ok(None);
         }
         if core::mem::take(&mut self.first_item_pending) {
-            return self.item_text().map(Some);
+            return Ok(Some(&self.item));
         }
-        self.item.get_mut().clear();
+        self.item.clear();
         let layout = self.layout;
         loop {
             let (namespace, event) =
@@ -545,12 +548,9 @@ impl<R: BufRead> ItemStream<R> {
                         return Err(unexpected(name.as_ref(), "among the items"));
                     }
                     check_namespace(name.as_ref(), namespace, false, layout)?;
-                    write_event(
-                        &mut self.item,
-                        Event::Start(start),
-                        MAX_ITEM_BYTES,
-                        layout.item,
-                    )?;
+                    let limit = (MAX_ITEM_BYTES, layout.item);
+                    let position = self.reader.buffer_position();
+                    self.item.record(Event::Start(start), position, limit)?;
                     break;
                 }
                 Event::End(_) => {
@@ -571,11 +571,7 @@ impl<R: BufRead> ItemStream<R> {
             (MAX_ITEM_BYTES, layout.item),
             layout,
         )?;
-        self.item_text().map(Some)
-    }
-
-    fn item_text(&self) -> Result<&str> {
-        core::str::from_utf8(self.item.get_ref()).map_err(InterchangeError::NotUtf8)
+        Ok(Some(&self.item))
     }
 
     fn read_head(&mut self) -> Result<Vec<u8>> {
@@ -589,7 +585,8 @@ impl<R: BufRead> ItemStream<R> {
             let element = match event {
                 Event::Start(start) => {
                     let targets = (&mut head, &mut self.item);
-                    copy_head_start(layout, start, namespace, &mut open, targets)?
+                    let position = self.reader.buffer_position();
+                    copy_head_start(layout, (start, position), namespace, &mut open, targets)?
                 }
                 Event::End(_) => return Err(InterchangeError::NoItems(layout.description)),
                 Event::Eof => {
@@ -623,7 +620,7 @@ impl<R: BufRead> ItemStream<R> {
                     self.first_item_pending = true;
                     for name in open.iter().rev() {
                         let end = Event::End(BytesEnd::new(name.as_str()));
-                        write_event(&mut head, end, MAX_HEAD_BYTES, "Document")?;
+                        head.record(end, 0, (MAX_HEAD_BYTES, "Document"))?;
                     }
                     return Ok(head.into_inner());
                 }
@@ -657,11 +654,12 @@ impl<R: BufRead> ItemStream<R> {
 /// Checks a start tag met in the head and copies it: to the head, or, for the first item, to the item buffer.
 fn copy_head_start(
     layout: &Layout,
-    start: BytesStart<'_>,
+    (start, position): (BytesStart<'_>, u64),
     namespace: Namespace,
     open: &mut Vec<String>,
-    (head, item): (&mut Writer<Vec<u8>>, &mut Writer<Vec<u8>>),
+    (head, item): (&mut Writer<Vec<u8>>, &mut Tape),
 ) -> Result<HeadElement> {
+    const HEAD: (usize, &str) = (MAX_HEAD_BYTES, "Document");
     let element = {
         let name = start.local_name();
         if open.is_empty() {
@@ -674,11 +672,11 @@ fn copy_head_start(
     match element {
         HeadElement::Path => {
             open.push(start.name().as_ref().to_owned());
-            write_event(head, Event::Start(start), MAX_HEAD_BYTES, "Document")?;
+            head.record(Event::Start(start), position, HEAD)?;
         }
-        HeadElement::Child => write_event(head, Event::Start(start), MAX_HEAD_BYTES, "Document")?,
+        HeadElement::Child => head.record(Event::Start(start), position, HEAD)?,
         HeadElement::FirstItem => {
-            write_event(item, Event::Start(start), MAX_ITEM_BYTES, layout.item)?
+            item.record(Event::Start(start), position, (MAX_ITEM_BYTES, layout.item))?
         }
         HeadElement::Unexpected => {
             return Err(unexpected(
@@ -734,7 +732,7 @@ fn next_event<'b, R: BufRead>(
 fn capture_rest<R: BufRead>(
     reader: &mut NsReader<R>,
     buffer: &mut Vec<u8>,
-    out: &mut Writer<Vec<u8>>,
+    out: &mut impl Capture,
     (limit, element): (usize, &'static str),
     layout: &'static Layout,
 ) -> Result<()> {
@@ -743,6 +741,7 @@ fn capture_rest<R: BufRead>(
     let mut envelope_depth: Option<usize> = None;
     while depth > 0 {
         let (namespace, event) = next_event(reader, buffer, layout.namespace)?;
+        let position = reader.buffer_position();
         match event {
             Event::Start(start) => {
                 let name = start.local_name();
@@ -757,17 +756,17 @@ fn capture_rest<R: BufRead>(
                     envelope_depth = Some(depth + 1);
                 }
                 depth += 1;
-                write_event(out, Event::Start(start), limit, element)?;
+                out.record(Event::Start(start), position, (limit, element))?;
             }
             Event::End(end) => {
                 if envelope_depth == Some(depth) {
                     envelope_depth = None;
                 }
                 depth -= 1;
-                write_event(out, Event::End(end), limit, element)?;
+                out.record(Event::End(end), position, (limit, element))?;
             }
             event @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)) => {
-                write_event(out, event, limit, element)?
+                out.record(event, position, (limit, element))?
             }
             Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => return Err(truncated(element)),
@@ -837,18 +836,73 @@ fn check_declaration(declaration: &quick_xml::events::BytesDecl<'_>) -> Result<(
     }
 }
 
-fn write_event(
-    out: &mut Writer<Vec<u8>>,
-    event: Event<'_>,
-    limit: usize,
-    element: &'static str,
-) -> Result<()> {
-    out.write_event(event)
-        .map_err(InterchangeError::io("copying an element"))?;
-    if out.get_ref().len() > limit {
-        return Err(InterchangeError::ElementTooLarge { element, limit });
+/// Where the reader copies what it checked: the head's XML, which serde reads as a document, or an item's tape.
+trait Capture {
+    /// Copies one event met at byte `position`, refusing to grow past `limit` bytes (`element` is named).
+    fn record(
+        &mut self,
+        event: Event<'_>,
+        position: u64,
+        limit: (usize, &'static str),
+    ) -> Result<()>;
+}
+
+impl Capture for Writer<Vec<u8>> {
+    fn record(
+        &mut self,
+        event: Event<'_>,
+        _: u64,
+        (limit, element): (usize, &'static str),
+    ) -> Result<()> {
+        self.write_event(event)
+            .map_err(InterchangeError::io("copying an element"))?;
+        if self.get_ref().len() > limit {
+            return Err(InterchangeError::ElementTooLarge { element, limit });
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+impl Capture for Tape {
+    fn record(
+        &mut self,
+        event: Event<'_>,
+        position: u64,
+        (limit, element): (usize, &'static str),
+    ) -> Result<()> {
+        let not_well_formed = |source: quick_xml::Error| InterchangeError::Xml { position, source };
+        match event {
+            Event::Start(start) => {
+                self.start(start.local_name().as_ref());
+                for attribute in start.attributes() {
+                    let attribute = attribute.map_err(|error| not_well_formed(error.into()))?;
+                    let value = attribute
+                        .normalized_value(XmlVersion::Implicit1_0)
+                        .map_err(not_well_formed)?;
+                    self.attribute(attribute.key.as_ref(), &value);
+                }
+            }
+            Event::End(_) => self.end(),
+            Event::Text(text) => self.text(&text.xml10_content()),
+            Event::CData(data) => self.text(&data.xml10_content()),
+            Event::GeneralRef(reference) => {
+                if let Some(character) = reference.resolve_char_ref().map_err(not_well_formed)? {
+                    self.text(character.encode_utf8(&mut [0; 4]));
+                } else if let Some(text) = resolve_predefined_entity(&reference) {
+                    self.text(text);
+                } else {
+                    let entity =
+                        EscapeError::UnrecognizedEntity(0..reference.len(), reference.to_string());
+                    return Err(not_well_formed(entity.into()));
+                }
+            }
+            _ => {}
+        }
+        if self.size() > limit {
+            return Err(InterchangeError::ElementTooLarge { element, limit });
+        }
+        Ok(())
+    }
 }
 
 fn unexpected(name: &str, context: &'static str) -> InterchangeError {
@@ -861,5 +915,143 @@ fn unexpected(name: &str, context: &'static str) -> InterchangeError {
 fn truncated(open_element: &str) -> InterchangeError {
     InterchangeError::Truncated {
         open_element: open_element.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEST_LAYOUT: Layout = Layout {
+        namespace: "urn:test",
+        path: &["Document", "List"],
+        item: "It",
+        description: "a test list",
+    };
+
+    /// The items of a test document holding `items`, each read as a `T` from its tape.
+    fn read_items<T: for<'de> Deserialize<'de>>(items: &str) -> Result<Vec<T>> {
+        let document = format!("<Document xmlns=\"urn:test\"><List>{items}</List></Document>");
+        let (mut stream, _head) = ItemStream::open(document.as_bytes(), &TEST_LAYOUT)?;
+        let mut read = Vec::new();
+        while let Some(tape) = stream.next_item()? {
+            let item = tape
+                .deserialize()
+                .map_err(|source| InterchangeError::Deserialize {
+                    element: "It",
+                    source,
+                })?;
+            read.push(item);
+        }
+        Ok(read)
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Named {
+        #[serde(rename = "Nm")]
+        name: String,
+        #[serde(rename = "Amt", default)]
+        amount: Option<TestAmount>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct TestAmount {
+        #[serde(rename = "@Ccy")]
+        currency: String,
+        #[serde(rename = "$text")]
+        value: String,
+    }
+
+    #[test]
+    fn references_cdata_and_attributes_read_unescaped_and_text_trimmed() {
+        let items = read_items::<Named>(concat!(
+            "<It><Nm> A &amp; B&#x20;&#67;<![CDATA[<d>]]>\n</Nm><Amt Ccy=\"E&amp;R\"> 1.00 </Amt></It>",
+            "<It><Nm>   </Nm></It>",
+        ))
+        .expect("well-formed items");
+        assert_eq!(
+            items,
+            [
+                Named {
+                    name: "A & B C<d>".to_owned(),
+                    amount: Some(TestAmount {
+                        currency: "E&R".to_owned(),
+                        value: "1.00".to_owned(),
+                    }),
+                },
+                Named {
+                    name: String::new(),
+                    amount: None,
+                },
+            ]
+        );
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Repeats {
+        #[serde(rename = "X", default)]
+        xs: Vec<String>,
+        #[serde(rename = "Y")]
+        y: String,
+    }
+
+    #[test]
+    fn consecutive_children_form_a_sequence_and_unknown_ones_are_skipped() {
+        let items = read_items::<Repeats>(concat!(
+            "<It><X>1</X><X>2</X><Other><Deep>q</Deep></Other><Y>3</Y></It>",
+            "<It><Y>4</Y></It>",
+        ))
+        .expect("well-formed items");
+        assert_eq!(
+            items,
+            [
+                Repeats {
+                    xs: vec!["1".to_owned(), "2".to_owned()],
+                    y: "3".to_owned(),
+                },
+                Repeats {
+                    xs: Vec::new(),
+                    y: "4".to_owned(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_element_where_text_belongs_and_a_repeated_field_are_refused() {
+        let nested = read_items::<Named>("<It><Nm><B>x</B></Nm></It>");
+        assert!(
+            matches!(nested, Err(InterchangeError::Deserialize { .. })),
+            "{nested:?}"
+        );
+        let twice = read_items::<Repeats>("<It><Y>1</Y><Y>2</Y></It>");
+        assert!(
+            matches!(twice, Err(InterchangeError::Deserialize { .. })),
+            "{twice:?}"
+        );
+        let missing = read_items::<Repeats>("<It><X>1</X></It>");
+        assert!(
+            matches!(missing, Err(InterchangeError::Deserialize { .. })),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_entity_is_not_well_formed() {
+        let unknown = read_items::<Named>("<It><Nm>a &nbsp; b</Nm></It>");
+        assert!(
+            matches!(unknown, Err(InterchangeError::Xml { .. })),
+            "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn an_item_larger_than_the_limit_is_refused_while_it_is_read() {
+        let long = "x".repeat(MAX_ITEM_BYTES + 1);
+        let refused = read_items::<Named>(&format!("<It><Nm>{long}</Nm></It>"));
+        assert!(
+            matches!(refused, Err(InterchangeError::ElementTooLarge { .. })),
+            "{refused:?}"
+        );
     }
 }

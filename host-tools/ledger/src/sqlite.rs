@@ -6,7 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::config::DbConfig;
@@ -143,6 +144,8 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
     /// The latest timestamp assigned; the next is later even if the clock goes back.
     last_timestamp: Timestamp,
+    /// Started by the first pause of a long import ([`Store::let_others_write`]).
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -220,6 +223,7 @@ impl SqliteStore {
             connection,
             clock: Arc::new(SystemClock),
             last_timestamp,
+            checkpointer: None,
         })
     }
 
@@ -275,7 +279,14 @@ const OTHERS_TURN: Duration = Duration::from_millis(3);
 impl Store for SqliteStore {
     type Tx<'a> = SqliteTransaction<'a>;
 
+    /// Also has the WAL copied into the database on another thread ([`Checkpointer`]).
     fn let_others_write(&mut self) {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Checkpointer::start(&self.connection);
+        }
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.nudge();
+        }
         std::thread::sleep(OTHERS_TURN);
     }
 
@@ -284,6 +295,7 @@ impl Store for SqliteStore {
             connection,
             clock,
             last_timestamp,
+            ..
         } = self;
         // Immediate: take the write lock now rather than fail to upgrade a read lock halfway.
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -297,10 +309,74 @@ impl Store for SqliteStore {
             connection,
             clock,
             last_timestamp,
+            ..
         } = self;
         // Deferred: in WAL mode its reads see one snapshot and take no lock a writer waits for.
         let tx = connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
         Ok(SqliteTransaction::new(tx, clock, last_timestamp))
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Waits for the background checkpoint first: the connection's own checkpoint as it closes then copies
+    /// what is left instead of finding the checkpoint lock taken and leaving the WAL behind.
+    fn drop(&mut self) {
+        self.checkpointer.take();
+    }
+}
+
+/// Copies the WAL into the database (a passive checkpoint, which never blocks the writer) on a connection and
+/// a thread of its own, each time a long import pauses between two commits. The copy then overlaps the import,
+/// on the core the import leaves idle, rather than following it as the checkpoint the last connection runs as it
+/// closes (seconds for a settlement of a million users). Nothing depends on it: a failed or skipped checkpoint
+/// leaves the pages in the WAL, where every reader finds them and the next checkpoint copies them.
+#[derive(Debug)]
+struct Checkpointer {
+    nudges: Option<mpsc::SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// `None` for a database without a file (in memory) or if the thread cannot start.
+    fn start(connection: &Connection) -> Option<Self> {
+        let path = connection
+            .path()
+            .filter(|path| !path.is_empty())?
+            .to_owned();
+        // One nudge waiting is enough: a checkpoint copies everything committed before it starts.
+        let (nudges, pending) = mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("wal-checkpoint".to_owned())
+            .spawn(move || {
+                let Ok(connection) = Connection::open(&path) else {
+                    return;
+                };
+                while pending.recv().is_ok() {
+                    // Busy or failed: the next nudge, or the close, tries again.
+                    let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .ok()?;
+        Some(Self {
+            nudges: Some(nudges),
+            thread: Some(thread),
+        })
+    }
+
+    fn nudge(&self) {
+        if let Some(nudges) = &self.nudges {
+            // Full: a checkpoint is already due, which will copy this commit too.
+            let _ = nudges.try_send(());
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.nudges.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -787,3 +787,55 @@ fn another_writer_gets_its_turn_between_the_commits_of_a_long_import() {
     let seen_at = seen_at.expect("the terminal wrote while the import ran, not after it");
     assert!(seen_at < 39, "seen at chunk {seen_at}");
 }
+
+/// The size in bytes of the file at `path` with `suffix` (0 when it does not exist).
+fn file_size(path: &std::path::Path, suffix: &str) -> u64 {
+    let mut file = path.as_os_str().to_owned();
+    file.push(suffix);
+    std::fs::metadata(file).map_or(0, |metadata| metadata.len())
+}
+
+#[test]
+fn a_long_import_has_its_wal_copied_while_it_runs_and_closes_with_none_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut importer = Ledger::new(SqliteStore::open(&path).unwrap());
+    let empty_database = file_size(&path, "");
+    type Error = ledger::ImportError<LedgerError, LedgerError>;
+    let chunks: Vec<Result<u8, Error>> = (0..30u8).map(Ok).collect();
+    let value = vec![7u8; 64 * 1024];
+    // The database file grows only when a checkpoint copies pages from the WAL into it.
+    let mut largest_database = 0;
+    let imported = importer
+        .import_while_reading(
+            chunks,
+            || true,
+            |tx, chunk| {
+                for key in 0..16u8 {
+                    tx.put("import", &[chunk, key], &value)?;
+                }
+                Ok::<_, Error>(())
+            },
+            |()| {
+                // Time for the checkpoint nudged by the commit before this one.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                largest_database = largest_database.max(file_size(&path, ""));
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(imported, ledger::Imported::Whole);
+    assert!(
+        largest_database > empty_database + (16 << 20),
+        "the database grew from {empty_database} to only {largest_database} bytes while the import ran"
+    );
+    drop(importer);
+    assert_eq!(
+        file_size(&path, "-wal"),
+        0,
+        "the last connection checkpointed as it closed"
+    );
+    let mut reopened = Ledger::new(SqliteStore::open(&path).unwrap());
+    let mut tx = reopened.transaction().unwrap();
+    assert_eq!(tx.scan_prefix("import", &[]).unwrap().len(), 30 * 16);
+}
