@@ -329,6 +329,12 @@ echo "|---|---|---|"
 echo "| ATM deposit (linkcard atm deposit) | $(percentile "$WORK/atm.ms" 0.5) | $(percentile "$WORK/atm.ms" 0.99) |"
 echo "| POS purchase (linkcard pos purchase) | $(percentile "$WORK/pos.ms" 0.5) | $(percentile "$WORK/pos.ms" 0.99) |"
 
+step "the firmware card's P-256 on the board: RFC 6979's P-256 vector, and the instructions of each operation"
+cargo build --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET" --example curve_vectors
+timeout 120 qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -icount shift=0 \
+  -semihosting-config enable=on,target=native -kernel firmware/target/"$CARD_TARGET"/release/examples/curve_vectors
+CHECKS=$((CHECKS + 1))
+
 step "the firmware card: firmware/ on QEMU (Cortex-M4, mps2-an386) behind pcscd, reached over ISO 7816-3 T=1"
 cargo build --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET"
 kill "${PIDS[-1]}"

@@ -38,6 +38,7 @@ pub mod builder;
 pub mod class;
 pub mod command;
 pub mod credit;
+pub mod curve;
 pub mod gp;
 pub mod ins;
 pub mod iso;

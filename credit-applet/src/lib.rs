@@ -75,6 +75,7 @@ use apdu_spec::credit::{
     ATC_LENGTH, Confirmation, CreditCommand, MAX_CARD_DATA, Personalization, Presentation,
     SIGNATURE_LENGTH, SIGNING_KEY_LENGTH, tag,
 };
+use apdu_spec::curve;
 use apdu_spec::scp11::cert::Date;
 use apdu_spec::shared::{self, BankRequest, HandOver};
 use apdu_spec::token::{BINDING_LENGTH, ClearHeader, Envelope, MAX_PARTY_ID};
@@ -82,8 +83,6 @@ use apdu_spec::{Aid, CommandView, StatusWord, aid, tlv};
 use card_os::applet::{ClearOn, OwnerPin, RecordError};
 use card_os::image::{Install, LoadFile};
 use card_os::{Applet, Context, Reply};
-use p256::ecdsa::signature::hazmat::PrehashSigner;
-use p256::ecdsa::{Signature, SigningKey};
 use sha2::{Digest, Sha256};
 
 /// The record holding the card data TLVs.
@@ -309,6 +308,12 @@ fn put_atc(ctx: &mut Context<'_>, state: Atc) -> Result<(), StatusWord> {
     Ok(ctx.records()?.put(ATC_KEY, &state.to_bytes())?)
 }
 
+/// The signing key stored as a big-endian scalar; `None` unless it is one in `1..n`.
+fn signing_scalar(bytes: &[u8]) -> Option<p256::NonZeroScalar> {
+    let bytes: [u8; SIGNING_KEY_LENGTH] = bytes.try_into().ok()?;
+    p256::NonZeroScalar::from_repr(bytes.into()).into()
+}
+
 /// The signing scalar and the card binding; 6985 before personalization.
 fn signing_record(
     ctx: &mut Context<'_>,
@@ -360,10 +365,9 @@ impl CreditApplet {
         if personalized {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
-        let key = SigningKey::from_slice(personalization.signing_key)
-            .map_err(|_| StatusWord::WRONG_DATA)?;
-        let public = key.verifying_key().to_sec1_point(false);
-        let binding = Sha256::digest(public.as_bytes());
+        let key = signing_scalar(personalization.signing_key).ok_or(StatusWord::WRONG_DATA)?;
+        let public = curve::public_key_of(&key);
+        let binding = Sha256::digest(public);
         let mut signing = [0u8; SIGNING_KEY_LENGTH + BINDING_LENGTH];
         let (scalar, digest) = signing.split_at_mut(SIGNING_KEY_LENGTH);
         scalar.copy_from_slice(personalization.signing_key);
@@ -378,7 +382,7 @@ impl CreditApplet {
         let written = Self::write_personalization(ctx, personalization, &signing);
         signing.fill(0);
         written?;
-        reply.push(public.as_bytes())
+        reply.push(&public)
     }
 
     /// Card data, signing key, settings and ATC in one transaction (4 small records, at most 8 pages).
@@ -563,10 +567,9 @@ impl CreditApplet {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         let mut signing = signing_record(ctx)?;
-        let key = SigningKey::from_slice(signing.get(..SIGNING_KEY_LENGTH).unwrap_or_default())
-            .map_err(|_| StatusWord::MEMORY_FAILURE);
+        let key = signing_scalar(signing.get(..SIGNING_KEY_LENGTH).unwrap_or_default());
         signing.fill(0);
-        let key = key?;
+        let key = key.ok_or(StatusWord::MEMORY_FAILURE)?;
         state.atc = state
             .atc
             .checked_add(1)
@@ -610,9 +613,8 @@ impl CreditApplet {
                 message.update(Sha256::digest(token));
             }
         }
-        let signature: Signature = key
-            .sign_prehash(&message.finalize())
-            .map_err(|_| StatusWord::UNKNOWN)?;
+        let signature =
+            curve::sign_digest(&key, &message.finalize().into()).ok_or(StatusWord::UNKNOWN)?;
         reply.push(&[0x5F, 0x37, SIGNATURE_LENGTH as u8])?;
         reply.push(&signature.to_bytes())
     }

@@ -21,7 +21,6 @@
 
 use core::fmt;
 
-use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 
 use crate::tlv;
@@ -608,9 +607,10 @@ impl<'a> Certificate<'a> {
 
     /// Checks the signature (ECDSA P-256, SHA-256 over [`signed_data`](Self::signed_data)) with `issuer`.
     pub fn verify_signature(&self, issuer: &VerifyingKey) -> Result<(), CertError> {
-        issuer
-            .verify(self.signed_data, &self.signature)
-            .map_err(|_| CertError::SignatureInvalid)
+        match crate::curve::verify(issuer, self.signed_data, &self.signature) {
+            true => Ok(()),
+            false => Err(CertError::SignatureInvalid),
+        }
     }
 
     /// Checks, in this order, that the CA-KLOC identifier names `issuer` (when the issuer's identifier is known),

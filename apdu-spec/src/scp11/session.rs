@@ -269,18 +269,14 @@ pub fn encode_public_key(key: &p256::PublicKey) -> PublicKeyBytes {
     out
 }
 
-/// The public key of `secret`, as it travels.
+/// The public key of `secret`, as it travels ([`crate::curve`]).
 pub fn public_key_of(secret: &p256::NonZeroScalar) -> PublicKeyBytes {
-    encode_public_key(&p256::PublicKey::from_secret_scalar(secret))
+    crate::curve::public_key_of(secret)
 }
 
 /// ECDH on P-256: the x-coordinate of `secret · public` (`public` is checked to be on the curve).
 pub fn ecdh(secret: &p256::NonZeroScalar, public: &PublicKeyBytes) -> Result<[u8; 32], ScpError> {
-    let public = p256::PublicKey::from_sec1_bytes(public).map_err(|_| ScpError::BadPublicKey)?;
-    let shared = p256::ecdh::diffie_hellman(secret, public.as_affine());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(shared.raw_secret_bytes());
-    Ok(out)
+    crate::curve::ecdh(secret, public).map_err(|_| ScpError::BadPublicKey)
 }
 
 /// The X9.63 KDF (SHA-256) over `ShSee ‖ ShSss` with shared info `key usage ‖ 88 ‖ 10`.
