@@ -186,6 +186,76 @@ fn a_mute_card_is_reported_not_waited_for_forever() {
     ));
 }
 
+/// The firmware's ATR (docs/firmware.md).
+const FIRMWARE_ATR: [u8; 17] = [
+    0x3B, 0x8A, 0x81, 0x31, 0xFE, 0x45, 0x80, 0x58, 0x6C, 0x69, 0x6E, 0x6B, 0x63, 0x61, 0x72, 0x64,
+    0x4D,
+];
+
+/// A card that restarts whenever a command reaches it (the command faults and the board resets): it answers every
+/// I-block with its ATR, and any other block as a card just reset, asking for its first block again.
+#[derive(Default)]
+struct RestartingCard {
+    to_reader: VecDeque<u8>,
+    blocks_received: usize,
+}
+
+impl Read for RestartingCard {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.to_reader.is_empty() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let n = buf.len().min(self.to_reader.len());
+        for (slot, byte) in buf.iter_mut().zip(self.to_reader.drain(..n)) {
+            *slot = byte;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for RestartingCard {
+    fn write(&mut self, block: &[u8]) -> io::Result<usize> {
+        self.blocks_received += 1;
+        match block {
+            [_, pcb, ..] if pcb & 0x80 == 0 => self.to_reader.extend(FIRMWARE_ATR),
+            // R(N(R) = 0, other error): NAD, PCB, LEN, LRC.
+            _ => self.to_reader.extend([0x00, 0x82, 0x00, 0x82]),
+        }
+        Ok(block.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ByteLink for RestartingCard {
+    fn set_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+    fn discard_pending(&mut self) -> io::Result<()> {
+        self.to_reader.clear();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_card_that_restarts_on_the_command_is_given_up_on_after_a_few_sends() {
+    let params = Params {
+        ifsc: 254,
+        edc: Edc::Lrc,
+        block_waiting_time: Duration::from_millis(10),
+    };
+    let mut ifd = Ifd::new(RestartingCard::default(), params, 2100);
+    assert!(matches!(
+        ifd.transceive(&[0x80, 0x2A, 0x00, 0x00]),
+        Err(IfdError::Mute)
+    ));
+    // Four sends of the command and of the R-block between them, twice (before and after one resynchronisation),
+    // and the resynchronisation's three requests: not the thousands an exchange may take.
+    let sent = ifd.into_link().blocks_received;
+    assert!(sent <= 2 * 2 * 4 + 3, "{sent} blocks sent");
+}
+
 fn any_fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
         Just(Fault::Lose),

@@ -78,12 +78,13 @@ pub struct Params {
     pub block_waiting_time: Duration,
 }
 
-/// How often the same block has been sent in a row: a block sent [`RETRIES`] + 1 times without progress means
-/// the link is lost (§11.6.3.2: a block is sent again at most three times).
+/// How often each block has been sent since the exchange last made progress: a block sent [`RETRIES`] + 1 times
+/// means the link is lost (§11.6.3.2: a block is sent again at most three times), whether the sends follow one
+/// another or alternate with other blocks (a card that restarts whenever the command reaches it answers the
+/// command with its ATR, then asks for it again, without end).
 #[derive(Default)]
 struct Attempts {
-    last: Vec<u8>,
-    times: usize,
+    sent: Vec<(Vec<u8>, usize)>,
     /// Every block sent in this exchange: a card that keeps the reader busy (S-blocks without end) is mute too.
     total: usize,
 }
@@ -95,22 +96,36 @@ impl Attempts {
     /// Counts sending `frame`; [`IfdError::Mute`] when it would be once too often.
     fn count(&mut self, frame: &[u8]) -> Result<(), IfdError> {
         self.total += 1;
+        if self.total > MOST_BLOCKS {
+            return Err(IfdError::Mute);
+        }
+        // An S-block answers the card's request (a WTX each long step of a long command): not a retransmission.
         // R-blocks asking for the same block count as one, whatever error they report (their status bits and so
         // their EDC differ): they are compared by NAD and PCB without those bits.
         let frame = match frame {
+            [_, pcb, ..] if pcb & 0xC0 == 0xC0 => return Ok(()),
             [nad, pcb, ..] if pcb & 0xC0 == 0x80 => vec![*nad, pcb & 0xF0],
             _ => frame.to_vec(),
         };
-        if self.last == frame {
-            self.times += 1;
-        } else {
-            self.last = frame;
-            self.times = 1;
-        }
-        if self.times > RETRIES + 1 || self.total > MOST_BLOCKS {
+        let times = match self.sent.iter_mut().find(|(sent, _)| *sent == frame) {
+            Some((_, times)) => {
+                *times += 1;
+                *times
+            }
+            None => {
+                self.sent.push((frame, 1));
+                1
+            }
+        };
+        if times > RETRIES + 1 {
             return Err(IfdError::Mute);
         }
         Ok(())
+    }
+
+    /// The card sent the next block: what was sent before no longer counts.
+    fn progress(&mut self) {
+        self.sent.clear();
     }
 }
 
@@ -236,7 +251,7 @@ impl<L: ByteLink> Ifd<L> {
                         if !more {
                             return Ok(response);
                         }
-                        attempts.times = 0;
+                        attempts.progress();
                     }
                     // Acknowledge it (again, if it was a repeat of one already taken).
                     self.receive_ready(Acknowledge::Ok)
