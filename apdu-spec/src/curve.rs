@@ -12,8 +12,7 @@ use p256::NonZeroScalar;
 use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-/// A public key as it travels: uncompressed, `04 ‖ X ‖ Y`.
-pub type PublicKeyBytes = [u8; 65];
+pub use crate::scp11::session::PublicKeyBytes;
 
 /// A peer's public key that is not a point of the curve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,17 +41,12 @@ pub fn sign_digest(secret: &NonZeroScalar, digest: &[u8; 32]) -> Option<Signatur
 #[cfg(not(all(feature = "p256-cm4", target_arch = "arm")))]
 mod backend {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    use p256::elliptic_curve::sec1::ToSec1Point;
 
     use super::*;
+    use crate::scp11::session::encode_public_key;
 
     pub(super) fn public_key_of(secret: &NonZeroScalar) -> PublicKeyBytes {
-        let point = p256::PublicKey::from_secret_scalar(secret).to_sec1_point(false);
-        let mut out = [0u8; 65];
-        if let Some(bytes) = point.as_bytes().get(..out.len()) {
-            out.copy_from_slice(bytes);
-        }
-        out
+        encode_public_key(&p256::PublicKey::from_secret_scalar(secret))
     }
 
     pub(super) fn ecdh(
@@ -81,7 +75,6 @@ mod backend {
 #[cfg(all(feature = "p256-cm4", target_arch = "arm"))]
 mod backend {
     use p256::elliptic_curve::Curve;
-    use p256::elliptic_curve::sec1::ToSec1Point;
     use zeroize::Zeroize;
 
     use super::*;
@@ -135,7 +128,7 @@ mod backend {
         let in_range = p256_cm4::scalarmult_base(&mut x, &mut y, &d);
         debug_assert!(in_range);
         d.zeroize();
-        let mut out = [0u8; 65];
+        let mut out: PublicKeyBytes = [0; 65];
         p256_cm4::point_to_octet_string_uncompressed(&mut out, &x, &y);
         out
     }
@@ -156,10 +149,7 @@ mod backend {
     }
 
     pub(super) fn verify(key: &VerifyingKey, digest: &[u8; 32], signature: &Signature) -> bool {
-        let encoded = key.as_affine().to_sec1_point(false);
-        let Some(Ok(public)) = encoded.as_bytes().get(..65).map(PublicKeyBytes::try_from) else {
-            return false;
-        };
+        let public = crate::scp11::session::encode_public_key(&p256::PublicKey::from(key));
         let Ok((x, y)) = point(&public) else {
             return false;
         };
