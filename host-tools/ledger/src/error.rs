@@ -125,6 +125,12 @@ pub enum StorageError {
         "the database has schema version {found}; this program knows versions up to {supported}"
     )]
     SchemaTooNew { found: u32, supported: u32 },
+    #[error("could not flush the write-ahead log {path} to disk")]
+    Sync {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<rusqlite::Error> for LedgerError {

@@ -63,8 +63,10 @@ impl<S: Store> Ledger<S> {
     /// `done` gets its result once the chunk is in (committed or not). Nothing is committed before `read_whole`
     /// says the reader has read and checked the whole file: until then every chunk goes into one transaction,
     /// which an error (the reader's, sent as a chunk, or `work`'s) drops, so a bad file changes nothing. From
-    /// then on each chunk is a durable commit of its own, after which other writers get their turn
-    /// ([`Store::let_others_write`]). Answers [`Imported::Stopped`], nothing committed, when the chunks end
+    /// then on each chunk is a commit of its own, after which other writers get their turn
+    /// ([`Store::let_others_write`]); the chunks' commits are made durable together, once, before it answers
+    /// [`Imported::Whole`] ([`Store::unsynced_transaction`]: a crash of the machine meanwhile takes back the
+    /// last chunks, which a re-run imports again). Answers [`Imported::Stopped`], nothing committed, when the chunks end
     /// before the file was read whole.
     pub fn import_while_reading<C, R, E: From<LedgerError>>(
         &mut self,
@@ -81,7 +83,7 @@ impl<S: Store> Ledger<S> {
             if committed {
                 self.store.let_others_write();
             }
-            let mut open = Some(self.store.transaction()?);
+            let mut open = Some(self.store.unsynced_transaction()?);
             while let Some(tx) = open.as_mut() {
                 let Some(chunk) = chunks.next() else {
                     ended = true;
@@ -103,6 +105,8 @@ impl<S: Store> Ledger<S> {
                 tx.commit()?;
             }
         }
+        // One disk flush for the whole import, before anyone hears of it.
+        self.store.sync()?;
         Ok(Imported::Whole)
     }
 

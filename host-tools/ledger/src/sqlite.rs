@@ -99,6 +99,15 @@ pub enum Durability {
     Normal,
 }
 
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
 /// Where the ledger's timestamps come from.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Timestamp;
@@ -146,6 +155,39 @@ pub struct SqliteStore {
     last_timestamp: Timestamp,
     /// Started by the first pause of a long import ([`Store::let_others_write`]).
     checkpointer: Option<Checkpointer>,
+    sync: SyncState,
+}
+
+/// What the disk holds of the commits: [`Store::unsynced_transaction`] turns `synchronous` down before it begins
+/// (SQLite refuses to change it inside a transaction), and the next transaction or [`Store::sync`] turns it back
+/// up.
+#[derive(Debug)]
+struct SyncState {
+    durability: Durability,
+    /// The connection runs `synchronous=NORMAL` for an unsynced commit, though `durability` is `Full`.
+    relaxed: bool,
+    /// A commit since the last flush of the WAL is not on disk yet.
+    unsynced: bool,
+}
+
+impl SyncState {
+    /// Back to the durability the store was opened with, before a transaction begins.
+    fn restore(&mut self, connection: &Connection) -> Result<(), LedgerError> {
+        if self.relaxed {
+            connection.pragma_update(None, "synchronous", self.durability.pragma())?;
+            self.relaxed = false;
+        }
+        Ok(())
+    }
+
+    /// Commits without a flush until restored, if the store flushes at all.
+    fn relax(&mut self, connection: &Connection) -> Result<(), LedgerError> {
+        if self.durability == Durability::Full && !self.relaxed {
+            connection.pragma_update(None, "synchronous", Durability::Normal.pragma())?;
+            self.relaxed = true;
+        }
+        Ok(())
+    }
 }
 
 impl SqliteStore {
@@ -187,11 +229,7 @@ impl SqliteStore {
         // An in-memory database answers "memory": it has no WAL and needs none.
         let _mode: String =
             connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        let synchronous = match durability {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        };
-        connection.pragma_update(None, "synchronous", synchronous)?;
+        connection.pragma_update(None, "synchronous", durability.pragma())?;
         // The schema names the transfers' accounts as foreign keys, but SQLite does not check them: the rules
         // load both accounts before every transfer (and `check_invariants` finds any transfer without them),
         // while SQLite's checks would seek both again at every insert (7 % of a settlement).
@@ -224,6 +262,11 @@ impl SqliteStore {
             clock: Arc::new(SystemClock),
             last_timestamp,
             checkpointer: None,
+            sync: SyncState {
+                durability,
+                relaxed: false,
+                unsynced: false,
+            },
         })
     }
 
@@ -291,17 +334,13 @@ impl Store for SqliteStore {
     }
 
     fn transaction(&mut self) -> Result<SqliteTransaction<'_>, LedgerError> {
-        let Self {
-            connection,
-            clock,
-            last_timestamp,
-            ..
-        } = self;
-        // Immediate: take the write lock now rather than fail to upgrade a read lock halfway.
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Another process may have written since: with the write lock held, start after its timestamps too.
-        *last_timestamp = (*last_timestamp).max(latest_timestamp(&tx)?);
-        Ok(SqliteTransaction::new(tx, clock, last_timestamp))
+        self.sync.restore(&self.connection)?;
+        self.begin_write()
+    }
+
+    fn unsynced_transaction(&mut self) -> Result<SqliteTransaction<'_>, LedgerError> {
+        self.sync.relax(&self.connection)?;
+        self.begin_write()
     }
 
     fn read_transaction(&mut self) -> Result<SqliteTransaction<'_>, LedgerError> {
@@ -309,11 +348,51 @@ impl Store for SqliteStore {
             connection,
             clock,
             last_timestamp,
+            sync,
             ..
         } = self;
         // Deferred: in WAL mode its reads see one snapshot and take no lock a writer waits for.
         let tx = connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        Ok(SqliteTransaction::new(tx, clock, last_timestamp))
+        Ok(SqliteTransaction::new(tx, clock, last_timestamp, sync))
+    }
+
+    /// Flushes the WAL file, which holds every commit not yet checkpointed (a checkpoint flushes what it copies
+    /// first): what a synced commit's flush does, without a commit.
+    fn sync(&mut self) -> Result<(), LedgerError> {
+        self.sync.restore(&self.connection)?;
+        if !self.sync.unsynced {
+            return Ok(());
+        }
+        if let Some(path) = self.connection.path().filter(|path| !path.is_empty()) {
+            let wal = std::path::PathBuf::from(format!("{path}-wal"));
+            let flushed = match std::fs::File::open(&wal) {
+                Ok(file) => file.sync_data(),
+                // No WAL: the last connection's checkpoint copied (and flushed) everything, then removed it.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(error) => Err(error),
+            };
+            flushed.map_err(|source| StorageError::Sync { path: wal, source })?;
+        }
+        self.sync.unsynced = false;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// A write transaction at whatever durability the connection is set to.
+    fn begin_write(&mut self) -> Result<SqliteTransaction<'_>, LedgerError> {
+        let Self {
+            connection,
+            clock,
+            last_timestamp,
+            sync,
+            ..
+        } = self;
+        // Immediate: take the write lock now rather than fail to upgrade a read lock halfway.
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have written since: with the write lock held, start after its timestamps too.
+        *last_timestamp = (*last_timestamp).max(latest_timestamp(&tx)?);
+        Ok(SqliteTransaction::new(tx, clock, last_timestamp, sync))
     }
 }
 
@@ -400,6 +479,9 @@ pub struct SqliteTransaction<'a> {
     read_ahead: ReadAhead,
     /// A range of transfer ids found empty, and the transfers this transaction created in it since.
     new_transfers: Option<NewTransfers>,
+    sync: &'a mut SyncState,
+    /// Opened by [`Store::unsynced_transaction`] on a store that syncs otherwise.
+    unsynced_commit: bool,
 }
 
 /// Transfer ids known to be new: none was in `first..=last` when the range was announced, and only `created`
@@ -427,7 +509,10 @@ impl Transaction for SqliteTransaction<'_> {
 
     fn commit(mut self) -> Result<(), LedgerError> {
         self.write_balances()?;
-        Ok(self.tx.commit()?)
+        self.tx.commit()?;
+        // A synced commit flushes the whole WAL, earlier unsynced commits with it.
+        self.sync.unsynced = self.unsynced_commit;
+        Ok(())
     }
 
     fn savepoint(&mut self) -> Result<(), LedgerError> {
@@ -746,6 +831,7 @@ impl<'a> SqliteTransaction<'a> {
         tx: rusqlite::Transaction<'a>,
         clock: &Arc<dyn Clock>,
         last_timestamp: &'a mut Timestamp,
+        sync: &'a mut SyncState,
     ) -> Self {
         Self {
             tx,
@@ -755,7 +841,9 @@ impl<'a> SqliteTransaction<'a> {
             accounts: HashMap::new(),
             deferred_writes: 0,
             read_ahead: ReadAhead::default(),
+            unsynced_commit: sync.relaxed,
             new_transfers: None,
+            sync,
         }
     }
 
@@ -1127,5 +1215,79 @@ impl LedgerTables for SqliteTransaction<'_> {
             .prepare_cached("INSERT INTO requests (id, hash, answer) VALUES (?1, ?2, ?3)")?
             .execute(params![id.0.to_be_bytes(), request.hash, request.answer])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(store: &SqliteStore) -> i64 {
+        store
+            .connection
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap()
+    }
+
+    const NORMAL: i64 = 1;
+    const FULL: i64 = 2;
+
+    #[test]
+    fn an_unsynced_transaction_relaxes_one_commit_and_the_next_sync_flushes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.unsynced_transaction().unwrap();
+        assert_eq!(synchronous_of(&tx), NORMAL);
+        tx.put("t", b"unsynced", b"1").unwrap();
+        tx.commit().unwrap();
+        assert!(store.sync.unsynced);
+        // Committed all the same: another connection reads it.
+        let other = Connection::open(&path).unwrap();
+        let read = |key: &[u8]| -> Option<Vec<u8>> {
+            other
+                .query_row(
+                    "SELECT value FROM records WHERE tbl = 't' AND key = ?1",
+                    [key],
+                    |row| row.get(0),
+                )
+                .optional()
+                .unwrap()
+        };
+        assert_eq!(read(b"unsynced"), Some(b"1".to_vec()));
+
+        // The next transaction runs at the store's own durability again, and its commit flushes the WAL.
+        let mut tx = store.transaction().unwrap();
+        assert_eq!(synchronous_of(&tx), FULL);
+        tx.put("t", b"synced", b"2").unwrap();
+        tx.commit().unwrap();
+        assert!(!store.sync.unsynced);
+
+        let mut tx = store.unsynced_transaction().unwrap();
+        tx.put("t", b"later", b"3").unwrap();
+        tx.commit().unwrap();
+        assert!(store.sync.unsynced);
+        store.sync().unwrap();
+        assert!(!store.sync.unsynced);
+        assert_eq!(synchronous(&store), FULL);
+        assert_eq!(read(b"later"), Some(b"3".to_vec()));
+    }
+
+    fn synchronous_of(tx: &SqliteTransaction<'_>) -> i64 {
+        tx.tx
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_store_opened_for_normal_durability_stays_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            SqliteStore::open_with(dir.path().join("l.db"), Durability::Normal).unwrap();
+        store.unsynced_transaction().unwrap().commit().unwrap();
+        assert!(!store.sync.relaxed && !store.sync.unsynced);
+        assert_eq!(synchronous(&store), NORMAL);
+        store.sync().unwrap();
+        assert_eq!(synchronous(&store), NORMAL);
     }
 }

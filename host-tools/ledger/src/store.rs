@@ -26,6 +26,21 @@ pub trait Store {
     /// Opens a transaction for reading only: it sees the database as committed when it first reads, and neither
     /// waits for nor holds up a writer in another connection. Do not write in it.
     fn read_transaction(&mut self) -> Result<Self::Tx<'_>, LedgerError>;
+
+    /// A write transaction whose commit does not wait for the disk: the changes are in, in order after every
+    /// earlier commit, and other connections see them, but a crash of the machine (not of the process) may take
+    /// the commit back, with every unsynced commit after it and never a synced one. The next synced commit or
+    /// [`Store::sync`] makes it durable. For the chunks of a long import, whose answer leaves only after its last
+    /// commit is synced: a disk flush per chunk would stall it for nothing. A store without the distinction
+    /// syncs.
+    fn unsynced_transaction(&mut self) -> Result<Self::Tx<'_>, LedgerError> {
+        self.transaction()
+    }
+
+    /// Makes every commit made so far durable, the [`Store::unsynced_transaction`] ones included.
+    fn sync(&mut self) -> Result<(), LedgerError> {
+        Ok(())
+    }
 }
 
 /// A keyed record: (key, value).
