@@ -161,4 +161,6 @@ pub enum Violation {
         "transfer {transfer:#x} disagrees with its pending transfer, or a pending transfer with its fate"
     )]
     PendingInconsistent { transfer: TransferId },
+    #[error("transfer {transfer:#x} has the timestamp of the transfer before it")]
+    TimestampReused { transfer: TransferId },
 }

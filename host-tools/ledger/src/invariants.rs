@@ -47,6 +47,14 @@ pub(crate) fn check(tx: &mut impl LedgerTables) -> Result<(), LedgerError> {
     let accounts: HashMap<AccountId, Account> =
         tx.all_accounts()?.into_iter().map(|a| (a.id, a)).collect();
     let transfers = tx.all_transfers()?;
+    // By timestamp: each later than the one before (the ledger assigns them increasing; no index enforces it).
+    for pair in transfers.windows(2) {
+        if let [(earlier, _), (later, _)] = pair
+            && later.timestamp <= earlier.timestamp
+        {
+            return Err(Violation::TimestampReused { transfer: later.id }.into());
+        }
+    }
     let by_id: HashMap<TransferId, (&Transfer, Option<PendingState>)> = transfers
         .iter()
         .map(|(t, state)| (t.id, (t, *state)))

@@ -38,7 +38,8 @@ macro_rules! transfer_columns {
 }
 
 /// The schema, one migration per version: migration `i` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE accounts (
     id              BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
     currency        INTEGER NOT NULL CHECK (currency BETWEEN 0 AND 65535),
@@ -84,7 +85,38 @@ CREATE TABLE records (
     value BLOB NOT NULL,
     PRIMARY KEY (tbl, key)
 ) STRICT, WITHOUT ROWID;
-"];
+",
+    r"
+-- Version 2: transfers lose their UNIQUE timestamp index, a B-tree write per transfer that only answered
+-- max(timestamp); the latest timestamp assigned is kept in ledger_clock instead, written once per commit.
+-- Timestamps stay unique by construction (assigned increasing under the write lock; check_invariants checks).
+CREATE TABLE ledger_clock (
+    id             INTEGER NOT NULL PRIMARY KEY CHECK (id = 0),
+    last_timestamp BLOB    NOT NULL CHECK (length(last_timestamp) = 8)
+) STRICT;
+INSERT INTO ledger_clock (id, last_timestamp)
+SELECT 0, max(coalesce((SELECT max(timestamp) FROM accounts), zeroblob(8)),
+              coalesce((SELECT max(timestamp) FROM transfers), zeroblob(8)));
+CREATE TABLE transfers_v2 (
+    id                BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
+    debit_account_id  BLOB    NOT NULL REFERENCES accounts (id),
+    credit_account_id BLOB    NOT NULL REFERENCES accounts (id),
+    amount            BLOB    NOT NULL CHECK (length(amount) = 16),
+    currency          INTEGER NOT NULL CHECK (currency BETWEEN 0 AND 65535),
+    code              INTEGER NOT NULL CHECK (code BETWEEN 0 AND 65535),
+    user_data         BLOB    NOT NULL CHECK (length(user_data) = 32),
+    kind              INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),
+    expires_at        BLOB    CHECK ((kind = 1) = (expires_at IS NOT NULL)),
+    pending_id        BLOB    REFERENCES transfers (id) CHECK ((kind IN (2, 3)) = (pending_id IS NOT NULL)),
+    state             INTEGER CHECK ((kind = 1) = (state IS NOT NULL) AND state BETWEEN 0 AND 3),
+    timestamp         BLOB    NOT NULL CHECK (length(timestamp) = 8)
+) STRICT, WITHOUT ROWID;
+INSERT INTO transfers_v2 SELECT * FROM transfers ORDER BY id;
+DROP TABLE transfers;
+ALTER TABLE transfers_v2 RENAME TO transfers;
+CREATE INDEX transfers_pending_due ON transfers (expires_at, id) WHERE state = 0;
+",
+];
 
 /// The schema version this program writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -278,18 +310,24 @@ impl SqliteStore {
     }
 }
 
-/// The latest timestamp in the database (0 when empty).
+/// The latest timestamp the database assigned (0 when empty).
 fn latest_timestamp(connection: &Connection) -> Result<Timestamp, LedgerError> {
-    let latest = connection
-        .prepare_cached(
-            "SELECT max(coalesce((SELECT max(timestamp) FROM accounts), x''),
-                        coalesce((SELECT max(timestamp) FROM transfers), x''))",
-        )?
-        .query_row([], |row| row.get::<_, Vec<u8>>(0))?;
-    match latest.as_slice() {
-        [] => Ok(0),
-        _ => u64_of(latest),
-    }
+    let latest: Option<Vec<u8>> = connection
+        .prepare_cached("SELECT last_timestamp FROM ledger_clock WHERE id = 0")?
+        .query_row([], |row| row.get(0))
+        .optional()?;
+    latest.map_or(Ok(0), u64_of)
+}
+
+/// Keeps `timestamp` as the latest assigned, in the transaction at hand.
+fn store_latest_timestamp(
+    connection: &Connection,
+    timestamp: Timestamp,
+) -> Result<(), LedgerError> {
+    connection
+        .prepare_cached("INSERT OR REPLACE INTO ledger_clock (id, last_timestamp) VALUES (0, ?1)")?
+        .execute([timestamp.to_be_bytes()])?;
+    Ok(())
 }
 
 fn migrate(connection: &mut Connection) -> Result<(), LedgerError> {
@@ -482,6 +520,8 @@ pub struct SqliteTransaction<'a> {
     sync: &'a mut SyncState,
     /// Opened by [`Store::unsynced_transaction`] on a store that syncs otherwise.
     unsynced_commit: bool,
+    /// Whether `last_timestamp` moved, to be kept in `ledger_clock` at commit.
+    assigned_timestamps: bool,
 }
 
 /// Transfer ids known to be new: none was in `first..=last` when the range was announced, and only `created`
@@ -509,6 +549,9 @@ impl Transaction for SqliteTransaction<'_> {
 
     fn commit(mut self) -> Result<(), LedgerError> {
         self.write_balances()?;
+        if self.assigned_timestamps {
+            store_latest_timestamp(&self.tx, *self.last_timestamp)?;
+        }
         self.tx.commit()?;
         // A synced commit flushes the whole WAL, earlier unsynced commits with it.
         self.sync.unsynced = self.unsynced_commit;
@@ -842,6 +885,7 @@ impl<'a> SqliteTransaction<'a> {
             deferred_writes: 0,
             read_ahead: ReadAhead::default(),
             unsynced_commit: sync.relaxed,
+            assigned_timestamps: false,
             new_transfers: None,
             sync,
         }
@@ -1015,6 +1059,7 @@ impl LedgerTables for SqliteTransaction<'_> {
     fn next_timestamp(&mut self) -> Result<Timestamp, LedgerError> {
         let next = self.clock.now().max(self.last_timestamp.saturating_add(1));
         *self.last_timestamp = next;
+        self.assigned_timestamps = true;
         Ok(next)
     }
 
@@ -1271,6 +1316,81 @@ mod tests {
         assert!(!store.sync.unsynced);
         assert_eq!(synchronous(&store), FULL);
         assert_eq!(read(b"later"), Some(b"3".to_vec()));
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_transfers_and_its_clock_through_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let raw = Connection::open(&path).unwrap();
+            raw.execute_batch(MIGRATIONS[0]).unwrap();
+            raw.pragma_update(None, "user_version", 1).unwrap();
+            let account = |id: u8, timestamp: u64| {
+                raw.execute(
+                    "INSERT INTO accounts VALUES (?1, 978, 1, 0, zeroblob(32), zeroblob(16), ?2, zeroblob(16), ?3, ?4)",
+                    params![
+                        u128::from(id).to_be_bytes(),
+                        u128::from(if id == 1 { 9u8 } else { 0 }).to_be_bytes(),
+                        u128::from(if id == 2 { 9u8 } else { 0 }).to_be_bytes(),
+                        timestamp.to_be_bytes()
+                    ],
+                )
+                .unwrap();
+            };
+            account(1, 5);
+            account(2, 6);
+            raw.execute(
+                "INSERT INTO transfers VALUES (?1, ?2, ?3, ?4, 978, 1, zeroblob(32), 0, NULL, NULL, NULL, ?5)",
+                params![
+                    100u128.to_be_bytes(),
+                    1u128.to_be_bytes(),
+                    2u128.to_be_bytes(),
+                    9u128.to_be_bytes(),
+                    9u64.to_be_bytes()
+                ],
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let indexes: Vec<String> = store
+            .connection
+            .prepare("SELECT origin FROM pragma_index_list('transfers') ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // The primary key and the pending transfers by expiry; no UNIQUE constraint's index.
+        assert_eq!(indexes, ["pk", "c"], "{indexes:?}");
+        let mut tx = store.transaction().unwrap();
+        assert_eq!(tx.load_transfer(100).unwrap().unwrap().amount, 9);
+        assert!(
+            tx.next_timestamp().unwrap() > 9,
+            "the clock starts after the migrated transfers"
+        );
+        tx.commit().unwrap();
+        let mut ledger = crate::Ledger::new(store);
+        ledger.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn the_clock_survives_a_reopen_without_any_transfer_to_read_it_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock.db");
+        let assigned = {
+            let mut store = SqliteStore::open(&path).unwrap();
+            let mut tx = store.transaction().unwrap();
+            let assigned = tx.next_timestamp().unwrap();
+            tx.commit().unwrap();
+            assigned
+        };
+        let mut store = SqliteStore::open(&path)
+            .unwrap()
+            .with_clock(Arc::new(ManualClock::new(1)));
+        let mut tx = store.transaction().unwrap();
+        assert!(tx.next_timestamp().unwrap() > assigned);
     }
 
     fn synchronous_of(tx: &SqliteTransaction<'_>) -> i64 {

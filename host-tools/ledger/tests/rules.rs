@@ -593,6 +593,26 @@ fn a_transfer_whose_account_was_removed_breaks_the_invariants() {
 }
 
 #[test]
+fn two_transfers_with_one_timestamp_break_the_invariants() {
+    // No index keeps transfers' timestamps unique (the ledger assigns them increasing): the invariants check.
+    let error = invariants_after(|raw| {
+        raw.execute(
+            "INSERT INTO transfers SELECT ?1, debit_account_id, credit_account_id, amount, currency, code,
+                    user_data, kind, expires_at, pending_id, state, timestamp FROM transfers WHERE id = ?2",
+            (101u128.to_be_bytes(), 100u128.to_be_bytes()),
+        )
+        .unwrap();
+    });
+    assert!(
+        matches!(
+            error,
+            LedgerError::InvariantViolated(ledger::Violation::TimestampReused { .. })
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn answers_copy_what_was_asked() {
     let (mut ledger, _) = in_memory();
     let asked = NewAccount {
