@@ -15,7 +15,7 @@ use crate::ids::{
 };
 use crate::records::{
     self, CONTRACTS, CUSTOMERS, ContractRecord, CustomerRecord, DEPOSITS, DEPOSITS_BY_USER,
-    DepositAnswer, META, META_KEY, Meta, StoredDeposit, decode, encode, load, save,
+    DepositAnswer, META, META_KEY, Meta, StoredDeposit, decode, encode, load, request_body, save,
 };
 use crate::{
     Balances, BankConfig, BankError, CreditContract, Deposit, DepositRecord, DepositRequest,
@@ -107,7 +107,7 @@ impl<S: Store> Bank<S> {
         request: RequestId,
         customer: &NewCustomer,
     ) -> Result<(), BankError> {
-        let body = encode(&(
+        let body = request_body(&(
             &customer.user_id,
             &customer.name,
             &customer.account_number,
@@ -125,7 +125,7 @@ impl<S: Store> Bank<S> {
         user_id: &str,
         amount: u64,
     ) -> Result<Balances, BankError> {
-        let body = encode(&(user_id, amount))?;
+        let body = request_body(&(user_id, amount))?;
         let answer: (u16, u64, u64, u64) = self.run(request, "bank.cash_in", &body, |tx, _| {
             let balances = cash_in_in(tx, request, user_id, amount)?;
             Ok((
@@ -151,7 +151,7 @@ impl<S: Store> Bank<S> {
         request: RequestId,
         contract: &CreditContract,
     ) -> Result<(), BankError> {
-        let body = encode(&contract_record(contract, 0))?;
+        let body = request_body(&contract_record(contract, 0))?;
         self.run(request, "bank.add_contract", &body, |tx, context| {
             add_contract_in(tx, context, contract)
         })
@@ -190,7 +190,7 @@ impl<S: Store> Bank<S> {
         for (request, deposit) in deposits {
             let body = deposit_body(deposit)?;
             let answer = tx.idempotent(*request, "bank.deposit", &body, |tx| {
-                encode(&deposit_in(tx, context, *request, deposit)?)
+                Ok(encode(&deposit_in(tx, context, *request, deposit)?))
             });
             match answer {
                 Ok(bytes) => {
@@ -298,7 +298,9 @@ impl<S: Store> Bank<S> {
     ) -> Result<A, BankError> {
         let Self { ledger, context } = self;
         let mut tx = ledger.transaction()?;
-        let answer = tx.idempotent(request, kind, body, |tx| encode(&work(tx, context)?))?;
+        let answer = tx.idempotent(request, kind, body, |tx| {
+            Ok::<_, BankError>(encode(&work(tx, context)?))
+        })?;
         tx.commit()?;
         decode(&answer.into_inner(), "answer")
     }
@@ -561,7 +563,7 @@ fn add_contract_in(
 }
 
 fn deposit_body(deposit: &DepositRequest) -> Result<Vec<u8>, BankError> {
-    encode(&(
+    request_body(&(
         &deposit.user_id,
         hex::encode_upper(&deposit.credit_id),
         deposit.amount,

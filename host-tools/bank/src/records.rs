@@ -1,4 +1,5 @@
-//! The bank's own records, JSON values in the ledger's keyed records, and the canonical request bodies.
+//! The bank's own records, binary values in the ledger's keyed records ([`ledger::records`]; the JSON that earlier
+//! versions wrote is still read), and the canonical request bodies (JSON, hashed for idempotency).
 
 use ledger::Transaction;
 use serde::de::DeserializeOwned;
@@ -20,22 +21,8 @@ pub(crate) const SETTLEMENTS: &str = "bank.settlements";
 pub(crate) const SETTLED: &str = "bank.settled";
 pub(crate) const META_KEY: &[u8] = b"meta";
 
-/// Bytes as uppercase hex in JSON (compact, and readable with sqlite3).
-pub(crate) mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex::encode_upper(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<Vec<u8>>>(
-        deserializer: D,
-    ) -> Result<T, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let bytes = hex::decode(text).map_err(serde::de::Error::custom)?;
-        T::try_from(bytes).map_err(|_| serde::de::Error::custom("wrong length"))
-    }
-}
+/// Bytes as raw bytes in binary records, hex in JSON (earlier versions wrote uppercase).
+pub(crate) use ledger::records::hex_bytes;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Meta {
@@ -118,15 +105,22 @@ pub(crate) struct DepositAnswer {
     pub valid_until: [u8; 4],
 }
 
-pub(crate) fn encode(value: &impl Serialize) -> Result<Vec<u8>, BankError> {
-    serde_json::to_vec(value).map_err(|_| BankError::Corrupt { what: "record" })
+/// The canonical body of a request, hashed for idempotency: JSON, as every version wrote it (a replay after an
+/// upgrade must hash alike).
+pub(crate) fn request_body(value: &impl Serialize) -> Result<Vec<u8>, BankError> {
+    serde_json::to_vec(value).map_err(|_| BankError::Corrupt { what: "request" })
+}
+
+/// A record or a stored answer.
+pub(crate) fn encode(value: &impl Serialize) -> Vec<u8> {
+    ledger::records::encode(value)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     what: &'static str,
 ) -> Result<T, BankError> {
-    serde_json::from_slice(bytes).map_err(|_| BankError::Corrupt { what })
+    ledger::records::decode(bytes).map_err(|_| BankError::Corrupt { what })
 }
 
 pub(crate) fn load<T: DeserializeOwned>(
@@ -145,10 +139,47 @@ pub(crate) fn save(
     key: &[u8],
     value: &impl Serialize,
 ) -> Result<(), BankError> {
-    tx.put(table, key, &encode(value)?)?;
+    tx.put(table, key, &encode(value))?;
     Ok(())
 }
 
 pub(crate) fn deposit_index_key(user_id: &str, token_id: &[u8; 16]) -> Vec<u8> {
     [user_id.as_bytes(), &[0], token_id].concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_written_binary_and_the_json_of_earlier_versions_is_still_read() {
+        let answer = DepositAnswer {
+            token: vec![0xAB; 40],
+            token_id: [0x0F; 16],
+            amount: 25_000,
+            currency: 392,
+            valid_until: [0x20, 0x27, 0x01, 0x31],
+        };
+        let binary = encode(&answer);
+        assert_eq!(binary.first(), Some(&ledger::records::BINARY_RECORD));
+        // Earlier versions wrote JSON, with uppercase hex.
+        let json = format!(
+            r#"{{"token":"{}","token_id":"{}","amount":25000,"currency":392,"valid_until":[32,39,1,49]}}"#,
+            "AB".repeat(40),
+            "0F".repeat(16)
+        )
+        .into_bytes();
+        assert!(binary.len() < json.len() / 2, "{} vs {}", binary.len(), json.len());
+        for bytes in [&binary, &json] {
+            let read: DepositAnswer = decode(bytes, "answer").unwrap();
+            assert_eq!(
+                (read.token, read.token_id, read.amount, read.valid_until),
+                (answer.token.clone(), answer.token_id, 25_000, answer.valid_until)
+            );
+        }
+        assert!(matches!(
+            decode::<DepositAnswer>(b"junk", "answer"),
+            Err(BankError::Corrupt { what: "answer" })
+        ));
+    }
 }

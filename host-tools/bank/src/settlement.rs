@@ -22,7 +22,7 @@ use crate::ids::{
 };
 use crate::records::{
     CONTRACTS, CUSTOMERS, ContractRecord, CustomerRecord, DEPOSITS, DEPOSITS_BY_USER, SETTLED,
-    SETTLEMENTS, StoredDeposit, encode, load, save,
+    SETTLEMENTS, StoredDeposit, load, request_body, save,
 };
 use crate::{Bank, BankError, DepositState};
 
@@ -348,7 +348,8 @@ fn settle_chunk(
     let customers = read_ahead_chunk(tx, posting, position, deductions)?;
     let chunk = (0u64..).zip(deductions).zip(&keys).zip(customers);
     for (((offset, deduction), key), customer) in chunk {
-        let request_hash: [u8; 32] = Sha256::digest(encode(&deduction_body(deduction))?).into();
+        let request_hash: [u8; 32] =
+            Sha256::digest(request_body(&deduction_body(deduction))?).into();
         let settled = match any_settled {
             true => load::<SettledDeduction>(tx, SETTLED, key)?,
             false => None,

@@ -88,7 +88,7 @@ pub enum CreditError {
     CorruptRecord {
         what: &'static str,
         #[source]
-        source: Option<RecordDecodeError>,
+        source: Option<ledger::records::RecordDecodeError>,
     },
     #[error(
         "the credit records disagree with the ledger ({what}): restore the database from a backup"
@@ -124,15 +124,6 @@ impl From<LedgerError> for CreditError {
             error => Self::Storage(error),
         }
     }
-}
-
-/// Why a stored record could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordDecodeError {
-    #[error("binary record")]
-    Binary(#[from] postcard::Error),
-    #[error("JSON record")]
-    Json(#[from] serde_json::Error),
 }
 
 /// The last four digits of a PAN, for messages (the rest stays out of logs).

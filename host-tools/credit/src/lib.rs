@@ -30,9 +30,9 @@
 
 mod authorize;
 mod error;
-mod hex_serde;
 mod model;
 mod records;
+use ledger::records::hex_bytes as hex_serde;
 mod settlement;
 
 use ledger::{Ledger, LedgerTables, PendingState, RequestId, Store, Transaction};

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{CreditError, RecordDecodeError};
+use crate::error::CreditError;
 #[cfg(test)]
 use crate::model::PendingCredit;
 use crate::model::{CardStatus, Decision, date_bytes};
@@ -121,15 +121,9 @@ pub(crate) struct SpentRecord {
     pub pending_transfer: TransferId,
 }
 
-/// The first byte of a record in the binary encoding (postcard). Records written as JSON, by earlier versions,
-/// begin with `{` and are still read.
-const BINARY_RECORD: u8 = 0x01;
-
-/// A record as the credit system writes it: [`BINARY_RECORD`] ‖ postcard, about a third of the JSON's size, so
-/// that a group commit writes fewer pages.
+/// A record as the credit system writes it (binary: [`ledger::records`]).
 pub(crate) fn encode(value: &impl Serialize) -> Vec<u8> {
-    // Serializing these plain structs into memory cannot fail.
-    postcard::to_extend(value, vec![BINARY_RECORD]).unwrap_or_default()
+    ledger::records::encode(value)
 }
 
 pub(crate) fn load<T: DeserializeOwned>(
@@ -146,14 +140,10 @@ pub(crate) fn decode<T: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, CreditError> {
-    let corrupt = |source: Option<RecordDecodeError>| CreditError::CorruptRecord { what, source };
-    match bytes.split_first() {
-        Some((&BINARY_RECORD, rest)) => postcard::from_bytes(rest)
-            .map_err(|error| corrupt(Some(RecordDecodeError::Binary(error)))),
-        Some((b'{', _)) => serde_json::from_slice(bytes)
-            .map_err(|error| corrupt(Some(RecordDecodeError::Json(error)))),
-        _ => Err(corrupt(None)),
-    }
+    ledger::records::decode(bytes).map_err(|source| CreditError::CorruptRecord {
+        what,
+        source: Some(source),
+    })
 }
 
 /// `len ‖ bytes`: a prefix-free key part.
@@ -312,7 +302,7 @@ mod tests {
     #[test]
     fn records_are_binary_and_round_trip() {
         let bytes = encode(&card());
-        assert_eq!(bytes.first(), Some(&BINARY_RECORD));
+        assert_eq!(bytes.first(), Some(&ledger::records::BINARY_RECORD));
         // Bytes stay bytes: the key is 3 bytes long, not 6 hex digits.
         assert!(bytes.windows(3).any(|w| w == [0x04, 0xAB, 0xCD]));
         assert!(bytes.len() < serde_json::to_vec(&card()).unwrap().len() / 2);
@@ -343,7 +333,7 @@ mod tests {
             &b""[..],
             b"\x02junk",
             b"{\"expiry\"",
-            &[BINARY_RECORD, 0xFF],
+            &[ledger::records::BINARY_RECORD, 0xFF],
         ] {
             let error = decode::<CardRecord>("card", bytes).unwrap_err();
             assert!(

@@ -80,6 +80,8 @@ mod invariants;
 mod ledger;
 mod model;
 mod read_ahead;
+#[cfg(feature = "records")]
+pub mod records;
 mod rules;
 mod sqlite;
 mod store;

@@ -1,5 +1,5 @@
-//! Byte strings in the records: raw bytes in the binary encoding the credit system writes, hex strings in JSON
-//! (what earlier versions wrote, and what a person reads).
+//! Byte strings in the records (`#[serde(with = "ledger::records::hex_bytes")]`): raw bytes in the binary
+//! encoding, hex strings in JSON (what earlier versions wrote, and what a person reads; either case is read).
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serializer};
