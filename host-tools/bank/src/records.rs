@@ -169,12 +169,22 @@ mod tests {
             "0F".repeat(16)
         )
         .into_bytes();
-        assert!(binary.len() < json.len() / 2, "{} vs {}", binary.len(), json.len());
+        assert!(
+            binary.len() < json.len() / 2,
+            "{} vs {}",
+            binary.len(),
+            json.len()
+        );
         for bytes in [&binary, &json] {
             let read: DepositAnswer = decode(bytes, "answer").unwrap();
             assert_eq!(
                 (read.token, read.token_id, read.amount, read.valid_until),
-                (answer.token.clone(), answer.token_id, 25_000, answer.valid_until)
+                (
+                    answer.token.clone(),
+                    answer.token_id,
+                    25_000,
+                    answer.valid_until
+                )
             );
         }
         assert!(matches!(

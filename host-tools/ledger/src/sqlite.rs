@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::config::DbConfig;
+use rusqlite::types::{FromSql, FromSqlResult, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{LedgerError, StorageError};
@@ -312,7 +313,7 @@ impl SqliteStore {
 
 /// The latest timestamp the database assigned (0 when empty).
 fn latest_timestamp(connection: &Connection) -> Result<Timestamp, LedgerError> {
-    let latest: Option<Vec<u8>> = connection
+    let latest: Option<Fixed<8>> = connection
         .prepare_cached("SELECT last_timestamp FROM ledger_clock WHERE id = 0")?
         .query_row([], |row| row.get(0))
         .optional()?;
@@ -857,16 +858,27 @@ fn corrupt(what: &'static str) -> impl Fn(Vec<u8>) -> LedgerError {
     move |_| LedgerError::Corrupt { what }
 }
 
-fn u128_of(bytes: Vec<u8>) -> Result<u128, LedgerError> {
-    Ok(u128::from_be_bytes(
-        bytes.try_into().map_err(corrupt("amount or id"))?,
-    ))
+/// A fixed-width BLOB column read in place, without a `Vec` per column; `None` if its length is not `N`.
+struct Fixed<const N: usize>(Option<[u8; N]>);
+
+impl<const N: usize> FromSql for Fixed<N> {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Ok(Self(value.as_blob()?.try_into().ok()))
+    }
 }
 
-fn u64_of(bytes: Vec<u8>) -> Result<u64, LedgerError> {
-    Ok(u64::from_be_bytes(
-        bytes.try_into().map_err(corrupt("timestamp"))?,
-    ))
+impl<const N: usize> Fixed<N> {
+    fn bytes(self, what: &'static str) -> Result<[u8; N], LedgerError> {
+        self.0.ok_or(LedgerError::Corrupt { what })
+    }
+}
+
+fn u128_of(column: Fixed<16>) -> Result<u128, LedgerError> {
+    Ok(u128::from_be_bytes(column.bytes("amount or id")?))
+}
+
+fn u64_of(column: Fixed<8>) -> Result<u64, LedgerError> {
+    Ok(u64::from_be_bytes(column.bytes("timestamp")?))
 }
 
 impl<'a> SqliteTransaction<'a> {
@@ -959,16 +971,9 @@ impl<'a> SqliteTransaction<'a> {
 
 /// Reads an account row in [`account_columns`] order; decoding errors surface after the query.
 fn account_row(row: &Row<'_>) -> rusqlite::Result<Result<Account, LedgerError>> {
-    let blob = |i| row.get::<_, Vec<u8>>(i);
-    let (id, user_data, dp, dpo, cp, cpo, ts) = (
-        blob(0)?,
-        blob(4)?,
-        blob(5)?,
-        blob(6)?,
-        blob(7)?,
-        blob(8)?,
-        blob(9)?,
-    );
+    let wide = |i| row.get::<_, Fixed<16>>(i);
+    let (id, dp, dpo, cp, cpo) = (wide(0)?, wide(5)?, wide(6)?, wide(7)?, wide(8)?);
+    let (user_data, ts): (Fixed<32>, Fixed<8>) = (row.get(4)?, row.get(9)?);
     let (currency, code, flags): (u16, u16, u16) = (row.get(1)?, row.get(2)?, row.get(3)?);
     Ok((|| {
         Ok(Account {
@@ -978,7 +983,7 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<Result<Account, LedgerError>> 
             flags: AccountFlags::from_bits(flags).ok_or(LedgerError::Corrupt {
                 what: "account flags",
             })?,
-            user_data: user_data.try_into().map_err(corrupt("user data"))?,
+            user_data: user_data.bytes("user data")?,
             debits_pending: u128_of(dp)?,
             debits_posted: u128_of(dpo)?,
             credits_pending: u128_of(cp)?,
@@ -992,11 +997,12 @@ type TransferRow = Result<(Transfer, Option<PendingState>), LedgerError>;
 
 /// Reads a transfer row in [`transfer_columns`] order, with its pending state.
 fn transfer_row(row: &Row<'_>) -> rusqlite::Result<TransferRow> {
-    let blob = |i| row.get::<_, Vec<u8>>(i);
-    let (id, debit, credit, amount, user_data, ts) =
-        (blob(0)?, blob(1)?, blob(2)?, blob(3)?, blob(6)?, blob(10)?);
+    let wide = |i| row.get::<_, Fixed<16>>(i);
+    let (id, debit, credit, amount) = (wide(0)?, wide(1)?, wide(2)?, wide(3)?);
+    let (user_data, ts): (Fixed<32>, Fixed<8>) = (row.get(6)?, row.get(10)?);
     let (currency, code, kind): (u16, u16, u8) = (row.get(4)?, row.get(5)?, row.get(7)?);
-    let (expires_at, pending_id): (Option<Vec<u8>>, Option<Vec<u8>>) = (row.get(8)?, row.get(9)?);
+    let (expires_at, pending_id): (Option<Fixed<8>>, Option<Fixed<16>>) =
+        (row.get(8)?, row.get(9)?);
     let state: Option<u8> = row.get(11)?;
     Ok((|| {
         let kind = match (kind, expires_at, pending_id) {
@@ -1024,7 +1030,7 @@ fn transfer_row(row: &Row<'_>) -> rusqlite::Result<TransferRow> {
             amount: u128_of(amount)?,
             currency: Currency(currency),
             code,
-            user_data: user_data.try_into().map_err(corrupt("user data"))?,
+            user_data: user_data.bytes("user data")?,
             kind,
             timestamp: u64_of(ts)?,
         };
