@@ -523,6 +523,9 @@ pub struct SqliteTransaction<'a> {
     unsynced_commit: bool,
     /// Whether `last_timestamp` moved, to be kept in `ledger_clock` at commit.
     assigned_timestamps: bool,
+    /// The connection's count of changed rows when this transaction began: a commit that changed none writes
+    /// nothing to the WAL, and so flushes nothing.
+    changes_at_begin: u64,
 }
 
 /// Transfer ids known to be new: none was in `first..=last` when the range was announced, and only `created`
@@ -553,9 +556,15 @@ impl Transaction for SqliteTransaction<'_> {
         if self.assigned_timestamps {
             store_latest_timestamp(&self.tx, *self.last_timestamp)?;
         }
+        let wrote = self.tx.total_changes() > self.changes_at_begin;
         self.tx.commit()?;
-        // A synced commit flushes the whole WAL, earlier unsynced commits with it.
-        self.sync.unsynced = self.unsynced_commit;
+        if self.unsynced_commit {
+            self.sync.unsynced = true;
+        } else if wrote {
+            // A synced commit that wrote flushes the whole WAL, earlier unsynced commits with it; a read-only
+            // or empty one flushes nothing.
+            self.sync.unsynced = false;
+        }
         Ok(())
     }
 
@@ -888,6 +897,7 @@ impl<'a> SqliteTransaction<'a> {
         last_timestamp: &'a mut Timestamp,
         sync: &'a mut SyncState,
     ) -> Self {
+        let changes_at_begin = tx.total_changes();
         Self {
             tx,
             clock: Arc::clone(clock),
@@ -898,6 +908,7 @@ impl<'a> SqliteTransaction<'a> {
             read_ahead: ReadAhead::default(),
             unsynced_commit: sync.relaxed,
             assigned_timestamps: false,
+            changes_at_begin,
             new_transfers: None,
             sync,
         }
@@ -1397,6 +1408,23 @@ mod tests {
             .with_clock(Arc::new(ManualClock::new(1)));
         let mut tx = store.transaction().unwrap();
         assert!(tx.next_timestamp().unwrap() > assigned);
+    }
+
+    #[test]
+    fn a_commit_that_wrote_nothing_leaves_the_flush_owed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(dir.path().join("owed.db")).unwrap();
+        let mut tx = store.unsynced_transaction().unwrap();
+        tx.put("t", b"unsynced", b"1").unwrap();
+        tx.commit().unwrap();
+        // Neither an empty synced commit nor a read-only one writes (and flushes) the WAL.
+        store.transaction().unwrap().commit().unwrap();
+        let mut read = store.read_transaction().unwrap();
+        assert_eq!(read.get("t", b"unsynced").unwrap(), Some(b"1".to_vec()));
+        read.commit().unwrap();
+        assert!(store.sync.unsynced);
+        store.sync().unwrap();
+        assert!(!store.sync.unsynced);
     }
 
     fn synchronous_of(tx: &SqliteTransaction<'_>) -> i64 {
