@@ -32,9 +32,9 @@ mod authorize;
 mod error;
 mod model;
 mod records;
-use ledger::records::hex_bytes as hex_serde;
 mod settlement;
 
+use ledger::records::hex_bytes as hex_serde;
 use ledger::{Ledger, LedgerTables, PendingState, RequestId, Store, Transaction};
 use p256::ecdsa::VerifyingKey;
 use token::{AwsLc, BankKeyring, CreditRecipient};

@@ -66,8 +66,8 @@ impl<S: Store> Ledger<S> {
     /// then on each chunk is a commit of its own, after which other writers get their turn
     /// ([`Store::let_others_write`]); the chunks' commits are made durable together, once, before it answers
     /// [`Imported::Whole`] ([`Store::unsynced_transaction`]: a crash of the machine meanwhile takes back the
-    /// last chunks, which a re-run imports again). Answers [`Imported::Stopped`], nothing committed, when the chunks end
-    /// before the file was read whole.
+    /// last chunks, which a re-run imports again). Answers [`Imported::Stopped`], nothing committed, when the
+    /// chunks end before the file was read whole.
     pub fn import_while_reading<C, R, E: From<LedgerError>>(
         &mut self,
         chunks: impl IntoIterator<Item = Result<C, E>>,

@@ -23,8 +23,8 @@ pub enum RecordDecodeError {
 
 /// A record in the binary encoding.
 pub fn encode(value: &impl Serialize) -> Vec<u8> {
-    // Serializing plain structs into memory cannot fail; a type that refuses (a map with non-string keys is
-    // fine in postcard) would be a programming error caught by its round-trip test.
+    // Serializing the records' plain structs into memory cannot fail (postcard refuses only what serde cannot
+    // describe without a length, which no record type has: their round-trip tests would fail).
     postcard::to_extend(value, vec![BINARY_RECORD]).unwrap_or_default()
 }
 
