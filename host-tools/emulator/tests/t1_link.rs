@@ -112,14 +112,21 @@ impl Read for SimulatedLine {
             // The reader waits in vain: on the card's side the line has been idle as long, so a frame it was
             // receiving is dropped (the firmware's character timeout).
             self.framer.reset();
-            return Err(io::ErrorKind::TimedOut.into());
         }
-        let n = buf.len().min(self.to_reader.len());
-        for (slot, byte) in buf.iter_mut().zip(self.to_reader.drain(..n)) {
-            *slot = byte;
-        }
-        Ok(n)
+        hand_over(&mut self.to_reader, buf)
     }
+}
+
+/// Gives the reader what the card has sent so far, or a timeout when it has sent nothing.
+fn hand_over(to_reader: &mut VecDeque<u8>, buf: &mut [u8]) -> io::Result<usize> {
+    if to_reader.is_empty() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    let n = buf.len().min(to_reader.len());
+    for (slot, byte) in buf.iter_mut().zip(to_reader.drain(..n)) {
+        *slot = byte;
+    }
+    Ok(n)
 }
 
 impl Write for SimulatedLine {
@@ -153,13 +160,14 @@ impl ByteLink for SimulatedLine {
     }
 }
 
-fn reader(line: SimulatedLine, ifsc: u8, edc: Edc) -> Ifd<SimulatedLine> {
+/// A reader of `link` for a card of this IFSC and EDC, waiting 10 ms for each block.
+fn reader<L: ByteLink>(link: L, ifsc: u8, edc: Edc) -> Ifd<L> {
     let params = Params {
         ifsc,
         edc,
         block_waiting_time: Duration::from_millis(10),
     };
-    Ifd::new(line, params, 2100)
+    Ifd::new(link, params, 2100)
 }
 
 #[test]
@@ -202,14 +210,7 @@ struct RestartingCard {
 
 impl Read for RestartingCard {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.to_reader.is_empty() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        let n = buf.len().min(self.to_reader.len());
-        for (slot, byte) in buf.iter_mut().zip(self.to_reader.drain(..n)) {
-            *slot = byte;
-        }
-        Ok(n)
+        hand_over(&mut self.to_reader, buf)
     }
 }
 
@@ -240,12 +241,7 @@ impl ByteLink for RestartingCard {
 
 #[test]
 fn a_card_that_restarts_on_the_command_is_given_up_on_after_a_few_sends() {
-    let params = Params {
-        ifsc: 254,
-        edc: Edc::Lrc,
-        block_waiting_time: Duration::from_millis(10),
-    };
-    let mut ifd = Ifd::new(RestartingCard::default(), params, 2100);
+    let mut ifd = reader(RestartingCard::default(), 254, Edc::Lrc);
     assert!(matches!(
         ifd.transceive(&[0x80, 0x2A, 0x00, 0x00]),
         Err(IfdError::Mute)
