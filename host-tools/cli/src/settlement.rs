@@ -712,16 +712,15 @@ fn reconcile_while_checking(
 fn check_answer(
     path: &Path,
     check: &mut credit::Reconciliation<'_, ledger::SqliteStore>,
-    spool: &mut PipedSpool<DeductionStatus>,
+    spool: &mut PipedSpool<credit::CheckedStatus>,
 ) -> anyhow::Result<()> {
     behind_the_ledger();
     let refused = || format!("{} is refused; nothing was imported", path.display());
     let size = chunk_size();
     let mut chunk = Vec::with_capacity(size);
     let mut check_and_publish = |chunk: &mut Vec<DeductionStatus>| -> anyhow::Result<()> {
-        check.check(chunk)?;
-        for status in chunk.drain(..) {
-            spool.push(&status)?;
+        for checked in check.check(core::mem::take(chunk))? {
+            spool.push(&checked)?;
         }
         Ok(spool.publish()?)
     };

@@ -46,8 +46,8 @@ pub use model::{
     DeclineReason, NewCard, NewCardholder, PendingCredit, RefusedToken,
 };
 pub use settlement::{
-    FlaggedReflection, Mandate, Reconciliation, ReconciliationOrder, ReconciliationSummary,
-    StatementOrder, StatementRun, StatementSummary,
+    CheckedStatus, FlaggedReflection, Mandate, Reconciliation, ReconciliationOrder,
+    ReconciliationSummary, StatementOrder, StatementRun, StatementSummary,
 };
 
 use authorize::{Balance, Keys};

@@ -129,6 +129,25 @@ pub struct ReconciliationOrder {
     pub notice_total: u64,
 }
 
+/// One deduction of the bank's answer as [`Reconciliation::check`] found it: the answer with what the statement
+/// asked (its item) and whose account it settles, and the hash the reconciliation keeps of it. The check reads
+/// these on a connection of its own, so the reconciliation, on the ledger's only writer, looks none of them up
+/// again (statement items and cardholders do not change while a statement is reconciled).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckedStatus {
+    status: DeductionStatus,
+    item: StatementItem,
+    holder: CardholderRecord,
+    request_hash: [u8; 32],
+}
+
+impl CheckedStatus {
+    /// The bank's answer.
+    pub fn status(&self) -> &DeductionStatus {
+        &self.status
+    }
+}
+
 /// A statement being made: [`Credit::begin_statement`], [`StatementRun::collect`] until it answers 0, then
 /// [`StatementRun::finish`].
 #[derive(Debug)]
@@ -384,7 +403,10 @@ impl<S: Store> Reconciliation<'_, S> {
     /// Checks part of the answer without changing anything: every deduction is one of the statement's, its
     /// amounts add up, and it answers the statement's tokens in order. Call it over the whole answer first, so
     /// that a wrong answer is refused whole.
-    pub fn check(&mut self, statuses: &[DeductionStatus]) -> Result<(), CreditError> {
+    pub fn check(
+        &mut self,
+        statuses: Vec<DeductionStatus>,
+    ) -> Result<Vec<CheckedStatus>, CreditError> {
         // Reads only: another connection may be reconciling what was checked before (see `reconcile_file`).
         let mut tx = self.credit.ledger.read_transaction()?;
         let end_to_end_ids: Vec<Vec<u8>> = statuses
@@ -392,7 +414,8 @@ impl<S: Store> Reconciliation<'_, S> {
             .map(|status| status.end_to_end_id.as_bytes().to_vec())
             .collect();
         tx.read_ahead(STATEMENT_ITEMS, &end_to_end_ids)?;
-        for status in statuses {
+        let mut items = Vec::with_capacity(statuses.len());
+        for status in &statuses {
             let item = load_item(&mut tx, &self.statement, &status.end_to_end_id)?;
             check_status(status, &item)?;
             self.checked_total = self
@@ -401,8 +424,27 @@ impl<S: Store> Reconciliation<'_, S> {
                 .ok_or(CreditError::AmountsDisagree {
                     end_to_end_id: status.end_to_end_id.clone(),
                 })?;
+            items.push(item);
         }
-        Ok(())
+        let holders: Vec<Vec<u8>> = items
+            .iter()
+            .map(|item| item.cardholder_id.as_bytes().to_vec())
+            .collect();
+        tx.read_ahead(CARDHOLDERS, &holders)?;
+        statuses
+            .into_iter()
+            .zip(items)
+            .map(|(status, item)| {
+                let holder = crate::load_cardholder(&mut tx, &item.cardholder_id)?;
+                let request_hash = Sha256::digest(records::encode(&status_body(&status))).into();
+                Ok(CheckedStatus {
+                    status,
+                    item,
+                    holder,
+                    request_hash,
+                })
+            })
+            .collect()
     }
 
     /// Whether the checked answer adds up to the transfer notice's total.
@@ -420,7 +462,7 @@ impl<S: Store> Reconciliation<'_, S> {
     /// Reconciles part of the answer in one durable commit; answers the reflections it flagged.
     pub fn reconcile(
         &mut self,
-        statuses: &[DeductionStatus],
+        statuses: &[CheckedStatus],
     ) -> Result<Vec<FlaggedReflection>, CreditError> {
         let mut tx = self.credit.ledger.transaction()?;
         let outcomes = reconcile_chunk(&mut tx, &self.statement, self.position, statuses)?;
@@ -431,7 +473,8 @@ impl<S: Store> Reconciliation<'_, S> {
 
     /// Reconciles a whole answer while it is still being read and checked (on another thread, by a
     /// [`Reconciliation::check`] of its own), then posts the bank's transfer ([`Reconciliation::finish`]).
-    /// `chunks` are the report's statuses in its order, or the reading's error, which stops the reconciliation;
+    /// `chunks` are the report's statuses, checked, in its order, or the reading's error, which stops the
+    /// reconciliation;
     /// `checked_whole` says whether the whole answer is read and checked (its total too).
     ///
     /// Nothing is committed before the answer is checked whole: until then the chunks pile up in one
@@ -439,7 +482,7 @@ impl<S: Store> Reconciliation<'_, S> {
     /// is a durable commit of its own. `answered` gets each chunk's flagged reflections once it is reconciled.
     pub fn reconcile_file<E: From<CreditError>>(
         mut self,
-        chunks: impl IntoIterator<Item = Result<Vec<DeductionStatus>, E>>,
+        chunks: impl IntoIterator<Item = Result<Vec<CheckedStatus>, E>>,
         checked_whole: impl Fn() -> bool,
         mut answered: impl FnMut(usize, Vec<FlaggedReflection>) -> Result<(), E>,
     ) -> Result<ReconciliationSummary, E> {
@@ -455,7 +498,7 @@ impl<S: Store> Reconciliation<'_, S> {
                 .into_iter()
                 .map(|chunk| chunk.map_err(ImportError::Caller)),
             checked_whole,
-            |tx, chunk: Vec<DeductionStatus>| {
+            |tx, chunk: Vec<CheckedStatus>| {
                 let outcomes = reconcile_chunk(tx, statement, *position, &chunk)
                     .map_err(ImportError::Domain)?;
                 *position += chunk.len() as u64;
@@ -529,39 +572,35 @@ fn reconcile_chunk(
     tx: &mut impl Transaction,
     statement: &StatementSummary,
     position: u64,
-    statuses: &[DeductionStatus],
+    chunk: &[CheckedStatus],
 ) -> Result<Vec<Outcome>, CreditError> {
-    let mut outcomes = Vec::with_capacity(statuses.len());
-    let keys: Vec<Vec<u8>> = statuses
+    let mut outcomes = Vec::with_capacity(chunk.len());
+    let keys: Vec<Vec<u8>> = chunk
         .iter()
-        .map(|status| status.end_to_end_id.as_bytes().to_vec())
+        .map(|checked| checked.status.end_to_end_id.as_bytes().to_vec())
         .collect();
     // A first reconciliation has none of its deductions reconciled: one look says so for the whole chunk.
     let any_reconciled = tx.may_hold_any(RECONCILED, &keys)?;
     let payments = PaymentTransfers::of(statement);
-    let items = read_ahead_chunk(tx, statement, (payments, position), &keys)?;
-    let chunk = (0u64..).zip(statuses).zip(&keys).zip(items);
-    for (((offset, status), key), item) in chunk {
-        let item = item.ok_or_else(|| unknown_deduction(statement, &status.end_to_end_id))?;
-        check_status(status, &item)?;
-        let request_hash: [u8; 32] = Sha256::digest(records::encode(&status_body(status))).into();
+    read_ahead_chunk(tx, (payments, position), chunk)?;
+    for ((offset, checked), key) in (0u64..).zip(chunk).zip(&keys) {
         let reconciled = match any_reconciled {
             true => records::load::<Reconciled>(tx, RECONCILED, key)?,
             false => None,
         };
         let outcome = match reconciled {
-            Some(done) if done.request_hash == request_hash => done.outcome,
+            Some(done) if done.request_hash == checked.request_hash => done.outcome,
             Some(_) => {
                 return Err(CreditError::ReconciliationChanged {
-                    end_to_end_id: status.end_to_end_id.clone(),
+                    end_to_end_id: checked.status.end_to_end_id.clone(),
                 });
             }
             None => {
                 let payment = payments.id(position + offset);
                 // A failure after a write returns here, and the transaction is dropped, unwritten.
-                let outcome = reconcile_one(tx, statement, &item, status, payment)?;
+                let outcome = reconcile_one(tx, statement, checked, payment)?;
                 let done = Reconciled {
-                    request_hash,
+                    request_hash: checked.request_hash,
                     outcome,
                 };
                 tx.put(RECONCILED, key, &records::encode(&done))?;
@@ -573,32 +612,23 @@ fn reconcile_chunk(
     Ok(outcomes)
 }
 
-/// Reads what reconciling the chunk looks up — its statement items, their cardholders and accounts — in one
-/// ordered scan each, and announces its payments' ids (from `position` on) as new; answers the statement's item
-/// for each end-to-end id, if it has one. A chunk's deductions are neighbours in each of these tables (anything
-/// the scans miss is looked up as before).
+/// Reads the chunk's cardholders' accounts in one ordered scan, and announces its payments' ids (from
+/// `position` on) as new. A chunk's deductions are neighbours in the accounts table (anything the scan misses is
+/// looked up as before).
 fn read_ahead_chunk(
     tx: &mut impl Transaction,
-    statement: &StatementSummary,
     (payments, position): (PaymentTransfers, u64),
-    end_to_end_ids: &[Vec<u8>],
-) -> Result<Vec<Option<StatementItem>>, CreditError> {
-    tx.read_ahead(STATEMENT_ITEMS, end_to_end_ids)?;
-    // Statement items are not written while reconciling: each is read (and decoded) once, here.
-    let items = end_to_end_ids
+    chunk: &[CheckedStatus],
+) -> Result<(), CreditError> {
+    let accounts: Vec<_> = chunk
         .iter()
-        .map(|id| statement_item(tx, statement, id))
-        .collect::<Result<Vec<_>, _>>()?;
-    let holders: Vec<Vec<u8>> = items
-        .iter()
-        .flatten()
-        .map(|item| item.cardholder_id.as_bytes().to_vec())
+        .map(|checked| checked.holder.account_id)
         .collect();
-    read_ahead_cardholders(tx, &holders)?;
-    if let Some(last) = (end_to_end_ids.len() as u64).checked_sub(1) {
+    tx.read_ahead_accounts(&accounts)?;
+    if let Some(last) = (chunk.len() as u64).checked_sub(1) {
         tx.expect_new_transfers(payments.id(position), payments.id(position + last))?;
     }
-    Ok(items)
+    Ok(())
 }
 
 /// Reads what a statement looks up for a page of mandates — the cardholders, their accounts, mandates and
@@ -637,11 +667,11 @@ fn read_ahead_cardholders(tx: &mut impl Transaction, ids: &[Vec<u8>]) -> Result<
 /// Adds a reconciled chunk to the summary; answers the reflections it flagged.
 fn add_outcomes(
     summary: &mut ReconciliationSummary,
-    statuses: &[DeductionStatus],
+    chunk: &[CheckedStatus],
     outcomes: Vec<Outcome>,
 ) -> Vec<FlaggedReflection> {
     let mut flagged = Vec::new();
-    for (status, outcome) in statuses.iter().zip(outcomes) {
+    for (status, outcome) in chunk.iter().map(CheckedStatus::status).zip(outcomes) {
         let collected = status.from_pool + status.from_personal;
         summary.deductions += 1;
         summary.due += status.due;
@@ -924,11 +954,14 @@ fn user_data(bytes: &[u8]) -> [u8; 32] {
 fn reconcile_one(
     tx: &mut impl Transaction,
     statement: &StatementSummary,
-    item: &StatementItem,
-    status: &DeductionStatus,
+    CheckedStatus {
+        status,
+        item,
+        holder,
+        ..
+    }: &CheckedStatus,
     payment_id: u128,
 ) -> Result<Outcome, CreditError> {
-    let holder = crate::load_cardholder(tx, &item.cardholder_id)?;
     let receivable = records::receivable_account_id(&statement.bank_id, holder.currency);
     ensure_account(tx, receivable, holder.currency, code::BANK_RECEIVABLE)?;
     let mut outcome = Outcome::default();

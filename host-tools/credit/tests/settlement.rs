@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use credit::{CreditError, Mandate, ReconciliationOrder, StatementOrder, StatementSummary};
+use credit::{
+    CheckedStatus, CreditError, Mandate, ReconciliationOrder, StatementOrder, StatementSummary,
+};
 use interchange::{Deduction, DeductionStatus, TokenConfirmation, TransactionStatus};
 use ledger::RequestId;
 
@@ -85,9 +87,9 @@ fn reconcile(
         notice_total,
     };
     let mut run = credit.begin_reconciliation(&order)?;
-    run.check(statuses)?;
+    let checked = run.check(statuses.to_vec())?;
     run.check_total()?;
-    for status in statuses {
+    for status in &checked {
         run.reconcile(std::slice::from_ref(status))?;
     }
     run.finish()
@@ -251,8 +253,8 @@ fn a_reconciliation_stopped_halfway_completes_without_posting_twice() {
     };
     {
         let mut run = credit.begin_reconciliation(&order).unwrap();
-        run.check(std::slice::from_ref(&status)).unwrap();
-        run.reconcile(std::slice::from_ref(&status)).unwrap();
+        let checked = run.check(vec![status.clone()]).unwrap();
+        run.reconcile(&checked).unwrap();
         // Stopped before the transfer is posted.
     }
     let before = credit.account(CARDHOLDER).unwrap();
@@ -391,11 +393,12 @@ fn reconcile_as_file(
         bank_id: BANK_ID.to_vec(),
         notice_total,
     };
-    let run = credit
+    let mut run = credit
         .begin_reconciliation(&order)
         .map_err(|e| e.to_string())?;
-    let mut chunks: Vec<Result<Vec<DeductionStatus>, Box<dyn std::error::Error>>> =
-        statuses.iter().map(|s| Ok(vec![s.clone()])).collect();
+    let checked = run.check(statuses.to_vec()).map_err(|e| e.to_string())?;
+    let mut chunks: Vec<Result<Vec<CheckedStatus>, Box<dyn std::error::Error>>> =
+        checked.into_iter().map(|s| Ok(vec![s])).collect();
     chunks.extend(failure.map(|reason| Err(reason.into())));
     run.reconcile_file(chunks, || checked_whole, |_, _| Ok(()))
         .map_err(|error| error.to_string())

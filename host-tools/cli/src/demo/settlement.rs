@@ -257,11 +257,12 @@ fn reconcile(
         notice_total,
     };
     let mut run = story.credit.begin_reconciliation(&order)?;
+    let mut checked = Vec::new();
     for chunk in statuses.chunks(CHUNK) {
-        run.check(chunk)?;
+        checked.push(run.check(chunk.to_vec())?);
     }
     run.check_total()?;
-    for chunk in statuses.chunks(CHUNK) {
+    for chunk in &checked {
         run.reconcile(chunk)?;
     }
     let summary = run.finish()?;
