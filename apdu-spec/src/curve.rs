@@ -2,9 +2,10 @@
 //! arithmetic behind them is chosen at build time:
 //!
 //! - RustCrypto's `p256` (generic Rust, every target): the default, and what the host tests exercise;
-//! - with the feature `p256-cm4`, on ARM only: `p256-cm4`, a Rust port of Emil Lenngren's P256-Cortex-M4
-//!   assembly, about ten times fewer instructions per scalar multiplication on a Cortex-M4
-//!   (`docs/PERFORMANCE.md`). Keys, points and signatures stay RustCrypto's types; only the arithmetic moves.
+//! - with the feature `p256-cm4`, on ARM only (the firmware's default): `p256-cm4`, a Rust port of Emil
+//!   Lenngren's P256-Cortex-M4 assembly (vendored with one instruction fixed, `vendor/p256-cm4/LINKCARD.md`),
+//!   18 to 53 times fewer instructions per operation on a Cortex-M4 (`docs/PERFORMANCE.md`). Keys, points and
+//!   signatures stay RustCrypto's types; only the arithmetic moves.
 //!
 //! Both sign deterministically (RFC 6979, SHA-256, no added data), so a signature is the same whichever built it.
 
