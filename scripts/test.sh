@@ -20,7 +20,6 @@ cargo clippy -p token --features aws-lc --all-targets --locked -- -D warnings
 step "card crates for thumbv7em-none-eabihf (no std, no allocator)"
 cargo build --locked --release -p apdu-spec -p card-t1 -p card-os -p card-image --target "$CARD_TARGET"
 # A bare-metal binary without #[global_allocator]: it fails to build if anything on the card needs `alloc`.
-cargo clippy --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET" -- -D warnings
 cargo build --locked --release --manifest-path firmware/Cargo.toml --target "$CARD_TARGET"
 # The firmware ships the assembly-backed P-256 (the default feature); RustCrypto's generic one keeps building, and
 # the on-board vector check with either (docs/firmware.md).

@@ -257,12 +257,9 @@ fn reconcile(
         notice_total,
     };
     let mut run = story.credit.begin_reconciliation(&order)?;
-    let mut checked = Vec::new();
-    for chunk in statuses.chunks(CHUNK) {
-        checked.push(run.check(chunk.to_vec())?);
-    }
+    let checked = run.check(statuses)?;
     run.check_total()?;
-    for chunk in &checked {
+    for chunk in checked.chunks(CHUNK) {
         run.reconcile(chunk)?;
     }
     let summary = run.finish()?;
