@@ -128,8 +128,9 @@ impl BankApplet {
         let mut buf = [0u8; MAX_PERSONALIZATION];
         bank_id(ctx, &mut buf)?;
         tokens::evict_expired(ctx)?;
+        let mut stored = tokens::Stored::empty();
         for slot in 0..tokens::SLOTS {
-            if let Some(stored) = tokens::read(ctx, slot)?
+            if tokens::read(ctx, slot, &mut stored)?
                 && let Some(envelope) = stored.envelope()
             {
                 reply.push(envelope.header_tlv)?;

@@ -95,10 +95,13 @@ pub(crate) fn save<A>(
         .map_err(|_| StatusWord::MEMORY_FAILURE)
 }
 
-/// Reads the life cycle and re-creates the registry; `None` when the store holds none (a new card).
+/// Reads the life cycle and re-creates the registry in `registry` (in place: it is kilobytes); `None` when the
+/// store holds none (a new card), `registry` then left empty.
 pub(crate) fn load<I: Image>(
     store: &dyn StoreAccess,
-) -> Option<(CardLifeCycle, Registry<I::Applet>)> {
+    registry: &mut Registry<I::Applet>,
+) -> Option<CardLifeCycle> {
+    registry.clear();
     let mut table = [0u8; TABLE];
     store.read(0, &mut table).ok()?;
     let (header, entries) = table.split_at_checked(HEADER)?;
@@ -109,7 +112,6 @@ pub(crate) fn load<I: Image>(
         return None;
     }
     let life_cycle = CardLifeCycle::from_byte(*life_cycle).unwrap_or(CardLifeCycle::OpReady);
-    let mut registry = Registry::default();
     for encoded in entries.chunks_exact(ENTRY).take(usize::from(*count)) {
         let (aid_bytes, rest) = encoded.split_at(17);
         let (module_bytes, rest) = rest.split_at(17);
@@ -147,5 +149,5 @@ pub(crate) fn load<I: Image>(
         // The table holds at most MAX_INSTANCES entries, as many as the registry.
         debug_assert!(added.is_ok());
     }
-    Some((life_cycle, registry))
+    Some(life_cycle)
 }

@@ -70,6 +70,10 @@ impl<A> Registry<A> {
             .map_err(|_| StatusWord::NOT_ENOUGH_MEMORY)?;
         Ok(self.entries.len() - 1)
     }
+    /// Removes every instance.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
     /// Removes the instance at `index`; later indices shift down by one.
     pub fn remove(&mut self, index: usize) -> Option<Entry<A>> {
         (index < self.entries.len()).then(|| self.entries.remove(index))

@@ -112,19 +112,31 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
 
     /// Opens the store on `nvm`, finishing or discarding a transaction a power loss interrupted.
     pub fn open(nvm: N) -> Result<Self, StoreError> {
+        let mut slot = None;
+        Self::open_in(&mut slot, nvm)?;
+        slot.ok_or(StoreError::Geometry)
+    }
+
+    /// [`Self::open`] in place, into `slot` (left `None` on an error): a store carries `DIRTY` page images,
+    /// which a card's small stack should not hold while they are moved.
+    pub fn open_in(slot: &mut Option<Self>, nvm: N) -> Result<&mut Self, StoreError> {
+        *slot = None;
         if nvm.page_size() != PAGE
             || nvm.page_count() <= Self::JOURNAL_PAGES
             || Self::DESCRIPTOR_LEN > PAGE
         {
             return Err(StoreError::Geometry);
         }
-        let mut store = Self {
+        let store = slot.insert(Self {
             nvm,
             dirty: Vec::new(),
             in_transaction: false,
-        };
-        store.recover()?;
-        Ok(store)
+        });
+        if let Err(error) = store.recover() {
+            *slot = None;
+            return Err(error);
+        }
+        slot.as_mut().ok_or(StoreError::Geometry)
     }
 
     /// Hands the memory back (the card's power goes off; tests reboot from it).
@@ -180,20 +192,25 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
 
     /// Writes data and commits it at once even while a transaction is open, which neither includes it nor can
     /// undo it (Java Card's non-atomic updates, used for PIN try counters). The open transaction, if it already
-    /// changed the same bytes, sees the new value too. Needs one free page image in the transaction's budget.
+    /// changed the same bytes, sees the new value too. Needs a free page image in the transaction's budget for
+    /// each page the write touches.
     pub fn write_now(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
         if !self.in_transaction {
             return self.write(address, data);
         }
-        // Commit the write alone: set the transaction's images aside, journal this write, then restore them.
-        let pending = core::mem::take(&mut self.dirty);
-        self.in_transaction = false;
-        let result = self.write(address, data);
-        self.dirty = pending;
-        self.in_transaction = true;
+        // Commit the write alone, in page images after the transaction's (loaded from the memory, not from the
+        // transaction's images): journal and apply those only, then drop them. In place: the transaction's
+        // images are never moved.
+        let held = self.dirty.len();
+        self.segment(address, data.len())?;
+        let result = self
+            .copy_to_images_from(held, address, data)
+            .and_then(|()| self.write_journal(held))
+            .and_then(|()| self.apply_journal(held));
+        self.dirty.truncate(held);
         result?;
         // Pages the transaction holds in RAM must carry the new bytes too, or its commit would undo them.
-        self.copy_to_images(address, data, false)
+        self.copy_to_images(address, data)
     }
 
     /// Opens a transaction.
@@ -216,7 +233,7 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         if !self.in_transaction {
             return Err(StoreError::NoTransaction);
         }
-        let result = self.write_journal().and_then(|()| self.apply_journal());
+        let result = self.write_journal(0).and_then(|()| self.apply_journal(0));
         self.dirty.clear();
         self.in_transaction = false;
         result
@@ -239,29 +256,35 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
     fn stage(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
         // Check the whole range first, so a refused write stages nothing.
         self.segment(address, data.len())?;
-        self.copy_to_images(address, data, true)
+        self.copy_to_images_from(0, address, data)
     }
 
-    /// Copies `data` into the transaction's page images: loading pages it has not touched yet when `load` is
-    /// set (BUFFER_FULL beyond `DIRTY` pages), or skipping them otherwise.
-    fn copy_to_images(
+    /// Copies `data` into the page images from position `from` on, loading pages they do not hold yet
+    /// (BUFFER_FULL beyond `DIRTY` images in all).
+    fn copy_to_images_from(
         &mut self,
+        from: usize,
         address: usize,
         data: &[u8],
-        load: bool,
     ) -> Result<(), StoreError> {
         let mut done = 0;
         while done < data.len() {
             let (page, offset, len) = self.segment(address + done, data.len() - done)?;
-            let image = if load {
-                Some(self.dirty_image(page)?)
-            } else {
-                self.dirty
-                    .iter_mut()
-                    .find(|(p, _)| *p == page)
-                    .map(|(_, image)| image)
-            };
-            if let Some(image) = image {
+            self.dirty_image(from, page)?
+                .get_mut(offset..offset + len)
+                .ok_or(StoreError::OutOfRange)?
+                .copy_from_slice(data.get(done..done + len).ok_or(StoreError::OutOfRange)?);
+            done += len;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into the page images the transaction already holds (pages it has not touched are left).
+    fn copy_to_images(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
+        let mut done = 0;
+        while done < data.len() {
+            let (page, offset, len) = self.segment(address + done, data.len() - done)?;
+            if let Some((_, image)) = self.dirty.iter_mut().find(|(p, _)| *p == page) {
                 image
                     .get_mut(offset..offset + len)
                     .ok_or(StoreError::OutOfRange)?
@@ -272,16 +295,28 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         Ok(())
     }
 
-    /// The RAM image of data page `page`, loaded on first use; BUFFER_FULL beyond `DIRTY` pages.
-    fn dirty_image(&mut self, page: usize) -> Result<&mut [u8; PAGE], StoreError> {
-        let position = match self.dirty.iter().position(|(p, _)| *p == page) {
+    /// The RAM image of data page `page` among the images from position `from` on, loaded on first use;
+    /// BUFFER_FULL beyond `DIRTY` images.
+    fn dirty_image(&mut self, from: usize, page: usize) -> Result<&mut [u8; PAGE], StoreError> {
+        let found = self
+            .dirty
+            .iter()
+            .skip(from)
+            .position(|(p, _)| *p == page)
+            .map(|position| from + position);
+        let position = match found {
             Some(position) => position,
             None => {
-                let mut image = [0u8; PAGE];
-                self.nvm.read(self.data_address(page), &mut image)?;
+                // Pushed first and filled in place: a page image never crosses the stack.
                 self.dirty
-                    .push((page, image))
+                    .push((page, [0u8; PAGE]))
                     .map_err(|_| StoreError::BufferFull)?;
+                let address = self.data_address(page);
+                let (_, image) = self.dirty.last_mut().ok_or(StoreError::BufferFull)?;
+                if let Err(error) = self.nvm.read(address, image) {
+                    self.dirty.pop();
+                    return Err(error.into());
+                }
                 self.dirty.len() - 1
             }
         };
@@ -291,9 +326,11 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
             .ok_or(StoreError::BufferFull)
     }
 
-    /// Steps 1 and 2: the images into the journal, then the descriptor that makes them count.
-    fn write_journal(&mut self) -> Result<(), StoreError> {
-        if self.dirty.is_empty() {
+    /// Steps 1 and 2: the images from position `from` on into the journal, then the descriptor that makes them
+    /// count.
+    fn write_journal(&mut self, from: usize) -> Result<(), StoreError> {
+        let images = self.dirty.get(from..).unwrap_or_default();
+        if images.is_empty() {
             return Ok(());
         }
         // Descriptor: magic, count, targets (unused target slots stay FF), then the CRC.
@@ -302,14 +339,14 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
             .get_mut(..4)
             .ok_or(StoreError::Geometry)?
             .copy_from_slice(&MAGIC);
-        let count = u16::try_from(self.dirty.len())
+        let count = u16::try_from(images.len())
             .map_err(|_| StoreError::Geometry)?
             .to_be_bytes();
         descriptor
             .get_mut(4..6)
             .ok_or(StoreError::Geometry)?
             .copy_from_slice(&count);
-        for (slot, (page, image)) in self.dirty.iter().enumerate() {
+        for (slot, (page, image)) in images.iter().enumerate() {
             self.nvm.erase_page(1 + slot)?;
             self.nvm.program((1 + slot) * PAGE, image)?;
             let target = u16::try_from(*page)
@@ -326,7 +363,7 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
                 .get(..Self::DESCRIPTOR_LEN - 4)
                 .ok_or(StoreError::Geometry)?,
         );
-        for (_, image) in &self.dirty {
+        for (_, image) in images {
             digest.update(image);
         }
         let crc = digest.finalize().to_be_bytes();
@@ -343,14 +380,16 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         Ok(())
     }
 
-    /// Steps 3 and 4: every journaled image to its data page, then the descriptor erased.
-    fn apply_journal(&mut self) -> Result<(), StoreError> {
-        for (page, image) in &self.dirty {
+    /// Steps 3 and 4: every journaled image (from position `from` on) to its data page, then the descriptor
+    /// erased.
+    fn apply_journal(&mut self, from: usize) -> Result<(), StoreError> {
+        let images = self.dirty.get(from..).unwrap_or_default();
+        for (page, image) in images {
             let physical = Self::JOURNAL_PAGES + page;
             self.nvm.erase_page(physical)?;
             self.nvm.program(physical * PAGE, image)?;
         }
-        if !self.dirty.is_empty() {
+        if !images.is_empty() {
             self.nvm.erase_page(0)?;
         }
         Ok(())

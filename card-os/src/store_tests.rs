@@ -100,9 +100,47 @@ fn write_now_escapes_the_transaction() {
 }
 
 #[test]
+fn write_now_needs_room_beside_the_transaction() {
+    let mut store = TestStore::open(Memory::default()).unwrap();
+    store.begin().unwrap();
+    for page in 0..DIRTY - 1 {
+        store.write(page * PAGE, &[1]).unwrap();
+    }
+    // One image left: a write_now on one page fits (even a page the transaction holds), one on two does not.
+    store.write_now(PAGE + 1, &[9]).unwrap();
+    let across = (DIRTY + 1) * PAGE - 1;
+    assert_eq!(
+        store.write_now(across, &[3, 3]),
+        Err(StoreError::BufferFull)
+    );
+    store.write(PAGE + 2, &[4]).unwrap();
+    store.commit().unwrap();
+    let data = data_of(&TestStore::open(store.into_nvm()).unwrap());
+    assert_eq!(
+        (data[0], data[PAGE], data[PAGE + 1], data[PAGE + 2]),
+        (1, 1, 9, 4),
+        "the transaction and the write_now both landed"
+    );
+    assert_eq!(
+        &data[across..across + 2],
+        &[0xFF, 0xFF],
+        "the refused write_now wrote nothing"
+    );
+}
+
+#[test]
 fn wrong_geometry_is_refused() {
     let small: RamNvm<{ 4 * PAGE }, PAGE> = RamNvm::default();
     assert!(matches!(TestStore::open(small), Err(StoreError::Geometry)));
+    let mut slot = Some(TestStore::open(Memory::default()).unwrap());
+    let small: RamNvm<{ 4 * PAGE }, PAGE> = RamNvm::default();
+    let mut other_slot: Option<Store<_, PAGE, DIRTY>> = None;
+    assert!(Store::open_in(&mut other_slot, small).is_err());
+    assert!(
+        other_slot.is_none(),
+        "a refused memory leaves the slot empty"
+    );
+    assert!(TestStore::open_in(&mut slot, Memory::default()).is_ok());
     let other_page: RamNvm<{ 32 * 64 }, 64> = RamNvm::default();
     assert!(matches!(
         TestStore::open(other_page),

@@ -78,7 +78,7 @@ pub struct CardT1<const COMMAND: usize, const RESPONSE: usize> {
 }
 
 impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
-    pub fn new(config: Config) -> Self {
+    pub const fn new(config: Config) -> Self {
         Self {
             config,
             ifsd: DEFAULT_IFS,

@@ -523,11 +523,11 @@ impl CreditApplet {
             return Ok(false);
         };
         let today = ctx.card_date();
-        let arrived = tokens::read(ctx, slot)?.is_some_and(|stored| {
-            stored.envelope().is_some_and(|envelope| {
+        let mut stored = tokens::Stored::empty();
+        let arrived = tokens::read(ctx, slot, &mut stored)?
+            && stored.envelope().is_some_and(|envelope| {
                 holder.accepts(&envelope.header, today) && *envelope.header.token_id == token_id
-            })
-        });
+            });
         // The same id in another slot (a token delivered both ways) is not taken twice.
         let first_of_its_id = tokens::scan(ctx, &token_id)?.found == Some(slot);
         if !(arrived && first_of_its_id) {
@@ -587,8 +587,9 @@ impl CreditApplet {
             .checked_sub(ATC_TLV + card_len + SIGNATURE_TLV)
             .ok_or(StatusWord::UNKNOWN)?;
         state.presented = 0;
+        let mut stored = tokens::Stored::empty();
         for slot in 0..tokens::SLOTS {
-            if let Some(stored) = tokens::read(ctx, slot)?
+            if tokens::read(ctx, slot, &mut stored)?
                 && stored.envelope().is_some()
                 && stored.bytes().len() <= room
             {
@@ -605,9 +606,7 @@ impl CreditApplet {
         let mut message = Sha256::new();
         message.update(presentation.signed_prefix(state.atc));
         for slot in 0..tokens::SLOTS {
-            if state.was_presented(slot)
-                && let Some(stored) = tokens::read(ctx, slot)?
-            {
+            if state.was_presented(slot) && tokens::read(ctx, slot, &mut stored)? {
                 let token = stored.bytes();
                 reply.push(token)?;
                 message.update(Sha256::digest(token));

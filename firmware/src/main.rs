@@ -24,7 +24,7 @@ use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
-use static_cell::{ConstStaticCell, StaticCell};
+use static_cell::ConstStaticCell;
 
 use crate::flash::FlashNvm;
 use crate::host::HostFile;
@@ -61,12 +61,14 @@ type Link = CardT1<COMMAND, RESPONSE>;
 
 /// The card is built at link time: several kilobytes that a small stack should never hold while they are moved.
 static CARD: ConstStaticCell<FirmwareCard> = ConstStaticCell::new(Card::unmounted());
-static LINK_STATE: StaticCell<Link> = StaticCell::new();
+static LINK_STATE: ConstStaticCell<Link> = ConstStaticCell::new(CardT1::new(LINK));
 
 #[entry]
 fn main() -> ! {
     stack::paint();
     let (mut uart, mut clock, card, link, counting) = start();
+    // Painted again: the console reports the start-up's deepest point, then the serving's, each on its own.
+    stack::paint();
     serve(&mut uart, &mut clock, card, link, counting)
 }
 
@@ -88,7 +90,7 @@ fn start() -> (
     let (store, seeds, counting) = flash();
     let card: &'static mut FirmwareCard = CARD.take();
     card.mount(store);
-    let link: &'static mut Link = LINK_STATE.init_with(|| CardT1::new(LINK));
+    let link: &'static mut Link = LINK_STATE.take();
     card.power_on();
     match SeedFile::new(seeds).and_then(|mut seeds| seeds.next_seed()) {
         Ok(seed) => card.seed_random(seed),

@@ -60,7 +60,8 @@ pub fn part_key(slot: usize) -> u8 {
     key(slot, 0)
 }
 
-/// A token's bytes read back from its records.
+/// A token's bytes read back from its records: a buffer of [`Stored::empty`] that [`read`] fills, one per
+/// scan (it is nearly 900 bytes, which a card's stack should hold once, not once per frame).
 #[derive(Debug)]
 pub struct Stored {
     stream: [u8; STREAM],
@@ -68,6 +69,14 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// A buffer holding no token.
+    pub const fn empty() -> Self {
+        Self {
+            stream: [0; STREAM],
+            len: 0,
+        }
+    }
+
     /// The token's bytes.
     pub fn bytes(&self) -> &[u8] {
         self.stream
@@ -81,12 +90,9 @@ impl Stored {
     }
 }
 
-/// Reads the token in `slot`, if there is one.
-pub fn read(ctx: &mut Context<'_>, slot: usize) -> Result<Option<Stored>, StatusWord> {
-    let mut stored = Stored {
-        stream: [0; STREAM],
-        len: 0,
-    };
+/// Reads the token in `slot` into `stored`; `false` (and `stored` empty) if the slot holds none.
+pub fn read(ctx: &mut Context<'_>, slot: usize, stored: &mut Stored) -> Result<bool, StatusWord> {
+    stored.len = 0;
     let records = ctx.records()?;
     let mut filled = 0;
     for part in 0..PARTS {
@@ -96,7 +102,7 @@ pub fn read(ctx: &mut Context<'_>, slot: usize) -> Result<Option<Stored>, Status
             .ok_or(StatusWord::UNKNOWN)?;
         match records.get(key(slot, part), chunk) {
             Ok(n) => filled += n,
-            Err(RecordError::NotFound) if part == 0 => return Ok(None),
+            Err(RecordError::NotFound) if part == 0 => return Ok(false),
             Err(RecordError::NotFound) => break,
             Err(error) => return Err(error.into()),
         }
@@ -108,7 +114,7 @@ pub fn read(ctx: &mut Context<'_>, slot: usize) -> Result<Option<Stored>, Status
     if filled >= LENGTH_PREFIX + stored.declared_len() {
         stored.len = stored.declared_len();
     }
-    Ok(Some(stored))
+    Ok(true)
 }
 
 impl Stored {
@@ -200,10 +206,11 @@ pub fn find_for(
 ) -> Result<Option<(usize, [u8; TOKEN_ID_LENGTH])>, StatusWord> {
     debug_assert!(slots <= MAX_SLOTS);
     let today = ctx.card_date();
+    let mut stored = Stored::empty();
     for slot in 0..slots {
-        let Some(stored) = read(ctx, slot)? else {
+        if !read(ctx, slot, &mut stored)? {
             continue;
-        };
+        }
         if let Some(envelope) = stored.envelope()
             && envelope.header.credit_id == credit_id
             && envelope.header.card_binding == card_binding
@@ -235,19 +242,15 @@ pub fn scan(
         free: None,
         found: None,
     };
+    let mut stored = Stored::empty();
     for slot in 0..slots {
-        match read(ctx, slot)? {
-            None => {
-                scan.free.get_or_insert(slot);
-            }
-            Some(stored) => {
-                let same = stored
-                    .envelope()
-                    .is_some_and(|envelope| envelope.header.token_id == id);
-                if same {
-                    scan.found.get_or_insert(slot);
-                }
-            }
+        if !read(ctx, slot, &mut stored)? {
+            scan.free.get_or_insert(slot);
+        } else if stored
+            .envelope()
+            .is_some_and(|envelope| envelope.header.token_id == id)
+        {
+            scan.found.get_or_insert(slot);
         }
     }
     Ok(scan)
@@ -256,8 +259,9 @@ pub fn scan(
 /// The first of the first `slots` slots without a token.
 pub fn free_slot(ctx: &mut Context<'_>, slots: usize) -> Result<Option<usize>, StatusWord> {
     debug_assert!(slots <= MAX_SLOTS);
+    let mut stored = Stored::empty();
     for slot in 0..slots {
-        if read(ctx, slot)?.is_none() {
+        if !read(ctx, slot, &mut stored)? {
             return Ok(Some(slot));
         }
     }
@@ -269,14 +273,12 @@ pub fn free_slot(ctx: &mut Context<'_>, slots: usize) -> Result<Option<usize>, S
 pub fn evict_expired(ctx: &mut Context<'_>, slots: usize) -> Result<(), StatusWord> {
     debug_assert!(slots <= MAX_SLOTS);
     let today = ctx.card_date();
+    let mut stored = Stored::empty();
     for slot in 0..slots {
-        let expired = read(ctx, slot)?
-            .and_then(|stored| {
-                stored
-                    .envelope()
-                    .map(|envelope| envelope.header.expires < today)
-            })
-            .unwrap_or(false);
+        let expired = read(ctx, slot, &mut stored)?
+            && stored
+                .envelope()
+                .is_some_and(|envelope| envelope.header.expires < today);
         if expired {
             remove(ctx, slot)?;
         }

@@ -76,19 +76,19 @@ impl<I: Image, N: Nvm> Runtime<I, N> {
     /// Opens the store on `nvm` (recovering a transaction a power loss interrupted) and loads the life cycle and
     /// the registry from it; a new memory gets the factory registry.
     pub(crate) fn mount(&mut self, nvm: N) {
-        self.store = CardStore::open(nvm).ok();
-        let loaded = self
-            .store
-            .as_ref()
-            .and_then(|s| persistence::load::<I>(s as &dyn StoreAccess));
-        let is_new = loaded.is_none();
-        (self.life_cycle, self.registry) =
-            loaded.unwrap_or_else(|| (CardLifeCycle::OpReady, factory_registry::<I>()));
-        if is_new {
-            // A card whose store failed still works, without persistence (record commands answer 6581); a
-            // write torn by power loss is written again at the next change.
-            self.persist().ok();
+        // In place: the store's page images and the registry are kilobytes a small stack should not carry.
+        let store = CardStore::open_in(&mut self.store, nvm).ok();
+        let loaded =
+            store.and_then(|s| persistence::load::<I>(s as &dyn StoreAccess, &mut self.registry));
+        if let Some(life_cycle) = loaded {
+            self.life_cycle = life_cycle;
+            return;
         }
+        self.life_cycle = CardLifeCycle::OpReady;
+        factory_registry::<I>(&mut self.registry);
+        // A card whose store failed still works, without persistence (record commands answer 6581); a write
+        // torn by power loss is written again at the next change.
+        self.persist().ok();
     }
 
     /// The card life cycle state.
@@ -483,8 +483,8 @@ fn routed_by_runtime(command: &CommandView<'_>) -> bool {
 }
 
 /// The registry of a new card: the image's factory instances.
-fn factory_registry<I: Image>() -> Registry<I::Applet> {
-    let mut registry = Registry::default();
+fn factory_registry<I: Image>(registry: &mut Registry<I::Applet>) {
+    registry.clear();
     for factory in I::FACTORY_INSTANCES {
         let load_file = I::Applet::LOAD_FILES
             .iter()
@@ -513,7 +513,6 @@ fn factory_registry<I: Image>() -> Registry<I::Applet> {
         // A factory list longer than the registry is a build mistake the image's tests catch.
         debug_assert!(added.is_ok());
     }
-    registry
 }
 
 /// Whether the applet's fields are to be cleared (by creating it anew) when it leaves its last channel.

@@ -160,7 +160,9 @@ impl SecureChannel {
     }
 
     /// Opens a secured command in place: `data` is its data field (C-MAC last). Returns the session's security
-    /// and the plain data length; any failure closes the session and answers 6982.
+    /// and the plain data length; any failure closes the session and answers 6982. Never inlined: its AES and
+    /// CMAC state leave the stack before the command runs.
+    #[inline(never)]
     pub(crate) fn unwrap_command(
         &mut self,
         store: Option<&mut dyn StoreAccess>,
@@ -194,7 +196,9 @@ impl SecureChannel {
     }
 
     /// Protects the response to the last opened command in place; returns the length to send. A channel whose
-    /// session ended meanwhile (SELECT inside the session) answers plainly; 6982 ends the session.
+    /// session ended meanwhile (SELECT inside the session) answers plainly; 6982 ends the session. Never
+    /// inlined, as [`Self::unwrap_command`].
+    #[inline(never)]
     pub(crate) fn wrap_response(
         &mut self,
         channel: u8,
