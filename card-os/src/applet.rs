@@ -30,7 +30,7 @@ pub use crate::layout::MAX_RECORD;
 pub use crate::pin::{OwnerPin, PinError};
 pub use crate::records::{RecordError, RecordSpace};
 pub use crate::store::StoreAccess;
-pub use crate::transient::{ClearOn, TRANSIENT_BYTES};
+pub use crate::transient::{ClearOn, TRANSIENT_BYTES, TRANSIENT_SLOTS};
 pub use apdu_spec::scp11::Security;
 
 /// A card application. The runtime calls it on selection, deselection and for every command addressed to it.
@@ -189,7 +189,8 @@ impl<'a> Context<'a> {
     }
 
     /// This applet's transient buffer cleared on `clear_on` (all zero after a reset, and the deselect buffer
-    /// after the applet is deselected from its last channel); `None` only if the owner number is out of range.
+    /// after the applet is deselected from its last channel); `None` when the card's transient memory is all
+    /// handed out ([`TRANSIENT_SLOTS`] buffers over every applet: Java Card's NO_TRANSIENT_SPACE).
     pub fn transient(&mut self, clear_on: ClearOn) -> Option<&mut [u8; TRANSIENT_BYTES]> {
         self.environment.transient(clear_on)
     }

@@ -14,7 +14,7 @@
 //!    absent) or than the caller's buffer, the first part goes out with 61xx (xx = bytes left, 00 for 256 or
 //!    more) and GET RESPONSE fetches the rest; the command's own status word comes with the last part.
 
-use apdu_spec::{CommandView, StatusWord, ins};
+use apdu_spec::{Class, CommandView, StatusWord, ins};
 use zeroize::Zeroize;
 
 use crate::applet::Reply;
@@ -28,6 +28,15 @@ use crate::runtime::Runtime;
 pub const CHAIN_BUFFER: usize = 2048;
 /// Largest response data one command can produce.
 pub const RESPONSE_BUFFER: usize = 2048;
+/// Largest command APDU: an extended header (CLA INS P1 P2, 00 and a two-byte Lc), [`CHAIN_BUFFER`] bytes of
+/// data and a two-byte Le.
+pub const COMMAND_APDU: usize = 4 + 3 + CHAIN_BUFFER + 2;
+/// The response buffer also takes a command collected in place ([`Card::command_room`]): room for both.
+const RESPONSE_ROOM: usize = if COMMAND_APDU > RESPONSE_BUFFER {
+    COMMAND_APDU
+} else {
+    RESPONSE_BUFFER
+};
 
 /// Ne when a command carries no Le.
 const NE_WITHOUT_LE: usize = 256;
@@ -124,15 +133,26 @@ struct Response {
     pending: bool,
     /// The status word that comes with the last part.
     status: StatusWord,
-    buf: [u8; RESPONSE_BUFFER],
+    /// The part last sent (`start .. end` of `buf`), which [`Card::answer_data`] reads again.
+    sent: (usize, usize),
+    buf: [u8; RESPONSE_ROOM],
 }
 
 impl Response {
+    /// Drops what is held for GET RESPONSE (the part last sent stays readable until the next command).
     fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
         self.pending = false;
     }
+}
+
+/// What a command answered in place ([`Card::respond`]): its data, in the card's response buffer, and its status
+/// word (61xx when more waits for GET RESPONSE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer<'a> {
+    pub data: &'a [u8],
+    pub status: StatusWord,
 }
 
 /// A card: the runtime, the applets of image `I`, its non-volatile memory `N`, and the APDU buffers.
@@ -196,7 +216,8 @@ impl<I: Image, N: Nvm> Card<I, N> {
                 end: 0,
                 pending: false,
                 status: StatusWord::SUCCESS,
-                buf: [0; RESPONSE_BUFFER],
+                sent: (0, 0),
+                buf: [0; RESPONSE_ROOM],
             },
         }
     }
@@ -251,6 +272,7 @@ impl<I: Image, N: Nvm> Card<I, N> {
     fn clear_session(&mut self) {
         self.chain.clear();
         self.response.clear();
+        self.response.sent = (0, 0);
         self.chain.buf.fill(0);
         self.response.buf.fill(0);
         self.runtime.reset();
@@ -260,41 +282,160 @@ impl<I: Image, N: Nvm> Card<I, N> {
     /// length. Every input gets a status word; `out` shorter than 2 bytes gets nothing (returns 0), and data
     /// that does not fit `out` is held back for GET RESPONSE.
     pub fn transmit(&mut self, command: &[u8], out: &mut [u8]) -> usize {
-        if out.len() < 2 {
+        let Some(room) = out.len().checked_sub(2) else {
             return 0;
+        };
+        let status = self.respond_within(command, room);
+        let data = self.answer_data();
+        if let Some(destination) = out.get_mut(..data.len()) {
+            destination.copy_from_slice(data);
         }
+        finish(out, data.len(), status)
+    }
+
+    /// Processes one command APDU and answers in place, for a transport that keeps no response buffer of its
+    /// own (a T=1 card): the data stays in the card's memory, where [`Self::answer_data`] reads it again until
+    /// the next command. Ne decides how much goes now; the rest waits for GET RESPONSE, as with
+    /// [`Self::transmit`].
+    pub fn respond(&mut self, command: &[u8]) -> Answer<'_> {
+        let status = self.respond_within(command, usize::MAX);
+        Answer {
+            data: self.answer_data(),
+            status,
+        }
+    }
+
+    /// Room for a command APDU collected in the card's own memory ([`COMMAND_APDU`] bytes), for a transport
+    /// that keeps no command buffer either: the response buffer, which any command but GET RESPONSE frees.
+    /// Taking it drops the response held for GET RESPONSE (a GET RESPONSE is short: it comes through
+    /// [`Self::respond`]).
+    pub fn command_room(&mut self) -> &mut [u8] {
+        self.response.clear();
+        &mut self.response.buf
+    }
+
+    /// [`Self::respond`] for the command of `len` bytes collected in [`Self::command_room`].
+    pub fn respond_in_place(&mut self, len: usize) -> Answer<'_> {
+        let status = match self.run_collected(len) {
+            Ok((ne, status)) => self.emit(ne.unwrap_or(NE_WITHOUT_LE), status, usize::MAX),
+            Err(status) => status,
+        };
+        Answer {
+            data: self.answer_data(),
+            status,
+        }
+    }
+
+    /// The data of the answer last given (by [`Self::transmit`], [`Self::respond`] or
+    /// [`Self::respond_in_place`]), until the next command.
+    pub fn answer_data(&self) -> &[u8] {
+        let (start, end) = self.response.sent;
+        self.response.buf.get(start..end).unwrap_or_default()
+    }
+
+    /// Runs a command; the part of its response that goes now is `self.response.sent`, at most `room` bytes.
+    fn respond_within(&mut self, command: &[u8], room: usize) -> StatusWord {
+        self.response.sent = (0, 0);
         if !self.powered {
-            return finish(out, 0, StatusWord::UNKNOWN);
+            return StatusWord::UNKNOWN;
         }
         let view = match CommandView::parse(command) {
             Ok(view) => view,
             Err(_) => {
                 self.chain.clear();
                 self.response.clear();
-                return finish(out, 0, StatusWord::WRONG_LENGTH);
+                return StatusWord::WRONG_LENGTH;
             }
         };
         if view.ins() == ins::GET_RESPONSE {
-            return self.get_response(&view, out);
+            return self.get_response(&view, room);
         }
         self.response.clear();
         let (ne, status) = self.execute(&view);
-        self.emit(ne.unwrap_or(NE_WITHOUT_LE), status, out)
+        self.emit(ne.unwrap_or(NE_WITHOUT_LE), status, room)
+    }
+
+    /// Runs the command collected in the response buffer: its data moves to the chain buffer first (the
+    /// response is written where it lay). `Err` is a status word to answer without data.
+    fn run_collected(&mut self, len: usize) -> Result<(Option<usize>, StatusWord), StatusWord> {
+        self.response.clear();
+        self.response.sent = (0, 0);
+        if !self.powered {
+            return Err(StatusWord::UNKNOWN);
+        }
+        let collected = self.response.buf.get(..len).unwrap_or_default();
+        let Ok(view) = CommandView::parse(collected) else {
+            self.chain.clear();
+            return Err(StatusWord::WRONG_LENGTH);
+        };
+        if view.ins() == ins::GET_RESPONSE {
+            // Nothing is held any more: the room was taken for this command.
+            return Err(get_response_refusal(&view, false).unwrap_or(StatusWord::UNKNOWN));
+        }
+        let (class, key) = Self::admit(&self.runtime, &view).inspect_err(|_| self.chain.clear())?;
+        let step: ChainStep<'static> = match self.chain.accept(&view, class.chaining(), key) {
+            ChainStep::Single(command) => {
+                let data = command.data();
+                let destination = self
+                    .chain
+                    .buf
+                    .get_mut(..data.len())
+                    .ok_or(StatusWord::WRONG_LENGTH)?;
+                destination.copy_from_slice(data);
+                ChainStep::Joined {
+                    len: data.len(),
+                    ne: command.ne(),
+                    extended: command.is_extended(),
+                }
+            }
+            ChainStep::Joined { len, ne, extended } => ChainStep::Joined { len, ne, extended },
+            ChainStep::Stored => ChainStep::Stored,
+            ChainStep::Overflow => ChainStep::Overflow,
+        };
+        Ok(self.run(class, key, step))
     }
 
     /// Runs a command; the response data is left in `self.response`.
     fn execute(&mut self, view: &CommandView<'_>) -> (Option<usize>, StatusWord) {
-        let Ok(class) = view.class() else {
-            self.chain.clear();
-            return (None, StatusWord::CLA_NOT_SUPPORTED);
+        let (class, key) = match Self::admit(&self.runtime, view) {
+            Ok(admitted) => admitted,
+            Err(status) => {
+                self.chain.clear();
+                return (None, status);
+            }
         };
-        if !self.runtime.channel_open(class.channel()) {
-            self.chain.clear();
-            return (None, StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED);
+        let step = self.chain.accept(view, class.chaining(), key);
+        self.run(class, key, step)
+    }
+
+    /// The command's class and chain key (CLA without the chaining bit, INS, P1, P2), if its class is valid
+    /// and its channel open. (A refused command abandons the chain: the callers clear it.)
+    fn admit(
+        runtime: &Runtime<I, N>,
+        view: &CommandView<'_>,
+    ) -> Result<(Class, [u8; 4]), StatusWord> {
+        let class = view.class().map_err(|_| StatusWord::CLA_NOT_SUPPORTED)?;
+        if !runtime.channel_open(class.channel()) {
+            return Err(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED);
         }
+        let key = [
+            class.without_chaining().raw(),
+            view.ins(),
+            view.p1(),
+            view.p2(),
+        ];
+        Ok((class, key))
+    }
+
+    /// Runs a command the chain has let through; the response data is left in `self.response`.
+    fn run(
+        &mut self,
+        class: Class,
+        key: [u8; 4],
+        step: ChainStep<'_>,
+    ) -> (Option<usize>, StatusWord) {
         let base = class.without_chaining();
-        let key = [base.raw(), view.ins(), view.p1(), view.p2()];
-        let (single, len, ne, extended) = match self.chain.accept(view, class.chaining(), key) {
+        let (single, len, ne, extended) = match step {
             ChainStep::Single(command) => (Some(command), 0, command.ne(), command.is_extended()),
             ChainStep::Joined { len, ne, extended } => (None, len, ne, extended),
             ChainStep::Stored => return (None, StatusWord::SUCCESS),
@@ -305,35 +446,7 @@ impl<I: Image, N: Nvm> Card<I, N> {
             }
         };
         if base.secure_messaging() {
-            // Secured commands are opened in place: their data goes to the chain buffer (where a chained one
-            // already is).
-            let len = match single {
-                Some(command) => {
-                    let data = command.data();
-                    match self.chain.buf.get_mut(..data.len()) {
-                        Some(dst) => dst.copy_from_slice(data),
-                        None => {
-                            self.runtime.end_session(class.channel());
-                            return (ne, StatusWord::WRONG_LENGTH);
-                        }
-                    }
-                    data.len()
-                }
-                None => len,
-            };
-            let data = self.chain.buf.get_mut(..len).unwrap_or_default();
-            let (status, sent) = self.runtime.dispatch_secured(
-                base,
-                key,
-                data,
-                ne,
-                extended,
-                &mut self.response.buf,
-            );
-            // The plain data may hold keys: it does not stay in the buffer.
-            data.zeroize();
-            self.response.end = sent;
-            return (ne, status);
+            return self.run_secured(class, key, single, (len, ne, extended));
         }
         let command = match single {
             Some(command) => command,
@@ -344,7 +457,12 @@ impl<I: Image, N: Nvm> Card<I, N> {
                 extended,
             ),
         };
-        let mut reply = Reply::new(&mut self.response.buf);
+        let mut reply = Reply::new(
+            self.response
+                .buf
+                .get_mut(..RESPONSE_BUFFER)
+                .unwrap_or_default(),
+        );
         let status = match self.runtime.dispatch(&command, base, &mut reply) {
             Ok(()) => StatusWord::SUCCESS,
             Err(status) => status,
@@ -357,40 +475,84 @@ impl<I: Image, N: Nvm> Card<I, N> {
         (command.ne(), status)
     }
 
-    fn get_response(&mut self, view: &CommandView<'_>, out: &mut [u8]) -> usize {
-        if view.p1p2() != 0 {
-            return finish(out, 0, StatusWord::INCORRECT_P1P2);
-        }
-        if !view.data().is_empty() {
-            return finish(out, 0, StatusWord::WRONG_LENGTH);
-        }
-        if !self.response.pending {
-            return finish(out, 0, StatusWord::CONDITIONS_NOT_SATISFIED);
-        }
-        let status = self.response.status;
-        self.emit(view.ne().unwrap_or(NE_WITHOUT_LE), status, out)
+    /// Runs a secured command: opened in place, its data in the chain buffer (where a chained one already is).
+    fn run_secured(
+        &mut self,
+        class: Class,
+        key: [u8; 4],
+        single: Option<CommandView<'_>>,
+        (len, ne, extended): (usize, Option<usize>, bool),
+    ) -> (Option<usize>, StatusWord) {
+        let len = match single {
+            Some(command) => {
+                let data = command.data();
+                match self.chain.buf.get_mut(..data.len()) {
+                    Some(dst) => dst.copy_from_slice(data),
+                    None => {
+                        self.runtime.end_session(class.channel());
+                        return (ne, StatusWord::WRONG_LENGTH);
+                    }
+                }
+                data.len()
+            }
+            None => len,
+        };
+        let data = self.chain.buf.get_mut(..len).unwrap_or_default();
+        let (status, sent) = self.runtime.dispatch_secured(
+            class.without_chaining(),
+            key,
+            data,
+            ne,
+            extended,
+            self.response
+                .buf
+                .get_mut(..RESPONSE_BUFFER)
+                .unwrap_or_default(),
+        );
+        // The plain data may hold keys: it does not stay in the buffer.
+        data.zeroize();
+        self.response.end = sent;
+        (ne, status)
     }
 
-    /// Sends up to `ne` bytes of the held response, with 61xx while more remain.
-    fn emit(&mut self, ne: usize, status: StatusWord, out: &mut [u8]) -> usize {
-        let room = out.len().saturating_sub(2);
+    fn get_response(&mut self, view: &CommandView<'_>, room: usize) -> StatusWord {
+        if let Some(refusal) = get_response_refusal(view, self.response.pending) {
+            return refusal;
+        }
+        let status = self.response.status;
+        self.emit(view.ne().unwrap_or(NE_WITHOUT_LE), status, room)
+    }
+
+    /// Marks up to `ne` bytes (at most `room`) of the held response as the part that goes now; answers its
+    /// status word, 61xx while more remain.
+    fn emit(&mut self, ne: usize, status: StatusWord, room: usize) -> StatusWord {
         let available = self.response.end.saturating_sub(self.response.start);
         let n = available.min(ne).min(room);
         let start = self.response.start;
-        if let (Some(dst), Some(src)) = (out.get_mut(..n), self.response.buf.get(start..start + n))
-        {
-            dst.copy_from_slice(src);
-        }
+        self.response.sent = (start, start + n);
         self.response.start += n;
         let left = available - n;
         if left > 0 {
             self.response.pending = true;
             self.response.status = status;
-            finish(out, n, StatusWord::bytes_remaining(left))
+            StatusWord::bytes_remaining(left)
         } else {
             self.response.clear();
-            finish(out, n, status)
+            status
         }
+    }
+}
+
+/// Why a GET RESPONSE is refused, if it is: P1-P2 not 0000, a data field, or nothing held (`pending`).
+fn get_response_refusal(view: &CommandView<'_>, pending: bool) -> Option<StatusWord> {
+    if view.p1p2() != 0 {
+        Some(StatusWord::INCORRECT_P1P2)
+    } else if !view.data().is_empty() {
+        Some(StatusWord::WRONG_LENGTH)
+    } else if !pending {
+        Some(StatusWord::CONDITIONS_NOT_SATISFIED)
+    } else {
+        None
     }
 }
 

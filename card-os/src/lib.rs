@@ -47,7 +47,7 @@ mod transient;
 pub use apdu_spec;
 pub use applet::{Applet, Context, Reply};
 pub use atr::Atr;
-pub use card::{CHAIN_BUFFER, Card, RESPONSE_BUFFER};
+pub use card::{Answer, CHAIN_BUFFER, COMMAND_APDU, Card, RESPONSE_BUFFER};
 pub use card_manager::STATUS_PAGE;
 pub use image::{AppletSet, FactoryInstance, Image, Install, LoadFile};
 pub use registry::{MAX_INSTANCES, MAX_PARAMETERS};

@@ -245,6 +245,57 @@ fn unpowered_card_and_tiny_buffers() {
     assert_eq!(send(&mut card, &SELECT_ISD), [0x6F, 0x00]);
 }
 
+/// Collects `apdu` in the card's command room and runs it there, as the firmware's T=1 link does.
+fn respond_in_place(card: &mut Card<TestImage>, apdu: &[u8]) -> std::vec::Vec<u8> {
+    card.command_room()[..apdu.len()].copy_from_slice(apdu);
+    let answer = card.respond_in_place(apdu.len());
+    let mut out = answer.data.to_vec();
+    out.extend(answer.status.to_bytes());
+    out
+}
+
+#[test]
+fn answers_in_place_match_transmitted_ones() {
+    let mut card = Card::<TestImage>::new();
+    card.power_on();
+    assert_eq!(respond_in_place(&mut card, &SELECT_INSTANCE), [0x90, 0x00]);
+    // An extended command of the largest size, collected in the room where its answer then goes.
+    let mut extended = std::vec![0x80, 0x10, 0, 0, 0, 0x08, 0x00];
+    extended.extend((0..crate::CHAIN_BUFFER).map(|i| i as u8));
+    extended.extend([0x08, 0x00]);
+    assert_eq!(extended.len(), crate::COMMAND_APDU);
+    assert_eq!(
+        respond_in_place(&mut card, &extended),
+        send(&mut card, &extended)
+    );
+    // A chain collected fragment by fragment in the room is joined, as a transmitted one.
+    let first = [0x90, 0x10, 0, 0, 3, 1, 2, 3];
+    assert_eq!(respond_in_place(&mut card, &first), [0x90, 0x00]);
+    assert_eq!(
+        respond_in_place(&mut card, &[0x80, 0x10, 0, 0, 2, 4, 5, 0]),
+        [1, 2, 3, 4, 5, 0x90, 0x00]
+    );
+    // The answer stays readable until the next command; Ne holds the rest back for GET RESPONSE, which comes
+    // short (not through the room) and finds it.
+    let answer = card.respond(&[0x80, 0x10, 0, 0, 4, 1, 2, 3, 4, 2]);
+    assert_eq!(
+        (answer.data, answer.status),
+        (&[1, 2][..], StatusWord::bytes_remaining(2))
+    );
+    assert_eq!(card.answer_data(), &[1, 2]);
+    let rest = card.respond(&[0x00, 0xC0, 0, 0, 0]);
+    assert_eq!((rest.data, rest.status), (&[3, 4][..], StatusWord::SUCCESS));
+    // Taking the room drops what was held.
+    let _ = card.respond(&[0x80, 0x10, 0, 0, 4, 1, 2, 3, 4, 2]);
+    assert_eq!(
+        respond_in_place(&mut card, &[0x00, 0xC0, 0, 0, 0]),
+        [0x69, 0x85]
+    );
+    assert_eq!(respond_in_place(&mut card, &[0x00]), [0x67, 0x00]);
+    card.power_off();
+    assert_eq!(respond_in_place(&mut card, &SELECT_INSTANCE), [0x6F, 0x00]);
+}
+
 #[test]
 fn default_atr_names_the_image() {
     let mut card = Card::<TestImage>::new();

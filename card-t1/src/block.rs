@@ -194,15 +194,23 @@ impl<'a> Block<'a> {
     /// Writes the whole frame into `out` (cleared first). An information field longer than [`MAX_INF`] is cut to
     /// it: callers split their data into blocks of at most the receiver's IFS.
     pub fn encode(&self, nad: u8, edc: Edc, out: &mut Vec<u8, MAX_BLOCK>) {
+        self.encode_with_tail(nad, edc, &[], out);
+    }
+
+    /// [`Self::encode`] with `tail` after the information field (an answer's status word, which does not lie
+    /// after its data in the card's memory); the whole field is cut to [`MAX_INF`].
+    pub fn encode_with_tail(&self, nad: u8, edc: Edc, tail: &[u8], out: &mut Vec<u8, MAX_BLOCK>) {
         let (pcb, value, data) = self.pcb_and_data();
-        let data = data.get(..MAX_INF).unwrap_or(data);
-        out.clear();
         let value = value.as_slice();
-        let len = (data.len() + value.len()) as u8;
+        let data = data.get(..MAX_INF).unwrap_or(data);
+        let tail = tail.get(..MAX_INF - data.len()).unwrap_or(tail);
+        out.clear();
+        let len = (value.len() + data.len() + tail.len()) as u8;
         // At most 3 + 254 bytes so far: the room is there.
         let _ = out.extend_from_slice(&[nad, pcb, len]);
         let _ = out.extend_from_slice(value);
         let _ = out.extend_from_slice(data);
+        let _ = out.extend_from_slice(tail);
         let code = edc.compute(out);
         let _ = out.extend_from_slice(&code);
         debug_assert_eq!(out.len(), 3 + usize::from(len) + edc.size());

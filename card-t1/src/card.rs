@@ -30,15 +30,34 @@ impl Default for Config {
 pub enum Event<'a> {
     /// Send this frame.
     Send(&'a [u8]),
-    /// A whole command arrived: run it through [`CardT1::answer`].
+    /// A whole command arrived ([`CardT1::command`]): run it, then send [`CardT1::answer`].
     Command,
-    /// A whole command arrived, longer than the card's command buffer: answer it with an error status through
-    /// [`CardT1::answer`] (its command is cut short).
+    /// A whole command arrived, longer than the command room: it is cut short where the room ended (an APDU's
+    /// own lengths then show it); run it as [`Event::Command`] (the card refuses it).
     CommandTooLong,
     /// The reader granted the waiting time extension asked for: go on with the command.
     WtxGranted,
     /// Nothing to send (a frame that came while the card was busy with a command).
     Nothing,
+}
+
+/// Where a T=1 card's APDUs live: the card's own APDU buffers, so that the link keeps no copy of them (on a
+/// card RAM is what is shortest), only its first block of a command and its last block sent.
+pub trait ApduMemory {
+    /// Room for a command that spans several blocks. The link takes it only once the reader has moved on from
+    /// the answer before (a new command that does not fit one block), so the room may be where that answer was.
+    fn command_room(&mut self) -> &mut [u8];
+    /// The data of the answer being sent, as the command left it (the link keeps its status word).
+    fn answer_data(&self) -> &[u8];
+}
+
+/// A whole command, for the transport to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// It came in one block: these bytes.
+    Short(&'a [u8]),
+    /// It came in several blocks, collected in [`ApduMemory::command_room`]: its first this many bytes.
+    Collected(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +72,10 @@ enum Phase {
     Sending,
 }
 
-/// The card side of one T=1 link, with a command buffer of `COMMAND` bytes and a response buffer of `RESPONSE`.
+/// The card side of one T=1 link. It keeps the first block of a command and the last block it sent; a command
+/// that spans blocks is collected in, and every answer sent from, the card's [`ApduMemory`].
 #[derive(Debug)]
-pub struct CardT1<const COMMAND: usize, const RESPONSE: usize> {
+pub struct CardT1 {
     config: Config,
     /// The reader's information field size: the card's blocks carry at most this much.
     ifsd: u8,
@@ -64,20 +84,26 @@ pub struct CardT1<const COMMAND: usize, const RESPONSE: usize> {
     /// N(S) of the card's next I-block.
     card_sequence: bool,
     phase: Phase,
-    command: Vec<u8, COMMAND>,
+    /// The command's first block: the whole command when it fits in one.
+    first: Vec<u8, MAX_INF>,
+    /// Bytes collected in the command room, once a command spans blocks.
+    collected: Option<usize>,
     command_too_long: bool,
-    response: Vec<u8, RESPONSE>,
-    /// Where the last I-block of the answer sent begins in `response`, and how long it is.
+    /// The answer's status word, sent after its data.
+    status: [u8; 2],
+    /// The answer's length: data and status word.
+    answer_len: usize,
+    /// Where the last I-block of the answer sent begins in the answer, and how long it is.
     response_block: (usize, usize),
     /// The last frame sent, for retransmission.
     last: Vec<u8, MAX_BLOCK>,
-    /// Whether an I-block was sent since the reset (the one `response_block` says).
+    /// Whether the answer `response_block` says was sent and the reader has not moved on from it.
     answered: bool,
     /// The reader's NAD with source and destination swapped.
     nad: u8,
 }
 
-impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
+impl CardT1 {
     pub const fn new(config: Config) -> Self {
         Self {
             config,
@@ -85,9 +111,11 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
             reader_sequence: false,
             card_sequence: false,
             phase: Phase::Receiving,
-            command: Vec::new(),
+            first: Vec::new(),
+            collected: None,
             command_too_long: false,
-            response: Vec::new(),
+            status: [0; 2],
+            answer_len: 0,
             response_block: (0, 0),
             last: Vec::new(),
             answered: false,
@@ -106,11 +134,13 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
 
     /// Back to the state after the ATR (a reset of the card).
     pub fn reset(&mut self) {
+        self.forget_command();
         *self = Self::new(self.config);
     }
 
-    /// Takes one frame from the reader.
-    pub fn on_frame(&mut self, frame: &[u8]) -> Event<'_> {
+    /// Takes one frame from the reader; `memory` is the card's, where a long command is collected and the
+    /// answer lies.
+    pub fn on_frame<M: ApduMemory + ?Sized>(&mut self, frame: &[u8], memory: &mut M) -> Event<'_> {
         let block = match Block::parse(frame, self.config.edc, self.config.ifsc) {
             Ok((nad, block)) => {
                 self.nad = (nad & 0x07) << 4 | (nad >> 4) & 0x07;
@@ -147,27 +177,27 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
                     more,
                     data,
                 },
-            ) => self.on_information(sequence, more, data),
+            ) => self.on_information(sequence, more, data, memory),
             (Phase::Sending, Block::Receive { next, .. }) if next == self.card_sequence => {
-                Event::Send(self.next_answer_block())
+                Event::Send(self.next_answer_block(memory))
             }
             (Phase::AwaitingWtx, _) => Event::Send(&self.last),
-            (_, Block::Receive { next, .. }) => self.on_receive_ready(next),
+            (_, Block::Receive { next, .. }) => self.on_receive_ready(next, memory),
             _ => self.reject(Acknowledge::OtherError),
         }
     }
 
     /// An R-block outside an acknowledged chain: the reader asks for the I-block numbered `next` (§11.6.3.2).
-    fn on_receive_ready(&mut self, next: bool) -> Event<'_> {
+    fn on_receive_ready<M: ApduMemory + ?Sized>(&mut self, next: bool, memory: &M) -> Event<'_> {
         if self.answered && next != self.card_sequence {
             // The card's last I-block did not arrive: it goes again.
-            return Event::Send(self.encode_answer_block());
+            return Event::Send(self.encode_answer_block(memory));
         }
         // The card has sent nothing the reader lacks: it asks for the reader's I-block (again, if it was lost).
-        let status = if self.command.is_empty() {
-            Acknowledge::OtherError
-        } else {
+        let status = if self.collected.is_some() {
             Acknowledge::Ok
+        } else {
+            Acknowledge::OtherError
         };
         self.reject(status)
     }
@@ -183,9 +213,8 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
             Supervisory::Resynch => self.reset(),
             Supervisory::Ifs(size) => self.ifsd = size,
             Supervisory::Abort => {
-                self.command.clear();
-                self.command_too_long = false;
-                self.response.clear();
+                self.forget_command();
+                self.answer_len = 0;
                 self.response_block = (0, 0);
                 self.answered = false;
                 self.phase = Phase::Receiving;
@@ -199,13 +228,29 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
         })
     }
 
-    fn on_information(&mut self, sequence: bool, more: bool, data: &[u8]) -> Event<'_> {
+    fn on_information<M: ApduMemory + ?Sized>(
+        &mut self,
+        sequence: bool,
+        more: bool,
+        data: &[u8],
+        memory: &mut M,
+    ) -> Event<'_> {
         if sequence != self.reader_sequence {
             return self.reject(Acknowledge::OtherError);
         }
         self.reader_sequence = !sequence;
-        if self.command.extend_from_slice(data).is_err() {
-            self.command_too_long = true;
+        // The reader moved on: the answer before is done with, and its memory may now take this command.
+        self.answered = false;
+        if self.collected.is_none() {
+            self.forget_command();
+            // A block carries at most IFSC (at most MAX_INF) bytes: `Block::parse` checked it.
+            let _ = self.first.extend_from_slice(data);
+            if more {
+                self.collected = Some(0);
+            }
+        }
+        if self.collected.is_some() {
+            self.collect(data, memory);
         }
         if more {
             let next = self.reader_sequence;
@@ -222,10 +267,38 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
         }
     }
 
-    /// The command received whole, before [`Self::answer`] runs it (so that the transport can tell a long one
-    /// and ask for more time first).
-    pub fn command(&self) -> &[u8] {
-        &self.command
+    /// Appends a block of a long command to the room, as much as fits.
+    fn collect<M: ApduMemory + ?Sized>(&mut self, data: &[u8], memory: &mut M) {
+        let room = memory.command_room();
+        let at = self.collected.unwrap_or(0).min(room.len());
+        let fits = data.len().min(room.len() - at);
+        if let (Some(destination), Some(source)) = (room.get_mut(at..at + fits), data.get(..fits)) {
+            destination.copy_from_slice(source);
+        }
+        self.command_too_long |= fits < data.len();
+        self.collected = Some(at + fits);
+    }
+
+    /// Drops the command's first block (zeroized: it may have been a PIN) and what was collected.
+    fn forget_command(&mut self) {
+        self.first.iter_mut().for_each(|byte| *byte = 0);
+        self.first.clear();
+        self.collected = None;
+        self.command_too_long = false;
+    }
+
+    /// The command received whole, to run before [`Self::answer`].
+    pub fn command(&self) -> Command<'_> {
+        match self.collected {
+            None => Command::Short(&self.first),
+            Some(len) => Command::Collected(len),
+        }
+    }
+
+    /// The first block of the command received (all of it when it is [`Command::Short`]): its header, so that
+    /// the transport can tell a long-running command and ask for more time first.
+    pub fn command_start(&self) -> &[u8] {
+        &self.first
     }
 
     /// While a command runs: the S(WTX request) asking the reader for `multiplier` times the block waiting time.
@@ -240,44 +313,51 @@ impl<const COMMAND: usize, const RESPONSE: usize> CardT1<COMMAND, RESPONSE> {
         &self.last
     }
 
-    /// Runs the command received through `run(command, response) -> response length`, then answers the first
-    /// block of its response (the rest follows as the reader acknowledges each).
-    pub fn answer(&mut self, run: impl FnOnce(&[u8], &mut [u8]) -> usize) -> &[u8] {
-        self.response.clear();
-        let _ = self.response.resize_default(RESPONSE);
-        let length = run(&self.command, &mut self.response).min(RESPONSE);
-        self.response.truncate(length);
-        self.command.clear();
-        self.command_too_long = false;
+    /// Once the command has run: its answer is [`ApduMemory::answer_data`] then `status`; sends the first block
+    /// (the rest follows as the reader acknowledges each).
+    pub fn answer<M: ApduMemory + ?Sized>(&mut self, status: [u8; 2], memory: &M) -> &[u8] {
+        self.forget_command();
+        self.status = status;
+        self.answer_len = memory.answer_data().len() + status.len();
         self.response_block = (0, 0);
-        self.next_answer_block()
+        self.next_answer_block(memory)
     }
 
-    /// The response's block after the one last sent.
-    fn next_answer_block(&mut self) -> &[u8] {
+    /// The answer's block after the one last sent.
+    fn next_answer_block<M: ApduMemory + ?Sized>(&mut self, memory: &M) -> &[u8] {
         let start = self.response_block.0 + self.response_block.1;
-        let length = (self.response.len() - start).min(usize::from(self.ifsd));
+        let length = self
+            .answer_len
+            .saturating_sub(start)
+            .min(usize::from(self.ifsd));
         self.response_block = (start, length);
         self.card_sequence = !self.card_sequence;
         self.answered = true;
-        self.encode_answer_block()
+        self.encode_answer_block(memory)
     }
 
-    /// Encodes the answer's block `response_block`, numbered `!card_sequence`: sent now or again.
-    fn encode_answer_block(&mut self) -> &[u8] {
+    /// Encodes the answer's block `response_block`, numbered `!card_sequence`: sent now or again. Its
+    /// information field is the part of the answer's data and of its status word it covers.
+    fn encode_answer_block<M: ApduMemory + ?Sized>(&mut self, memory: &M) -> &[u8] {
         let (start, length) = self.response_block;
-        let more = start + length < self.response.len();
+        let end = start + length;
+        let more = end < self.answer_len;
         self.phase = if more {
             Phase::Sending
         } else {
             Phase::Receiving
         };
+        let data = memory.answer_data();
+        let split = data.len();
+        let head = data.get(start.min(split)..end.min(split)).unwrap_or(&[]);
+        let status_part = start.saturating_sub(split)..end.saturating_sub(split);
+        let tail = self.status.get(status_part).unwrap_or(&[]);
         let block = Block::Information {
             sequence: !self.card_sequence,
             more,
-            data: self.response.get(start..start + length).unwrap_or(&[]),
+            data: head,
         };
-        block.encode(self.nad, self.config.edc, &mut self.last);
+        block.encode_with_tail(self.nad, self.config.edc, tail, &mut self.last);
         &self.last
     }
 

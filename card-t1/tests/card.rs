@@ -4,11 +4,14 @@
 
 use card_t1::atr::{WaitingTimes, atr};
 use card_t1::block::MAX_BLOCK;
-use card_t1::{Acknowledge, Block, CardT1, Config, Edc, Event, Framer, Supervisory};
+use card_t1::{
+    Acknowledge, ApduMemory, Block, BufferedCardT1, CardT1, Command, Config, Edc, Event, Framer,
+    Supervisory,
+};
 use heapless::Vec as Frame;
 use proptest::prelude::*;
 
-type Card = CardT1<600, 600>;
+type Card = BufferedCardT1<600>;
 
 fn frame(block: Block<'_>, edc: Edc) -> Frame<u8, MAX_BLOCK> {
     let mut out = Frame::new();
@@ -346,7 +349,7 @@ fn a_long_command_asks_for_more_time() {
 
 #[test]
 fn a_command_longer_than_the_buffer_is_reported_not_cut_silently() {
-    let mut card = CardT1::<8, 16>::new(Config::default());
+    let mut card = BufferedCardT1::<8>::new(Config::default());
     let _ = card.on_frame(&i_block(false, true, &[0; 6]));
     assert_eq!(
         card.on_frame(&i_block(true, false, &[0; 6])),
@@ -357,6 +360,61 @@ fn a_command_longer_than_the_buffer_is_reported_not_cut_silently() {
         2
     });
     assert_eq!(answer, i_block(false, false, &[0x67, 0x00]));
+}
+
+/// A card's memory as the firmware lends it: the answer lies where a long command is collected.
+struct SharedMemory {
+    buffer: [u8; 64],
+    answer_len: usize,
+    room_taken: usize,
+}
+
+impl ApduMemory for SharedMemory {
+    fn command_room(&mut self) -> &mut [u8] {
+        self.room_taken += 1;
+        self.answer_len = 0;
+        &mut self.buffer
+    }
+
+    fn answer_data(&self) -> &[u8] {
+        &self.buffer[..self.answer_len]
+    }
+}
+
+#[test]
+fn the_link_collects_long_commands_in_the_cards_memory_and_leaves_it_alone_for_short_ones() {
+    let mut link = CardT1::new(Config::default());
+    let mut memory = SharedMemory {
+        buffer: [0; 64],
+        answer_len: 0,
+        room_taken: 0,
+    };
+    // A command in two blocks is collected in the room; its first block stays with the link.
+    let _ = link.on_frame(&i_block(false, true, &[0x80, 0x10, 0, 0]), &mut memory);
+    assert_eq!(
+        link.on_frame(&i_block(true, false, &[5, 6]), &mut memory),
+        Event::Command
+    );
+    assert_eq!(link.command(), Command::Collected(6));
+    assert_eq!(link.command_start(), &[0x80, 0x10, 0, 0]);
+    assert_eq!(&memory.buffer[..6], &[0x80, 0x10, 0, 0, 5, 6]);
+    // Its answer is sent from the memory, the status word after it.
+    memory.buffer[..3].copy_from_slice(&[7, 8, 9]);
+    memory.answer_len = 3;
+    assert_eq!(
+        link.answer([0x61, 0x02], &memory),
+        i_block(false, false, &[7, 8, 9, 0x61, 0x02])
+    );
+    // A command in one block (GET RESPONSE) does not take the room: the answer the card holds stays.
+    let taken = memory.room_taken;
+    let get_response = [0x00, 0xC0, 0x00, 0x00, 0x02];
+    assert_eq!(
+        link.on_frame(&i_block(false, false, &get_response), &mut memory),
+        Event::Command
+    );
+    assert_eq!(link.command(), Command::Short(&get_response));
+    assert_eq!(memory.room_taken, taken);
+    assert_eq!(memory.answer_data(), &[7, 8, 9]);
 }
 
 #[test]

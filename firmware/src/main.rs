@@ -19,7 +19,7 @@ use card_os::entropy::SeedFile;
 use card_os::layout::{STORE_PAGE, STORE_PAGES};
 use card_os::{Card, Image};
 use card_t1::atr::{WaitingTimes, atr};
-use card_t1::{CardT1, Config, Edc, Event, Framer};
+use card_t1::{ApduMemory, CardT1, Command, Config, Edc, Event, Framer};
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
@@ -29,11 +29,6 @@ use static_cell::ConstStaticCell;
 use crate::flash::FlashNvm;
 use crate::host::HostFile;
 use crate::uart::Uart;
-
-/// The largest command APDU: an extended header, the joined data, Le.
-const COMMAND: usize = card_os::CHAIN_BUFFER + 9;
-/// The largest response APDU: the data and the status word.
-const RESPONSE: usize = card_os::RESPONSE_BUFFER + 2;
 
 /// Where the emulated flash is (`NVM` in memory.x): the card's store, then the seed file's two pages.
 const NVM_BASE: usize = 0x0030_0000;
@@ -57,11 +52,25 @@ const INSTRUCTIONS_PER_TICK: u64 = 40;
 const WTX_MULTIPLIER: u8 = 10;
 
 type FirmwareCard = Card<LinkcardImage, FlashNvm>;
-type Link = CardT1<COMMAND, RESPONSE>;
 
 /// The card is built at link time: several kilobytes that a small stack should never hold while they are moved.
 static CARD: ConstStaticCell<FirmwareCard> = ConstStaticCell::new(Card::unmounted());
-static LINK_STATE: ConstStaticCell<Link> = ConstStaticCell::new(CardT1::new(LINK));
+/// The T=1 link keeps a block or two; the APDUs themselves stay in the card's buffers ([`CardMemory`]).
+static LINK_STATE: ConstStaticCell<CardT1> = ConstStaticCell::new(CardT1::new(LINK));
+
+/// The card's APDU buffers, lent to the T=1 link: a long command is collected in the card's response buffer,
+/// and the answer is sent from there.
+struct CardMemory<'a>(&'a mut FirmwareCard);
+
+impl ApduMemory for CardMemory<'_> {
+    fn command_room(&mut self) -> &mut [u8] {
+        self.0.command_room()
+    }
+
+    fn answer_data(&self) -> &[u8] {
+        self.0.answer_data()
+    }
+}
 
 #[entry]
 fn main() -> ! {
@@ -79,7 +88,7 @@ fn start() -> (
     Uart,
     Clock,
     &'static mut FirmwareCard,
-    &'static mut Link,
+    &'static mut CardT1,
     bool,
 ) {
     let mut uart = Uart::take();
@@ -90,7 +99,7 @@ fn start() -> (
     let (store, seeds, counting) = flash();
     let card: &'static mut FirmwareCard = CARD.take();
     card.mount(store);
-    let link: &'static mut Link = LINK_STATE.take();
+    let link: &'static mut CardT1 = LINK_STATE.take();
     card.power_on();
     match SeedFile::new(seeds).and_then(|mut seeds| seeds.next_seed()) {
         Ok(seed) => card.seed_random(seed),
@@ -114,7 +123,7 @@ fn serve(
     uart: &mut Uart,
     clock: &mut Clock,
     card: &mut FirmwareCard,
-    link: &mut Link,
+    link: &mut CardT1,
     counting: bool,
 ) -> ! {
     let mut framer = Framer::new(LINK.edc);
@@ -130,13 +139,13 @@ fn serve(
         let Some(frame) = framer.push(byte) else {
             continue;
         };
-        let wants_time = match link.on_frame(frame) {
+        let wants_time = match link.on_frame(frame, &mut CardMemory(card)) {
             Event::Send(frame) => {
                 uart.send(frame);
                 continue;
             }
             Event::Nothing => continue,
-            Event::Command => is_long(link.command()),
+            Event::Command => is_long(link.command_start()),
             Event::CommandTooLong | Event::WtxGranted => false,
         };
         if wants_time {
@@ -145,12 +154,13 @@ fn serve(
         }
         let started = SYST::get_current();
         let mut header = [0u8; 2];
-        let answer = link.answer(|command, response| {
-            header.copy_from_slice(command.get(..2).unwrap_or(&[0, 0]));
-            card.transmit(command, response)
-        });
+        header.copy_from_slice(link.command_start().get(..2).unwrap_or(&[0, 0]));
+        let status = match link.command() {
+            Command::Short(command) => card.respond(command).status,
+            Command::Collected(len) => card.respond_in_place(len).status,
+        };
         let ticks = started.wrapping_sub(SYST::get_current()) & 0x00FF_FFFF;
-        uart.send(answer);
+        uart.send(link.answer(status.to_bytes(), &CardMemory(card)));
         if counting {
             let [cla, ins] = header;
             hprintln!(

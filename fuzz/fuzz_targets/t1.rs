@@ -1,5 +1,6 @@
-//! Feeds the card's T=1 half ([`card_t1::CardT1`] behind a [`card_t1::Framer`], as the firmware runs it) with any
-//! byte stream, with character timeouts where the input says so, and checks what it sends.
+//! Feeds the card's T=1 half ([`card_t1::CardT1`], with buffers of its own, behind a [`card_t1::Framer`] as the
+//! firmware runs it) with any byte stream, with character timeouts where the input says so, and checks what it
+//! sends.
 //!
 //! Input: bytes for the line, except that `FF FF` is a silence longer than the character waiting time (the
 //! firmware then drops a partial frame) and the first byte picks the EDC (odd: CRC) and the card's IFSC.
@@ -8,7 +9,7 @@
 //! within the reader's IFS (as last announced); a command reaching the card is within its buffer.
 #![no_main]
 
-use card_t1::{Block, CardT1, Config, Edc, Event, Framer};
+use card_t1::{Block, BufferedCardT1, Config, Edc, Event, Framer};
 use libfuzzer_sys::fuzz_target;
 
 const COMMAND: usize = 600;
@@ -22,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         ifsc: (setup >> 1).max(1),
         edc,
     };
-    let mut card = CardT1::<COMMAND, 600>::new(config);
+    let mut card = BufferedCardT1::<COMMAND>::new(config);
     let mut framer = Framer::new(edc);
     let mut bytes = line.iter().copied().peekable();
     while let Some(byte) = bytes.next() {

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use card_t1::{CardT1, Config, Edc, Event, Framer};
+use card_t1::{BufferedCardT1, Config, Edc, Event, Framer};
 use emulator::firmware::ifd::{ByteLink, Ifd, IfdError, Params};
 use proptest::prelude::*;
 
@@ -45,7 +45,7 @@ fn apply(fault: Fault, frame: &[u8], out: &mut VecDeque<u8>) {
 /// The card and the line: what the reader writes goes through the line to the card at once, and the card's
 /// answers through the line back to the reader's queue.
 struct SimulatedLine {
-    card: CardT1<2100, 2100>,
+    card: BufferedCardT1<2100>,
     framer: Framer,
     to_reader: VecDeque<u8>,
     /// Faults for the frames that cross the line, in order (both directions); then none.
@@ -56,7 +56,7 @@ struct SimulatedLine {
 impl SimulatedLine {
     fn new(config: Config, faults: Vec<Fault>) -> Self {
         Self {
-            card: CardT1::new(config),
+            card: BufferedCardT1::new(config),
             framer: Framer::new(config.edc),
             to_reader: VecDeque::new(),
             faults: faults.into(),
