@@ -101,6 +101,11 @@ pub fn read(ctx: &mut Context<'_>, slot: usize, stored: &mut Stored) -> Result<b
             .get_mut(part * MAX_RECORD..(part + 1) * MAX_RECORD)
             .ok_or(StatusWord::UNKNOWN)?;
         match records.get(key(slot, part), chunk) {
+            // Only the last part is short: the stream ends there (and no byte of an earlier read shows through).
+            Ok(n) if n < MAX_RECORD => {
+                filled += n;
+                break;
+            }
             Ok(n) => filled += n,
             Err(RecordError::NotFound) if part == 0 => return Ok(false),
             Err(RecordError::NotFound) => break,
