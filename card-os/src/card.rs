@@ -13,6 +13,11 @@
 //! 6. response: data is kept with 9000 and warnings (62xx/63xx). If it is longer than Ne (256 when Le is
 //!    absent) or than the caller's buffer, the first part goes out with 61xx (xx = bytes left, 00 for 256 or
 //!    more) and GET RESPONSE fetches the rest; the command's own status word comes with the last part.
+//!
+//! [`Card::transmit`] copies the answer out. A transport with no APDU buffers of its own (T=1 on the card itself)
+//! answers in place instead: [`Card::respond`] leaves the answer in the card's response buffer
+//! ([`Card::answer_data`] reads it again), and a command too long for the transport's one block is collected in
+//! that same buffer ([`Card::command_room`]) and run there ([`Card::respond_in_place`]).
 
 use apdu_spec::{Class, CommandView, StatusWord, ins};
 use zeroize::Zeroize;
@@ -311,10 +316,12 @@ impl<I: Image, N: Nvm> Card<I, N> {
     /// [`Self::respond`]).
     pub fn command_room(&mut self) -> &mut [u8] {
         self.response.clear();
+        self.response.sent = (0, 0);
         &mut self.response.buf
     }
 
-    /// [`Self::respond`] for the command of `len` bytes collected in [`Self::command_room`].
+    /// [`Self::respond`] for the command of `len` bytes collected in [`Self::command_room`]; a `len` beyond the
+    /// room (a command that did not fit) is refused as malformed, 6700.
     pub fn respond_in_place(&mut self, len: usize) -> Answer<'_> {
         let status = match self.run_collected(len) {
             Ok((ne, status)) => self.emit(ne.unwrap_or(NE_WITHOUT_LE), status, usize::MAX),
@@ -374,25 +381,23 @@ impl<I: Image, N: Nvm> Card<I, N> {
         }
         let (class, key) = Self::admit(&self.runtime, &view).inspect_err(|_| self.chain.clear())?;
         let step: ChainStep<'static> = match self.chain.accept(&view, class.chaining(), key) {
-            ChainStep::Single(command) => {
-                let data = command.data();
-                let destination = self
-                    .chain
-                    .buf
-                    .get_mut(..data.len())
-                    .ok_or(StatusWord::WRONG_LENGTH)?;
-                destination.copy_from_slice(data);
-                ChainStep::Joined {
-                    len: data.len(),
-                    ne: command.ne(),
-                    extended: command.is_extended(),
+            ChainStep::Single(command) => match self.chain.buf.get_mut(..command.data().len()) {
+                Some(destination) => {
+                    destination.copy_from_slice(command.data());
+                    ChainStep::Joined {
+                        len: command.data().len(),
+                        ne: command.ne(),
+                        extended: command.is_extended(),
+                    }
                 }
-            }
+                // Data beyond the chain buffer: refused as a chain too long would be.
+                None => ChainStep::Overflow,
+            },
             ChainStep::Joined { len, ne, extended } => ChainStep::Joined { len, ne, extended },
             ChainStep::Stored => ChainStep::Stored,
             ChainStep::Overflow => ChainStep::Overflow,
         };
-        Ok(self.run(class, key, step))
+        Ok(self.run_admitted(class, key, step))
     }
 
     /// Runs a command; the response data is left in `self.response`.
@@ -405,7 +410,7 @@ impl<I: Image, N: Nvm> Card<I, N> {
             }
         };
         let step = self.chain.accept(view, class.chaining(), key);
-        self.run(class, key, step)
+        self.run_admitted(class, key, step)
     }
 
     /// The command's class and chain key (CLA without the chaining bit, INS, P1, P2), if its class is valid
@@ -428,7 +433,7 @@ impl<I: Image, N: Nvm> Card<I, N> {
     }
 
     /// Runs a command the chain has let through; the response data is left in `self.response`.
-    fn run(
+    fn run_admitted(
         &mut self,
         class: Class,
         key: [u8; 4],

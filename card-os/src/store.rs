@@ -192,23 +192,13 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
 
     /// Writes data and commits it at once even while a transaction is open, which neither includes it nor can
     /// undo it (Java Card's non-atomic updates, used for PIN try counters). The open transaction, if it already
-    /// changed the same bytes, sees the new value too. Needs a free page image in the transaction's budget for
-    /// each page the write touches.
+    /// changed the same bytes, sees the new value too. It takes none of the transaction's page images: a write of
+    /// up to `DIRTY` pages goes through the journal however full the transaction is.
     pub fn write_now(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
         if !self.in_transaction {
             return self.write(address, data);
         }
-        // Commit the write alone, in page images after the transaction's (loaded from the memory, not from the
-        // transaction's images): journal and apply those only, then drop them. In place: the transaction's
-        // images are never moved.
-        let held = self.dirty.len();
-        self.segment(address, data.len())?;
-        let result = self
-            .copy_to_images_from(held, address, data)
-            .and_then(|()| self.write_journal(held))
-            .and_then(|()| self.apply_journal(held));
-        self.dirty.truncate(held);
-        result?;
+        self.commit_beside(address, data)?;
         // Pages the transaction holds in RAM must carry the new bytes too, or its commit would undo them.
         self.copy_to_images(address, data)
     }
@@ -233,7 +223,7 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         if !self.in_transaction {
             return Err(StoreError::NoTransaction);
         }
-        let result = self.write_journal(0).and_then(|()| self.apply_journal(0));
+        let result = self.write_journal().and_then(|()| self.apply_journal());
         self.dirty.clear();
         self.in_transaction = false;
         result
@@ -256,21 +246,16 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
     fn stage(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
         // Check the whole range first, so a refused write stages nothing.
         self.segment(address, data.len())?;
-        self.copy_to_images_from(0, address, data)
+        self.stage_images(address, data)
     }
 
-    /// Copies `data` into the page images from position `from` on, loading pages they do not hold yet
-    /// (BUFFER_FULL beyond `DIRTY` images in all).
-    fn copy_to_images_from(
-        &mut self,
-        from: usize,
-        address: usize,
-        data: &[u8],
-    ) -> Result<(), StoreError> {
+    /// Copies `data` into the transaction's page images, loading pages it has not touched yet (BUFFER_FULL
+    /// beyond `DIRTY` pages).
+    fn stage_images(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
         let mut done = 0;
         while done < data.len() {
             let (page, offset, len) = self.segment(address + done, data.len() - done)?;
-            self.dirty_image(from, page)?
+            self.dirty_image(page)?
                 .get_mut(offset..offset + len)
                 .ok_or(StoreError::OutOfRange)?
                 .copy_from_slice(data.get(done..done + len).ok_or(StoreError::OutOfRange)?);
@@ -295,16 +280,9 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         Ok(())
     }
 
-    /// The RAM image of data page `page` among the images from position `from` on, loaded on first use;
-    /// BUFFER_FULL beyond `DIRTY` images.
-    fn dirty_image(&mut self, from: usize, page: usize) -> Result<&mut [u8; PAGE], StoreError> {
-        let found = self
-            .dirty
-            .iter()
-            .skip(from)
-            .position(|(p, _)| *p == page)
-            .map(|position| from + position);
-        let position = match found {
+    /// The RAM image of data page `page`, loaded on first use; BUFFER_FULL beyond `DIRTY` pages.
+    fn dirty_image(&mut self, page: usize) -> Result<&mut [u8; PAGE], StoreError> {
+        let position = match self.dirty.iter().position(|(p, _)| *p == page) {
             Some(position) => position,
             None => {
                 // Pushed first and filled in place: a page image never crosses the stack.
@@ -326,30 +304,88 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
             .ok_or(StoreError::BufferFull)
     }
 
-    /// Steps 1 and 2: the images from position `from` on into the journal, then the descriptor that makes them
-    /// count.
-    fn write_journal(&mut self, from: usize) -> Result<(), StoreError> {
-        let images = self.dirty.get(from..).unwrap_or_default();
-        if images.is_empty() {
+    /// Steps 1 and 2: the transaction's images into the journal, then the descriptor that makes them count.
+    fn write_journal(&mut self) -> Result<(), StoreError> {
+        if self.dirty.is_empty() {
             return Ok(());
         }
-        // Descriptor: magic, count, targets (unused target slots stay FF), then the CRC.
+        let mut descriptor = Self::descriptor(self.dirty.iter().map(|(page, _)| *page))?;
+        let mut digest = CRC32.digest();
+        digest.update(
+            descriptor
+                .get(..Self::DESCRIPTOR_LEN - 4)
+                .ok_or(StoreError::Geometry)?,
+        );
+        for (slot, (_, image)) in self.dirty.iter().enumerate() {
+            self.nvm.erase_page(1 + slot)?;
+            self.nvm.program((1 + slot) * PAGE, image)?;
+            digest.update(image);
+        }
+        self.program_descriptor(&mut descriptor, digest.finalize())
+    }
+
+    /// Steps 3 and 4: every journaled image to its data page, then the descriptor erased.
+    fn apply_journal(&mut self) -> Result<(), StoreError> {
+        for (page, image) in &self.dirty {
+            let physical = Self::JOURNAL_PAGES + page;
+            self.nvm.erase_page(physical)?;
+            self.nvm.program(physical * PAGE, image)?;
+        }
+        if !self.dirty.is_empty() {
+            self.nvm.erase_page(0)?;
+        }
+        Ok(())
+    }
+
+    /// Commits one write, all or nothing, while a transaction is open: its page images go from the data pages
+    /// straight to the journal through one page buffer (none of the transaction's images, no RAM of its own),
+    /// then the descriptor, then the journal is applied as recovery applies it.
+    fn commit_beside(&mut self, address: usize, data: &[u8]) -> Result<(), StoreError> {
+        let Some(last_byte) = data.len().checked_sub(1) else {
+            return Ok(());
+        };
+        let (first, _, _) = self.segment(address, data.len())?;
+        let pages = first..(address + last_byte) / PAGE + 1;
+        if pages.len() > DIRTY {
+            return Err(StoreError::BufferFull);
+        }
+        let mut descriptor = Self::descriptor(pages.clone())?;
+        let mut digest = CRC32.digest();
+        digest.update(
+            descriptor
+                .get(..Self::DESCRIPTOR_LEN - 4)
+                .ok_or(StoreError::Geometry)?,
+        );
+        let mut image = [0u8; PAGE];
+        for (slot, page) in pages.clone().enumerate() {
+            self.nvm.read(self.data_address(page), &mut image)?;
+            overlay(&mut image, page * PAGE, address, data);
+            self.nvm.erase_page(1 + slot)?;
+            self.nvm.program((1 + slot) * PAGE, &image)?;
+            digest.update(&image);
+        }
+        self.program_descriptor(&mut descriptor, digest.finalize())?;
+        self.replay_journal(pages)?;
+        self.nvm.erase_page(0)?;
+        Ok(())
+    }
+
+    /// A descriptor naming `targets` (magic, count, targets, unused target slots FF), its CRC still to come.
+    fn descriptor(targets: impl ExactSizeIterator<Item = usize>) -> Result<[u8; PAGE], StoreError> {
         let mut descriptor = [0xFFu8; PAGE];
         descriptor
             .get_mut(..4)
             .ok_or(StoreError::Geometry)?
             .copy_from_slice(&MAGIC);
-        let count = u16::try_from(images.len())
+        let count = u16::try_from(targets.len())
             .map_err(|_| StoreError::Geometry)?
             .to_be_bytes();
         descriptor
             .get_mut(4..6)
             .ok_or(StoreError::Geometry)?
             .copy_from_slice(&count);
-        for (slot, (page, image)) in images.iter().enumerate() {
-            self.nvm.erase_page(1 + slot)?;
-            self.nvm.program((1 + slot) * PAGE, image)?;
-            let target = u16::try_from(*page)
+        for (slot, page) in targets.enumerate() {
+            let target = u16::try_from(page)
                 .map_err(|_| StoreError::Geometry)?
                 .to_be_bytes();
             descriptor
@@ -357,20 +393,19 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
                 .ok_or(StoreError::Geometry)?
                 .copy_from_slice(&target);
         }
-        let mut digest = CRC32.digest();
-        digest.update(
-            descriptor
-                .get(..Self::DESCRIPTOR_LEN - 4)
-                .ok_or(StoreError::Geometry)?,
-        );
-        for (_, image) in images {
-            digest.update(image);
-        }
-        let crc = digest.finalize().to_be_bytes();
+        Ok(descriptor)
+    }
+
+    /// The end of step 2: the descriptor with its CRC (over its header and the journaled images) programmed.
+    fn program_descriptor(
+        &mut self,
+        descriptor: &mut [u8; PAGE],
+        crc: u32,
+    ) -> Result<(), StoreError> {
         descriptor
             .get_mut(Self::DESCRIPTOR_LEN - 4..Self::DESCRIPTOR_LEN)
             .ok_or(StoreError::Geometry)?
-            .copy_from_slice(&crc);
+            .copy_from_slice(&crc.to_be_bytes());
         self.nvm.program(
             0,
             descriptor
@@ -380,17 +415,14 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         Ok(())
     }
 
-    /// Steps 3 and 4: every journaled image (from position `from` on) to its data page, then the descriptor
-    /// erased.
-    fn apply_journal(&mut self, from: usize) -> Result<(), StoreError> {
-        let images = self.dirty.get(from..).unwrap_or_default();
-        for (page, image) in images {
+    /// Step 3 from the journal itself: the image in journal page 1, 2, … to data page `targets` in that order.
+    fn replay_journal(&mut self, targets: impl Iterator<Item = usize>) -> Result<(), StoreError> {
+        let mut image = [0u8; PAGE];
+        for (slot, page) in targets.enumerate() {
+            self.nvm.read((1 + slot) * PAGE, &mut image)?;
             let physical = Self::JOURNAL_PAGES + page;
             self.nvm.erase_page(physical)?;
-            self.nvm.program(physical * PAGE, image)?;
-        }
-        if !images.is_empty() {
-            self.nvm.erase_page(0)?;
+            self.nvm.program(physical * PAGE, &image)?;
         }
         Ok(())
     }
@@ -442,15 +474,25 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
             return Ok(());
         }
         if let Some(pages) = self.valid_journal()? {
-            let mut image = [0u8; PAGE];
-            for (slot, page) in pages.iter().enumerate() {
-                self.nvm.read((1 + slot) * PAGE, &mut image)?;
-                let physical = Self::JOURNAL_PAGES + page;
-                self.nvm.erase_page(physical)?;
-                self.nvm.program(physical * PAGE, &image)?;
-            }
+            self.replay_journal(pages.iter().copied())?;
         }
         self.nvm.erase_page(0)?;
         Ok(())
+    }
+}
+
+/// Copies into `image`, the page that starts at data address `page_start`, the bytes of `data` (written at
+/// `address`) that fall in it.
+fn overlay(image: &mut [u8], page_start: usize, address: usize, data: &[u8]) {
+    let start = address.max(page_start);
+    let end = (address + data.len()).min(page_start + image.len());
+    if start >= end {
+        return;
+    }
+    if let (Some(destination), Some(source)) = (
+        image.get_mut(start - page_start..end - page_start),
+        data.get(start - address..end - address),
+    ) {
+        destination.copy_from_slice(source);
     }
 }

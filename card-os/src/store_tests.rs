@@ -100,32 +100,35 @@ fn write_now_escapes_the_transaction() {
 }
 
 #[test]
-fn write_now_needs_room_beside_the_transaction() {
+fn write_now_goes_through_however_full_the_transaction_is() {
     let mut store = TestStore::open(Memory::default()).unwrap();
     store.begin().unwrap();
-    for page in 0..DIRTY - 1 {
+    for page in 0..DIRTY {
         store.write(page * PAGE, &[1]).unwrap();
     }
-    // One image left: a write_now on one page fits (even a page the transaction holds), one on two does not.
+    // The transaction holds every image it may: a write_now still commits, on one page or across two.
     store.write_now(PAGE + 1, &[9]).unwrap();
     let across = (DIRTY + 1) * PAGE - 1;
+    store.write_now(across, &[3, 3]).unwrap();
+    // More pages than the journal holds: refused, nothing written.
+    let wide = 2 * PAGE;
     assert_eq!(
-        store.write_now(across, &[3, 3]),
+        store.write_now(wide, &[6; (DIRTY + 1) * PAGE]),
         Err(StoreError::BufferFull)
     );
-    store.write(PAGE + 2, &[4]).unwrap();
     store.commit().unwrap();
     let data = data_of(&TestStore::open(store.into_nvm()).unwrap());
     assert_eq!(
-        (data[0], data[PAGE], data[PAGE + 1], data[PAGE + 2]),
-        (1, 1, 9, 4),
-        "the transaction and the write_now both landed"
+        (
+            data[0],
+            data[PAGE],
+            data[PAGE + 1],
+            &data[across..across + 2]
+        ),
+        (1, 1, 9, &[3, 3][..]),
+        "the transaction and the write_nows all landed"
     );
-    assert_eq!(
-        &data[across..across + 2],
-        &[0xFF, 0xFF],
-        "the refused write_now wrote nothing"
-    );
+    assert_eq!(data[wide + 1], 0xFF, "the refused write_now wrote nothing");
 }
 
 #[test]
@@ -242,5 +245,19 @@ fn full_journal_transaction_is_all_or_nothing() {
             s.write(page * PAGE + 7, &[page as u8; 40])?;
         }
         s.commit()
+    });
+}
+
+#[test]
+fn write_now_beside_a_full_transaction_is_all_or_nothing() {
+    tear_everywhere("write_now beside a transaction", &base_memory(), |s| {
+        s.begin()?;
+        for page in [0, 3, 5, 9] {
+            s.write(page * PAGE + 7, &[page as u8; 40])?;
+        }
+        // A try counter across two pages, committed at once; the transaction is then dropped.
+        s.write_now(9 * PAGE - 1, &[2, 2])?;
+        s.abort();
+        Ok(())
     });
 }

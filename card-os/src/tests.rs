@@ -292,6 +292,11 @@ fn answers_in_place_match_transmitted_ones() {
         [0x69, 0x85]
     );
     assert_eq!(respond_in_place(&mut card, &[0x00]), [0x67, 0x00]);
+    let too_long = card.respond_in_place(crate::COMMAND_APDU + 1);
+    assert_eq!(
+        (too_long.data, too_long.status),
+        (&[][..], StatusWord::WRONG_LENGTH)
+    );
     card.power_off();
     assert_eq!(respond_in_place(&mut card, &SELECT_INSTANCE), [0x6F, 0x00]);
 }

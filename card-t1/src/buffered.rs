@@ -56,8 +56,8 @@ impl<const N: usize> BufferedCardT1<N> {
     /// The command received whole.
     pub fn command(&self) -> &[u8] {
         match self.link.command() {
-            Command::Short(bytes) => bytes,
-            Command::Collected(len) => self.buffers.room.get(..len).unwrap_or_default(),
+            Command::OneBlock(bytes) => bytes,
+            Command::Collected(len) => self.buffers.room.get(..len.min(N)).unwrap_or_default(),
         }
     }
 

@@ -32,8 +32,8 @@ pub enum Event<'a> {
     Send(&'a [u8]),
     /// A whole command arrived ([`CardT1::command`]): run it, then send [`CardT1::answer`].
     Command,
-    /// A whole command arrived, longer than the command room: it is cut short where the room ended (an APDU's
-    /// own lengths then show it); run it as [`Event::Command`] (the card refuses it).
+    /// A whole command arrived, longer than the command room: run it as [`Event::Command`]; its length,
+    /// [`Command::Collected`] beyond the room, tells the card to refuse it.
     CommandTooLong,
     /// The reader granted the waiting time extension asked for: go on with the command.
     WtxGranted,
@@ -55,8 +55,9 @@ pub trait ApduMemory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command<'a> {
     /// It came in one block: these bytes.
-    Short(&'a [u8]),
-    /// It came in several blocks, collected in [`ApduMemory::command_room`]: its first this many bytes.
+    OneBlock(&'a [u8]),
+    /// It came in several blocks, collected in [`ApduMemory::command_room`]: this many bytes (more than the
+    /// room when it did not fit, and only the room's worth kept).
     Collected(usize),
 }
 
@@ -85,7 +86,7 @@ pub struct CardT1 {
     card_sequence: bool,
     phase: Phase,
     /// The command's first block: the whole command when it fits in one.
-    first: Vec<u8, MAX_INF>,
+    first_block: Vec<u8, MAX_INF>,
     /// Bytes collected in the command room, once a command spans blocks.
     collected: Option<usize>,
     command_too_long: bool,
@@ -111,7 +112,7 @@ impl CardT1 {
             reader_sequence: false,
             card_sequence: false,
             phase: Phase::Receiving,
-            first: Vec::new(),
+            first_block: Vec::new(),
             collected: None,
             command_too_long: false,
             status: [0; 2],
@@ -244,7 +245,7 @@ impl CardT1 {
         if self.collected.is_none() {
             self.forget_command();
             // A block carries at most IFSC (at most MAX_INF) bytes: `Block::parse` checked it.
-            let _ = self.first.extend_from_slice(data);
+            let _ = self.first_block.extend_from_slice(data);
             if more {
                 self.collected = Some(0);
             }
@@ -267,22 +268,22 @@ impl CardT1 {
         }
     }
 
-    /// Appends a block of a long command to the room, as much as fits.
+    /// Appends a block of a long command to the room, as much as fits; the length counts all of it.
     fn collect<M: ApduMemory + ?Sized>(&mut self, data: &[u8], memory: &mut M) {
         let room = memory.command_room();
-        let at = self.collected.unwrap_or(0).min(room.len());
-        let fits = data.len().min(room.len() - at);
-        if let (Some(destination), Some(source)) = (room.get_mut(at..at + fits), data.get(..fits)) {
+        let at = self.collected.unwrap_or(0);
+        let kept = room.len().saturating_sub(at).min(data.len());
+        if let (Some(destination), Some(source)) = (room.get_mut(at..at + kept), data.get(..kept)) {
             destination.copy_from_slice(source);
         }
-        self.command_too_long |= fits < data.len();
-        self.collected = Some(at + fits);
+        self.command_too_long |= kept < data.len();
+        self.collected = Some(at.saturating_add(data.len()));
     }
 
     /// Drops the command's first block (zeroized: it may have been a PIN) and what was collected.
     fn forget_command(&mut self) {
-        self.first.iter_mut().for_each(|byte| *byte = 0);
-        self.first.clear();
+        self.first_block.iter_mut().for_each(|byte| *byte = 0);
+        self.first_block.clear();
         self.collected = None;
         self.command_too_long = false;
     }
@@ -290,15 +291,15 @@ impl CardT1 {
     /// The command received whole, to run before [`Self::answer`].
     pub fn command(&self) -> Command<'_> {
         match self.collected {
-            None => Command::Short(&self.first),
+            None => Command::OneBlock(&self.first_block),
             Some(len) => Command::Collected(len),
         }
     }
 
-    /// The first block of the command received (all of it when it is [`Command::Short`]): its header, so that
+    /// The first block of the command received (all of it when it is [`Command::OneBlock`]): its header, so that
     /// the transport can tell a long-running command and ask for more time first.
     pub fn command_start(&self) -> &[u8] {
-        &self.first
+        &self.first_block
     }
 
     /// While a command runs: the S(WTX request) asking the reader for `multiplier` times the block waiting time.

@@ -412,9 +412,18 @@ fn the_link_collects_long_commands_in_the_cards_memory_and_leaves_it_alone_for_s
         link.on_frame(&i_block(false, false, &get_response), &mut memory),
         Event::Command
     );
-    assert_eq!(link.command(), Command::Short(&get_response));
+    assert_eq!(link.command(), Command::OneBlock(&get_response));
     assert_eq!(memory.room_taken, taken);
     assert_eq!(memory.answer_data(), &[7, 8, 9]);
+    let _ = link.answer([0x90, 0x00], &memory);
+    // A command longer than the room: the room's worth is kept, the length says all of it (the card refuses it).
+    let _ = link.on_frame(&i_block(true, true, &[1; 40]), &mut memory);
+    assert_eq!(
+        link.on_frame(&i_block(false, false, &[2; 40]), &mut memory),
+        Event::CommandTooLong
+    );
+    assert_eq!(link.command(), Command::Collected(80));
+    assert_eq!(&memory.buffer[38..42], &[1, 1, 2, 2]);
 }
 
 #[test]

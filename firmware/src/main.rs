@@ -156,7 +156,7 @@ fn serve(
         let mut header = [0u8; 2];
         header.copy_from_slice(link.command_start().get(..2).unwrap_or(&[0, 0]));
         let status = match link.command() {
-            Command::Short(command) => card.respond(command).status,
+            Command::OneBlock(command) => card.respond(command).status,
             Command::Collected(len) => card.respond_in_place(len).status,
         };
         let ticks = started.wrapping_sub(SYST::get_current()) & 0x00FF_FFFF;
