@@ -309,13 +309,8 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         if self.dirty.is_empty() {
             return Ok(());
         }
-        let mut descriptor = Self::descriptor(self.dirty.iter().map(|(page, _)| *page))?;
-        let mut digest = CRC32.digest();
-        digest.update(
-            descriptor
-                .get(..Self::DESCRIPTOR_LEN - 4)
-                .ok_or(StoreError::Geometry)?,
-        );
+        let (mut descriptor, mut digest) =
+            Self::descriptor(self.dirty.iter().map(|(page, _)| *page))?;
         for (slot, (_, image)) in self.dirty.iter().enumerate() {
             self.nvm.erase_page(1 + slot)?;
             self.nvm.program((1 + slot) * PAGE, image)?;
@@ -349,13 +344,7 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         if pages.len() > DIRTY {
             return Err(StoreError::BufferFull);
         }
-        let mut descriptor = Self::descriptor(pages.clone())?;
-        let mut digest = CRC32.digest();
-        digest.update(
-            descriptor
-                .get(..Self::DESCRIPTOR_LEN - 4)
-                .ok_or(StoreError::Geometry)?,
-        );
+        let (mut descriptor, mut digest) = Self::descriptor(pages.clone())?;
         let mut image = [0u8; PAGE];
         for (slot, page) in pages.clone().enumerate() {
             self.nvm.read(self.data_address(page), &mut image)?;
@@ -370,8 +359,11 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
         Ok(())
     }
 
-    /// A descriptor naming `targets` (magic, count, targets, unused target slots FF), its CRC still to come.
-    fn descriptor(targets: impl ExactSizeIterator<Item = usize>) -> Result<[u8; PAGE], StoreError> {
+    /// A descriptor naming `targets` (magic, count, targets, unused target slots FF), with the CRC digest of its
+    /// header begun: the journaled images go into the digest next, then [`Self::program_descriptor`] seals it.
+    fn descriptor(
+        targets: impl ExactSizeIterator<Item = usize>,
+    ) -> Result<([u8; PAGE], crc::Digest<'static, u32>), StoreError> {
         let mut descriptor = [0xFFu8; PAGE];
         descriptor
             .get_mut(..4)
@@ -393,7 +385,13 @@ impl<N: Nvm, const PAGE: usize, const DIRTY: usize> Store<N, PAGE, DIRTY> {
                 .ok_or(StoreError::Geometry)?
                 .copy_from_slice(&target);
         }
-        Ok(descriptor)
+        let mut digest = CRC32.digest();
+        digest.update(
+            descriptor
+                .get(..Self::DESCRIPTOR_LEN - 4)
+                .ok_or(StoreError::Geometry)?,
+        );
+        Ok((descriptor, digest))
     }
 
     /// The end of step 2: the descriptor with its CRC (over its header and the journaled images) programmed.

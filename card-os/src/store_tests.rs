@@ -237,13 +237,19 @@ fn try_counter_decrement_is_all_or_nothing() {
     tear_everywhere("try counter", &base_memory(), |s| s.write(9 * PAGE, &[2]));
 }
 
+/// Opens a transaction and changes as many pages as the journal holds (`DIRTY`, four).
+fn begin_a_full_transaction(s: &mut TestStore<TearingNvm<Memory>>) -> Result<(), StoreError> {
+    s.begin()?;
+    for page in [0, 3, 5, 9] {
+        s.write(page * PAGE + 7, &[page as u8; 40])?;
+    }
+    Ok(())
+}
+
 #[test]
 fn full_journal_transaction_is_all_or_nothing() {
     tear_everywhere("four pages", &base_memory(), |s| {
-        s.begin()?;
-        for page in [0, 3, 5, 9] {
-            s.write(page * PAGE + 7, &[page as u8; 40])?;
-        }
+        begin_a_full_transaction(s)?;
         s.commit()
     });
 }
@@ -251,10 +257,7 @@ fn full_journal_transaction_is_all_or_nothing() {
 #[test]
 fn write_now_beside_a_full_transaction_is_all_or_nothing() {
     tear_everywhere("write_now beside a transaction", &base_memory(), |s| {
-        s.begin()?;
-        for page in [0, 3, 5, 9] {
-            s.write(page * PAGE + 7, &[page as u8; 40])?;
-        }
+        begin_a_full_transaction(s)?;
         // A try counter across two pages, committed at once; the transaction is then dropped.
         s.write_now(9 * PAGE - 1, &[2, 2])?;
         s.abort();
