@@ -144,11 +144,12 @@ struct Response {
 }
 
 impl Response {
-    /// Drops what is held for GET RESPONSE (the part last sent stays readable until the next command).
+    /// Drops what is held for GET RESPONSE and the part last sent.
     fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
         self.pending = false;
+        self.sent = (0, 0);
     }
 }
 
@@ -277,7 +278,6 @@ impl<I: Image, N: Nvm> Card<I, N> {
     fn clear_session(&mut self) {
         self.chain.clear();
         self.response.clear();
-        self.response.sent = (0, 0);
         self.chain.buf.fill(0);
         self.response.buf.fill(0);
         self.runtime.reset();
@@ -316,7 +316,6 @@ impl<I: Image, N: Nvm> Card<I, N> {
     /// [`Self::respond`]).
     pub fn command_room(&mut self) -> &mut [u8] {
         self.response.clear();
-        self.response.sent = (0, 0);
         &mut self.response.buf
     }
 
@@ -366,7 +365,6 @@ impl<I: Image, N: Nvm> Card<I, N> {
     /// response is written where it lay). `Err` is a status word to answer without data.
     fn run_collected(&mut self, len: usize) -> Result<(Option<usize>, StatusWord), StatusWord> {
         self.response.clear();
-        self.response.sent = (0, 0);
         if !self.powered {
             return Err(StatusWord::UNKNOWN);
         }
@@ -542,7 +540,10 @@ impl<I: Image, N: Nvm> Card<I, N> {
             self.response.status = status;
             StatusWord::bytes_remaining(left)
         } else {
+            // Nothing is held any more; the part just sent stays readable until the next command.
+            let sent = self.response.sent;
             self.response.clear();
+            self.response.sent = sent;
             status
         }
     }
